@@ -1,0 +1,1 @@
+"""chiso: dossier timeliness and service-index monitoring for Vietnamese public administrations."""

@@ -1,0 +1,285 @@
+"""The ``chiso`` command: run the service, migrate, load reference data, manage keys."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.database import create_engine, create_sessionmaker
+from app.core.embedded import service_urls, stop_all
+from app.core.errors import Problem
+from app.core.migrations import upgrade
+from app.core.settings import Settings, get_settings
+
+T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def _services(settings: Settings) -> Iterator[tuple[str, str]]:
+    database_url, redis_url, embedded = service_urls(
+        settings.database_url, settings.redis_url, settings.data_dir
+    )
+    try:
+        yield database_url, redis_url
+    finally:
+        stop_all(embedded)
+
+
+def _in_session(
+    settings: Settings, database_url: str, work: Callable[[AsyncSession], Awaitable[T]]
+) -> T:
+    async def main() -> T:
+        engine = create_engine(settings, database_url)
+        try:
+            async with create_sessionmaker(engine)() as session:
+                result = await work(session)
+                await session.commit()
+                return result
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+async def load_reference_data(session: AsyncSession) -> str:
+    from app.procedures.service import SAMPLE_CSV, load_procedures_csv
+    from app.units.service import PROVINCES_CSV, load_units_csv
+
+    units = await load_units_csv(session, read_csv(PROVINCES_CSV))
+    procedures = await load_procedures_csv(session, read_csv(SAMPLE_CSV))
+    return f"reference data: {len(units)} units and {len(procedures)} procedures changed"
+
+
+def read_csv(path: Path) -> str:
+    return path.read_text(encoding="utf-8-sig")
+
+
+def _print_problem(problem: Problem) -> int:
+    print(f"error: {problem.detail or problem.title}", file=sys.stderr)
+    for err in problem.errors or []:
+        print(f"  {err.get('pointer', '')} {err['detail']}", file=sys.stderr)
+    return 2
+
+
+# --- commands ---------------------------------------------------------------------------
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    with _services(settings) as (database_url, _):
+        upgrade(database_url, args.revision)
+    print(f"migrated to {args.revision}")
+    return 0
+
+
+def cmd_reference(args: argparse.Namespace, settings: Settings) -> int:
+    with _services(settings) as (database_url, _):
+        print(_in_session(settings, database_url, load_reference_data))
+    return 0
+
+
+def cmd_units_load(args: argparse.Namespace, settings: Settings) -> int:
+    from app.units.service import load_units_csv
+
+    with _services(settings) as (database_url, _):
+        changed = _in_session(
+            settings, database_url, lambda s: load_units_csv(s, read_csv(Path(args.file)))
+        )
+    print(f"{len(changed)} units created or changed ({sum(changed.values())} new)")
+    return 0
+
+
+def cmd_procedures_load(args: argparse.Namespace, settings: Settings) -> int:
+    from app.procedures.service import load_procedures_csv
+
+    with _services(settings) as (database_url, _):
+        changed = _in_session(
+            settings, database_url, lambda s: load_procedures_csv(s, read_csv(Path(args.file)))
+        )
+    print(f"{len(changed)} procedures created or changed ({sum(changed.values())} new)")
+    return 0
+
+
+def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:
+    from app.core.auth import Scope
+    from app.keys.schemas import ApiKeyIn
+    from app.keys.service import create_key
+
+    data = ApiKeyIn(name=args.name, scopes=[Scope(s) for s in args.scope], unit_code=args.unit)
+    with _services(settings) as (database_url, _):
+        created = _in_session(settings, database_url, lambda s: create_key(s, data, "cli"))
+    print(f"id:     {created.id}\nscopes: {', '.join(created.scopes)}")
+    print(f"unit:   {created.unit_code or '(all units)'}")
+    print(f"key:    {created.key}\n(shown once: store it now)")
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from app.keys.service import revoke_key
+
+    with _services(settings) as (database_url, _):
+        revoked = _in_session(settings, database_url, lambda s: revoke_key(s, uuid.UUID(args.id)))
+    print(f"revoked {revoked.id} at {revoked.revoked_at}")
+    return 0
+
+
+def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
+    """Production entry point: uvicorn with the app factory."""
+    command = [
+        sys.executable, "-m", "uvicorn", "--factory", "app.main:app_from_env",
+        "--host", args.host, "--port", str(args.port), "--workers", str(args.workers),
+        "--proxy-headers", "--no-server-header", "--timeout-graceful-shutdown", "20",
+    ]  # fmt: skip
+    os.execv(sys.executable, command)  # noqa: S606 - replaces this process on purpose
+
+
+def _dev_admin_token(settings: Settings) -> str:
+    if settings.admin_token is not None:
+        return settings.admin_token.get_secret_value()
+    path = settings.data_dir / "dev-admin-token"
+    if path.exists():
+        return path.read_text().strip()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    token = "dev-" + secrets.token_urlsafe(24)
+    path.write_text(token + "\n")
+    path.chmod(0o600)
+    return token
+
+
+def dev_processes(port: int) -> dict[str, list[str]]:
+    """What ``chiso run`` starts beside the embedded servers."""
+    return {
+        "api": [
+            sys.executable, "-m", "uvicorn", "--factory", "app.main:app_from_env",
+            "--host", "127.0.0.1", "--port", str(port),
+        ],
+    }  # fmt: skip
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    """Development: embedded servers, migrations, reference data, then API (and friends)."""
+    port = int(os.environ.get("PORT", args.port))
+    token = _dev_admin_token(settings)
+    with _services(settings) as (database_url, redis_url):
+        upgrade(database_url)
+        print(_in_session(settings, database_url, load_reference_data))
+        env = {
+            **os.environ,
+            "CHISO_DATABASE_URL": database_url,
+            "CHISO_REDIS_URL": redis_url,
+            "CHISO_ADMIN_TOKEN": token,
+        }
+        children: dict[str, subprocess.Popen[bytes]] = {}
+        for name, command in dev_processes(port).items():
+            children[name] = subprocess.Popen(command, env=env)  # noqa: S603
+        print(
+            f"\n  API       http://127.0.0.1:{port}\n"
+            f"  Docs      http://127.0.0.1:{port}/docs\n"
+            f"  Ready     http://127.0.0.1:{port}/readyz\n"
+            f"  Admin     Authorization: Bearer {token}\n"
+            f"  Data      {settings.data_dir}\n\n  Ctrl-C stops everything.\n",
+            flush=True,
+        )
+        stopping = False
+
+        def stop(*_: Any) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        exit_code = 0
+        while not stopping:
+            for name, child in children.items():
+                if child.poll() is not None:
+                    print(f"{name} exited with {child.returncode}; stopping", file=sys.stderr)
+                    stopping, exit_code = True, 1
+            time.sleep(0.2)
+        for child in children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children.values():
+            try:
+                child.wait(20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        print("stopped.")
+    return exit_code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chiso", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="development: embedded servers + API, Ctrl-C stops all")
+    run.add_argument("--port", type=int, default=8000)
+    run.set_defaults(func=cmd_run)
+
+    api = sub.add_parser("api", help="run the API with uvicorn (production)")
+    api.add_argument("--host", default="0.0.0.0")  # noqa: S104 - containers listen on all
+    api.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    api.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "1")))
+    api.set_defaults(func=cmd_api)
+
+    migrate = sub.add_parser("migrate", help="apply database migrations")
+    migrate.add_argument("--revision", default="head")
+    migrate.set_defaults(func=cmd_migrate)
+
+    reference = sub.add_parser("reference", help="load the shipped reference data")
+    reference.set_defaults(func=cmd_reference)
+
+    units = sub.add_parser("units", help="administrative units").add_subparsers(
+        dest="units_command", required=True
+    )
+    units_load = units.add_parser("load", help="upsert units from a CSV file")
+    units_load.add_argument("file")
+    units_load.set_defaults(func=cmd_units_load)
+
+    procedures = sub.add_parser("procedures", help="procedures").add_subparsers(
+        dest="procedures_command", required=True
+    )
+    procedures_load = procedures.add_parser("load", help="upsert procedures from a CSV file")
+    procedures_load.add_argument("file")
+    procedures_load.set_defaults(func=cmd_procedures_load)
+
+    keys = sub.add_parser("keys", help="API keys").add_subparsers(
+        dest="keys_command", required=True
+    )
+    create = keys.add_parser("create", help="create a key and print its secret once")
+    create.add_argument("--name", required=True)
+    create.add_argument(
+        "--scope", action="append", required=True,
+        choices=["dossiers:write", "dossiers:read", "indicators:write", "admin"],
+    )  # fmt: skip
+    create.add_argument("--unit", default=None, help="limit the key to this unit's subtree")
+    create.set_defaults(func=cmd_keys_create)
+    revoke = keys.add_parser("revoke", help="revoke a key by id")
+    revoke.add_argument("id")
+    revoke.set_defaults(func=cmd_keys_revoke)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = get_settings()
+    try:
+        result: int = args.func(args, settings)
+        return result
+    except Problem as problem:
+        return _print_problem(problem)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

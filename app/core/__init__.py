@@ -1,0 +1,1 @@
+"""Shared plumbing: settings, database, errors, auth, pagination, observability."""

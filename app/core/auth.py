@@ -1,0 +1,85 @@
+"""Bearer authentication: the admin token or an API key, resolved to a :class:`Principal`."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.database import get_session
+from app.core.errors import Forbidden, Unauthenticated
+
+
+class Scope(StrEnum):
+    dossiers_write = "dossiers:write"
+    dossiers_read = "dossiers:read"
+    indicators_write = "indicators:write"
+    admin = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: ``admin`` (the admin token) or an API key with scopes and maybe a unit."""
+
+    name: str
+    scopes: frozenset[str]
+    unit_code: str | None = None
+    key_id: str | None = None
+    is_admin: bool = field(default=False)
+
+    def has(self, scope: Scope) -> bool:
+        return self.is_admin or Scope.admin in self.scopes or scope in self.scopes
+
+
+ADMIN = Principal(name="admin", scopes=frozenset({Scope.admin}), is_admin=True)
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("Send the key as `Authorization: Bearer <key>`.")
+    return token.strip()
+
+
+async def authenticate(request: Request, session: AsyncSession) -> Principal | None:
+    from app.keys.service import principal_for_key
+
+    token = bearer_token(request)
+    if token is None:
+        return None
+    admin_token = request.app.state.settings.admin_token
+    if admin_token is not None and hmac.compare_digest(
+        token.encode(), admin_token.get_secret_value().encode()
+    ):
+        return ADMIN
+    principal = await principal_for_key(session, token)
+    if principal is None:
+        raise Unauthenticated("The key is unknown or revoked.")
+    return principal
+
+
+def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
+    """Dependency: 401 without a valid key, 403 when the key lacks ``scope``."""
+
+    async def dependency(
+        request: Request, session: Annotated[AsyncSession, Depends(get_session)]
+    ) -> Principal:
+        principal = await authenticate(request, session)
+        if principal is None:
+            raise Unauthenticated()
+        if not principal.has(scope):
+            raise Forbidden(f"This key lacks the {scope.value!r} scope.")
+        return principal
+
+    return dependency
+
+
+AdminPrincipal = Annotated[Principal, Depends(require(Scope.admin))]

@@ -1,0 +1,247 @@
+"""One error hierarchy, rendered as RFC 9457 ``application/problem+json`` for every failure.
+
+Domain code raises a :class:`Problem` subclass; framework errors (404/405/422 from routing and
+validation) and infrastructure outages (database unreachable → 503) are translated here, so a
+client never sees an HTML page or a bare 500 for something it can act on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import asyncpg
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from sqlalchemy import exc as sa_exc
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger("chiso.errors")
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class Problem(Exception):
+    """Base of every error a client can see. Subclasses set status, a type slug and a title."""
+
+    status: int = 500
+    slug: str = "internal"
+    title: str = "Internal server error"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        errors: Sequence[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail
+        self.errors = list(errors) if errors else None
+        self.headers = headers or {}
+        self.extensions = extensions
+
+    @property
+    def type(self) -> str:
+        return f"/problems/{self.slug}"
+
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": self.type, "title": self.title, "status": self.status}
+        if self.detail:
+            body["detail"] = self.detail
+        if instance:
+            body["instance"] = instance
+        if self.errors:
+            body["errors"] = self.errors
+        body.update(self.extensions)
+        return body
+
+
+class BadRequest(Problem):
+    status, slug, title = 400, "bad-request", "Bad request"
+
+
+class InvalidCursor(BadRequest):
+    slug, title = "invalid-cursor", "The pagination cursor is not valid"
+
+
+class Unauthenticated(Problem):
+    status, slug, title = 401, "unauthenticated", "Authentication required"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="chiso"'})
+
+
+class Forbidden(Problem):
+    status, slug, title = 403, "forbidden", "Not allowed"
+
+
+class NotFound(Problem):
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class Conflict(Problem):
+    status, slug, title = 409, "conflict", "Conflict"
+
+
+class PayloadTooLarge(Problem):
+    status, slug, title = 413, "payload-too-large", "Request body too large"
+
+
+class Unprocessable(Problem):
+    status, slug, title = 422, "validation", "The request is not valid"
+
+
+class ServiceUnavailable(Problem):
+    status, slug, title = 503, "unavailable", "Service temporarily unavailable"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 1) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
+def json_pointer(loc: Iterable[str | int]) -> str:
+    """``("body", "items", 3, "status")`` → ``"#/items/3/status"`` (RFC 6901 escaping)."""
+    parts = list(loc)
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+    escaped = [str(p).replace("~", "~0").replace("/", "~1") for p in parts]
+    return "#/" + "/".join(escaped) if escaped else "#"
+
+
+def validation_errors(raw: Sequence[Any]) -> list[dict[str, Any]]:
+    """Translate pydantic/FastAPI error dicts into RFC 9457 ``errors`` members."""
+    out: list[dict[str, Any]] = []
+    for err in raw:
+        loc = tuple(err.get("loc", ()))
+        item: dict[str, Any] = {"detail": str(err.get("msg", "invalid"))}
+        where = loc[0] if loc else "body"
+        if where in ("query", "path", "header", "cookie"):
+            item[{"query": "parameter", "path": "parameter"}.get(str(where), str(where))] = (
+                str(loc[-1]) if len(loc) > 1 else ""
+            )
+        else:
+            item["pointer"] = json_pointer(loc)
+        out.append(item)
+    return out
+
+
+def problem_response(problem: Problem, request: Request | None = None) -> Response:
+    instance = request.url.path if request is not None else None
+    return Response(
+        orjson.dumps(problem.body(instance)),
+        status_code=problem.status,
+        media_type=PROBLEM_JSON,
+        headers=problem.headers,
+    )
+
+
+_HTTP_PROBLEMS: dict[int, type[Problem]] = {
+    400: BadRequest,
+    401: Unauthenticated,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    413: PayloadTooLarge,
+    422: Unprocessable,
+}
+
+
+class _HttpStatus(Problem):
+    """A plain HTTP status raised by the framework (405, 406, ...)."""
+
+    slug = "http"
+
+    def __init__(self, status: int, title: str, detail: str | None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+
+    @property
+    def type(self) -> str:
+        return "about:blank"
+
+
+_OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    ConnectionError,
+    TimeoutError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.QueryCanceledError,
+)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True when the error means "the database is unreachable or overloaded right now"."""
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        return is_outage(exc.orig) if exc.orig is not None else False
+    if isinstance(exc, sa_exc.TimeoutError | sa_exc.InterfaceError):
+        return True
+    if isinstance(exc, _OUTAGE_ERRORS):
+        return True
+    cause = exc.__cause__
+    return cause is not None and cause is not exc and is_outage(cause)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_problem(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Problem)
+        if exc.status >= 500:
+            logger.error("problem", extra={"problem": exc.slug, "detail": exc.detail})
+        return problem_response(exc, request)
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        detail = exc.detail if isinstance(exc.detail, str) else None
+        cls = _HTTP_PROBLEMS.get(exc.status_code)
+        problem: Problem
+        if cls is not None and cls is not Unauthenticated:
+            problem = cls(detail)
+        elif cls is Unauthenticated:
+            problem = Unauthenticated(detail)
+        else:
+            from http import HTTPStatus
+
+            try:
+                title = HTTPStatus(exc.status_code).phrase
+            except ValueError:
+                title = "Error"
+            problem = _HttpStatus(exc.status_code, title, detail)
+        if exc.headers:
+            problem.headers.update(exc.headers)
+        return problem_response(problem, request)
+
+    async def on_validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = validation_errors(exc.errors())
+        first = errors[0] if errors else {}
+        where = first.get("pointer") or first.get("parameter") or first.get("header") or ""
+        detail = f"{where}: {first.get('detail')}" if errors else "invalid request"
+        return problem_response(Unprocessable(detail, errors=errors), request)
+
+    async def on_infrastructure(request: Request, exc: Exception) -> Response:
+        if not is_outage(exc):
+            raise exc  # a genuine bug: let the server-error layer log it and answer 500
+        logger.warning("database unavailable", extra={"error": repr(exc)})
+        return problem_response(
+            ServiceUnavailable("The database is unreachable; retry shortly."), request
+        )
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        logger.exception("unhandled error", exc_info=exc)
+        return problem_response(Problem(), request)
+
+    app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    # Outages are handled inside the app (a 503 the client retries), not as server errors.
+    for exc_type in (sa_exc.DBAPIError, sa_exc.TimeoutError, *_OUTAGE_ERRORS):
+        app.add_exception_handler(exc_type, on_infrastructure)
+    app.add_exception_handler(Exception, on_unexpected)

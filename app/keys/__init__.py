@@ -1,0 +1,1 @@
+"""API keys: hashed secrets with scopes, optionally bound to a unit subtree."""

@@ -1,0 +1,59 @@
+"""All SQL about API keys."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.keys.models import ApiKey
+
+
+async def insert(
+    session: AsyncSession,
+    *,
+    name: str,
+    prefix: str,
+    secret_hash: bytes,
+    scopes: Sequence[str],
+    unit_code: str | None,
+    created_by: str | None,
+) -> ApiKey:
+    key = ApiKey(
+        id=uuid.uuid4(),
+        name=name,
+        prefix=prefix,
+        secret_hash=secret_hash,
+        scopes=list(scopes),
+        unit_code=unit_code,
+        created_by=created_by,
+    )
+    session.add(key)
+    await session.flush()
+    await session.refresh(key)
+    return key
+
+
+async def active_by_prefix(session: AsyncSession, prefix: str) -> ApiKey | None:
+    return await session.scalar(
+        select(ApiKey).where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))
+    )
+
+
+async def revoke(session: AsyncSession, key_id: uuid.UUID) -> ApiKey | None:
+    """Mark revoked (idempotent: an already revoked key keeps its first revocation time)."""
+    await session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=func.now())
+    )
+    return await session.get(ApiKey, key_id, populate_existing=True)
+
+
+async def list_keys(session: AsyncSession, *, after: str | None, limit: int) -> list[ApiKey]:
+    query = select(ApiKey).order_by(ApiKey.prefix).limit(limit + 1)
+    if after is not None:
+        query = query.where(ApiKey.prefix > after)
+    return list((await session.scalars(query)).all())

@@ -1,0 +1,85 @@
+"""Creating, checking and revoking API keys.
+
+A key reads ``chiso_<prefix>_<secret>``. The prefix finds the row; the secret is compared by
+SHA-256 digest in constant time. Keys are 192-bit random, so a fast digest is safe here (unlike
+passwords) and keeps authentication cheap on hot polling paths.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.auth import Principal
+from app.core.errors import NotFound, Unprocessable
+from app.keys import repository
+from app.keys.models import ApiKey
+from app.keys.schemas import ApiKeyCreated, ApiKeyIn, ApiKeyOut
+from app.units import repository as units
+
+KEY_PREFIX = "chiso"
+_DUMMY_HASH = hashlib.sha256(b"no such key").digest()
+
+
+def _digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+def _split(token: str) -> tuple[str, str] | None:
+    parts = token.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1] or not parts[2]:
+        return None
+    return parts[1], parts[2]
+
+
+async def create_key(session: AsyncSession, data: ApiKeyIn, created_by: str) -> ApiKeyCreated:
+    if data.unit_code is not None and await units.get(session, data.unit_code) is None:
+        raise Unprocessable(
+            f"unknown unit {data.unit_code!r}",
+            errors=[{"pointer": "#/unit_code", "detail": f"unknown unit {data.unit_code!r}"}],
+        )
+    prefix = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(24)
+    key = await repository.insert(
+        session,
+        name=data.name,
+        prefix=prefix,
+        secret_hash=_digest(secret),
+        scopes=sorted({s.value for s in data.scopes}),
+        unit_code=data.unit_code,
+        created_by=created_by,
+    )
+    return ApiKeyCreated(
+        **ApiKeyOut.model_validate(key).model_dump(), key=f"{KEY_PREFIX}_{prefix}_{secret}"
+    )
+
+
+async def revoke_key(session: AsyncSession, key_id: uuid.UUID) -> ApiKeyOut:
+    key = await repository.revoke(session, key_id)
+    if key is None:
+        raise NotFound(f"No API key with id {key_id}.")
+    return ApiKeyOut.model_validate(key)
+
+
+async def list_keys(session: AsyncSession, *, after: str | None, limit: int) -> list[ApiKey]:
+    return await repository.list_keys(session, after=after, limit=limit)
+
+
+async def principal_for_key(session: AsyncSession, token: str) -> Principal | None:
+    parts = _split(token)
+    key = await repository.active_by_prefix(session, parts[0]) if parts else None
+    # Compare even when no row matched, so timing does not reveal which prefixes exist.
+    expected = key.secret_hash if key is not None else _DUMMY_HASH
+    ok = hmac.compare_digest(_digest(parts[1] if parts else token), expected)
+    if key is None or not ok:
+        return None
+    return Principal(
+        name=key.name,
+        scopes=frozenset(key.scopes),
+        unit_code=key.unit_code,
+        key_id=str(key.id),
+    )

@@ -1,0 +1,69 @@
+"""The application factory: one FastAPI app whose lifespan owns the engine and the queue client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.core.database import create_engine, create_sessionmaker
+from app.core.embedded import service_urls, stop_all
+from app.core.errors import install_error_handlers
+from app.core.health import router as health_router
+from app.core.migrations import head_revisions
+from app.core.observability import ObservabilityMiddleware, configure_logging
+from app.core.queue import create_queue
+from app.core.settings import Settings, get_settings
+from app.keys.router import router as keys_router
+from app.procedures.router import router as procedures_router
+from app.units.router import router as units_router
+
+API_DESCRIPTION = """
+chiso follows how public administrations handle citizens' dossiers (hồ sơ) and how they
+score on the national service index (Decision 766/QĐ-TTg).
+
+Errors are RFC 9457 `application/problem+json`. Lists share one envelope,
+`{"items": [...], "next": cursor-or-null}`. Send keys as `Authorization: Bearer <key>`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database_url, redis_url, embedded = service_urls(
+            settings.database_url, settings.redis_url, settings.data_dir
+        )
+        engine = create_engine(settings, database_url)
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.queue = create_queue(redis_url)
+        app.state.migration_heads = head_revisions()
+        try:
+            yield
+        finally:
+            await app.state.queue.aclose()
+            await engine.dispose()
+            stop_all(embedded)
+
+    app = FastAPI(
+        title="chiso",
+        version="0.1.0",
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(ObservabilityMiddleware, max_body_bytes=settings.max_body_bytes)
+    for router in (health_router, units_router, procedures_router, keys_router):
+        app.include_router(router)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Entry point for ``uvicorn --factory app.main:app_from_env``."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    return create_app(settings)

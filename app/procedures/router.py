@@ -1,0 +1,58 @@
+"""HTTP endpoints for procedures."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.auth import AdminPrincipal
+from app.core.database import get_session
+from app.core.pagination import Page, PageParams, decode_cursor, page_params, paginate
+from app.procedures import repository, service
+from app.procedures.schemas import PROCEDURE_CODE_PATTERN, ProcedureIn, ProcedureOut
+
+router = APIRouter(prefix="/v1/procedures", tags=["procedures"])
+
+Session = Annotated[AsyncSession, Depends(get_session)]
+CodePath = Annotated[str, Path(pattern=PROCEDURE_CODE_PATTERN)]
+
+
+@router.get("", response_model=Page[ProcedureOut], summary="List procedures (public)")
+async def list_procedures(
+    session: Session,
+    page: Annotated[PageParams, Depends(page_params)],
+    field_code: Annotated[str | None, Query(max_length=64)] = None,
+    full_online: bool | None = None,
+) -> Page[ProcedureOut]:
+    after = decode_cursor(page.cursor, 1)[0] if page.cursor else None
+    rows = await repository.list_procedures(
+        session,
+        field_code=field_code,
+        full_online=full_online,
+        after=str(after) if after is not None else None,
+        limit=page.limit,
+    )
+    items, next_cursor = paginate(rows, page.limit, lambda p: (p.code,))
+    return Page(items=[ProcedureOut.model_validate(p) for p in items], next=next_cursor)
+
+
+@router.get("/{code}", response_model=ProcedureOut, summary="One procedure")
+async def get_procedure(session: Session, code: CodePath) -> ProcedureOut:
+    return ProcedureOut.model_validate(await service.get(session, code))
+
+
+@router.put(
+    "/{code}",
+    response_model=ProcedureOut,
+    summary="Create or update a procedure (admin, idempotent)",
+    responses={201: {"model": ProcedureOut, "description": "Created"}},
+)
+async def put_procedure(
+    session: Session, _: AdminPrincipal, code: CodePath, body: ProcedureIn, response: Response
+) -> ProcedureOut:
+    procedure, created = await service.upsert_procedure(session, code, body)
+    await session.commit()
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return procedure

@@ -1,0 +1,1 @@
+"""Administrative units (ministries, provinces, departments, communes, desks) and their tree."""

@@ -1,0 +1,62 @@
+"""HTTP endpoints for units."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.auth import AdminPrincipal
+from app.core.database import get_session
+from app.core.pagination import Page, PageParams, decode_cursor, page_params, paginate
+from app.units import service
+from app.units.models import UnitLevel
+from app.units.schemas import UNIT_CODE_PATTERN, UnitDetail, UnitIn, UnitOut
+
+router = APIRouter(prefix="/v1/units", tags=["units"])
+
+Session = Annotated[AsyncSession, Depends(get_session)]
+CodePath = Annotated[str, Path(pattern=UNIT_CODE_PATTERN)]
+
+
+@router.get("", response_model=Page[UnitOut], summary="List units (public)")
+async def list_units(
+    session: Session,
+    page: Annotated[PageParams, Depends(page_params)],
+    level: UnitLevel | None = None,
+    parent: Annotated[str | None, Query(pattern=UNIT_CODE_PATTERN)] = None,
+    valid_at: Annotated[date | None, Query(description="Only units valid on this date")] = None,
+) -> Page[UnitOut]:
+    after = decode_cursor(page.cursor, 1)[0] if page.cursor else None
+    rows = await service.list_units(
+        session,
+        level=level.value if level else None,
+        parent_code=parent,
+        valid_at=valid_at,
+        after=str(after) if after is not None else None,
+        limit=page.limit,
+    )
+    items, next_cursor = paginate(rows, page.limit, lambda u: (u.code,))
+    return Page(items=[UnitOut.model_validate(u) for u in items], next=next_cursor)
+
+
+@router.get("/{code}", response_model=UnitDetail, summary="One unit with its parent chain")
+async def get_unit(session: Session, code: CodePath) -> UnitDetail:
+    return await service.get_detail(session, code)
+
+
+@router.put(
+    "/{code}",
+    response_model=UnitDetail,
+    summary="Create or update a unit (admin, idempotent)",
+    responses={201: {"model": UnitDetail, "description": "Created"}},
+)
+async def put_unit(
+    session: Session, _: AdminPrincipal, code: CodePath, body: UnitIn, response: Response
+) -> UnitDetail:
+    detail, created = await service.upsert_unit(session, code, body)
+    await session.commit()
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return detail

@@ -1,0 +1,121 @@
+"""Rules about units: reference checks, no cycles, CSV loading, and unit-scoped access."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.auth import Principal
+from app.core.errors import Forbidden, NotFound, Unprocessable, validation_errors
+from app.units import repository
+from app.units.models import Unit
+from app.units.schemas import UnitDetail, UnitIn, UnitOut, UnitRecord, UnitRef
+
+REFERENCE_DIR = Path(__file__).parent / "reference"
+PROVINCES_CSV = REFERENCE_DIR / "provinces-2026.csv"
+
+
+async def get_detail(session: AsyncSession, code: str) -> UnitDetail:
+    unit = await repository.get(session, code)
+    if unit is None:
+        raise NotFound(f"No unit with code {code!r}.")
+    parents = await repository.ancestors(session, code)
+    return UnitDetail(
+        **UnitOut.model_validate(unit).model_dump(),
+        parents=[UnitRef(code=p.code, name=p.name, level=p.level) for p in parents],
+        children_count=await repository.children_count(session, code),
+    )
+
+
+async def list_units(
+    session: AsyncSession,
+    *,
+    level: str | None,
+    parent_code: str | None,
+    valid_at: date | None,
+    after: str | None,
+    limit: int,
+) -> list[Unit]:
+    return await repository.list_units(
+        session, level=level, parent_code=parent_code, valid_at=valid_at, after=after, limit=limit
+    )
+
+
+async def _check_references(session: AsyncSession, records: Sequence[UnitRecord]) -> None:
+    incoming = {r.code for r in records}
+    referenced: dict[str, list[tuple[int, str]]] = {}
+    for index, record in enumerate(records):
+        for field in ("parent_code", "successor_code"):
+            target = getattr(record, field)
+            if target is not None and target not in incoming:
+                referenced.setdefault(target, []).append((index, field))
+    known = await repository.existing_codes(session, list(referenced))
+    errors = [
+        {"pointer": f"#/{index}/{field}" if len(records) > 1 else f"#/{field}",
+         "detail": f"unknown unit {code!r}"}
+        for code, places in referenced.items() if code not in known
+        for index, field in places
+    ]  # fmt: skip
+    if errors:
+        raise Unprocessable(errors[0]["detail"], errors=errors)
+
+
+async def upsert_units(session: AsyncSession, records: Sequence[UnitRecord]) -> dict[str, bool]:
+    """Validate and upsert; raises 422 on unknown references or a parent cycle (nothing stored)."""
+    await _check_references(session, records)
+    changed = await repository.upsert(session, records)
+    cyclic = await repository.codes_in_cycles(session, [r.code for r in records])
+    if cyclic:
+        await session.rollback()
+        raise Unprocessable(
+            f"parent_code would make a cycle through {', '.join(cyclic)}",
+            errors=[{"pointer": "#/parent_code", "detail": "unit would be its own ancestor"}],
+        )
+    return changed
+
+
+async def upsert_unit(session: AsyncSession, code: str, unit: UnitIn) -> tuple[UnitDetail, bool]:
+    changed = await upsert_units(session, [UnitRecord(code=code, **unit.model_dump())])
+    return await get_detail(session, code), changed.get(code, False)
+
+
+def parse_units_csv(text: str) -> list[UnitRecord]:
+    """Columns: ``code,name,level,parent_code,valid_from,valid_to,successor_code`` (blank = none).
+
+    A file with only ``code,name`` (like the provinces list) defaults ``level`` to province.
+    """
+    reader = csv.DictReader(io.StringIO(text))
+    records: list[UnitRecord] = []
+    errors: list[dict[str, Any]] = []
+    for line, row in enumerate(reader, start=2):
+        cleaned = {k.strip(): (v.strip() or None) for k, v in row.items() if k}
+        cleaned.setdefault("level", "province")
+        try:
+            records.append(UnitRecord.model_validate(cleaned))
+        except ValidationError as exc:
+            errors.extend(
+                {**e, "detail": f"line {line}: {e['detail']}"}
+                for e in validation_errors(exc.errors())
+            )
+    if errors:
+        raise Unprocessable(errors[0]["detail"], errors=errors)
+    return records
+
+
+async def load_units_csv(session: AsyncSession, text: str) -> dict[str, bool]:
+    return await upsert_units(session, parse_units_csv(text))
+
+
+async def ensure_in_scope(session: AsyncSession, principal: Principal, unit_code: str) -> None:
+    """403 unless the principal is unrestricted or ``unit_code`` lies in its unit's subtree."""
+    if principal.unit_code is None:
+        return
+    if not await repository.is_within(session, unit_code, principal.unit_code):
+        raise Forbidden(f"This key is limited to unit {principal.unit_code} and its subunits.")

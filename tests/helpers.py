@@ -1,0 +1,65 @@
+"""Small builders shared by tests: units, procedures and keys created through the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.conftest import ADMIN_TOKEN
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+async def put_unit(
+    client: httpx.AsyncClient, code: str, level: str, parent: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    body = {"name": extra.pop("name", f"Đơn vị {code}"), "level": level, "parent_code": parent}
+    body.update(extra)
+    response = await client.put(f"/v1/units/{code}", json=body, headers=ADMIN)
+    assert response.status_code in (200, 201), response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def put_procedure(
+    client: httpx.AsyncClient,
+    code: str,
+    limit_value: float | str = 3,
+    limit_unit: str = "working_days",
+    **extra: Any,
+) -> dict[str, Any]:
+    body = {
+        "name": extra.pop("name", f"Thủ tục {code}"),
+        "limit_value": limit_value,
+        "limit_unit": limit_unit,
+        **extra,
+    }
+    response = await client.put(f"/v1/procedures/{code}", json=body, headers=ADMIN)
+    assert response.status_code in (200, 201), response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def create_key(
+    client: httpx.AsyncClient, scopes: list[str], unit_code: str | None = None, name: str = "k"
+) -> tuple[str, dict[str, str]]:
+    """Returns (key id, Authorization header)."""
+    response = await client.post(
+        "/v1/api-keys",
+        json={"name": name, "scopes": scopes, "unit_code": unit_code},
+        headers=ADMIN,
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    return body["id"], {"Authorization": f"Bearer {body['key']}"}
+
+
+async def province_with_communes(client: httpx.AsyncClient) -> None:
+    """H01 (An Giang) with two communes and a desk; H05 (Bắc Ninh) with one commune."""
+    await put_unit(client, "H01", "province", name="UBND tỉnh An Giang")
+    await put_unit(client, "H05", "province", name="UBND tỉnh Bắc Ninh")
+    await put_unit(client, "H01.01", "commune", "H01", name="UBND phường Long Xuyên")
+    await put_unit(client, "H01.02", "commune", "H01", name="UBND xã Mỹ Hòa Hưng")
+    await put_unit(client, "H01.01.MC", "desk", "H01.01", name="Bộ phận Một cửa Long Xuyên")
+    await put_unit(client, "H05.01", "commune", "H05", name="UBND phường Kinh Bắc")

@@ -1,0 +1,87 @@
+"""Procedures: upsert, validation with pointers, listing and the shipped sample."""
+
+from __future__ import annotations
+
+import httpx
+
+from app.procedures.service import SAMPLE_CSV, parse_procedures_csv
+from tests.helpers import ADMIN, put_procedure
+
+
+async def test_put_then_get_round_trips_a_fractional_limit(client: httpx.AsyncClient) -> None:
+    created = await client.put(
+        "/v1/procedures/1.001193",
+        json={
+            "name": "Đăng ký khai sinh",
+            "field_code": "HOTICH",
+            "limit_value": 0.5,
+            "limit_unit": "working_days",
+            "has_fees": False,
+            "full_online": True,
+        },
+        headers=ADMIN,
+    )
+    assert created.status_code == 201
+    fetched = (await client.get("/v1/procedures/1.001193")).json()
+    assert fetched == {
+        "code": "1.001193",
+        "name": "Đăng ký khai sinh",
+        "field_code": "HOTICH",
+        "limit_value": "0.50",
+        "limit_unit": "working_days",
+        "has_fees": False,
+        "full_online": True,
+    }
+
+
+async def test_repeated_put_is_200_and_unchanged(client: httpx.AsyncClient) -> None:
+    first = await put_procedure(client, "2.000908", 4, "working_hours")
+    again = await client.put(
+        "/v1/procedures/2.000908",
+        json={"name": first["name"], "limit_value": 4, "limit_unit": "working_hours"},
+        headers=ADMIN,
+    )
+    assert again.status_code == 200
+    assert again.json() == first
+
+
+async def test_bad_values_are_422_with_pointers(client: httpx.AsyncClient) -> None:
+    response = await client.put(
+        "/v1/procedures/X1",
+        json={"name": "x", "limit_value": 0, "limit_unit": "fortnights"},
+        headers=ADMIN,
+    )
+    assert response.status_code == 422
+    pointers = sorted(e["pointer"] for e in response.json()["errors"])
+    assert pointers == ["#/limit_unit", "#/limit_value"]
+    assert (await client.get("/v1/procedures/X1")).status_code == 404
+
+
+async def test_list_filters_by_field_and_online(client: httpx.AsyncClient) -> None:
+    await put_procedure(client, "A1", field_code="HOTICH", full_online=True)
+    await put_procedure(client, "A2", field_code="HOTICH")
+    await put_procedure(client, "B1", field_code="DATDAI", full_online=True)
+    hotich = (await client.get("/v1/procedures", params={"field_code": "HOTICH"})).json()
+    assert [p["code"] for p in hotich["items"]] == ["A1", "A2"]
+    online = (await client.get("/v1/procedures", params={"full_online": "true"})).json()
+    assert [p["code"] for p in online["items"]] == ["A1", "B1"]
+
+
+async def test_reads_are_public_but_writes_need_admin(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/v1/procedures")).status_code == 200
+    anonymous = await client.put(
+        "/v1/procedures/A1", json={"name": "x", "limit_value": 1, "limit_unit": "months"}
+    )
+    assert anonymous.status_code == 401
+    assert anonymous.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_shipped_sample_covers_every_limit_unit() -> None:
+    records = parse_procedures_csv(SAMPLE_CSV.read_text(encoding="utf-8"))
+    assert {r.limit_unit.value for r in records} == {
+        "working_days",
+        "working_hours",
+        "calendar_days",
+        "months",
+    }
+    assert any(r.limit_value == 0.5 for r in records)
