@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from enum import StrEnum
 
 from sqlalchemy import Boolean, CheckConstraint, Index, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.calendar.workdays import LimitUnit
 from app.core.database import Base, Timestamped
 
-
-class LimitUnit(StrEnum):
-    working_days = "working_days"
-    working_hours = "working_hours"
-    calendar_days = "calendar_days"
-    months = "months"
+__all__ = ["LimitUnit", "Procedure"]
 
 
 class Procedure(Timestamped, Base):

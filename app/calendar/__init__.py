@@ -1,0 +1,1 @@
+"""Vietnamese working-day calendar: office hours, public holidays, swaps and deadline rules."""
