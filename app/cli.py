@@ -145,6 +145,17 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     os.execv(sys.executable, command)  # noqa: S606 - replaces this process on purpose
 
 
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """The arq worker: scheduled jobs and jobs handed over through the outbox."""
+    from arq.worker import run_worker
+
+    from worker.settings import worker_options
+
+    with _services(settings) as (database_url, redis_url):
+        run_worker(worker_options(settings, database_url, redis_url))
+    return 0
+
+
 def _dev_admin_token(settings: Settings) -> str:
     if settings.admin_token is not None:
         return settings.admin_token.get_secret_value()
@@ -165,6 +176,7 @@ def dev_processes(port: int) -> dict[str, list[str]]:
             sys.executable, "-m", "uvicorn", "--factory", "app.main:app_from_env",
             "--host", "127.0.0.1", "--port", str(port),
         ],
+        "worker": [sys.executable, "-m", "app.cli", "worker"],
     }  # fmt: skip
 
 
@@ -232,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     api.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "1")))
     api.set_defaults(func=cmd_api)
+
+    worker = sub.add_parser("worker", help="run the arq worker (jobs and schedules)")
+    worker.set_defaults(func=cmd_worker)
 
     migrate = sub.add_parser("migrate", help="apply database migrations")
     migrate.add_argument("--revision", default="head")

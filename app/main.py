@@ -7,6 +7,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.calendar.router import router as calendar_router
+from app.core.clock import system_clock
 from app.core.database import create_engine, create_sessionmaker
 from app.core.embedded import service_urls, stop_all
 from app.core.errors import install_error_handlers
@@ -15,7 +17,9 @@ from app.core.migrations import head_revisions
 from app.core.observability import ObservabilityMiddleware, configure_logging
 from app.core.queue import create_queue
 from app.core.settings import Settings, get_settings
+from app.dossiers.router import router as dossiers_router
 from app.keys.router import router as keys_router
+from app.portal.router import router as portal_router
 from app.procedures.router import router as procedures_router
 from app.units.router import router as units_router
 
@@ -55,9 +59,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.clock = system_clock
     install_error_handlers(app)
     app.add_middleware(ObservabilityMiddleware, max_body_bytes=settings.max_body_bytes)
-    for router in (health_router, units_router, procedures_router, keys_router):
+    for router in (
+        health_router,
+        units_router,
+        procedures_router,
+        keys_router,
+        calendar_router,
+        dossiers_router,
+        portal_router,
+    ):
         app.include_router(router)
     return app
 

@@ -12,6 +12,7 @@ import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TypeVar
 
 import asyncpg
@@ -144,3 +145,15 @@ async def client(app: FastAPI, clean: None) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def admin() -> dict[str, str]:
     return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.fixture
+def clock(app: FastAPI) -> Iterator[Callable[[datetime], None]]:
+    """Freeze the app's "now": ``clock(datetime(...))``. Restored after the test."""
+    original = app.state.clock
+
+    def set_now(instant: datetime) -> None:
+        app.state.clock = lambda: instant
+
+    yield set_now
+    app.state.clock = original

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -63,3 +65,60 @@ async def province_with_communes(client: httpx.AsyncClient) -> None:
     await put_unit(client, "H01.02", "commune", "H01", name="UBND xã Mỹ Hòa Hưng")
     await put_unit(client, "H01.01.MC", "desk", "H01.01", name="Bộ phận Một cửa Long Xuyên")
     await put_unit(client, "H05.01", "commune", "H05", name="UBND phường Kinh Bắc")
+
+
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def vn(text: str) -> datetime:
+    """``"2026-02-12 10:00"`` as an aware instant in Vietnam time."""
+    return datetime.fromisoformat(text).replace(tzinfo=VN)
+
+
+def event(
+    event_id: str,
+    dossier: str,
+    status: int,
+    occurred: str,
+    *,
+    unit: str = "H01.01",
+    procedure: str = "P3",
+    channel: int = 1,
+    **extra: Any,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "event_id": event_id,
+        "dossier_code": dossier,
+        "unit_code": unit,
+        "procedure_code": procedure,
+        "status": status,
+        "occurred_at": vn(occurred).isoformat(),
+        "channel": channel,
+    }
+    for key, value in extra.items():
+        body[key] = vn(value).isoformat() if key.endswith("_at") and value else value
+    return body
+
+
+async def post_events(
+    client: httpx.AsyncClient, events: list[dict[str, Any]], headers: dict[str, str] | None = None
+) -> dict[str, Any]:
+    response = await client.post(
+        "/v1/dossier-events/batch", json={"events": events}, headers=headers or ADMIN
+    )
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def get_dossier(
+    client: httpx.AsyncClient, code: str, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
+    response = await client.get(f"/v1/dossiers/{code}", headers=headers or ADMIN)
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def instant(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None

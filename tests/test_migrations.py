@@ -9,7 +9,10 @@ import asyncpg
 from app.core.migrations import downgrade, head_revisions, upgrade
 from tests.conftest import Servers, in_thread, plain_url, recreate_database, with_database
 
-EXPECTED_TABLES = {"alembic_version", "api_keys", "procedures", "units"}
+EXPECTED_TABLES = {
+    "alembic_version", "api_keys", "procedures", "units",
+    "calendar_days", "outbox", "dossier_events", "dossiers",
+}  # fmt: skip
 
 
 async def _tables(url: str) -> set[str]:

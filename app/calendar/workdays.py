@@ -236,6 +236,10 @@ class WorkingCalendar:
             raise ValueError(f"{name} must be timezone-aware, got naive {instant!r}")
         return instant.astimezone(self.tz).replace(tzinfo=None)
 
+    def local_date(self, instant: datetime) -> date:
+        """The calendar date of ``instant`` in the calendar's time zone."""
+        return self._local(instant, "instant").date()
+
     def _aware(self, local: datetime) -> datetime:
         return local.replace(tzinfo=self.tz)
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -23,12 +24,37 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = None
     timezone: str = "Asia/Ho_Chi_Minh"
 
+    # Working-day rules. These defaults are the only ones: every process reads them from here.
+    office_hours: str = Field(
+        default="07:30-11:30,13:00-17:00",
+        description="Comma-separated HH:MM-HH:MM office intervals of a working day",
+    )
+    intake_cutoff: time | None = Field(
+        default=None, description="Receipts after this local time count from the next working day"
+    )
+    fractional_day_rule: Literal["hours_from_receipt", "from_next_day"] = "hours_from_receipt"
+    max_supplement_requests: int = Field(
+        default=1, ge=0, description="More supplement requests than this count as overdue"
+    )
+    due_soon_hours: int = Field(default=8, ge=1, le=400)
+
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
     db_statement_timeout_ms: int = Field(default=30_000, ge=0)
     log_level: str = "INFO"
     log_json: bool = True
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+
+    @field_validator("intake_cutoff", mode="before")
+    @classmethod
+    def _empty_cutoff(cls, value: object) -> object:
+        return None if value in ("", "off", "none") else value
+
+    @field_validator("office_hours")
+    @classmethod
+    def _office_hours_parse(cls, value: str) -> str:
+        parse_office_hours(value)
+        return value
 
     @model_validator(mode="after")
     def _secrets_outside_development(self) -> Settings:
@@ -40,6 +66,17 @@ class Settings(BaseSettings):
         if self.admin_token is not None and len(self.admin_token.get_secret_value()) < 16:
             raise ValueError("CHISO_ADMIN_TOKEN must be at least 16 characters")
         return self
+
+
+def parse_office_hours(value: str) -> tuple[tuple[time, time], ...]:
+    """``"07:30-11:30,13:00-17:00"`` → ((07:30, 11:30), (13:00, 17:00))."""
+    intervals = []
+    for part in value.split(","):
+        start, sep, end = part.strip().partition("-")
+        if not sep:
+            raise ValueError(f"office interval {part!r} must look like 07:30-11:30")
+        intervals.append((time.fromisoformat(start.strip()), time.fromisoformat(end.strip())))
+    return tuple(intervals)
 
 
 @lru_cache(maxsize=1)

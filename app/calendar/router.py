@@ -1,0 +1,60 @@
+"""HTTP endpoints for the working-day calendar."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.calendar import service
+from app.calendar.schemas import CalendarOut, OverrideIn, OverrideOut
+from app.core.auth import AdminPrincipal
+from app.core.database import get_session
+from app.core.outbox import relay_soon
+
+router = APIRouter(prefix="/v1/calendar", tags=["calendar"])
+
+Session = Annotated[AsyncSession, Depends(get_session)]
+
+
+@router.get("", response_model=CalendarOut, summary="Working days between two dates (public)")
+async def get_calendar(
+    request: Request,
+    session: Session,
+    start: Annotated[date, Query(alias="from")],
+    end: Annotated[date, Query(alias="to")],
+) -> CalendarOut:
+    return await service.calendar_between(session, request.app.state.settings, start, end)
+
+
+@router.put(
+    "/days/{day}",
+    response_model=OverrideOut,
+    summary="Make a date a working day or a day off (admin); open dossiers are recomputed",
+)
+async def put_day(
+    request: Request,
+    session: Session,
+    admin: AdminPrincipal,
+    day: date,
+    body: OverrideIn,
+    background: BackgroundTasks,
+) -> OverrideOut:
+    override = await service.set_override(session, day, body, admin.name)
+    await session.commit()
+    background.add_task(relay_soon, request.app)
+    return override
+
+
+@router.delete(
+    "/days/{day}", status_code=status.HTTP_204_NO_CONTENT, summary="Remove an operator override"
+)
+async def delete_day(
+    request: Request, session: Session, _: AdminPrincipal, day: date, background: BackgroundTasks
+) -> Response:
+    await service.remove_override(session, day)
+    await session.commit()
+    background.add_task(relay_soon, request.app)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

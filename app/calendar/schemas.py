@@ -1,0 +1,45 @@
+"""Wire shapes of the working-day calendar."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.calendar.workdays import DayKind
+
+
+class OverrideIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: DayKind
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+    reference: Annotated[
+        str | None, Field(max_length=200, description="Dispatch number, e.g. 12729/VPCP-KGVX")
+    ] = None
+
+
+class OverrideOut(BaseModel):
+    date: date
+    kind: DayKind
+    reason: str
+    reference: str | None
+    updated_by: str | None
+    updated_at: datetime
+
+
+class CalendarDayOut(BaseModel):
+    date: date
+    weekday: int = Field(description="ISO weekday, 1 = Monday")
+    working: bool
+    source: Literal["weekday", "weekend", "public_holiday", "shipped_override", "operator_override"]
+    name: str | None = Field(description="Holiday name or the override's reason")
+    reference: str | None = None
+
+
+class CalendarOut(BaseModel):
+    office_hours: list[str]
+    intake_cutoff: str | None
+    items: list[CalendarDayOut]
+    next: None = None

@@ -1,0 +1,121 @@
+"""The working calendar in force: package holidays + shipped overrides + operator overrides.
+
+Every process builds it from the same settings; operator overrides live in PostgreSQL, so a
+change made through one API process is seen by all others and by the worker at their next
+request or job (one small query, cached by content).
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+import holidays
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.calendar import repository
+from app.calendar.data import load_shipped_overrides, shipped_override_entries
+from app.calendar.schemas import CalendarDayOut, CalendarOut, OverrideIn, OverrideOut
+from app.calendar.workdays import (
+    DayKind,
+    FractionalDayRule,
+    OfficeHours,
+    WorkingCalendar,
+)
+from app.core.errors import NotFound, Unprocessable
+from app.core.outbox import add_job
+from app.core.settings import Settings, parse_office_hours
+
+MAX_RANGE_DAYS = 731
+RECOMPUTE_JOB = "recompute_open_dossiers"
+
+
+@lru_cache(maxsize=8)
+def _build(
+    timezone: str,
+    office_hours: str,
+    cutoff: str | None,
+    rule: str,
+    operator: frozenset[tuple[date, str]],
+) -> WorkingCalendar:
+    overrides = {**load_shipped_overrides(), **{d: DayKind(k) for d, k in operator}}
+    from datetime import time
+
+    return WorkingCalendar(
+        tz=ZoneInfo(timezone),
+        office_hours=OfficeHours(parse_office_hours(office_hours)),
+        intake_cutoff=time.fromisoformat(cutoff) if cutoff else None,
+        overrides=overrides,
+        fractional_day_rule=FractionalDayRule(rule),
+    )
+
+
+def build_calendar(settings: Settings, operator: dict[date, str] | None = None) -> WorkingCalendar:
+    return _build(
+        settings.timezone,
+        settings.office_hours,
+        settings.intake_cutoff.isoformat() if settings.intake_cutoff else None,
+        settings.fractional_day_rule,
+        frozenset((operator or {}).items()),
+    )
+
+
+async def current_calendar(session: AsyncSession, settings: Settings) -> WorkingCalendar:
+    operator = {o.day: o.kind for o in await repository.all_overrides(session)}
+    return build_calendar(settings, operator)
+
+
+async def calendar_between(
+    session: AsyncSession, settings: Settings, start: date, end: date
+) -> CalendarOut:
+    if end < start:
+        raise Unprocessable("`to` must not be before `from`",
+                            errors=[{"parameter": "to", "detail": "before from"}])  # fmt: skip
+    if (end - start).days >= MAX_RANGE_DAYS:
+        raise Unprocessable(f"at most {MAX_RANGE_DAYS} days per request",
+                            errors=[{"parameter": "to", "detail": "range too long"}])  # fmt: skip
+    operator = {o.day: o for o in await repository.all_overrides(session)}
+    calendar = build_calendar(settings, {d: o.kind for d, o in operator.items()})
+    shipped = {o.date: o for o in shipped_override_entries()}
+    names = holidays.country_holidays("VN", years=range(start.year, end.year + 1), language="vi")
+    items: list[CalendarDayOut] = []
+    day = start
+    while day <= end:
+        working = calendar.is_working_day(day)
+        if day in operator:
+            source, name, ref = "operator_override", operator[day].reason, operator[day].reference
+        elif day in shipped:
+            source, name, ref = "shipped_override", shipped[day].reason, shipped[day].reference
+        elif day in names:
+            source, name, ref = "public_holiday", str(names.get(day)), None
+        else:
+            source, name, ref = ("weekday" if day.weekday() < 5 else "weekend"), None, None
+        items.append(
+            CalendarDayOut(
+                date=day, weekday=day.isoweekday(), working=working,
+                source=source, name=name, reference=ref,
+            )
+        )  # fmt: skip
+        day += timedelta(days=1)
+    return CalendarOut(
+        office_hours=[f"{a:%H:%M}-{b:%H:%M}" for a, b in calendar.office_hours.intervals],
+        intake_cutoff=f"{calendar.intake_cutoff:%H:%M}" if calendar.intake_cutoff else None,
+        items=items,
+    )
+
+
+async def set_override(session: AsyncSession, day: date, data: OverrideIn, by: str) -> OverrideOut:
+    """Store an operator override and schedule the recomputation of affected open dossiers."""
+    row = await repository.upsert(session, day, data.kind.value, data.reason, data.reference, by)
+    add_job(session, RECOMPUTE_JOB, day.isoformat())
+    return OverrideOut(
+        date=row.day, kind=DayKind(row.kind), reason=row.reason, reference=row.reference,
+        updated_by=row.updated_by, updated_at=row.updated_at,
+    )  # fmt: skip
+
+
+async def remove_override(session: AsyncSession, day: date) -> None:
+    if not await repository.remove(session, day):
+        raise NotFound(f"No operator override on {day.isoformat()}.")
+    add_job(session, RECOMPUTE_JOB, day.isoformat())

@@ -1,0 +1,1 @@
+"""Dossier timelines: status events, derived state, deadlines, pauses and timeliness."""

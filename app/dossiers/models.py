@@ -1,0 +1,122 @@
+"""Dossier tables: the append-only event history and the state derived from it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.database import Base
+
+_TS = DateTime(timezone=True)
+
+
+class DossierEvent(Base):
+    """Every status change ever posted, exactly once per ``event_id``; never updated."""
+
+    __tablename__ = "dossier_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(128), nullable=False, unique=True)
+    dossier_code: Mapped[str] = mapped_column(String(64), nullable=False)
+    unit_code: Mapped[str] = mapped_column(
+        ForeignKey("units.code", onupdate="CASCADE"), nullable=False
+    )
+    procedure_code: Mapped[str] = mapped_column(
+        ForeignKey("procedures.code", onupdate="CASCADE"), nullable=False
+    )
+    status: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    occurred_at: Mapped[datetime] = mapped_column(_TS, nullable=False)
+    channel: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    due_at: Mapped[datetime | None] = mapped_column(_TS)
+    received_at: Mapped[datetime | None] = mapped_column(_TS)
+    note: Mapped[str | None] = mapped_column(Text)
+    supplement_supplied_at: Mapped[datetime | None] = mapped_column(_TS)
+    supplement_new_due_at: Mapped[datetime | None] = mapped_column(_TS)
+    fee_paid_at: Mapped[datetime | None] = mapped_column(_TS)
+    apology_issued_at: Mapped[datetime | None] = mapped_column(_TS)
+    apology_new_due_at: Mapped[datetime | None] = mapped_column(_TS)
+    applicant_kind: Mapped[int | None] = mapped_column(SmallInteger)
+    paid_online: Mapped[bool | None] = mapped_column(Boolean)
+    has_digitized_parts: Mapped[bool | None] = mapped_column(Boolean)
+    source: Mapped[str] = mapped_column(String(16), nullable=False, server_default="api")
+    recorded_at: Mapped[datetime] = mapped_column(_TS, nullable=False, server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint("status BETWEEN 1 AND 10", name="status_known"),
+        CheckConstraint("channel BETWEEN 1 AND 3", name="channel_known"),
+        Index("ix_dossier_events_dossier_code_occurred_at", "dossier_code", "occurred_at"),
+    )
+
+
+class Dossier(Base):
+    """The current state of one dossier, always re-derived from its whole event history."""
+
+    __tablename__ = "dossiers"
+
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    unit_code: Mapped[str] = mapped_column(
+        ForeignKey("units.code", onupdate="CASCADE"), nullable=False
+    )
+    procedure_code: Mapped[str] = mapped_column(
+        ForeignKey("procedures.code", onupdate="CASCADE"), nullable=False
+    )
+    status: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    channel: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    received_at: Mapped[datetime | None] = mapped_column(_TS)
+    base_due_at: Mapped[datetime | None] = mapped_column(_TS)
+    due_at: Mapped[datetime | None] = mapped_column(_TS)
+    end_at: Mapped[datetime | None] = mapped_column(_TS)
+    end_status: Mapped[int | None] = mapped_column(SmallInteger)
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    counted: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    clock_stopped_at: Mapped[datetime | None] = mapped_column(_TS)
+    supplement_requests: Mapped[int] = mapped_column(
+        SmallInteger, nullable=False, server_default="0"
+    )
+    paused_seconds: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    pauses: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'[]'::jsonb")
+    )
+    apology_issued_at: Mapped[datetime | None] = mapped_column(_TS)
+    apology_new_due_at: Mapped[datetime | None] = mapped_column(_TS)
+    anomalies: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'[]'::jsonb")
+    )
+    applicant_kind: Mapped[int | None] = mapped_column(SmallInteger)
+    paid_online: Mapped[bool | None] = mapped_column(Boolean)
+    has_digitized_parts: Mapped[bool | None] = mapped_column(Boolean)
+    first_event_at: Mapped[datetime] = mapped_column(_TS, nullable=False)
+    last_event_at: Mapped[datetime] = mapped_column(_TS, nullable=False)
+    event_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    updated_at: Mapped[datetime] = mapped_column(_TS, nullable=False, server_default=func.now())
+
+    __table_args__ = (
+        Index("ix_dossiers_unit_code_code", "unit_code", "code"),
+        # Overdue and due-soon lists: open, counted dossiers of a unit by due time.
+        Index(
+            "ix_dossiers_open_unit_code_due_at",
+            "unit_code",
+            "due_at",
+            postgresql_where=text("end_at IS NULL AND counted"),
+        ),
+        Index("ix_dossiers_unit_code_received_at", "unit_code", "received_at"),
+        Index("ix_dossiers_unit_code_end_at", "unit_code", "end_at"),
+    )

@@ -1,0 +1,415 @@
+"""All SQL about dossiers. Batch paths are set-based: a few statements per batch, not per row."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Row, TextClause, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.calendar.workdays import LimitUnit
+from app.dossiers.schemas import DossierEventIn
+from app.dossiers.timeline import DossierState, EventRecord, Limit
+
+SUBTREE = """
+    WITH RECURSIVE subtree(code) AS (
+        SELECT code FROM units WHERE code = :root
+        UNION ALL
+        SELECT u.code FROM units u JOIN subtree s ON u.parent_code = s.code
+    )
+"""
+
+_EVENT_COLUMNS = (
+    "event_id", "dossier_code", "unit_code", "procedure_code", "status", "occurred_at",
+    "channel", "due_at", "received_at", "note", "supplement_supplied_at",
+    "supplement_new_due_at", "fee_paid_at", "apology_issued_at", "apology_new_due_at",
+    "applicant_kind", "paid_online", "has_digitized_parts",
+)  # fmt: skip
+_EVENT_TYPES = {
+    "status": "smallint", "channel": "smallint", "applicant_kind": "smallint",
+    "paid_online": "boolean", "has_digitized_parts": "boolean", "note": "text",
+    "event_id": "text", "dossier_code": "text", "unit_code": "text", "procedure_code": "text",
+}  # fmt: skip
+
+
+def _array_type(column: str) -> str:
+    return _EVENT_TYPES.get(column, "timestamptz") + "[]"
+
+
+async def existing_codes(session: AsyncSession, table: str, codes: set[str]) -> set[str]:
+    if not codes:
+        return set()
+    assert table in ("units", "procedures")
+    rows = await session.execute(
+        text(f"SELECT code FROM {table} WHERE code = ANY(CAST(:codes AS text[]))"),  # noqa: S608
+        {"codes": sorted(codes)},
+    )
+    return {r[0] for r in rows}
+
+
+async def insert_events(
+    session: AsyncSession, events: Sequence[DossierEventIn], source: str
+) -> set[str]:
+    """Insert new events in one statement; returns the ids actually stored (others existed)."""
+    if not events:
+        return set()
+    columns = {c: [getattr(e, c) for e in events] for c in _EVENT_COLUMNS}
+    columns["status"] = [int(s) for s in columns["status"]]
+    columns["channel"] = [int(c) for c in columns["channel"]]
+    unnest = ", ".join(f"CAST(:{c} AS {_array_type(c)})" for c in _EVENT_COLUMNS)
+    names = ", ".join(_EVENT_COLUMNS)
+    rows = await session.execute(
+        text(
+            f"INSERT INTO dossier_events ({names}, source) "  # noqa: S608
+            f"SELECT *, CAST(:source AS text) FROM unnest({unnest}) "
+            "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+        ),
+        {**columns, "source": source},
+    )
+    return {r[0] for r in rows}
+
+
+async def lock_dossiers(session: AsyncSession, seeds: Sequence[DossierEventIn]) -> None:
+    """Create missing dossier rows, then lock every touched row in code order.
+
+    Concurrent batches touching the same dossier serialise here, so each recomputes from a
+    history that includes the other's committed events (no lost update). Row locks, unlike
+    advisory locks, do not exhaust the lock table on 10,000-dossier batches.
+    """
+    first: dict[str, DossierEventIn] = {}
+    for event in seeds:
+        first.setdefault(event.dossier_code, event)
+    codes = sorted(first)
+    await session.execute(
+        text(
+            """
+            INSERT INTO dossiers (code, unit_code, procedure_code, status, channel,
+                                  first_event_at, last_event_at)
+            SELECT * FROM unnest(CAST(:codes AS text[]), CAST(:units AS text[]),
+                                 CAST(:procedures AS text[]), CAST(:statuses AS smallint[]),
+                                 CAST(:channels AS smallint[]), CAST(:times AS timestamptz[]),
+                                 CAST(:times AS timestamptz[]))
+            ON CONFLICT (code) DO NOTHING
+            """
+        ),
+        {
+            "codes": codes,
+            "units": [first[c].unit_code for c in codes],
+            "procedures": [first[c].procedure_code for c in codes],
+            "statuses": [int(first[c].status) for c in codes],
+            "channels": [int(first[c].channel) for c in codes],
+            "times": [first[c].occurred_at for c in codes],
+        },
+    )
+    await lock_existing(session, codes)
+
+
+async def lock_existing(session: AsyncSession, codes: Sequence[str]) -> None:
+    await session.execute(
+        text(
+            "SELECT code FROM dossiers WHERE code = ANY(CAST(:codes AS text[])) "
+            "ORDER BY code FOR UPDATE"
+        ),
+        {"codes": sorted(codes)},
+    )
+
+
+async def histories(session: AsyncSession, codes: Sequence[str]) -> dict[str, list[EventRecord]]:
+    rows = await session.execute(
+        text(
+            """
+            SELECT dossier_code, event_id, status, occurred_at, channel, unit_code,
+                   procedure_code, due_at, received_at, supplement_supplied_at,
+                   supplement_new_due_at, fee_paid_at, apology_issued_at, apology_new_due_at,
+                   applicant_kind, paid_online, has_digitized_parts
+            FROM dossier_events WHERE dossier_code = ANY(CAST(:codes AS text[]))
+            """
+        ),
+        {"codes": list(codes)},
+    )
+    by_code: dict[str, list[EventRecord]] = {}
+    for row in rows:
+        values = row._asdict()
+        by_code.setdefault(values.pop("dossier_code"), []).append(EventRecord(**values))
+    return by_code
+
+
+async def limits(session: AsyncSession, procedure_codes: set[str]) -> dict[str, Limit]:
+    rows = await session.execute(
+        text(
+            "SELECT code, limit_value, limit_unit FROM procedures "
+            "WHERE code = ANY(CAST(:codes AS text[]))"
+        ),
+        {"codes": sorted(procedure_codes)},
+    )
+    return {r.code: Limit(Decimal(r.limit_value), LimitUnit(r.limit_unit)) for r in rows}
+
+
+_STATE_COLUMNS: dict[str, str] = {
+    "code": "text", "unit_code": "text", "procedure_code": "text", "status": "smallint",
+    "channel": "smallint", "received_at": "timestamptz", "base_due_at": "timestamptz",
+    "due_at": "timestamptz", "end_at": "timestamptz", "end_status": "smallint",
+    "outcome": "text", "counted": "boolean", "clock_stopped_at": "timestamptz",
+    "supplement_requests": "smallint", "paused_seconds": "bigint", "pauses": "jsonb",
+    "apology_issued_at": "timestamptz", "apology_new_due_at": "timestamptz",
+    "anomalies": "jsonb", "applicant_kind": "smallint", "paid_online": "boolean",
+    "has_digitized_parts": "boolean", "first_event_at": "timestamptz",
+    "last_event_at": "timestamptz", "event_count": "integer",
+}  # fmt: skip
+
+
+def _state_values(state: DossierState) -> dict[str, Any]:
+    return {
+        "code": state.code,
+        "unit_code": state.unit_code,
+        "procedure_code": state.procedure_code,
+        "status": state.status,
+        "channel": state.channel,
+        "received_at": state.received_at,
+        "base_due_at": state.base_due_at,
+        "due_at": state.due_at,
+        "end_at": state.end_at,
+        "end_status": state.end_status,
+        "outcome": state.outcome.value if state.outcome else None,
+        "counted": state.counted,
+        "clock_stopped_at": state.clock_stopped_at,
+        "supplement_requests": state.supplement_requests,
+        "paused_seconds": int(state.paused.total_seconds()),
+        "pauses": json.dumps([p.as_json() for p in state.pauses]),
+        "apology_issued_at": state.apology_issued_at,
+        "apology_new_due_at": state.apology_new_due_at,
+        "anomalies": json.dumps(state.anomalies, ensure_ascii=False),
+        "applicant_kind": state.applicant_kind,
+        "paid_online": state.paid_online,
+        "has_digitized_parts": state.has_digitized_parts,
+        "first_event_at": state.first_event_at,
+        "last_event_at": state.last_event_at,
+        "event_count": state.event_count,
+    }
+
+
+async def save_states(session: AsyncSession, states: Sequence[DossierState]) -> None:
+    """Write derived states in one ``UPDATE ... FROM unnest(...)`` (rows are locked already)."""
+    if not states:
+        return
+    values = [_state_values(s) for s in states]
+    params = {c: [v[c] for v in values] for c in _STATE_COLUMNS}
+    arrays = ", ".join(
+        f"CAST(:{c} AS {'text' if t == 'jsonb' else t}[])" for c, t in _STATE_COLUMNS.items()
+    )
+    assignments = ", ".join(
+        f"{c} = v.{c}::jsonb" if t == "jsonb" else f"{c} = v.{c}"
+        for c, t in _STATE_COLUMNS.items()
+        if c != "code"
+    )
+    await session.execute(
+        text(
+            f"UPDATE dossiers SET {assignments}, updated_at = now() "  # noqa: S608
+            f"FROM unnest({arrays}) AS v({', '.join(_STATE_COLUMNS)}) "
+            "WHERE dossiers.code = v.code"
+        ),
+        params,
+    )
+
+
+# --- reads -------------------------------------------------------------------------------
+
+_DOSSIER_FIELDS = """
+    d.code, d.unit_code, d.procedure_code, d.status, d.channel, d.received_at, d.due_at,
+    d.end_at, d.outcome, d.counted, d.clock_stopped_at, d.supplement_requests,
+    d.paused_seconds, d.pauses, d.apology_issued_at, d.apology_new_due_at, d.anomalies,
+    d.last_event_at
+"""
+
+OVERDUE = (
+    "(d.end_at IS NULL AND d.counted AND d.due_at IS NOT NULL AND "
+    "(COALESCE(d.clock_stopped_at, :now) > d.due_at OR d.supplement_requests > :max_supp))"
+)
+STATE_FILTERS = {
+    "pending": "d.end_at IS NULL AND d.counted",
+    "overdue": OVERDUE,
+    "in_time": f"d.end_at IS NULL AND d.counted AND d.due_at IS NOT NULL AND NOT {OVERDUE}",
+    "finished": "d.end_at IS NOT NULL",
+    "early": "d.outcome = 'early'",
+    "on_time": "d.outcome = 'on_time'",
+    "late": "d.outcome = 'late'",
+    "not_counted": "NOT d.counted",
+}
+
+
+async def get(session: AsyncSession, code: str) -> Row[Any] | None:
+    result = await session.execute(
+        text(f"SELECT {_DOSSIER_FIELDS} FROM dossiers d WHERE d.code = :code"),  # noqa: S608
+        {"code": code},
+    )
+    return result.first()
+
+
+async def events_of(
+    session: AsyncSession, code: str, after: tuple[str, int] | None, limit: int
+) -> list[Row[Any]]:
+    where = "dossier_code = :code"
+    params: dict[str, Any] = {"code": code, "limit": limit + 1}
+    if after is not None:
+        where += " AND (occurred_at, id) > (CAST(:after_at AS timestamptz), :after_id)"
+        params.update(after_at=datetime.fromisoformat(after[0]), after_id=after[1])
+    rows = await session.execute(
+        text(
+            "SELECT id, event_id, status, occurred_at, recorded_at, channel, unit_code, "  # noqa: S608
+            "procedure_code, due_at, received_at, note, supplement_supplied_at, "
+            "supplement_new_due_at, fee_paid_at, apology_issued_at, apology_new_due_at, source "
+            f"FROM dossier_events WHERE {where} ORDER BY occurred_at, id LIMIT :limit"
+        ),
+        params,
+    )
+    return list(rows)
+
+
+async def list_dossiers(
+    session: AsyncSession,
+    *,
+    root: str | None,
+    state: str | None,
+    procedure: str | None,
+    due_before: datetime | None,
+    due_after: datetime | None,
+    now: datetime,
+    max_supp: int,
+    after: str | None,
+    limit: int,
+) -> list[Row[Any]]:
+    conditions = ["TRUE"]
+    params: dict[str, Any] = {"now": now, "max_supp": max_supp, "limit": limit + 1}
+    prefix = ""
+    if root is not None:
+        prefix = SUBTREE
+        params["root"] = root
+        conditions.append("d.unit_code IN (SELECT code FROM subtree)")
+    if state is not None:
+        conditions.append(STATE_FILTERS[state])
+    if procedure is not None:
+        conditions.append("d.procedure_code = :procedure")
+        params["procedure"] = procedure
+    if due_before is not None:
+        conditions.append("d.due_at < :due_before")
+        params["due_before"] = due_before
+    if due_after is not None:
+        conditions.append("d.due_at >= :due_after")
+        params["due_after"] = due_after
+    if after is not None:
+        conditions.append("d.code > :after")
+        params["after"] = after
+    rows = await session.execute(
+        text(
+            f"{prefix} SELECT {_DOSSIER_FIELDS} FROM dossiers d "  # noqa: S608
+            f"WHERE {' AND '.join(conditions)} ORDER BY d.code LIMIT :limit"
+        ),
+        params,
+    )
+    return list(rows)
+
+
+async def overdue(
+    session: AsyncSession,
+    *,
+    root: str,
+    now: datetime,
+    max_supp: int,
+    after: tuple[str, str] | None,
+    limit: int | None,
+) -> list[Row[Any]]:
+    """Open overdue dossiers of ``root``'s subtree, most overdue first (keyset on due, code)."""
+    params: dict[str, Any] = {"root": root, "now": now, "max_supp": max_supp}
+    keyset = ""
+    if after is not None:
+        keyset = "AND (d.due_at, d.code) > (CAST(:after_due AS timestamptz), :after_code)"
+        params.update(after_due=datetime.fromisoformat(after[0]), after_code=after[1])
+    if limit is not None:
+        params["limit"] = limit + 1
+    rows = await session.execute(overdue_statement(keyset, limit is not None), params)
+    return list(rows)
+
+
+def overdue_statement(keyset: str = "", limited: bool = True) -> TextClause:
+    limit_sql = "LIMIT :limit" if limited else ""
+    return text(
+        f"""{SUBTREE}
+        SELECT d.code, d.unit_code, u.name AS unit_name, d.procedure_code, d.received_at,
+               d.due_at, d.clock_stopped_at, d.apology_issued_at, d.apology_new_due_at
+        FROM dossiers d JOIN units u ON u.code = d.unit_code
+        WHERE d.unit_code IN (SELECT code FROM subtree) AND {OVERDUE} {keyset}
+        ORDER BY d.due_at, d.code {limit_sql}
+        """  # noqa: S608
+    )
+
+
+async def overdue_counts(
+    session: AsyncSession, *, root: str, now: datetime, max_supp: int
+) -> list[Row[Any]]:
+    rows = await session.execute(
+        text(
+            f"""{SUBTREE}
+            SELECT d.unit_code, count(*) AS overdue,
+                   count(*) FILTER (WHERE d.apology_issued_at IS NULL) AS without_apology
+            FROM dossiers d
+            WHERE d.unit_code IN (SELECT code FROM subtree) AND {OVERDUE}
+            GROUP BY d.unit_code ORDER BY d.unit_code
+            """  # noqa: S608
+        ),
+        {"root": root, "now": now, "max_supp": max_supp},
+    )
+    return list(rows)
+
+
+async def due_soon(
+    session: AsyncSession,
+    *,
+    root: str,
+    now: datetime,
+    until: datetime,
+    after: tuple[str, str] | None,
+    limit: int,
+) -> list[Row[Any]]:
+    params: dict[str, Any] = {"root": root, "now": now, "until": until, "limit": limit + 1}
+    keyset = ""
+    if after is not None:
+        keyset = "AND (d.due_at, d.code) > (CAST(:after_due AS timestamptz), :after_code)"
+        params.update(after_due=datetime.fromisoformat(after[0]), after_code=after[1])
+    rows = await session.execute(
+        text(
+            f"""{SUBTREE}
+            SELECT {_DOSSIER_FIELDS} FROM dossiers d
+            WHERE d.unit_code IN (SELECT code FROM subtree)
+              AND d.end_at IS NULL AND d.counted AND d.clock_stopped_at IS NULL
+              AND d.due_at >= :now AND d.due_at <= :until {keyset}
+            ORDER BY d.due_at, d.code LIMIT :limit
+            """  # noqa: S608
+        ),
+        params,
+    )
+    return list(rows)
+
+
+async def open_codes_from(
+    session: AsyncSession, day: date, after: str | None, limit: int
+) -> list[str]:
+    """Open dossiers whose deadline arithmetic may cross ``day`` (received on or before it and
+    not yet due before it, or with a stopped clock)."""
+    rows = await session.execute(
+        text(
+            """
+            SELECT code FROM dossiers
+            WHERE end_at IS NULL AND received_at < CAST(:day AS date) + 2
+              AND (due_at IS NULL OR due_at >= CAST(:day AS date) - 2
+                   OR clock_stopped_at IS NOT NULL OR jsonb_array_length(pauses) > 0)
+              AND (CAST(:after AS text) IS NULL OR code > :after)
+            ORDER BY code LIMIT :limit
+            """
+        ),
+        {"day": day, "after": after, "limit": limit},
+    )
+    return [r[0] for r in rows]

@@ -1,0 +1,287 @@
+"""HTTP endpoints for dossier events, dossiers and overdue lists."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
+from pydantic import AwareDatetime
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.calendar.service import current_calendar
+from app.core import clock
+from app.core.auth import Principal, Scope, require
+from app.core.database import get_session
+from app.core.errors import PayloadTooLarge, Unprocessable
+from app.core.pagination import Page, PageParams, decode_cursor, encode_cursor, page_params
+from app.core.settings import Settings
+from app.dossiers import repository, service
+from app.dossiers.schemas import (
+    CODE_PATTERN,
+    MAX_BATCH,
+    BatchResult,
+    DossierEventIn,
+    DossierEventOut,
+    DossierOut,
+    EventResult,
+    OverdueList,
+)
+
+router = APIRouter(tags=["dossiers"])
+
+Session = Annotated[AsyncSession, Depends(get_session)]
+Writer = Annotated[Principal, Depends(require(Scope.dossiers_write))]
+Reader = Annotated[Principal, Depends(require(Scope.dossiers_read))]
+CodePath = Annotated[str, Path(pattern=CODE_PATTERN)]
+UnitQuery = Annotated[str | None, Query(pattern=CODE_PATTERN)]
+STATES = "pending|overdue|in_time|finished|early|on_time|late|not_counted"
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+@router.post(
+    "/v1/dossier-events",
+    response_model=EventResult,
+    status_code=status.HTTP_201_CREATED,
+    summary="Post one status event (201 stored, 200 duplicate; committed before answering)",
+    responses={200: {"model": EventResult, "description": "Already stored: nothing changed"}},
+)
+async def post_event(
+    request: Request, session: Session, principal: Writer, event: DossierEventIn, response: Response
+) -> EventResult:
+    settings = _settings(request)
+    outcome = await service.ingest(session, settings, principal, [event], pointer_prefix=None)
+    result = outcome.results[0]
+    if result.result == "rejected":
+        errors = result.errors or []
+        raise Unprocessable(errors[0]["detail"] if errors else None, errors=errors)
+    await session.commit()
+    if result.result == "duplicate":
+        response.status_code = status.HTTP_200_OK
+    dossier = await service.get_dossier(
+        session, settings, principal, event.dossier_code, clock.now(request)
+    )
+    return EventResult(event_id=event.event_id, result=result.result, dossier=dossier)
+
+
+@router.post(
+    "/v1/dossier-events/batch",
+    response_model=BatchResult,
+    summary=f"Post up to {MAX_BATCH:,} events; each item gets its own result",
+    responses={413: {"description": f"More than {MAX_BATCH:,} events"}},
+)
+async def post_batch(
+    request: Request,
+    session: Session,
+    principal: Writer,
+    body: Annotated[dict[str, Any], Body(examples=[{"events": []}])],
+) -> BatchResult:
+    raw = body.get("events")
+    if not isinstance(raw, list):
+        raise Unprocessable(
+            "`events` must be an array",
+            errors=[{"pointer": "#/events", "detail": "must be an array of events"}],
+        )
+    if len(raw) > MAX_BATCH:
+        raise PayloadTooLarge(f"A batch holds at most {MAX_BATCH:,} events; got {len(raw):,}.")
+    items = service.parse_items(raw, "/events")
+    outcome = await service.ingest(session, _settings(request), principal, items)
+    await session.commit()
+    return BatchResult(
+        stored=outcome.count("stored"),
+        duplicate=outcome.count("duplicate"),
+        rejected=outcome.count("rejected"),
+        items=outcome.results,
+    )
+
+
+@router.get("/v1/dossiers/{code}", response_model=DossierOut, summary="A dossier's state")
+async def get_dossier(
+    request: Request, session: Session, principal: Reader, code: CodePath
+) -> DossierOut:
+    return await service.get_dossier(
+        session, _settings(request), principal, code, clock.now(request)
+    )
+
+
+@router.get(
+    "/v1/dossiers/{code}/events",
+    response_model=Page[DossierEventOut],
+    summary="A dossier's full history, in time order",
+)
+async def get_dossier_events(
+    session: Session,
+    principal: Reader,
+    code: CodePath,
+    page: Annotated[PageParams, Depends(page_params)],
+) -> Page[DossierEventOut]:
+    after = None
+    if page.cursor:
+        at, row_id = decode_cursor(page.cursor, 2)
+        after = (str(at), int(row_id or 0))
+    rows = await service.dossier_events(session, principal, code, after, page.limit)
+    items = rows[: page.limit]
+    next_cursor = (
+        encode_cursor([items[-1].occurred_at.isoformat(), items[-1].id])
+        if len(rows) > page.limit
+        else None
+    )
+    return Page(
+        items=[DossierEventOut.model_validate(r._asdict()) for r in items], next=next_cursor
+    )
+
+
+@router.get(
+    "/v1/dossiers",
+    response_model=Page[DossierOut],
+    summary="Dossiers of a unit's whole subtree, filtered",
+)
+async def list_dossiers(
+    request: Request,
+    session: Session,
+    principal: Reader,
+    page: Annotated[PageParams, Depends(page_params)],
+    unit: UnitQuery = None,
+    state: Annotated[str | None, Query(pattern=f"^({STATES})$")] = None,
+    procedure: Annotated[str | None, Query(pattern=CODE_PATTERN)] = None,
+    due_before: AwareDatetime | None = None,
+    due_after: AwareDatetime | None = None,
+) -> Page[DossierOut]:
+    settings = _settings(request)
+    root = await service.scope_root(session, principal, unit)
+    after = decode_cursor(page.cursor, 1)[0] if page.cursor else None
+    now = clock.now(request)
+    rows = await repository.list_dossiers(
+        session,
+        root=root,
+        state=state,
+        procedure=procedure,
+        due_before=due_before,
+        due_after=due_after,
+        now=now,
+        max_supp=settings.max_supplement_requests,
+        after=str(after) if after is not None else None,
+        limit=page.limit,
+    )
+    calendar = await current_calendar(session, settings)
+    rules = service.rules_from(settings)
+    items = [service.to_out(r, calendar, rules, now) for r in rows[: page.limit]]
+    next_cursor = encode_cursor([items[-1].code]) if len(rows) > page.limit else None
+    return Page(items=items, next=next_cursor)
+
+
+@router.get(
+    "/v1/units/{code}/overdue",
+    response_model=OverdueList,
+    summary="Overdue dossiers of a unit and its subtree (Accept: text/csv for an export)",
+    responses={200: {"content": {"text/csv": {}}}},
+)
+async def get_overdue(
+    request: Request,
+    session: Session,
+    principal: Reader,
+    code: CodePath,
+    page: Annotated[PageParams, Depends(page_params)],
+) -> Any:
+    settings = _settings(request)
+    root = await service.scope_root(session, principal, code)
+    assert root is not None
+    now = clock.now(request)
+    if "text/csv" in request.headers.get("accept", ""):
+        rows = await repository.overdue(
+            session, root=root, now=now, max_supp=settings.max_supplement_requests,
+            after=None, limit=None,
+        )  # fmt: skip
+        items = await service.overdue_items(session, settings, rows, now)
+        return StreamingResponse(
+            _csv(items),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="overdue-{root}.csv"'},
+        )
+    after = None
+    if page.cursor:
+        due, last_code = decode_cursor(page.cursor, 2)
+        after = (str(due), str(last_code))
+    rows = await repository.overdue(
+        session, root=root, now=now, max_supp=settings.max_supplement_requests,
+        after=after, limit=page.limit,
+    )  # fmt: skip
+    items = await service.overdue_items(session, settings, rows[: page.limit], now)
+    next_cursor = (
+        encode_cursor([items[-1].due_at.isoformat(), items[-1].code])
+        if len(rows) > page.limit
+        else None
+    )
+    return OverdueList(
+        unit_code=root,
+        as_of=now,
+        counts=await service.overdue_counts(session, settings, root, now),
+        items=items,
+        next=next_cursor,
+    )
+
+
+async def _csv(items: list[Any]) -> AsyncIterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(
+        ["dossier_code", "unit_code", "unit_name", "procedure_code", "received_at", "due_at",
+         "overdue_working_days", "apology_issued", "apology_new_due_at"]
+    )  # fmt: skip
+    for item in items:
+        writer.writerow(
+            [item.code, item.unit_code, item.unit_name, item.procedure_code,
+             _iso(item.received_at), _iso(item.due_at), item.overdue_by,
+             "yes" if item.apology_issued else "no", _iso(item.apology_new_due_at)]
+        )  # fmt: skip
+        if buffer.tell() > 64_000:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def _iso(value: datetime | None) -> str:
+    return value.isoformat() if value else ""
+
+
+@router.get(
+    "/v1/units/{code}/due-soon",
+    response_model=Page[DossierOut],
+    summary="Open dossiers of a unit's subtree due within the next N working hours",
+)
+async def get_due_soon(
+    request: Request,
+    session: Session,
+    principal: Reader,
+    code: CodePath,
+    page: Annotated[PageParams, Depends(page_params)],
+    hours: Annotated[int | None, Query(ge=1, le=400)] = None,
+) -> Page[DossierOut]:
+    settings = _settings(request)
+    root = await service.scope_root(session, principal, code)
+    assert root is not None
+    now = clock.now(request)
+    until = await service.due_soon_until(session, settings, now, hours or settings.due_soon_hours)
+    after = None
+    if page.cursor:
+        due, last_code = decode_cursor(page.cursor, 2)
+        after = (str(due), str(last_code))
+    rows = await repository.due_soon(
+        session, root=root, now=now, until=until, after=after, limit=page.limit
+    )
+    calendar = await current_calendar(session, settings)
+    rules = service.rules_from(settings)
+    items = [service.to_out(r, calendar, rules, now) for r in rows[: page.limit]]
+    next_cursor = None
+    if len(rows) > page.limit and items[-1].due_at is not None:
+        next_cursor = encode_cursor([items[-1].due_at.isoformat(), items[-1].code])
+    return Page(items=items, next=next_cursor)

@@ -1,0 +1,225 @@
+"""Wire shapes of dossier events and dossiers (the JSON API; the portal shape is in portal.py)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import IntEnum, StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from app.dossiers.privacy import scrub
+
+CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$"
+DossierCode = Annotated[str, Field(pattern=CODE_PATTERN, examples=["H01.01-261008-0975"])]
+EventId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
+
+MAX_BATCH = 10_000
+# Timestamps outside this window are typos (year 0226, 20226), not history.
+EARLIEST = datetime.fromisoformat("2000-01-01T00:00:00+00:00")
+LATEST = datetime.fromisoformat("2100-01-01T00:00:00+00:00")
+
+
+class DossierStatus(IntEnum):
+    """``TrangThaiHoSo``: the national portal's status codes."""
+
+    registered = 1  # mới đăng ký
+    accepted = 2  # được tiếp nhận
+    not_accepted = 3  # không được tiếp nhận
+    processing = 4  # đang xử lý
+    supplement_requested = 5  # yêu cầu bổ sung
+    financial_obligation = 6  # yêu cầu thực hiện nghĩa vụ tài chính
+    withdrawn = 7  # công dân yêu cầu rút hồ sơ
+    stopped = 8  # dừng xử lý
+    finished = 9  # đã xử lý xong
+    returned = 10  # đã trả kết quả
+
+
+class Channel(IntEnum):
+    """``KenhThucHien``."""
+
+    in_person = 1
+    online = 2
+    postal = 3
+
+
+class Timeliness(StrEnum):
+    early = "early"
+    on_time = "on_time"
+    late = "late"
+    in_time = "in_time"
+    overdue = "overdue"
+
+
+def _in_range(value: datetime | None) -> datetime | None:
+    if value is not None and not (EARLIEST <= value < LATEST):
+        raise ValueError("date out of range (2000-01-01 to 2099-12-31)")
+    return value
+
+
+class DossierEventIn(BaseModel):
+    """One status change of one dossier, as a desk or platform reports it.
+
+    Unknown fields are dropped, never stored: payloads often carry the applicant's identity
+    number, phone or e-mail, and the service must not keep them.
+    """
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    event_id: EventId
+    dossier_code: DossierCode
+    unit_code: Annotated[str, Field(pattern=CODE_PATTERN)]
+    procedure_code: Annotated[str, Field(pattern=CODE_PATTERN)]
+    status: DossierStatus
+    occurred_at: AwareDatetime
+    channel: Channel
+    due_at: AwareDatetime | None = Field(default=None, description="NgayHenTra, when stated")
+    received_at: AwareDatetime | None = Field(default=None, description="NgayTiepNhan")
+    note: Annotated[str | None, Field(max_length=2000)] = None
+    supplement_supplied_at: AwareDatetime | None = Field(
+        default=None, description="Papers supplied (NgayTiepNhanBoSung): the clock restarts"
+    )
+    supplement_new_due_at: AwareDatetime | None = Field(
+        default=None, description="NgayHenTraMoi given when the clock restarts"
+    )
+    fee_paid_at: AwareDatetime | None = Field(
+        default=None, description="Financial obligation met: the clock restarts"
+    )
+    apology_issued_at: AwareDatetime | None = Field(
+        default=None, description="An apology letter was sent for the overdue dossier"
+    )
+    apology_new_due_at: AwareDatetime | None = Field(
+        default=None, description="The new appointment promised in the apology letter"
+    )
+    applicant_kind: Annotated[int | None, Field(ge=1, le=4)] = Field(
+        default=None, description="LoaiDoiTuong: 1 citizen, 2 business, 3 agency, 4 other"
+    )
+    paid_online: bool | None = Field(default=None, description="DuocThanhToanTrucTuyen")
+    has_digitized_parts: bool | None = Field(default=None, description="HoSoCoThanhPhanSoHoa")
+
+    _dates_in_range = field_validator(
+        "occurred_at",
+        "due_at",
+        "received_at",
+        "supplement_supplied_at",
+        "supplement_new_due_at",
+        "fee_paid_at",
+        "apology_issued_at",
+        "apology_new_due_at",
+    )(_in_range)
+
+    @field_validator("note")
+    @classmethod
+    def _scrub_note(cls, value: str | None) -> str | None:
+        return scrub(value) if value else value
+
+
+class DossierEventBatch(BaseModel):
+    events: Annotated[list[Any], Field(max_length=MAX_BATCH)]
+
+
+class ItemResult(BaseModel):
+    index: int
+    event_id: str | None = None
+    result: Literal["stored", "duplicate", "rejected"]
+    errors: list[dict[str, Any]] | None = None
+
+
+class BatchResult(BaseModel):
+    stored: int
+    duplicate: int
+    rejected: int
+    items: list[ItemResult]
+
+
+class EventResult(BaseModel):
+    event_id: str
+    result: Literal["stored", "duplicate"]
+    dossier: DossierOut
+
+
+class Pause(BaseModel):
+    kind: Literal["supplement", "financial"]
+    started_at: datetime
+    ended_at: datetime | None
+    new_due_at: datetime | None = None
+
+
+class Anomaly(BaseModel):
+    code: str
+    detail: str
+    event_id: str | None = None
+
+
+class Apology(BaseModel):
+    issued_at: datetime
+    new_due_at: datetime | None
+
+
+class DossierOut(BaseModel):
+    code: str
+    unit_code: str
+    procedure_code: str
+    status: DossierStatus
+    channel: Channel
+    received_at: datetime | None
+    due_at: datetime | None
+    finished_at: datetime | None
+    counted: bool = Field(description="Whether indicator 2.1 counts this dossier")
+    timeliness: Timeliness | None
+    overdue_by: Decimal | None = Field(description="Working days past due (overdue or late)")
+    supplement_requests: int
+    paused_for_hours: Decimal = Field(description="Working hours the clock was stopped")
+    pauses: list[Pause]
+    apology: Apology | None
+    anomalies: list[Anomaly]
+    last_event_at: datetime
+
+
+class DossierEventOut(BaseModel):
+    event_id: str
+    status: DossierStatus
+    occurred_at: datetime
+    recorded_at: datetime
+    channel: Channel
+    unit_code: str
+    procedure_code: str
+    due_at: datetime | None
+    received_at: datetime | None
+    note: str | None
+    supplement_supplied_at: datetime | None
+    supplement_new_due_at: datetime | None
+    fee_paid_at: datetime | None
+    apology_issued_at: datetime | None
+    apology_new_due_at: datetime | None
+    source: str
+
+
+class OverdueItem(BaseModel):
+    code: str
+    unit_code: str
+    unit_name: str
+    procedure_code: str
+    received_at: datetime | None
+    due_at: datetime
+    overdue_by: Decimal
+    apology_issued: bool
+    apology_new_due_at: datetime | None
+
+
+class OverdueCount(BaseModel):
+    unit_code: str
+    overdue: int
+    without_apology: int
+
+
+class OverdueList(BaseModel):
+    unit_code: str
+    as_of: datetime
+    counts: list[OverdueCount]
+    items: list[OverdueItem]
+    next: str | None = None
+
+
+EventResult.model_rebuild()

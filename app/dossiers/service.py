@@ -1,0 +1,313 @@
+"""Dossier rules: ingest events (idempotent, order-independent), derive state, answer queries."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.calendar.service import current_calendar
+from app.calendar.workdays import WorkingCalendar
+from app.core.auth import Principal
+from app.core.errors import Forbidden, NotFound, validation_errors
+from app.core.settings import Settings
+from app.dossiers import repository
+from app.dossiers.schemas import (
+    Anomaly,
+    Apology,
+    DossierEventIn,
+    DossierOut,
+    ItemResult,
+    OverdueCount,
+    OverdueItem,
+    Pause,
+)
+from app.dossiers.timeline import DossierRules, derive, order, standing
+from app.units import repository as units
+from app.units.service import ensure_in_scope
+
+
+def rules_from(settings: Settings) -> DossierRules:
+    return DossierRules(max_supplement_requests=settings.max_supplement_requests)
+
+
+# --- ingestion ---------------------------------------------------------------------------
+
+
+@dataclass
+class Ingested:
+    results: list[ItemResult]
+    touched: list[str]
+
+    def count(self, result: str) -> int:
+        return sum(1 for r in self.results if r.result == result)
+
+
+def parse_items(raw_items: Sequence[Any], pointer_prefix: str) -> list[DossierEventIn | ItemResult]:
+    """Validate each raw item on its own: one bad item never sinks the others."""
+    parsed: list[DossierEventIn | ItemResult] = []
+    for index, raw in enumerate(raw_items):
+        try:
+            parsed.append(DossierEventIn.model_validate(raw))
+        except ValidationError as exc:
+            errors = [
+                {**e, "pointer": e["pointer"].replace("#", f"#{pointer_prefix}/{index}", 1)}
+                for e in validation_errors(exc.errors())
+            ]
+            event_id = raw.get("event_id") if isinstance(raw, dict) else None
+            parsed.append(
+                ItemResult(
+                    index=index,
+                    event_id=event_id if isinstance(event_id, str) else None,
+                    result="rejected",
+                    errors=errors,
+                )
+            )
+    return parsed
+
+
+async def ingest(
+    session: AsyncSession,
+    settings: Settings,
+    principal: Principal,
+    items: Sequence[DossierEventIn | ItemResult],
+    *,
+    source: str = "api",
+    pointer_prefix: str | None = "/events",
+) -> Ingested:
+    """Store new events and re-derive every touched dossier. The caller commits."""
+    results: dict[int, ItemResult] = {}
+    valid: dict[int, DossierEventIn] = {}
+    for index, item in enumerate(items):
+        if isinstance(item, ItemResult):
+            results[index] = item
+        else:
+            valid[index] = item
+
+    known_units = await repository.existing_codes(
+        session, "units", {e.unit_code for e in valid.values()}
+    )
+    known_procedures = await repository.existing_codes(
+        session, "procedures", {e.procedure_code for e in valid.values()}
+    )
+    allowed = await _allowed_units(session, principal, known_units)
+    for index, event in list(valid.items()):
+        errors = []
+        if event.unit_code not in known_units:
+            errors.append(_error(pointer_prefix, index, "unit_code", "unknown unit"))
+        elif event.unit_code not in allowed:
+            errors.append(_error(pointer_prefix, index, "unit_code", "outside this key's unit"))
+        if event.procedure_code not in known_procedures:
+            errors.append(_error(pointer_prefix, index, "procedure_code", "unknown procedure"))
+        if errors:
+            results[index] = ItemResult(
+                index=index, event_id=event.event_id, result="rejected", errors=errors
+            )
+            del valid[index]
+
+    stored_ids = await repository.insert_events(session, list(valid.values()), source)
+    touched_events: list[DossierEventIn] = []
+    claimed: set[str] = set()
+    for index, event in valid.items():
+        fresh = event.event_id in stored_ids and event.event_id not in claimed
+        claimed.add(event.event_id)
+        results[index] = ItemResult(
+            index=index, event_id=event.event_id, result="stored" if fresh else "duplicate"
+        )
+        if fresh:
+            touched_events.append(event)
+
+    touched = sorted({e.dossier_code for e in touched_events})
+    if touched:
+        await repository.lock_dossiers(session, touched_events)
+        calendar = await current_calendar(session, settings)
+        await rederive(session, calendar, rules_from(settings), touched)
+    return Ingested(results=[results[i] for i in sorted(results)], touched=touched)
+
+
+def _error(prefix: str | None, index: int, field: str, detail: str) -> dict[str, str]:
+    pointer = f"#{prefix}/{index}/{field}" if prefix is not None else f"#/{field}"
+    return {"pointer": pointer, "detail": detail}
+
+
+async def _allowed_units(session: AsyncSession, principal: Principal, codes: set[str]) -> set[str]:
+    if principal.unit_code is None:
+        return codes
+    return {c for c in codes if await units.is_within(session, c, principal.unit_code)}
+
+
+async def rederive(
+    session: AsyncSession, calendar: WorkingCalendar, rules: DossierRules, codes: Sequence[str]
+) -> int:
+    """Recompute the state of ``codes`` (already locked) from their whole histories."""
+    histories = await repository.histories(session, codes)
+    limits = await repository.limits(
+        session, {e.procedure_code for events in histories.values() for e in events}
+    )
+    states = []
+    for code, events in histories.items():
+        history = order(events)
+        limit = limits.get(history[-1].procedure_code)
+        states.append(derive(code, history, limit, calendar, rules))
+    await repository.save_states(session, states)
+    return len(states)
+
+
+async def recompute_open_from(
+    session: AsyncSession, settings: Settings, day_iso: str, chunk: int = 2000
+) -> int:
+    """After a calendar change: re-derive open dossiers whose deadlines may cross that day.
+
+    Idempotent (re-deriving gives the same state), chunked so one job never holds locks on
+    the whole table; each chunk commits on its own.
+    """
+    from datetime import date
+
+    day = date.fromisoformat(day_iso)
+    calendar = await current_calendar(session, settings)
+    rules = rules_from(settings)
+    after: str | None = None
+    total = 0
+    while True:
+        codes = await repository.open_codes_from(session, day, after, chunk)
+        if not codes:
+            return total
+        await repository.lock_existing(session, codes)
+        total += await rederive(session, calendar, rules, codes)
+        await session.commit()
+        after = codes[-1]
+
+
+# --- reads -------------------------------------------------------------------------------
+
+
+async def scope_root(
+    session: AsyncSession, principal: Principal, requested: str | None
+) -> str | None:
+    """The unit subtree a read is limited to: the requested unit, within the key's own."""
+    if requested is not None:
+        if await units.get(session, requested) is None:
+            raise NotFound(f"No unit with code {requested!r}.")
+        await ensure_in_scope(session, principal, requested)
+        return requested
+    return principal.unit_code
+
+
+def to_out(
+    row: Row[Any], calendar: WorkingCalendar, rules: DossierRules, at: datetime
+) -> DossierOut:
+    pauses = row.pauses if isinstance(row.pauses, list) else json.loads(row.pauses)
+    anomalies = row.anomalies if isinstance(row.anomalies, list) else json.loads(row.anomalies)
+    where = standing(
+        counted=row.counted,
+        due_at=row.due_at,
+        end_at=row.end_at,
+        outcome=row.outcome,
+        clock_stopped_at=row.clock_stopped_at,
+        supplement_requests=row.supplement_requests,
+        at=at,
+        calendar=calendar,
+        rules=rules,
+    )
+    return DossierOut(
+        code=row.code,
+        unit_code=row.unit_code,
+        procedure_code=row.procedure_code,
+        status=row.status,
+        channel=row.channel,
+        received_at=row.received_at,
+        due_at=row.due_at,
+        finished_at=row.end_at,
+        counted=row.counted,
+        timeliness=where.timeliness,
+        overdue_by=where.overdue_by,
+        supplement_requests=row.supplement_requests,
+        paused_for_hours=(Decimal(row.paused_seconds) / 3600).quantize(Decimal("0.01")),
+        pauses=[Pause.model_validate(p) for p in pauses],
+        apology=Apology(issued_at=row.apology_issued_at, new_due_at=row.apology_new_due_at)
+        if row.apology_issued_at
+        else None,
+        anomalies=[Anomaly.model_validate(a) for a in anomalies],
+        last_event_at=row.last_event_at,
+    )
+
+
+async def get_dossier(
+    session: AsyncSession, settings: Settings, principal: Principal, code: str, at: datetime
+) -> DossierOut:
+    row = await repository.get(session, code)
+    if row is None:
+        raise NotFound(f"No dossier with code {code!r}.")
+    await _check_dossier_scope(session, principal, row.unit_code)
+    calendar = await current_calendar(session, settings)
+    return to_out(row, calendar, rules_from(settings), at)
+
+
+async def _check_dossier_scope(session: AsyncSession, principal: Principal, unit: str) -> None:
+    try:
+        await ensure_in_scope(session, principal, unit)
+    except Forbidden:
+        raise Forbidden("This dossier belongs to a unit outside this key's unit.") from None
+
+
+async def dossier_events(
+    session: AsyncSession,
+    principal: Principal,
+    code: str,
+    after: tuple[str, int] | None,
+    limit: int,
+) -> list[Row[Any]]:
+    row = await repository.get(session, code)
+    if row is None:
+        raise NotFound(f"No dossier with code {code!r}.")
+    await _check_dossier_scope(session, principal, row.unit_code)
+    return await repository.events_of(session, code, after, limit)
+
+
+async def overdue_items(
+    session: AsyncSession,
+    settings: Settings,
+    rows: Sequence[Row[Any]],
+    at: datetime,
+) -> list[OverdueItem]:
+    calendar = await current_calendar(session, settings)
+    return [
+        OverdueItem(
+            code=r.code,
+            unit_code=r.unit_code,
+            unit_name=r.unit_name,
+            procedure_code=r.procedure_code,
+            received_at=r.received_at,
+            due_at=r.due_at,
+            overdue_by=calendar.working_days_between(r.due_at, r.clock_stopped_at or at),
+            apology_issued=r.apology_issued_at is not None,
+            apology_new_due_at=r.apology_new_due_at,
+        )
+        for r in rows
+    ]
+
+
+async def overdue_counts(
+    session: AsyncSession, settings: Settings, root: str, at: datetime
+) -> list[OverdueCount]:
+    rows = await repository.overdue_counts(
+        session, root=root, now=at, max_supp=settings.max_supplement_requests
+    )
+    return [
+        OverdueCount(unit_code=r.unit_code, overdue=r.overdue, without_apology=r.without_apology)
+        for r in rows
+    ]
+
+
+async def due_soon_until(
+    session: AsyncSession, settings: Settings, at: datetime, hours: int
+) -> datetime:
+    calendar = await current_calendar(session, settings)
+    return calendar.add_working_time(at, timedelta(hours=hours))

@@ -1,0 +1,310 @@
+"""Derive a dossier's state from its event history: pure rules, no I/O.
+
+The history is always sorted by ``occurred_at`` first, so late or out-of-order delivery gives
+the same state as in-order delivery. Rules follow indicator 2.1 of the service index (see
+docs/DOMAIN.md): end time by terminal-status priority, pauses stop the clock, more than the
+allowed number of supplement requests counts as overdue, withdrawals count only after
+acceptance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from app.calendar.workdays import LimitUnit, WorkingCalendar
+from app.dossiers.schemas import DossierStatus as S
+from app.dossiers.schemas import Timeliness
+
+_TERMINAL = {S.not_accepted, S.withdrawn, S.stopped, S.finished, S.returned}
+_ACCEPTED = {S.accepted, S.processing, S.supplement_requested, S.financial_obligation,
+             S.finished, S.returned}  # fmt: skip
+_PAUSING = {S.supplement_requested: "supplement", S.financial_obligation: "financial"}
+_WORK_STEPS = {S.processing, S.supplement_requested, S.financial_obligation, S.finished,
+               S.returned, S.stopped}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class DossierRules:
+    """Index rules that officials may change; configured, never hard-coded."""
+
+    # More supplement requests than this → the dossier counts as overdue (indicator 2.1).
+    max_supplement_requests: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    event_id: str
+    status: int
+    occurred_at: datetime
+    channel: int
+    unit_code: str
+    procedure_code: str
+    due_at: datetime | None = None
+    received_at: datetime | None = None
+    supplement_supplied_at: datetime | None = None
+    supplement_new_due_at: datetime | None = None
+    fee_paid_at: datetime | None = None
+    apology_issued_at: datetime | None = None
+    apology_new_due_at: datetime | None = None
+    applicant_kind: int | None = None
+    paid_online: bool | None = None
+    has_digitized_parts: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    value: Decimal
+    unit: LimitUnit
+
+
+@dataclass(slots=True)
+class PauseInterval:
+    kind: str
+    started_at: datetime
+    ended_at: datetime | None = None
+    new_due_at: datetime | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "started_at": self.started_at.isoformat(),
+            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
+            "new_due_at": self.new_due_at.isoformat() if self.new_due_at else None,
+        }
+
+
+@dataclass(slots=True)
+class DossierState:
+    code: str
+    unit_code: str
+    procedure_code: str
+    status: int
+    channel: int
+    received_at: datetime | None
+    base_due_at: datetime | None
+    due_at: datetime | None
+    end_at: datetime | None
+    end_status: int | None
+    outcome: Timeliness | None
+    counted: bool
+    clock_stopped_at: datetime | None
+    supplement_requests: int
+    paused: timedelta
+    pauses: list[PauseInterval]
+    apology_issued_at: datetime | None
+    apology_new_due_at: datetime | None
+    anomalies: list[dict[str, Any]]
+    applicant_kind: int | None
+    paid_online: bool | None
+    has_digitized_parts: bool | None
+    first_event_at: datetime
+    last_event_at: datetime
+    event_count: int = field(default=0)
+
+
+def order(events: Iterable[EventRecord]) -> list[EventRecord]:
+    """The one order of a history: time, then status (accepted before processing), then id."""
+    return sorted(events, key=lambda e: (e.occurred_at, e.status, e.event_id))
+
+
+def _first(values: Iterable[datetime | None]) -> datetime | None:
+    return next((v for v in values if v is not None), None)
+
+
+def _last_known(events: Sequence[EventRecord], name: str) -> Any:
+    return next((getattr(e, name) for e in reversed(events) if getattr(e, name) is not None), None)
+
+
+def _end(history: Sequence[EventRecord], accepted: bool) -> EventRecord | None:
+    """First terminal event by priority: finished > returned > stopped / not accepted.
+
+    A withdrawal ends the dossier only after acceptance (before it, the dossier never counts).
+    """
+    by_status: dict[int, EventRecord] = {}
+    for event in history:
+        by_status.setdefault(event.status, event)
+    for status in (S.finished, S.returned):
+        if status in by_status:
+            return by_status[status]
+    closing = [by_status[s] for s in (S.stopped, S.not_accepted) if s in by_status]
+    if closing:
+        return min(closing, key=lambda e: e.occurred_at)
+    if accepted and S.withdrawn in by_status:
+        return by_status[S.withdrawn]
+    return None
+
+
+def derive(
+    code: str,
+    events: Iterable[EventRecord],
+    limit: Limit | None,
+    calendar: WorkingCalendar,
+    rules: DossierRules,
+) -> DossierState:
+    history = order(events)
+    if not history:
+        raise ValueError(f"dossier {code} has no events")
+    last = history[-1]
+    anomalies: list[dict[str, Any]] = []
+
+    def flag(code_: str, detail: str, event: EventRecord | None = None) -> None:
+        anomalies.append(
+            {"code": code_, "detail": detail, "event_id": event.event_id if event else None}
+        )
+
+    for name in ("unit_code", "procedure_code"):
+        values = {getattr(e, name) for e in history}
+        if len(values) > 1:
+            flag(f"{name.removesuffix('_code')}_changed", f"{name} differs: {sorted(values)}")
+
+    statuses = {e.status for e in history}
+    explicit_receipt = _first(e.received_at for e in history)
+    acceptance = next((e for e in history if e.status == S.accepted), None)
+    received_at = explicit_receipt or (acceptance.occurred_at if acceptance else None)
+    if received_at is None:
+        # No receipt stated: any later step means the desk did take the dossier in.
+        step = next((e for e in history if e.status in _WORK_STEPS | {S.not_accepted}), None)
+        received_at = step.occurred_at if step else None
+    accepted = explicit_receipt is not None or bool(statuses & _ACCEPTED)
+
+    first_step = next((e for e in history if e.status in _WORK_STEPS), None)
+    if explicit_receipt and first_step and explicit_receipt > first_step.occurred_at:
+        flag("receipt_after_later_steps",
+             "received_at is later than a processing step", first_step)  # fmt: skip
+
+    end_event = _end(history, accepted)
+    end_at = end_event.occurred_at if end_event else None
+    withdrawn_unaccepted = S.withdrawn in statuses and not accepted
+
+    # Pauses: a supplement (5) or financial-obligation (6) request stops the clock until the
+    # papers are supplied / the fee is paid, or until any later step shows work resumed.
+    pauses: list[PauseInterval] = []
+    open_pause: PauseInterval | None = None
+    supplement_requests = 0
+    for event in history:
+        if end_at is not None and event.occurred_at > end_at:
+            if event.status not in _TERMINAL:
+                flag("status_after_end",
+                     f"status {event.status} after the dossier ended", event)  # fmt: skip
+            continue
+        kind = _PAUSING.get(S(event.status))
+        if event.status == S.supplement_requested:
+            supplement_requests += 1
+        if event.supplement_supplied_at is not None:
+            if open_pause is not None and open_pause.kind == "supplement":
+                open_pause.ended_at = max(event.supplement_supplied_at, open_pause.started_at)
+                open_pause.new_due_at = event.supplement_new_due_at
+                open_pause = None
+            else:
+                flag("supplied_without_request",
+                     "papers supplied but no supplement request was open", event)  # fmt: skip
+        paid = event.fee_paid_at
+        if paid is not None and open_pause is not None and open_pause.kind == "financial":
+            open_pause.ended_at = max(paid, open_pause.started_at)
+            open_pause = None
+        if kind is not None:
+            if open_pause is None:
+                open_pause = PauseInterval(kind=kind, started_at=event.occurred_at)
+                pauses.append(open_pause)
+                if event.supplement_new_due_at is not None:
+                    open_pause.new_due_at = event.supplement_new_due_at
+        elif open_pause is not None:
+            open_pause.ended_at = event.occurred_at
+            open_pause.new_due_at = open_pause.new_due_at or event.supplement_new_due_at
+            open_pause = None
+
+    base_due_at = _first(e.due_at for e in history)
+    if base_due_at is None and received_at is not None and limit is not None:
+        base_due_at = calendar.due_at(received_at, limit.value, limit.unit)
+    if base_due_at is not None and received_at is not None and base_due_at < received_at:
+        flag("due_before_receipt", "the appointment is earlier than the receipt")
+    if end_at is not None and received_at is not None and end_at < received_at:
+        flag("end_before_receipt", "the dossier ended before it was received", end_event)
+
+    due_at = base_due_at
+    paused = timedelta(0)
+    for pause in pauses:
+        if pause.ended_at is None:
+            continue
+        worked = calendar.working_time_between(pause.started_at, pause.ended_at)
+        paused += worked
+        if due_at is None:
+            continue
+        due_at = pause.new_due_at or calendar.add_working_time(due_at, worked)
+
+    counted = received_at is not None and not withdrawn_unaccepted
+    outcome: Timeliness | None = None
+    if counted and end_at is not None and due_at is not None:
+        if supplement_requests > rules.max_supplement_requests or end_at > due_at:
+            outcome = Timeliness.late
+        elif calendar.local_date(end_at) < calendar.local_date(due_at):
+            outcome = Timeliness.early
+        else:
+            outcome = Timeliness.on_time
+
+    apology_event = next((e for e in reversed(history) if e.apology_issued_at), None)
+    return DossierState(
+        code=code,
+        unit_code=last.unit_code,
+        procedure_code=last.procedure_code,
+        status=last.status,
+        channel=last.channel,
+        received_at=received_at,
+        base_due_at=base_due_at,
+        due_at=due_at,
+        end_at=end_at,
+        end_status=end_event.status if end_event else None,
+        outcome=outcome,
+        counted=counted,
+        clock_stopped_at=open_pause.started_at if open_pause and end_at is None else None,
+        supplement_requests=supplement_requests,
+        paused=paused,
+        pauses=pauses,
+        apology_issued_at=apology_event.apology_issued_at if apology_event else None,
+        apology_new_due_at=apology_event.apology_new_due_at if apology_event else None,
+        anomalies=anomalies,
+        applicant_kind=_last_known(history, "applicant_kind"),
+        paid_online=_last_known(history, "paid_online"),
+        has_digitized_parts=_last_known(history, "has_digitized_parts"),
+        first_event_at=history[0].occurred_at,
+        last_event_at=last.occurred_at,
+        event_count=len(history),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    timeliness: Timeliness | None
+    overdue_by: Decimal | None
+
+
+def standing(
+    *,
+    counted: bool,
+    due_at: datetime | None,
+    end_at: datetime | None,
+    outcome: str | None,
+    clock_stopped_at: datetime | None,
+    supplement_requests: int,
+    at: datetime,
+    calendar: WorkingCalendar,
+    rules: DossierRules,
+) -> Standing:
+    """Timeliness at instant ``at``: finished dossiers keep their outcome; pending ones are
+    in time or overdue, a stopped clock measured at the moment it stopped."""
+    if not counted or due_at is None:
+        return Standing(None, None)
+    if end_at is not None:
+        late = outcome == Timeliness.late
+        by = calendar.working_days_between(due_at, end_at) if late else None
+        return Standing(Timeliness(outcome) if outcome else None, by)
+    measured_at = clock_stopped_at or at
+    if measured_at > due_at:
+        return Standing(Timeliness.overdue, calendar.working_days_between(due_at, measured_at))
+    if supplement_requests > rules.max_supplement_requests:
+        return Standing(Timeliness.overdue, Decimal("0.00"))
+    return Standing(Timeliness.in_time, None)

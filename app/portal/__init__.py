@@ -1,0 +1,1 @@
+"""The national portal's wire formats, its client and simulator."""

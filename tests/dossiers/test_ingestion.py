@@ -1,0 +1,206 @@
+"""Event ingestion: idempotent, order-independent, durable, per-item results in a batch."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.helpers import (
+    ADMIN,
+    create_key,
+    event,
+    get_dossier,
+    post_events,
+    province_with_communes,
+    put_procedure,
+)
+
+
+@pytest.fixture
+async def setup(client: httpx.AsyncClient) -> None:
+    await province_with_communes(client)
+    await put_procedure(client, "P3", 3, "working_days")
+    await put_procedure(client, "P5", 5, "working_days")
+
+
+def history(prefix: str, dossier: str) -> list[dict[str, Any]]:
+    """Received Mon 2 Mar 2026, supplement requested and supplied, finished, returned."""
+    return [
+        event(f"{prefix}-1", dossier, 2, "2026-03-02 08:00", procedure="P5"),
+        event(f"{prefix}-2", dossier, 4, "2026-03-02 09:00", procedure="P5"),
+        event(f"{prefix}-3", dossier, 5, "2026-03-04 10:00", procedure="P5"),
+        event(
+            f"{prefix}-4",
+            dossier,
+            4,
+            "2026-03-05 15:00",
+            procedure="P5",
+            supplement_supplied_at="2026-03-05 15:00",
+        ),
+        event(f"{prefix}-5", dossier, 9, "2026-03-10 16:00", procedure="P5"),
+        event(f"{prefix}-6", dossier, 10, "2026-03-11 09:00", procedure="P5"),
+    ]
+
+
+def comparable(dossier: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in dossier.items() if k != "code"}
+
+
+async def test_single_event_is_201_then_duplicate_is_200_and_changes_nothing(
+    client: httpx.AsyncClient, engine: AsyncEngine, setup: None
+) -> None:
+    body = event("e-1", "H01.01-260302-0001", 2, "2026-03-02 08:00")
+    first = await client.post("/v1/dossier-events", json=body, headers=ADMIN)
+    assert first.status_code == 201
+    assert first.json()["result"] == "stored"
+    # Retried with a different note: still the same event, so nothing may change.
+    again = await client.post(
+        "/v1/dossier-events", json={**body, "note": "retry", "status": 9}, headers=ADMIN
+    )
+    assert again.status_code == 200
+    assert again.json()["result"] == "duplicate"
+    assert again.json()["dossier"] == first.json()["dossier"]
+    async with engine.connect() as conn:
+        rows = (await conn.execute(text("SELECT status, note FROM dossier_events"))).all()
+    assert rows == [(2, None)]
+
+
+async def test_shuffled_history_gives_the_same_state_as_ordered(
+    client: httpx.AsyncClient, setup: None
+) -> None:
+    ordered = history("a", "H01.01-260302-0001")
+    await post_events(client, ordered)
+    shuffled = history("b", "H01.01-260302-0002")
+    random.Random(7).shuffle(shuffled)
+    # Out of order, and one at a time, as a desk recovering from an outage might send them.
+    for item in reversed(shuffled):
+        response = await client.post("/v1/dossier-events", json=item, headers=ADMIN)
+        assert response.status_code == 201
+    a = await get_dossier(client, "H01.01-260302-0001")
+    b = await get_dossier(client, "H01.01-260302-0002")
+    assert comparable(a) == comparable(b)
+    assert a["status"] == 10
+    # Due Mon 9 Mar 17:00 + 11.5 paused working hours = Wed 11 Mar 11:00; finished Tue 10 Mar.
+    assert a["timeliness"] == "early"
+
+
+async def test_batch_with_bad_items_stores_the_good_ones(
+    client: httpx.AsyncClient, engine: AsyncEngine, setup: None
+) -> None:
+    good = event("g-1", "H01.01-260302-0001", 2, "2026-03-02 08:00")
+    items = [
+        good,
+        event("b-1", "H01.01-260302-0002", 2, "2026-03-02 08:00", unit="H99"),
+        {**event("b-2", "H01.01-260302-0003", 2, "2026-03-02 08:00"), "status": 11},
+        {**event("b-3", "H01.01-260302-0004", 2, "2026-03-02 08:00"), "occurred_at": None},
+        {
+            **event("b-4", "H01.01-260302-0005", 2, "2026-03-02 08:00"),
+            "occurred_at": "2026-03-02T08:00:00",
+        },
+        event("b-5", "H01.01-260302-0006", 2, "2026-03-02 08:00", procedure="NOPE"),
+        good,  # the same event twice in one batch
+        "not an object",
+    ]
+    result = await post_events(client, items)
+    assert (result["stored"], result["duplicate"], result["rejected"]) == (1, 1, 6)
+    by_index = {i["index"]: i for i in result["items"]}
+    assert by_index[0]["result"] == "stored"
+    assert by_index[6]["result"] == "duplicate"
+    assert by_index[1]["errors"] == [{"pointer": "#/events/1/unit_code", "detail": "unknown unit"}]
+    assert by_index[2]["errors"][0]["pointer"] == "#/events/2/status"
+    assert by_index[3]["errors"][0]["pointer"] == "#/events/3/occurred_at"
+    assert by_index[4]["errors"][0]["pointer"] == "#/events/4/occurred_at"
+    assert by_index[5]["errors"] == [
+        {"pointer": "#/events/5/procedure_code", "detail": "unknown procedure"}
+    ]
+    assert by_index[7]["errors"][0]["pointer"] == "#/events/7"
+    async with engine.connect() as conn:
+        stored = (await conn.execute(text("SELECT event_id FROM dossier_events"))).scalars().all()
+        dossiers = (await conn.execute(text("SELECT code FROM dossiers"))).scalars().all()
+    assert stored == ["g-1"]
+    assert dossiers == ["H01.01-260302-0001"]
+
+
+async def test_single_bad_event_is_422_with_pointer_and_stores_nothing(
+    client: httpx.AsyncClient, engine: AsyncEngine, setup: None
+) -> None:
+    body = event("e-1", "H01.01-260302-0001", 2, "2026-03-02 08:00", unit="H99")
+    response = await client.post("/v1/dossier-events", json=body, headers=ADMIN)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["errors"] == [{"pointer": "#/unit_code", "detail": "unknown unit"}]
+    malformed = await client.post(
+        "/v1/dossier-events",
+        json={**body, "unit_code": "H01.01", "occurred_at": "yesterday"},
+        headers=ADMIN,
+    )
+    assert malformed.status_code == 422
+    assert malformed.json()["errors"][0]["pointer"] == "#/occurred_at"
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM dossier_events"))).scalar() == 0
+
+
+async def test_batch_over_the_limit_is_413(client: httpx.AsyncClient, setup: None) -> None:
+    one = event("x", "H01.01-260302-0001", 2, "2026-03-02 08:00")
+    response = await client.post(
+        "/v1/dossier-events/batch", json={"events": [one] * 10_001}, headers=ADMIN
+    )
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_personal_data_is_never_stored(
+    client: httpx.AsyncClient, engine: AsyncEngine, setup: None
+) -> None:
+    body = {
+        **event("e-1", "H01.01-260302-0001", 2, "2026-03-02 08:00"),
+        "note": "Gọi 0912 345 678, mail lan@example.vn, CCCD 079190012345",
+        "owner_identity_number": "079190012345",
+        "owner_phone": "0912345678",
+        "owner_email": "lan@example.vn",
+    }
+    assert (await client.post("/v1/dossier-events", json=body, headers=ADMIN)).status_code == 201
+    async with engine.connect() as conn:
+        dumped = str((await conn.execute(text("SELECT * FROM dossier_events"))).all())
+        dumped += str((await conn.execute(text("SELECT * FROM dossiers"))).all())
+    for secret in ("0912", "345 678", "lan@example.vn", "079190012345"):
+        assert secret not in dumped
+    assert "Gọi [phone], mail [email], CCCD [id]" in dumped
+
+
+async def test_processing_after_returned_is_stored_and_flagged(
+    client: httpx.AsyncClient, setup: None
+) -> None:
+    code = "H01.01-260302-0001"
+    await post_events(client, [
+        event("e-1", code, 2, "2026-03-02 08:00"),
+        event("e-2", code, 10, "2026-03-03 09:00"),
+        event("e-3", code, 4, "2026-03-04 09:00"),
+    ])  # fmt: skip
+    dossier = await get_dossier(client, code)
+    assert dossier["anomalies"] == [
+        {"code": "status_after_end", "detail": "status 4 after the dossier ended",
+         "event_id": "e-3"}
+    ]  # fmt: skip
+    # The odd event is kept in the history, never dropped.
+    events = (await client.get(f"/v1/dossiers/{code}/events", headers=ADMIN)).json()
+    assert [e["event_id"] for e in events["items"]] == ["e-1", "e-2", "e-3"]
+    assert dossier["finished_at"] is not None
+
+
+async def test_write_scope_and_unit_binding(client: httpx.AsyncClient, setup: None) -> None:
+    _, reader = await create_key(client, ["dossiers:read"], "H01")
+    _, desk_h05 = await create_key(client, ["dossiers:write"], "H05")
+    body = event("e-1", "H01.01-260302-0001", 2, "2026-03-02 08:00")
+    assert (await client.post("/v1/dossier-events", json=body)).status_code == 401
+    assert (await client.post("/v1/dossier-events", json=body, headers=reader)).status_code == 403
+    outside = await client.post("/v1/dossier-events", json=body, headers=desk_h05)
+    assert outside.status_code == 422
+    assert outside.json()["errors"] == [
+        {"pointer": "#/unit_code", "detail": "outside this key's unit"}
+    ]
