@@ -18,10 +18,12 @@ from app.core.observability import ObservabilityMiddleware, configure_logging
 from app.core.queue import create_queue
 from app.core.settings import Settings, get_settings
 from app.dossiers.router import router as dossiers_router
+from app.indicators.router import router as indicators_router
 from app.keys.router import router as keys_router
 from app.portal.router import router as portal_router
 from app.procedures.router import router as procedures_router
 from app.units.router import router as units_router
+from app.webhooks.router import router as webhooks_router
 
 API_DESCRIPTION = """
 chiso follows how public administrations handle citizens' dossiers (hồ sơ) and how they
@@ -69,7 +71,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         keys_router,
         calendar_router,
         dossiers_router,
+        indicators_router,
         portal_router,
+        webhooks_router,
     ):
         app.include_router(router)
     return app

@@ -3,8 +3,21 @@
 from app.calendar.models import CalendarDay
 from app.core.outbox import OutboxJob
 from app.dossiers.models import Dossier, DossierEvent
+from app.indicators.models import IndicatorValue
 from app.keys.models import ApiKey
 from app.procedures.models import Procedure
 from app.units.models import Unit
+from app.webhooks.models import Webhook, WebhookDelivery
 
-__all__ = ["ApiKey", "CalendarDay", "Dossier", "DossierEvent", "OutboxJob", "Procedure", "Unit"]
+__all__ = [
+    "ApiKey",
+    "CalendarDay",
+    "Dossier",
+    "DossierEvent",
+    "IndicatorValue",
+    "OutboxJob",
+    "Procedure",
+    "Unit",
+    "Webhook",
+    "WebhookDelivery",
+]

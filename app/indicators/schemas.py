@@ -1,0 +1,82 @@
+"""Wire shapes of indicator submissions (the catalog's own models are its wire shape)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from app.indicators.periods import Period, PeriodKind
+from app.units.schemas import UNIT_CODE_PATTERN
+
+MAX_BATCH = 5_000
+METRIC_CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+BIGINT_MAX = 2**63 - 1
+
+
+def _normalised_period(text: str) -> str:
+    return str(Period.parse(text))
+
+
+PeriodText = Annotated[
+    str,
+    Field(max_length=16, examples=["2024-04", "2024-Q2", "2024"]),
+    AfterValidator(_normalised_period),
+]
+Count = Annotated[int, Field(strict=True, ge=0, le=BIGINT_MAX)]
+
+
+class IndicatorValueIn(BaseModel):
+    """One numerator/denominator pair of one unit, period and metric (or composite component)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    unit_code: Annotated[str, Field(pattern=UNIT_CODE_PATTERN, examples=["H01.01"])]
+    period: PeriodText
+    metric_code: Annotated[str, Field(pattern=METRIC_CODE_PATTERN, examples=["DOSSIER_SYNC"])]
+    numerator: Count
+    denominator: Count
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.unit_code, self.period, self.metric_code)
+
+
+class IndicatorValueOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    unit_code: str
+    period: str
+    period_kind: PeriodKind
+    metric_code: str
+    numerator: int
+    denominator: int
+    revision: int
+    submitted_by: str
+    submitted_at: datetime
+    key_id: uuid.UUID | None
+
+
+class SubmissionResult(IndicatorValueOut):
+    result: Literal["stored", "unchanged"] = Field(
+        description="`unchanged`: identical to the latest revision, which is returned"
+    )
+
+
+class IndicatorItemResult(BaseModel):
+    index: int
+    result: Literal["stored", "unchanged", "rejected"]
+    unit_code: str | None = None
+    period: str | None = None
+    metric_code: str | None = None
+    revision: int | None = Field(default=None, description="The stored (or latest) revision")
+    errors: list[dict[str, Any]] | None = None
+
+
+class IndicatorBatchResult(BaseModel):
+    stored: int
+    unchanged: int
+    rejected: int
+    items: list[IndicatorItemResult]

@@ -1,0 +1,1 @@
+"""Webhooks: units subscribe URLs to notifications, delivered signed, retried and logged."""

@@ -1,0 +1,63 @@
+"""Worker jobs of the webhooks domain: one signed delivery attempt per run, retried by arq."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+from arq import Retry
+from arq.worker import Function, func
+
+from app.webhooks import service
+from app.webhooks.repository import Claimed
+from app.webhooks.service import RetryPolicy, Wait
+
+# arq gives up on a job after this many runs whatever the delivery's state, so it stays well
+# above RetryPolicy.max_attempts: a run that finds the delivery not yet due also counts.
+ARQ_MAX_TRIES = 40
+
+
+async def deliver_webhook(ctx: dict[str, Any], delivery_id: int) -> str:
+    """Attempt delivery ``delivery_id`` (idempotent: a finished delivery is left alone).
+
+    The attempt is claimed and committed before the POST, and its outcome recorded after,
+    so no transaction stays open while a receiver is slow. A failure raises ``arq.Retry``
+    with the policy's backoff until the attempts run out; then the delivery is ``failed``.
+    """
+    policy: RetryPolicy = ctx.get("webhook_policy") or RetryPolicy()
+    sessionmaker = ctx["sessionmaker"]
+    async with sessionmaker() as session:
+        step = await service.begin_attempt(session, delivery_id, policy)
+        await session.commit()
+    if isinstance(step, Wait):
+        raise Retry(defer=step.seconds)
+    if step is None:
+        return "skipped"
+    answer = await _post(ctx.get("http"), step, policy)
+    async with sessionmaker() as session:
+        outcome = await service.finish_attempt(session, step, answer, policy)
+        await session.commit()
+    if outcome.retry_in is not None:
+        raise Retry(defer=outcome.retry_in)
+    return outcome.status
+
+
+async def _post(
+    http: httpx.AsyncClient | None, claimed: Claimed, policy: RetryPolicy
+) -> service.Answer:
+    now = int(time.time())
+    if http is not None:
+        return await service.post(http, claimed, policy, now)
+    async with httpx.AsyncClient() as own:
+        return await service.post(own, claimed, policy, now)
+
+
+JOBS: list[Function] = [
+    func(
+        deliver_webhook,
+        name=service.DELIVER_JOB,
+        max_tries=ARQ_MAX_TRIES,
+        timeout=RetryPolicy().lease,
+    )
+]

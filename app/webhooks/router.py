@@ -1,0 +1,103 @@
+"""HTTP endpoints for webhook subscriptions and their delivery log."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, status
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.auth import Principal, Scope, require
+from app.core.database import get_session
+from app.core.errors import InvalidCursor
+from app.core.pagination import Page, PageParams, decode_cursor, page_params, paginate
+from app.units.schemas import UNIT_CODE_PATTERN
+from app.webhooks import service
+from app.webhooks.schemas import DeliveryOut, WebhookCreated, WebhookIn, WebhookOut
+
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+
+Session = Annotated[AsyncSession, Depends(get_session)]
+# A desk that may read its unit's dossiers may be told about them.
+Reader = Annotated[Principal, Depends(require(Scope.dossiers_read))]
+Paging = Annotated[PageParams, Depends(page_params)]
+
+
+@router.post(
+    "",
+    response_model=WebhookCreated,
+    status_code=status.HTTP_201_CREATED,
+    summary="Subscribe a URL for a unit's subtree; the signing secret is returned once",
+)
+async def create_webhook(session: Session, principal: Reader, body: WebhookIn) -> WebhookCreated:
+    created = await service.create_webhook(session, principal, body)
+    await session.commit()
+    return created
+
+
+@router.get(
+    "",
+    response_model=Page[WebhookOut],
+    summary="Webhooks of a unit's subtree (default: the key's own unit), oldest first",
+)
+async def list_webhooks(
+    session: Session,
+    principal: Reader,
+    page: Paging,
+    unit: Annotated[str | None, Query(pattern=UNIT_CODE_PATTERN)] = None,
+) -> Page[WebhookOut]:
+    after = None
+    if page.cursor:
+        created_at, webhook_id = decode_cursor(page.cursor, 2)
+        try:
+            after = (datetime.fromisoformat(str(created_at)), uuid.UUID(str(webhook_id)))
+        except ValueError as exc:
+            raise InvalidCursor("Pass back the `next` value of a previous page unchanged.") from exc
+    rows = await service.list_webhooks(
+        session, principal, unit_code=unit, after=after, limit=page.limit
+    )
+    items, next_cursor = paginate(rows, page.limit, lambda w: (w.created_at.isoformat(), str(w.id)))
+    return Page(items=[WebhookOut.model_validate(w) for w in items], next=next_cursor)
+
+
+@router.get("/{webhook_id}", response_model=WebhookOut, summary="One webhook (never its secret)")
+async def get_webhook(session: Session, principal: Reader, webhook_id: uuid.UUID) -> WebhookOut:
+    return WebhookOut.model_validate(await service.get_webhook(session, principal, webhook_id))
+
+
+@router.delete(
+    "/{webhook_id}",
+    response_model=WebhookOut,
+    summary="Disable a webhook (effective at once; its pending deliveries are not sent)",
+)
+async def disable_webhook(session: Session, principal: Reader, webhook_id: uuid.UUID) -> WebhookOut:
+    disabled = await service.disable_webhook(session, principal, webhook_id)
+    await session.commit()
+    return disabled
+
+
+@router.get(
+    "/{webhook_id}/deliveries",
+    response_model=Page[DeliveryOut],
+    summary="The webhook's deliveries, newest first, with attempts and the last error",
+)
+async def list_deliveries(
+    session: Session,
+    principal: Reader,
+    webhook_id: uuid.UUID,
+    page: Paging,
+    status: Annotated[str | None, Query(pattern="^(pending|delivered|failed)$")] = None,
+) -> Page[DeliveryOut]:
+    before = None
+    if page.cursor:
+        (last_id,) = decode_cursor(page.cursor, 1)
+        if not isinstance(last_id, int):
+            raise InvalidCursor("Pass back the `next` value of a previous page unchanged.")
+        before = last_id
+    rows = await service.list_deliveries(
+        session, principal, webhook_id, status=status, before=before, limit=page.limit
+    )
+    items, next_cursor = paginate(rows, page.limit, lambda d: (d.id,))
+    return Page(items=[service.delivery_out(d) for d in items], next=next_cursor)

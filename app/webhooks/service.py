@@ -1,0 +1,312 @@
+"""Webhook rules: who may subscribe, how notifications become deliveries, how retries back off.
+
+Producers (the overdue sweep, the daily digest) call :func:`notify` / :func:`notify_many`
+inside their own transaction: the deliveries and their outbox jobs commit with it, so a
+notification is never lost to a Redis outage and never sent for work that rolled back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import orjson
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.auth import Principal
+from app.core.errors import NotFound, Unprocessable
+from app.units import repository as units
+from app.units.service import ensure_in_scope
+from app.webhooks import repository
+from app.webhooks.models import Webhook, WebhookDelivery
+from app.webhooks.repository import Claimed
+from app.webhooks.schemas import DeliveryOut, WebhookCreated, WebhookIn, WebhookKind, WebhookOut
+from app.webhooks.signing import SIGNATURE_HEADER, signature
+
+DELIVER_JOB = "deliver_webhook"
+USER_AGENT = "chiso-webhooks/1"
+_ERROR_EXCERPT = 300
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How hard a delivery is tried. Workers read it from ``ctx["webhook_policy"]``.
+
+    The default spreads 12 attempts over about 3 hours (10 s, 20 s, 40 s, ... capped at one
+    hour between attempts, each delay shortened by up to half at random so that receivers
+    coming back from an outage are not hit by every retry at the same second).
+    """
+
+    max_attempts: int = 12
+    base_delay: float = 10.0
+    max_delay: float = 3600.0
+    timeout: float = 10.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        ceiling = min(self.max_delay, self.base_delay * 2.0 ** min(attempt - 1, 32))
+        return ceiling * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not cryptography
+
+    @property
+    def lease(self) -> float:
+        """How long a claimed attempt keeps other copies of the job away."""
+        return self.timeout + 60.0
+
+
+# --- producing notifications ---------------------------------------------------------------
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)  # exact, as the JSON API renders decimals
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+async def notify(
+    session: AsyncSession, *, kind: str, unit_code: str, dedupe_key: str, payload: dict[str, Any]
+) -> int:
+    """Queue ``kind`` about ``unit_code`` for every active webhook subscribed to it on that unit
+    or an ancestor. A ``(webhook, kind, dedupe_key)`` already queued is skipped. Returns the
+    number of new deliveries. The caller commits (then relays the outbox, or lets the worker's
+    minute relay do it)."""
+    return await notify_many(session, kind, [(unit_code, dedupe_key, payload)])
+
+
+async def notify_many(
+    session: AsyncSession, kind: str, items: Sequence[tuple[str, str, dict[str, Any]]]
+) -> int:
+    """:func:`notify` for many ``(unit_code, dedupe_key, payload)`` items in one statement."""
+    known = WebhookKind(kind)  # ValueError for a kind no one can subscribe to: a caller's bug
+    if not items:
+        return 0
+    return await repository.insert_deliveries(
+        session,
+        kind=known.value,
+        unit_codes=[unit for unit, _, _ in items],
+        dedupe_keys=[key for _, key, _ in items],
+        payloads=[orjson.dumps(body, default=_json_default).decode() for _, _, body in items],
+        job=DELIVER_JOB,
+    )
+
+
+async def subscribed_units(session: AsyncSession, kind: str) -> list[str]:
+    """Units with an active webhook of their own for ``kind`` (not their subunits)."""
+    return await repository.subscribed_units(session, WebhookKind(kind).value)
+
+
+# --- subscriptions -------------------------------------------------------------------------
+
+
+async def create_webhook(
+    session: AsyncSession, principal: Principal, data: WebhookIn
+) -> WebhookCreated:
+    if await units.get(session, data.unit_code) is None:
+        detail = f"unknown unit {data.unit_code!r}"
+        raise Unprocessable(detail, errors=[{"pointer": "#/unit_code", "detail": detail}])
+    await ensure_in_scope(session, principal, data.unit_code)
+    secret = data.secret or f"whsec_{secrets.token_urlsafe(32)}"
+    webhook = await repository.insert_webhook(
+        session,
+        unit_code=data.unit_code,
+        url=str(data.url),
+        kinds=sorted({k.value for k in data.kinds}),
+        secret=secret,
+        created_by=principal.name,
+    )
+    return WebhookCreated(**WebhookOut.model_validate(webhook).model_dump(), secret=secret)
+
+
+async def get_webhook(
+    session: AsyncSession, principal: Principal, webhook_id: uuid.UUID
+) -> Webhook:
+    webhook = await repository.get(session, webhook_id)
+    if webhook is None:
+        raise NotFound(f"No webhook with id {webhook_id}.")
+    await ensure_in_scope(session, principal, webhook.unit_code)
+    return webhook
+
+
+async def list_webhooks(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    unit_code: str | None,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[Webhook]:
+    """Webhooks of ``unit_code``'s subtree (default: the key's own unit; admin: all)."""
+    root = principal.unit_code
+    if unit_code is not None:
+        if await units.get(session, unit_code) is None:
+            raise NotFound(f"No unit with code {unit_code!r}.")
+        await ensure_in_scope(session, principal, unit_code)
+        root = unit_code
+    return await repository.list_webhooks(session, root=root, after=after, limit=limit)
+
+
+async def disable_webhook(
+    session: AsyncSession, principal: Principal, webhook_id: uuid.UUID
+) -> WebhookOut:
+    """Stop notifying: no new deliveries, and pending ones end as failed when their turn comes."""
+    await get_webhook(session, principal, webhook_id)
+    webhook = await repository.disable(session, webhook_id)
+    assert webhook is not None
+    return WebhookOut.model_validate(webhook)
+
+
+async def list_deliveries(
+    session: AsyncSession,
+    principal: Principal,
+    webhook_id: uuid.UUID,
+    *,
+    status: str | None,
+    before: int | None,
+    limit: int,
+) -> list[WebhookDelivery]:
+    await get_webhook(session, principal, webhook_id)
+    return await repository.list_deliveries(
+        session, webhook_id, status=status, before=before, limit=limit
+    )
+
+
+def delivery_out(delivery: WebhookDelivery) -> DeliveryOut:
+    return DeliveryOut(
+        id=delivery.id,
+        kind=delivery.kind,
+        unit_code=delivery.unit_code,
+        dedupe_key=delivery.dedupe_key,
+        status=delivery.status,
+        attempts=delivery.attempts,
+        last_status_code=delivery.last_status_code,
+        last_error=delivery.last_error,
+        next_attempt_at=delivery.next_attempt_at if delivery.status == "pending" else None,
+        delivered_at=delivery.delivered_at,
+        created_at=delivery.created_at,
+        data=delivery.payload,
+    )
+
+
+# --- delivering ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Not due yet (an earlier attempt's lease or backoff): look again in ``seconds``."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status_code: int | None
+    error: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: str  # pending (will retry) | delivered | failed
+    retry_in: float | None = None
+
+
+async def begin_attempt(
+    session: AsyncSession, delivery_id: int, policy: RetryPolicy
+) -> Claimed | Wait | None:
+    """The delivery to attempt now, a :class:`Wait`, or None when there is nothing to do
+    (already delivered or failed, gone, or its webhook was disabled — then it is failed)."""
+    claimed = await repository.claim(session, delivery_id, policy.lease)
+    if claimed is not None:
+        return claimed
+    standing = await repository.standing(session, delivery_id)
+    if standing is None or standing.status != "pending":
+        return None
+    if standing.webhook_disabled:
+        await repository.fail_pending(session, delivery_id, "webhook disabled")
+        return None
+    return Wait(standing.wait_seconds + 0.05)
+
+
+def body(claimed: Claimed) -> bytes:
+    """The JSON posted to the receiver: the same bytes on every attempt."""
+    return orjson.dumps(
+        {
+            "id": claimed.id,
+            "kind": claimed.kind,
+            "unit_code": claimed.unit_code,
+            "created_at": claimed.created_at,
+            "data": claimed.payload,
+        }
+    )
+
+
+async def post(http: httpx.AsyncClient, claimed: Claimed, policy: RetryPolicy, now: int) -> Answer:
+    """One signed POST. Redirects are not followed; only a 2xx answer counts as delivered."""
+    content = body(claimed)
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "X-Chiso-Event": claimed.kind,
+        "X-Chiso-Delivery": str(claimed.id),
+        SIGNATURE_HEADER: signature(claimed.secret, content, now),
+    }
+    try:
+        async with asyncio.timeout(policy.timeout):
+            async with http.stream(
+                "POST",
+                claimed.url,
+                content=content,
+                headers=headers,
+                timeout=policy.timeout,
+                follow_redirects=False,
+            ) as reply:
+                if 200 <= reply.status_code < 300:
+                    return Answer(reply.status_code, None)
+                # Read a bounded excerpt only: a receiver's error page can be arbitrarily large.
+                excerpt = b""
+                async for chunk in reply.aiter_bytes():
+                    excerpt += chunk
+                    if len(excerpt) >= _ERROR_EXCERPT:
+                        break
+                text = excerpt[:_ERROR_EXCERPT].decode(errors="replace").strip()
+                return Answer(reply.status_code, f"HTTP {reply.status_code} {text}".strip())
+    except TimeoutError:
+        return Answer(None, f"no answer within {policy.timeout:g} s")
+    except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
+        return Answer(None, f"{type(exc).__name__}: {exc}"[:_ERROR_EXCERPT])
+
+
+async def finish_attempt(
+    session: AsyncSession, claimed: Claimed, answer: Answer, policy: RetryPolicy
+) -> Outcome:
+    if answer.ok:
+        outcome = Outcome("delivered")
+    elif claimed.attempt >= policy.max_attempts:
+        outcome = Outcome("failed")
+    else:
+        outcome = Outcome("pending", retry_in=policy.delay(claimed.attempt))
+    recorded = await repository.record_attempt(
+        session,
+        claimed.id,
+        attempt=claimed.attempt,
+        status=outcome.status,
+        status_code=answer.status_code,
+        error=answer.error,
+        retry_in=outcome.retry_in,
+    )
+    if not recorded:  # our lease ran out and another attempt took over: it owns the retry
+        return Outcome("superseded")
+    return outcome
