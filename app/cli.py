@@ -147,12 +147,35 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """The arq worker: scheduled jobs and jobs handed over through the outbox."""
-    from arq.worker import run_worker
+    from arq.worker import async_check_health, run_worker
 
-    from worker.settings import worker_options
+    from app.core.embedded import EmbeddedRedis
+    from app.core.queue import QUEUE_NAME, redis_settings
+    from worker.settings import HEALTH_KEY, worker_options
 
+    if args.check:
+        # Liveness probe: the worker refreshes its health key every few seconds.
+        url = settings.redis_url or EmbeddedRedis(settings.data_dir / "redis").url
+        return asyncio.run(async_check_health(redis_settings(url), HEALTH_KEY, QUEUE_NAME))
     with _services(settings) as (database_url, redis_url):
         run_worker(worker_options(settings, database_url, redis_url))
+    return 0
+
+
+def cmd_portal_sim(args: argparse.Namespace, settings: Settings) -> int:
+    """Serve the portal simulator (development, demos, tests)."""
+    import uvicorn
+
+    from app.portal.simulator import Faults, PortalSimulator
+
+    faults = Faults(
+        latency=args.latency, error_rate=args.error_rate, burst_every=args.burst_every,
+        session_calls=args.session_calls, malformed_rate=args.malformed_rate,
+        repeat_page_at=args.repeat_page_at,
+    )  # fmt: skip
+    simulator = PortalSimulator(dossiers=args.dossiers, seed=args.seed, faults=faults)
+    print(f"portal simulator: {args.dossiers} dossiers on http://{args.host}:{args.port}")
+    uvicorn.run(simulator.app(), host=args.host, port=args.port, log_level="warning")
     return 0
 
 
@@ -169,9 +192,13 @@ def _dev_admin_token(settings: Settings) -> str:
     return token
 
 
+SIM_PORT = 8100
+
+
 def dev_processes(port: int) -> dict[str, list[str]]:
     """What ``chiso run`` starts beside the embedded servers."""
     return {
+        "portal-sim": [sys.executable, "-m", "app.cli", "portal-sim", "--port", str(SIM_PORT)],
         "api": [
             sys.executable, "-m", "uvicorn", "--factory", "app.main:app_from_env",
             "--host", "127.0.0.1", "--port", str(port),
@@ -192,6 +219,12 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             "CHISO_DATABASE_URL": database_url,
             "CHISO_REDIS_URL": redis_url,
             "CHISO_ADMIN_TOKEN": token,
+            # The worker pulls from the bundled portal simulator unless told otherwise.
+            "CHISO_PORTAL_BASE_URL": os.environ.get(
+                "CHISO_PORTAL_BASE_URL", f"http://127.0.0.1:{SIM_PORT}"
+            ),
+            "CHISO_PORTAL_USERNAME": os.environ.get("CHISO_PORTAL_USERNAME", "chiso"),
+            "CHISO_PORTAL_PASSWORD": os.environ.get("CHISO_PORTAL_PASSWORD", "chiso-sim"),
         }
         children: dict[str, subprocess.Popen[bytes]] = {}
         for name, command in dev_processes(port).items():
@@ -200,6 +233,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             f"\n  API       http://127.0.0.1:{port}\n"
             f"  Docs      http://127.0.0.1:{port}/docs\n"
             f"  Ready     http://127.0.0.1:{port}/readyz\n"
+            f"  Portal    http://127.0.0.1:{SIM_PORT} (simulator; the worker syncs from it)\n"
             f"  Admin     Authorization: Bearer {token}\n"
             f"  Data      {settings.data_dir}\n\n  Ctrl-C stops everything.\n",
             flush=True,
@@ -246,7 +280,23 @@ def build_parser() -> argparse.ArgumentParser:
     api.set_defaults(func=cmd_api)
 
     worker = sub.add_parser("worker", help="run the arq worker (jobs and schedules)")
+    worker.add_argument(
+        "--check", action="store_true", help="exit 0 if a worker is alive (liveness probe)"
+    )
     worker.set_defaults(func=cmd_worker)
+
+    sim = sub.add_parser("portal-sim", help="serve the dichvucong-style portal simulator")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=8100)
+    sim.add_argument("--dossiers", type=int, default=2000)
+    sim.add_argument("--seed", type=int, default=2026)
+    sim.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
+    sim.add_argument("--error-rate", type=float, default=0.0, help="share of 5xx answers")
+    sim.add_argument("--burst-every", type=int, default=0, help="a 429 burst every N requests")
+    sim.add_argument("--session-calls", type=int, default=0, help="session expires after N")
+    sim.add_argument("--malformed-rate", type=float, default=0.0, help="share of bad records")
+    sim.add_argument("--repeat-page-at", type=int, default=0, help="repeat the N-th page")
+    sim.set_defaults(func=cmd_portal_sim)
 
     migrate = sub.add_parser("migrate", help="apply database migrations")
     migrate.add_argument("--revision", default="head")

@@ -5,6 +5,7 @@ from app.core.outbox import OutboxJob
 from app.dossiers.models import Dossier, DossierEvent
 from app.indicators.models import IndicatorValue
 from app.keys.models import ApiKey
+from app.portal.models import OfficialScore, PortalSyncState, QuarantinedRecord
 from app.procedures.models import Procedure
 from app.units.models import Unit
 from app.webhooks.models import Webhook, WebhookDelivery
@@ -15,8 +16,11 @@ __all__ = [
     "Dossier",
     "DossierEvent",
     "IndicatorValue",
+    "OfficialScore",
     "OutboxJob",
+    "PortalSyncState",
     "Procedure",
+    "QuarantinedRecord",
     "Unit",
     "Webhook",
     "WebhookDelivery",

@@ -36,7 +36,8 @@ from app.main import create_app
 T = TypeVar("T")
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
-TEST_DATABASE = "chiso_test"
+# One database per test run, so two runs on one server never trip over each other.
+TEST_DATABASE = f"chiso_test_{os.getpid()}"
 
 
 @dataclass(frozen=True)
@@ -85,12 +86,21 @@ def in_thread(fn: Callable[[], T]) -> T:
         return pool.submit(fn).result()
 
 
+async def drop_database(server_url: str, name: str) -> None:
+    conn = await asyncpg.connect(plain_url(with_database(server_url, "postgres")))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
 @pytest.fixture(scope="session")
-def database_url(servers: Servers) -> str:
+def database_url(servers: Servers) -> Iterator[str]:
     url = with_database(servers.server_url, TEST_DATABASE)
     in_thread(lambda: asyncio.run(recreate_database(servers.server_url, TEST_DATABASE)))
     in_thread(lambda: upgrade(url))
-    return url
+    yield url
+    in_thread(lambda: asyncio.run(drop_database(servers.server_url, TEST_DATABASE)))
 
 
 @pytest.fixture(scope="session")

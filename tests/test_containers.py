@@ -99,7 +99,7 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
 
 
 def test_project_services_exist() -> None:
-    assert {"migrate", "api", "worker"} <= set(project_services())
+    assert {"migrate", "api", "worker", "portal-sim"} <= set(project_services())
 
 
 def test_every_project_service_runs_a_real_chiso_subcommand() -> None:

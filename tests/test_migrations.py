@@ -7,11 +7,20 @@ import asyncio
 import asyncpg
 
 from app.core.migrations import downgrade, head_revisions, upgrade
-from tests.conftest import Servers, in_thread, plain_url, recreate_database, with_database
+from tests.conftest import (
+    TEST_DATABASE,
+    Servers,
+    drop_database,
+    in_thread,
+    plain_url,
+    recreate_database,
+    with_database,
+)
 
 EXPECTED_TABLES = {
     "alembic_version", "api_keys", "procedures", "units",
-    "calendar_days", "outbox", "dossier_events", "dossiers",
+    "calendar_days", "outbox", "dossier_events", "dossiers", "webhooks", "webhook_deliveries",
+    "portal_sync_state", "portal_quarantine", "official_scores", "indicator_values",
 }  # fmt: skip
 
 
@@ -33,7 +42,7 @@ async def _version(url: str) -> set[str]:
 
 
 async def test_migrations_run_from_empty_to_head_and_back(servers: Servers) -> None:
-    name = "chiso_test_migrations"
+    name = f"{TEST_DATABASE}_migrations"
     await recreate_database(servers.server_url, name)
     url = with_database(servers.server_url, name)
 
@@ -47,6 +56,7 @@ async def test_migrations_run_from_empty_to_head_and_back(servers: Servers) -> N
     # And forward again: downgrades leave nothing behind that blocks a re-upgrade.
     in_thread(lambda: upgrade(url))
     assert await _tables(url) >= EXPECTED_TABLES
+    await drop_database(servers.server_url, name)
 
 
 def test_there_is_exactly_one_head() -> None:

@@ -1,24 +1,68 @@
 """arq wiring: the worker's functions, cron table, startup and shutdown.
 
 Job bodies live in the domains (``app/*/jobs.py``) and call the same services as the API.
-``chiso worker`` runs it; ``arq worker.settings.WorkerSettings`` works too.
+``chiso worker`` runs it; ``arq worker.settings.WorkerSettings`` works too. Cron runs are
+unique per scheduled instant (arq job ids) and the job bodies take a PostgreSQL advisory
+lock, so several workers never run one schedule twice.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import httpx
 from arq import cron
-from arq.typing import WorkerCoroutine
+from prometheus_client import start_http_server
 
 from app.calendar.jobs import recompute_open_dossiers
+from app.core.clock import system_clock
 from app.core.database import create_engine, create_sessionmaker
 from app.core.jobs import relay_outbox
-from app.core.observability import configure_logging
+from app.core.observability import SYNC_LAG, SYNC_RECORDS, configure_logging, instrumented
 from app.core.queue import QUEUE_NAME, redis_settings
-from app.core.settings import Settings, get_settings
+from app.core.settings import Settings, get_settings, portal_sources
+from app.dossiers.jobs import daily_digest, sweep_overdue
+from app.portal.jobs import fetch_official_results, sync_portal
+from app.portal.sync import SyncReport
+from app.webhooks.jobs import JOBS as WEBHOOK_JOBS
 
-FUNCTIONS: list[WorkerCoroutine] = [recompute_open_dossiers, relay_outbox]
+JOBS: list[Any] = [
+    instrumented(job)
+    for job in (recompute_open_dossiers, relay_outbox, sweep_overdue, sync_portal,
+                fetch_official_results, daily_digest)
+]  # fmt: skip
+_BY_NAME = {job.__name__: job for job in JOBS}
+FUNCTIONS = JOBS
+
+
+def _every(minutes: int) -> set[int]:
+    return set(range(0, 60, minutes)) if minutes < 60 else {0}
+
+
+def cron_table(settings: Settings) -> list[Any]:
+    jobs = [
+        cron(_BY_NAME["relay_outbox"], second={0}, unique=True),  # every minute
+        cron(_BY_NAME["sweep_overdue"], minute=_every(settings.sweep_every_minutes),
+             second={15}, unique=True),
+        cron(_BY_NAME["fetch_official_results"], hour={6}, minute={0}, unique=True),
+        cron(_BY_NAME["daily_digest"], hour={settings.digest_at.hour},
+             minute={settings.digest_at.minute}, second={0}, unique=True),
+    ]  # fmt: skip
+    if portal_sources(settings):
+        jobs.append(
+            cron(_BY_NAME["sync_portal"], minute=_every(settings.sync_every_minutes),
+                 second={30}, unique=True)
+        )  # fmt: skip
+    return jobs
+
+
+def _observe_sync(report: SyncReport) -> None:
+    if report.error is None and not report.skipped:
+        SYNC_LAG.labels(report.source).set(0)
+    for result in ("stored", "duplicate", "quarantined"):
+        SYNC_RECORDS.labels(report.source, result).inc(getattr(report, result))
 
 
 def worker_options(settings: Settings, database_url: str, redis_url: str) -> dict[str, Any]:
@@ -30,25 +74,38 @@ def worker_options(settings: Settings, database_url: str, redis_url: str) -> dic
         ctx["settings"] = settings
         ctx["engine"] = engine
         ctx["sessionmaker"] = create_sessionmaker(engine)
+        ctx["clock"] = system_clock
+        ctx["http"] = httpx.AsyncClient(headers={"User-Agent": "chiso-worker"})
+        ctx["observe_sync"] = _observe_sync
+        if settings.worker_metrics_port:
+            start_http_server(settings.worker_metrics_port)
         await relay_outbox(ctx)  # jobs recorded while no worker was running
 
     async def shutdown(ctx: dict[str, Any]) -> None:
+        await ctx["http"].aclose()
         await ctx["engine"].dispose()
 
     return {
-        "functions": FUNCTIONS,
-        "cron_jobs": [
-            cron(relay_outbox, second={0}, unique=True, run_at_startup=False),  # every minute
+        "functions": [
+            *JOBS,
+            # arq.func entries carry their own retry budget (webhook deliveries retry for hours).
+            *(replace(f, coroutine=instrumented(f.coroutine)) for f in WEBHOOK_JOBS),  # type: ignore[arg-type]
         ],
+        "cron_jobs": cron_table(settings),
         "on_startup": startup,
         "on_shutdown": shutdown,
         "redis_settings": redis_settings(redis_url),
         "queue_name": QUEUE_NAME,
+        "timezone": ZoneInfo(settings.timezone),
         "max_tries": 5,
         "job_timeout": 3600,
         "keep_result": 3600,
-        "health_check_interval": 30,
+        "health_check_interval": 10,
+        "health_check_key": HEALTH_KEY,
     }
+
+
+HEALTH_KEY = f"{QUEUE_NAME}:health-check"
 
 
 def __getattr__(name: str) -> Any:
@@ -57,9 +114,6 @@ def __getattr__(name: str) -> Any:
         settings = get_settings()
         if settings.database_url is None or settings.redis_url is None:
             raise RuntimeError("set CHISO_DATABASE_URL and CHISO_REDIS_URL, or use `chiso worker`")
-        return type(
-            "WorkerSettings",
-            (),
-            worker_options(settings, settings.database_url, settings.redis_url),
-        )
+        options = worker_options(settings, settings.database_url, settings.redis_url)
+        return type("WorkerSettings", (), options)
     raise AttributeError(name)

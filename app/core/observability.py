@@ -6,16 +6,18 @@ One pure-ASGI middleware does all four, so every request pays for a single wrapp
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 import re
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -165,3 +167,40 @@ class _BodyTooLarge(Exception):
 
 def metrics_response() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+# --- worker metrics (served by `chiso worker` on CHISO_WORKER_METRICS_PORT) ---------------
+
+JOB_RUNS = Counter("chiso_job_runs_total", "Worker job runs by job and outcome", ["job", "outcome"])
+JOB_SECONDS = Histogram(
+    "chiso_job_duration_seconds",
+    "Worker job duration by job",
+    ["job"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 1800),
+)
+SYNC_LAG = Gauge(
+    "chiso_portal_sync_lag_seconds", "Seconds since the last successful sync", ["source"]
+)
+SYNC_RECORDS = Counter(
+    "chiso_portal_sync_records_total", "Portal records by source and result", ["source", "result"]
+)
+
+
+def instrumented(job: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """Count runs and failures and time a worker job; keeps the name arq registers it under."""
+    name = job.__name__
+
+    @functools.wraps(job)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            result = await job(*args, **kwargs)
+        except BaseException:
+            JOB_RUNS.labels(name, "failed").inc()
+            raise
+        finally:
+            JOB_SECONDS.labels(name).observe(time.perf_counter() - started)
+        JOB_RUNS.labels(name, "ok").inc()
+        return result
+
+    return wrapper

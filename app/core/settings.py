@@ -7,10 +7,19 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class PortalSourceSettings(BaseModel):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    base_url: str
+    username: str
+    password: SecretStr
+    madonvi: str | None = None
+    page_size: int = Field(default=200, ge=1, le=500)
 
 
 class Settings(BaseSettings):
@@ -37,6 +46,26 @@ class Settings(BaseSettings):
         default=1, ge=0, description="More supplement requests than this count as overdue"
     )
     due_soon_hours: int = Field(default=8, ge=1, le=400)
+
+    # Portal adapter to pull dossiers from (one source; more through CHISO_PORTAL_SOURCES).
+    portal_base_url: str | None = None
+    portal_username: str | None = None
+    portal_password: SecretStr | None = None
+    portal_madonvi: str | None = None
+    portal_page_size: int = Field(default=200, ge=1, le=500)
+    portal_sources: list[PortalSourceSettings] = Field(
+        default_factory=list, description="JSON list of {name, base_url, username, password, ...}"
+    )
+    portal_timeout_seconds: float = Field(default=20.0, gt=0)
+    portal_max_tries: int = Field(default=6, ge=1, le=20)
+
+    # Worker schedules.
+    sync_every_minutes: int = Field(default=5, ge=1, le=1440)
+    sweep_every_minutes: int = Field(default=5, ge=1, le=1440)
+    digest_at: time = Field(default=time(7, 30), description="Local time of the daily digest")
+    worker_metrics_port: int | None = Field(
+        default=None, description="Serve the worker's Prometheus metrics on this port"
+    )
 
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
@@ -82,3 +111,21 @@ def parse_office_hours(value: str) -> tuple[tuple[time, time], ...]:
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def portal_sources(settings: Settings) -> list[PortalSourceSettings]:
+    """Every configured portal source: the single-source settings, then the JSON list."""
+    sources = list(settings.portal_sources)
+    if settings.portal_base_url:
+        sources.insert(
+            0,
+            PortalSourceSettings(
+                name="default",
+                base_url=settings.portal_base_url,
+                username=settings.portal_username or "",
+                password=settings.portal_password or SecretStr(""),
+                madonvi=settings.portal_madonvi,
+                page_size=settings.portal_page_size,
+            ),
+        )
+    return sources

@@ -88,6 +88,10 @@ class Dossier(Base):
     outcome: Mapped[str | None] = mapped_column(String(16))
     counted: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     clock_stopped_at: Mapped[datetime | None] = mapped_column(_TS)
+    # When the dossier turns (or turned) overdue, and when the sweep flagged it; due-soon alike.
+    overdue_at: Mapped[datetime | None] = mapped_column(_TS)
+    overdue_since: Mapped[datetime | None] = mapped_column(_TS)
+    due_soon_since: Mapped[datetime | None] = mapped_column(_TS)
     supplement_requests: Mapped[int] = mapped_column(
         SmallInteger, nullable=False, server_default="0"
     )
@@ -118,5 +122,16 @@ class Dossier(Base):
             postgresql_where=text("end_at IS NULL AND counted"),
         ),
         Index("ix_dossiers_unit_code_received_at", "unit_code", "received_at"),
+        # The sweep reads only what is about to change: open dossiers not yet flagged.
+        Index(
+            "ix_dossiers_sweep_overdue_at",
+            "overdue_at",
+            postgresql_where=text("end_at IS NULL AND overdue_since IS NULL"),
+        ),
+        Index(
+            "ix_dossiers_sweep_due_at",
+            "due_at",
+            postgresql_where=text("end_at IS NULL AND due_soon_since IS NULL"),
+        ),
         Index("ix_dossiers_unit_code_end_at", "unit_code", "end_at"),
     )

@@ -154,6 +154,7 @@ _STATE_COLUMNS: dict[str, str] = {
     "channel": "smallint", "received_at": "timestamptz", "base_due_at": "timestamptz",
     "due_at": "timestamptz", "end_at": "timestamptz", "end_status": "smallint",
     "outcome": "text", "counted": "boolean", "clock_stopped_at": "timestamptz",
+    "overdue_at": "timestamptz",
     "supplement_requests": "smallint", "paused_seconds": "bigint", "pauses": "jsonb",
     "apology_issued_at": "timestamptz", "apology_new_due_at": "timestamptz",
     "anomalies": "jsonb", "applicant_kind": "smallint", "paid_online": "boolean",
@@ -177,6 +178,7 @@ def _state_values(state: DossierState) -> dict[str, Any]:
         "outcome": state.outcome.value if state.outcome else None,
         "counted": state.counted,
         "clock_stopped_at": state.clock_stopped_at,
+        "overdue_at": state.overdue_at,
         "supplement_requests": state.supplement_requests,
         "paused_seconds": int(state.paused.total_seconds()),
         "pauses": json.dumps([p.as_json() for p in state.pauses]),
@@ -206,9 +208,16 @@ async def save_states(session: AsyncSession, states: Sequence[DossierState]) -> 
         for c, t in _STATE_COLUMNS.items()
         if c != "code"
     )
+    # A moved deadline starts a new flag cycle: the sweep may flag (and notify) it again.
+    resets = (
+        "overdue_since = CASE WHEN dossiers.overdue_at IS DISTINCT FROM v.overdue_at "
+        "THEN NULL ELSE dossiers.overdue_since END, "
+        "due_soon_since = CASE WHEN dossiers.due_at IS DISTINCT FROM v.due_at "
+        "THEN NULL ELSE dossiers.due_soon_since END"
+    )
     await session.execute(
         text(
-            f"UPDATE dossiers SET {assignments}, updated_at = now() "  # noqa: S608
+            f"UPDATE dossiers SET {resets}, {assignments}, updated_at = now() "  # noqa: S608
             f"FROM unnest({arrays}) AS v({', '.join(_STATE_COLUMNS)}) "
             "WHERE dossiers.code = v.code"
         ),
@@ -413,3 +422,72 @@ async def open_codes_from(
         {"day": day, "after": after, "limit": limit},
     )
     return [r[0] for r in rows]
+
+
+# --- the sweep ---------------------------------------------------------------------------
+
+
+async def flag_newly_overdue(session: AsyncSession, now: datetime) -> list[Row[Any]]:
+    """Mark open dossiers that turned overdue since the last sweep; returns them.
+
+    Reads only the partial index of open, unflagged dossiers up to ``now``: the cost follows
+    the number of dossiers changing state, not the size of the table.
+    """
+    rows = await session.execute(
+        text(
+            """
+            UPDATE dossiers d SET overdue_since = :now
+            WHERE d.end_at IS NULL AND d.overdue_since IS NULL AND d.overdue_at <= :now
+            RETURNING d.code, d.unit_code, d.procedure_code, d.due_at, d.overdue_at
+            """
+        ),
+        {"now": now},
+    )
+    return list(rows)
+
+
+async def flag_newly_due_soon(
+    session: AsyncSession, now: datetime, until: datetime
+) -> list[Row[Any]]:
+    rows = await session.execute(
+        text(
+            """
+            UPDATE dossiers d SET due_soon_since = :now
+            WHERE d.end_at IS NULL AND d.due_soon_since IS NULL AND d.counted
+              AND d.clock_stopped_at IS NULL AND d.due_at > :now AND d.due_at <= :until
+            RETURNING d.code, d.unit_code, d.procedure_code, d.due_at
+            """
+        ),
+        {"now": now, "until": until},
+    )
+    return list(rows)
+
+
+async def digest_counts(
+    session: AsyncSession, roots: Sequence[str], now: datetime, until: datetime, max_supp: int
+) -> list[Row[Any]]:
+    """Per root unit, over its whole subtree: open, overdue (with and without an apology
+    letter) and due-soon dossiers — one statement for every root."""
+    rows = await session.execute(
+        text(
+            f"""
+            WITH RECURSIVE tree(root, code) AS (
+                SELECT r, r FROM unnest(CAST(:roots AS text[])) AS r
+                UNION ALL
+                SELECT t.root, u.code FROM units u JOIN tree t ON u.parent_code = t.code
+            )
+            SELECT t.root AS unit_code,
+                   count(d.code) AS open,
+                   count(d.code) FILTER (WHERE {OVERDUE}) AS overdue,
+                   count(d.code) FILTER (WHERE {OVERDUE} AND d.apology_issued_at IS NULL)
+                       AS overdue_without_apology,
+                   count(d.code) FILTER (WHERE d.clock_stopped_at IS NULL
+                       AND d.due_at > :now AND d.due_at <= :until) AS due_soon
+            FROM tree t
+            LEFT JOIN dossiers d ON d.unit_code = t.code AND d.end_at IS NULL AND d.counted
+            GROUP BY t.root ORDER BY t.root
+            """  # noqa: S608
+        ),
+        {"roots": list(roots), "now": now, "until": until, "max_supp": max_supp},
+    )
+    return list(rows)

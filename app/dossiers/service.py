@@ -306,6 +306,84 @@ async def overdue_counts(
     ]
 
 
+async def sweep(
+    session: AsyncSession, settings: Settings, at: datetime
+) -> tuple[list[Row[Any]], list[Row[Any]]]:
+    """Flag dossiers that turned overdue, or due within the due-soon window, since last time.
+
+    Idempotent: a second sweep at the same instant flags nothing. The caller commits (with
+    the notifications it records in the same transaction).
+    """
+    until = await due_soon_until(session, settings, at, settings.due_soon_hours)
+    overdue = await repository.flag_newly_overdue(session, at)
+    due_soon = await repository.flag_newly_due_soon(session, at, until)
+    return overdue, due_soon
+
+
+async def notify_flagged(
+    session: AsyncSession, overdue: Sequence[Row[Any]], due_soon: Sequence[Row[Any]]
+) -> int:
+    """Record webhook notifications for what the sweep flagged (same transaction)."""
+    from app.webhooks.service import notify_many
+
+    count = 0
+    for kind, rows, stamp in (
+        ("dossier.overdue", overdue, "overdue_at"),
+        ("dossier.due_soon", due_soon, "due_at"),
+    ):
+        items = [
+            (
+                r.unit_code,
+                # One notification per dossier and deadline: re-flagging after a moved
+                # deadline notifies again, a repeated sweep does not.
+                f"{kind}:{r.code}:{getattr(r, stamp).isoformat()}",
+                {
+                    "kind": kind,
+                    "dossier_code": r.code,
+                    "unit_code": r.unit_code,
+                    "procedure_code": r.procedure_code,
+                    "due_at": r.due_at.isoformat() if r.due_at else None,
+                },
+            )
+            for r in rows
+        ]
+        if items:
+            count += await notify_many(session, kind, items)
+    return count
+
+
+async def daily_digest(session: AsyncSession, settings: Settings, at: datetime) -> int:
+    """Queue the daily digest for every unit with a ``digest.daily`` subscription."""
+    from app.webhooks.service import notify_many, subscribed_units
+
+    roots = await subscribed_units(session, "digest.daily")
+    if not roots:
+        return 0
+    until = await due_soon_until(session, settings, at, settings.due_soon_hours)
+    rows = await repository.digest_counts(
+        session, roots, at, until, settings.max_supplement_requests
+    )
+    calendar = await current_calendar(session, settings)
+    day = calendar.local_date(at).isoformat()
+    items = [
+        (
+            r.unit_code,
+            f"digest.daily:{r.unit_code}:{day}",  # one digest per unit and day
+            {
+                "kind": "digest.daily",
+                "unit_code": r.unit_code,
+                "date": day,
+                "open": r.open,
+                "overdue": r.overdue,
+                "overdue_without_apology": r.overdue_without_apology,
+                "due_soon": r.due_soon,
+            },
+        )
+        for r in rows
+    ]
+    return await notify_many(session, "digest.daily", items)
+
+
 async def due_soon_until(
     session: AsyncSession, settings: Settings, at: datetime, hours: int
 ) -> datetime:

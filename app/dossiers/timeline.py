@@ -92,6 +92,7 @@ class DossierState:
     outcome: Timeliness | None
     counted: bool
     clock_stopped_at: datetime | None
+    overdue_at: datetime | None
     supplement_requests: int
     paused: timedelta
     pauses: list[PauseInterval]
@@ -185,6 +186,7 @@ def derive(
     pauses: list[PauseInterval] = []
     open_pause: PauseInterval | None = None
     supplement_requests = 0
+    too_many_supplements_at: datetime | None = None
     for event in history:
         if end_at is not None and event.occurred_at > end_at:
             if event.status not in _TERMINAL:
@@ -194,6 +196,8 @@ def derive(
         kind = _PAUSING.get(S(event.status))
         if event.status == S.supplement_requested:
             supplement_requests += 1
+            if supplement_requests == rules.max_supplement_requests + 1:
+                too_many_supplements_at = event.occurred_at
         if event.supplement_supplied_at is not None:
             if open_pause is not None and open_pause.kind == "supplement":
                 open_pause.ended_at = max(event.supplement_supplied_at, open_pause.started_at)
@@ -246,6 +250,16 @@ def derive(
         else:
             outcome = Timeliness.on_time
 
+    clock_stopped_at = open_pause.started_at if open_pause and end_at is None else None
+    overdue_at: datetime | None = None
+    if counted and end_at is None and due_at is not None:
+        # The instant the dossier turns overdue (what the daily sweep looks for): its due
+        # time, unless the clock stopped before it; or the request one too many.
+        candidates = [too_many_supplements_at]
+        if clock_stopped_at is None or clock_stopped_at > due_at:
+            candidates.append(due_at)
+        overdue_at = min((c for c in candidates if c is not None), default=None)
+
     apology_event = next((e for e in reversed(history) if e.apology_issued_at), None)
     return DossierState(
         code=code,
@@ -260,7 +274,8 @@ def derive(
         end_status=end_event.status if end_event else None,
         outcome=outcome,
         counted=counted,
-        clock_stopped_at=open_pause.started_at if open_pause and end_at is None else None,
+        clock_stopped_at=clock_stopped_at,
+        overdue_at=overdue_at,
         supplement_requests=supplement_requests,
         paused=paused,
         pauses=pauses,

@@ -333,6 +333,17 @@ def _implied_events(record: PortalDossierRecord) -> list[_ImpliedEvent]:
                     },
                 )
             )
+            if status == DossierStatus.processing:
+                # The snapshot says "processing" but carries no time for it: the work started
+                # no earlier than the receipt, so that is when we place it (the status order
+                # puts it after the acceptance at the same instant).
+                implied.append(
+                    _ImpliedEvent(
+                        DossierStatus.processing,
+                        record.NgayTiepNhan,
+                        sources={"occurred_at": "NgayTiepNhan"},
+                    )
+                )
     for j, entry in enumerate(record.DanhSachHoSoBoSung):
         path = f"{SUPPLEMENTS}/{j}"
         supplied, new_due = entry.NgayTiepNhanBoSung, entry.NgayHenTraMoi
@@ -521,3 +532,27 @@ def parse_portal_batch(
         except PortalRecordError as exc:
             results.append((index, None, exc.errors))
     return results
+
+
+def minimised(raw: Any) -> Any:
+    """A raw record reduced to the portal fields we model, free text scrubbed: what may be kept
+    (e.g. in quarantine) without keeping the applicant's name, identity number, phone or
+    e-mail, whatever fields they came in."""
+    from app.dossiers.privacy import scrub
+
+    if not isinstance(raw, dict):
+        return scrub(raw) if isinstance(raw, str) else raw
+    allowed = set(PortalDossierRecord.model_fields)
+    kept: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in allowed:
+            continue
+        if key == SUPPLEMENTS and isinstance(value, list):
+            fields = set(PortalSupplement.model_fields)
+            kept[key] = [
+                {k: v for k, v in entry.items() if k in fields} if isinstance(entry, dict) else None
+                for entry in value
+            ]
+        else:
+            kept[key] = scrub(value) if isinstance(value, str) else value
+    return kept

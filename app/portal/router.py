@@ -7,12 +7,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.auth import Principal, Scope, require
+from app.core import clock
+from app.core.auth import AdminPrincipal, Principal, Scope, require
 from app.core.database import get_session
 from app.core.errors import PayloadTooLarge, Unprocessable
+from app.core.pagination import Page, PageParams, decode_cursor, page_params, paginate
 from app.dossiers.schemas import CODE_PATTERN, MAX_BATCH
-from app.portal import service
-from app.portal.schemas import PortalEnvelope
+from app.portal import repository, service
+from app.portal.schemas import PortalEnvelope, QuarantinedOut, SyncStatus
 
 router = APIRouter(tags=["portal"])
 
@@ -48,3 +50,48 @@ async def post_portal_dossiers(
     return PortalEnvelope(
         error_code=0 if result.rejected == 0 else 1, message=message, result=result
     )
+
+
+@router.get(
+    "/v1/portal/sync-status",
+    response_model=Page[SyncStatus],
+    summary="Per portal source: last success, lag, last error, quarantined records (admin)",
+)
+async def sync_status(
+    request: Request,
+    session: Annotated[AsyncSession, Depends(get_session)],
+    _: AdminPrincipal,
+) -> Page[SyncStatus]:
+    now = clock.now(request)
+    rows = await repository.sync_overview(session)
+    return Page(
+        items=[
+            SyncStatus(
+                **{k: v for k, v in r._asdict().items()},
+                lag_seconds=(now - r.last_success_at).total_seconds()
+                if r.last_success_at
+                else None,
+            )
+            for r in rows
+        ],
+        next=None,
+    )
+
+
+@router.get(
+    "/v1/portal/quarantine",
+    response_model=Page[QuarantinedOut],
+    summary="Records a sync could not store, raw with their errors, newest first (admin)",
+)
+async def quarantine(
+    session: Annotated[AsyncSession, Depends(get_session)],
+    _: AdminPrincipal,
+    page: Annotated[PageParams, Depends(page_params)],
+    source: Annotated[str | None, Query(max_length=64)] = None,
+) -> Page[QuarantinedOut]:
+    after = decode_cursor(page.cursor, 1)[0] if page.cursor else None
+    rows = await repository.quarantined(
+        session, source, int(after) if after is not None else None, page.limit
+    )
+    items, next_cursor = paginate(rows, page.limit, lambda q: (q.id,))
+    return Page(items=[QuarantinedOut.model_validate(q) for q in items], next=next_cursor)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 
 class PortalRecordResult(BaseModel):
@@ -29,3 +30,29 @@ class PortalEnvelope(BaseModel):
     error_code: int
     message: str
     result: PortalSyncResult
+
+
+class SyncStatus(BaseModel):
+    source: str
+    cursor: str | None
+    last_run_at: datetime | None
+    last_success_at: datetime | None
+    lag_seconds: float | None
+    last_error: str | None
+    last_error_at: datetime | None
+    records_synced: int
+    pages_synced: int
+    quarantined: int
+
+
+class QuarantinedOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    source: str
+    dossier_code: str | None
+    raw: Any
+    errors: list[dict[str, Any]]
+    first_seen_at: datetime
+    last_seen_at: datetime
+    times_seen: int
