@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.gzip import GZipMiddleware
 
 from app.calendar.router import router as calendar_router
 from app.core.clock import system_clock
@@ -22,6 +23,7 @@ from app.indicators.router import router as indicators_router
 from app.keys.router import router as keys_router
 from app.portal.router import router as portal_router
 from app.procedures.router import router as procedures_router
+from app.scores.router import router as scores_router
 from app.units.router import router as units_router
 from app.webhooks.router import router as webhooks_router
 
@@ -63,6 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.clock = system_clock
     install_error_handlers(app)
+    # Large lists (rankings, exports) are compressed for clients that accept gzip.
+    app.add_middleware(GZipMiddleware, minimum_size=1000)
     app.add_middleware(ObservabilityMiddleware, max_body_bytes=settings.max_body_bytes)
     for router in (
         health_router,
@@ -74,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         indicators_router,
         portal_router,
         webhooks_router,
+        scores_router,
     ):
         app.include_router(router)
     return app

@@ -7,20 +7,32 @@ from app.indicators.models import IndicatorValue
 from app.keys.models import ApiKey
 from app.portal.models import OfficialScore, PortalSyncState, QuarantinedRecord
 from app.procedures.models import Procedure
+from app.scores.models import (
+    DirtyPeriod,
+    PeriodAmendment,
+    PeriodState,
+    RankingSnapshot,
+    ScoreSnapshot,
+)
 from app.units.models import Unit
 from app.webhooks.models import Webhook, WebhookDelivery
 
 __all__ = [
     "ApiKey",
     "CalendarDay",
+    "DirtyPeriod",
     "Dossier",
     "DossierEvent",
     "IndicatorValue",
     "OfficialScore",
     "OutboxJob",
+    "PeriodAmendment",
+    "PeriodState",
     "PortalSyncState",
     "Procedure",
     "QuarantinedRecord",
+    "RankingSnapshot",
+    "ScoreSnapshot",
     "Unit",
     "Webhook",
     "WebhookDelivery",

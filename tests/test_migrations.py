@@ -21,6 +21,8 @@ EXPECTED_TABLES = {
     "alembic_version", "api_keys", "procedures", "units",
     "calendar_days", "outbox", "dossier_events", "dossiers", "webhooks", "webhook_deliveries",
     "portal_sync_state", "portal_quarantine", "official_scores", "indicator_values",
+    "period_states", "score_snapshots", "ranking_snapshots", "score_dirty_periods",
+    "period_amendments",
 }  # fmt: skip
 
 

@@ -26,12 +26,13 @@ from app.core.settings import Settings, get_settings, portal_sources
 from app.dossiers.jobs import daily_digest, sweep_overdue
 from app.portal.jobs import fetch_official_results, sync_portal
 from app.portal.sync import SyncReport
+from app.scores.jobs import close_periods, refresh_scores
 from app.webhooks.jobs import JOBS as WEBHOOK_JOBS
 
 JOBS: list[Any] = [
     instrumented(job)
     for job in (recompute_open_dossiers, relay_outbox, sweep_overdue, sync_portal,
-                fetch_official_results, daily_digest)
+                fetch_official_results, daily_digest, refresh_scores, close_periods)
 ]  # fmt: skip
 _BY_NAME = {job.__name__: job for job in JOBS}
 FUNCTIONS = JOBS
@@ -47,6 +48,8 @@ def cron_table(settings: Settings) -> list[Any]:
         cron(_BY_NAME["sweep_overdue"], minute=_every(settings.sweep_every_minutes),
              second={15}, unique=True),
         cron(_BY_NAME["fetch_official_results"], hour={6}, minute={0}, unique=True),
+        cron(_BY_NAME["refresh_scores"], second={45}, unique=True),  # every minute, debounced
+        cron(_BY_NAME["close_periods"], hour={2}, minute={0}, unique=True),
         cron(_BY_NAME["daily_digest"], hour={settings.digest_at.hour},
              minute={settings.digest_at.minute}, second={0}, unique=True),
     ]  # fmt: skip

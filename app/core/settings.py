@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     sync_every_minutes: int = Field(default=5, ge=1, le=1440)
     sweep_every_minutes: int = Field(default=5, ge=1, le=1440)
     digest_at: time = Field(default=time(7, 30), description="Local time of the daily digest")
+    close_after_working_days: int = Field(
+        default=10, ge=0, le=60, description="Close a month this many working days after it ends"
+    )
     worker_metrics_port: int | None = Field(
         default=None, description="Serve the worker's Prometheus metrics on this port"
     )

@@ -30,6 +30,8 @@ from app.dossiers.schemas import (
     Pause,
 )
 from app.dossiers.timeline import DossierRules, derive, order, standing
+from app.scores.repository import mark_dirty
+from app.scores.service import periods_touched
 from app.units import repository as units
 from app.units.service import ensure_in_scope
 
@@ -157,6 +159,13 @@ async def rederive(
         limit = limits.get(history[-1].procedure_code)
         states.append(derive(code, history, limit, calendar, rules))
     await repository.save_states(session, states)
+    # The index of every period these dossiers count in must be recomputed (debounced).
+    spans = [
+        (calendar.local_date(s.received_at or s.first_event_at),
+         calendar.local_date(max(s.end_at or s.last_event_at, s.last_event_at)))
+        for s in states
+    ]  # fmt: skip
+    await mark_dirty(session, periods_touched(spans), "dossiers")
     return len(states)
 
 
@@ -317,6 +326,10 @@ async def sweep(
     until = await due_soon_until(session, settings, at, settings.due_soon_hours)
     overdue = await repository.flag_newly_overdue(session, at)
     due_soon = await repository.flag_newly_due_soon(session, at, until)
+    if overdue:
+        # Time alone turned dossiers overdue: the running period's on-time rate moved.
+        today = (await current_calendar(session, settings)).local_date(at)
+        await mark_dirty(session, periods_touched([(today, today)]), "dossiers")
     return overdue, due_soon
 
 

@@ -21,9 +21,10 @@ from app.core.auth import Principal
 from app.core.errors import Conflict, Forbidden, NotFound, Unprocessable, validation_errors
 from app.indicators import repository
 from app.indicators.catalog import Catalog, CatalogVersion, Source
-from app.indicators.periods import Period
+from app.indicators.periods import Period, PeriodKind
 from app.indicators.schemas import IndicatorItemResult, IndicatorValueIn, IndicatorValueOut
 from app.indicators.scoring import Counts, resolve_period_counts
+from app.scores.repository import mark_dirty
 from app.units import repository as units
 from app.units.service import ensure_in_scope
 
@@ -122,6 +123,13 @@ async def submit(
         accepted[index] = (value, period)
 
     stored = await _store(session, principal, accepted)
+    changed = {
+        str(p)
+        for index, row in stored.items()
+        if not row.unchanged
+        for p in _scored_with(accepted[index][1])
+    }
+    await mark_dirty(session, sorted(changed), "submission")
     for index, row in stored.items():
         value = accepted[index][0]
         results[index] = IndicatorItemResult(
@@ -356,6 +364,18 @@ async def counts_for_period(
         for unit_code, submitted in per_unit.items()
         if (resolved := resolve_period_counts(period, submitted))
     }
+
+
+def _scored_with(period: Period) -> list[Period]:
+    """A value counts in its own period and in the quarter and year containing it."""
+    found = [period]
+    for kind in (PeriodKind.quarter, PeriodKind.year):
+        if _LENGTH[kind] > _LENGTH[period.kind]:
+            found.append(Period.containing(period.first_day, kind))
+    return found
+
+
+_LENGTH = {PeriodKind.month: 1, PeriodKind.quarter: 2, PeriodKind.year: 3}
 
 
 def _with_parts(period: Period) -> list[Period]:

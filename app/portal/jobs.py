@@ -15,6 +15,7 @@ from app.core.settings import Settings, portal_sources
 from app.portal import repository
 from app.portal.client import PortalClient, PortalError, PortalSource, RetryPolicy
 from app.portal.sync import SyncReport, sync_source
+from app.scores.repository import mark_dirty
 from app.units.repository import existing_codes
 
 logger = logging.getLogger("chiso.portal.jobs")
@@ -83,6 +84,7 @@ async def fetch_official_results(
             stored += await repository.store_official(
                 session, client.source.name, [r for r in clean if r["unit_code"] in known]
             )
+            await mark_dirty(session, [period], "official")
             await session.commit()
     return stored
 

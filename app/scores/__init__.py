@@ -1,0 +1,1 @@
+"""Scores, grades and rankings on the service index, precomputed for polling."""

@@ -1,0 +1,102 @@
+"""Score and ranking snapshots, period states (open / closed, revisions) and amendments."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    Numeric,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.database import Base
+
+_TS = DateTime(timezone=True)
+
+
+class PeriodState(Base):
+    """Whether a period is still moving (open) or published (closed), and its revision."""
+
+    __tablename__ = "period_states"
+
+    period: Mapped[str] = mapped_column(String(16), primary_key=True)
+    status: Mapped[str] = mapped_column(String(8), nullable=False, server_default="open")
+    revision: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
+    # Bumped at every refresh: the cheap "has anything changed" check behind every ETag.
+    version: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    refreshed_at: Mapped[datetime | None] = mapped_column(_TS)
+    closed_at: Mapped[datetime | None] = mapped_column(_TS)
+    closed_by: Mapped[str | None] = mapped_column(Text)
+
+
+class ScoreSnapshot(Base):
+    """A unit's computed score for a period (and revision), with its national rank."""
+
+    __tablename__ = "score_snapshots"
+
+    unit_code: Mapped[str] = mapped_column(
+        ForeignKey("units.code", onupdate="CASCADE"), primary_key=True
+    )
+    period: Mapped[str] = mapped_column(String(16), primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer, primary_key=True)
+    catalog_version: Mapped[str] = mapped_column(String(64), nullable=False)
+    total: Mapped[Decimal | None] = mapped_column(Numeric(6, 2))
+    grade: Mapped[str | None] = mapped_column(String(32))
+    completeness: Mapped[Decimal] = mapped_column(Numeric(5, 4), nullable=False)
+    groups: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    metrics: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, nullable=False)
+    rank: Mapped[int | None] = mapped_column(Integer)
+    ranked_of: Mapped[int | None] = mapped_column(Integer)
+    computed_at: Mapped[datetime] = mapped_column(_TS, nullable=False, server_default=func.now())
+
+    __table_args__ = (Index("ix_score_snapshots_period_revision", "period", "revision"),)
+
+
+class RankingSnapshot(Base):
+    """A ranking response, rendered once per refresh and served as is (with its ETag)."""
+
+    __tablename__ = "ranking_snapshots"
+
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    period: Mapped[str] = mapped_column(String(16), nullable=False)
+    etag: Mapped[str] = mapped_column(String(64), nullable=False)
+    body: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    computed_at: Mapped[datetime] = mapped_column(_TS, nullable=False, server_default=func.now())
+
+    __table_args__ = (Index("ix_ranking_snapshots_period", "period"),)
+
+
+class DirtyPeriod(Base):
+    """Periods whose inputs changed since their last refresh (the worker debounces them)."""
+
+    __tablename__ = "score_dirty_periods"
+
+    period: Mapped[str] = mapped_column(String(16), primary_key=True)
+    marked_at: Mapped[datetime] = mapped_column(_TS, nullable=False, server_default=func.now())
+
+
+class PeriodAmendment(Base):
+    """Input that arrived for a closed period: stored, shown, applied only by a re-opening."""
+
+    __tablename__ = "period_amendments"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    period: Mapped[str] = mapped_column(String(16), nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    count: Mapped[int] = mapped_column(Integer, nullable=False)
+    recorded_at: Mapped[datetime] = mapped_column(_TS, nullable=False, server_default=func.now())
+
+    __table_args__ = (Index("ix_period_amendments_period", "period"),)

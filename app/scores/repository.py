@@ -1,0 +1,260 @@
+"""All SQL about scores: dossier-derived counts, snapshots, rankings, period states."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, delete, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.scores.models import PeriodState, RankingSnapshot, ScoreSnapshot
+
+
+async def mark_dirty(session: AsyncSession, periods: Sequence[str], kind: str) -> None:
+    """Queue periods for a refresh; input for a closed period becomes a pending amendment."""
+    if not periods:
+        return
+    await session.execute(
+        text(
+            """
+            WITH p AS (SELECT DISTINCT unnest(CAST(:periods AS text[])) AS period),
+            closed AS (
+                SELECT p.period FROM p JOIN period_states s ON s.period = p.period
+                WHERE s.status = 'closed'
+            ),
+            amended AS (
+                INSERT INTO period_amendments (period, kind, count)
+                SELECT period, :kind, 1 FROM closed RETURNING 1
+            )
+            INSERT INTO score_dirty_periods (period)
+            SELECT period FROM p WHERE period NOT IN (SELECT period FROM closed)
+            ON CONFLICT (period) DO NOTHING
+            """
+        ),
+        {"periods": list(periods), "kind": kind},
+    )
+
+
+async def take_dirty(session: AsyncSession) -> list[str]:
+    rows = await session.execute(text("DELETE FROM score_dirty_periods RETURNING period"))
+    return sorted(r[0] for r in rows)
+
+
+async def state(session: AsyncSession, period: str) -> PeriodState:
+    """The period's state row, created open on first use."""
+    await session.execute(
+        insert(PeriodState)
+        .values(period=period)
+        .on_conflict_do_nothing(index_elements=[PeriodState.period])
+    )
+    row = await session.get(PeriodState, period, populate_existing=True)
+    assert row is not None
+    return row
+
+
+async def version(session: AsyncSession, period: str) -> tuple[int, int] | None:
+    """``(revision, version)``: the cheap check behind the ETags of scores and rankings."""
+    row = (
+        await session.execute(
+            select(PeriodState.revision, PeriodState.version).where(PeriodState.period == period)
+        )
+    ).first()
+    return (row[0], row[1]) if row else None
+
+
+async def versions(session: AsyncSession, periods: Sequence[str]) -> list[Any]:
+    rows = await session.execute(
+        select(PeriodState.period, PeriodState.revision, PeriodState.version)
+        .where(PeriodState.period.in_(list(periods)))
+        .order_by(PeriodState.period)
+    )
+    return list(rows)
+
+
+async def bump(session: AsyncSession, period: str, at: datetime) -> None:
+    await session.execute(
+        update(PeriodState)
+        .where(PeriodState.period == period)
+        .values(version=PeriodState.version + 1, refreshed_at=at)
+    )
+
+
+async def units_with_ancestors(session: AsyncSession) -> list[Row[Any]]:
+    """Every unit with its validity and ancestors (nearest first)."""
+    rows = await session.execute(
+        text(
+            """
+            WITH RECURSIVE up(code, ancestor, depth) AS (
+                SELECT code, parent_code, 1 FROM units WHERE parent_code IS NOT NULL
+                UNION ALL
+                SELECT up.code, u.parent_code, up.depth + 1
+                FROM up JOIN units u ON u.code = up.ancestor
+                WHERE u.parent_code IS NOT NULL AND up.depth < 32
+            )
+            SELECT u.code, u.name, u.level, u.valid_from, u.valid_to,
+                   coalesce(array_agg(up.ancestor ORDER BY up.depth)
+                            FILTER (WHERE up.ancestor IS NOT NULL), '{}') AS ancestors
+            FROM units u LEFT JOIN up ON up.code = u.code
+            GROUP BY u.code ORDER BY u.code
+            """
+        )
+    )
+    return list(rows)
+
+
+async def on_time_counts(
+    session: AsyncSession, start: datetime, end: datetime, max_supp: int
+) -> list[Row[Any]]:
+    """Indicator 2.1 per unit *subtree* for one window: (unit_code, numerator, denominator).
+
+    Dossiers received or processed in the window count in the denominator; the numerator
+    holds those finished in it early or on time plus those still pending at its end and
+    within time. Dossiers are grouped by their own unit first (one pass over the window's
+    dossiers), then rolled up the unit tree — the tree, not the dossiers, is walked.
+    """
+    rows = await session.execute(
+        text(
+            """
+            WITH RECURSIVE per_unit AS (
+                SELECT d.unit_code,
+                       count(*) AS denominator,
+                       count(*) FILTER (WHERE
+                           (d.end_at <= :end AND d.outcome IN ('early', 'on_time'))
+                           OR ((d.end_at IS NULL OR d.end_at > :end)
+                               AND d.supplement_requests <= :max_supp
+                               AND coalesce(
+                                   CASE WHEN d.clock_stopped_at <= :end
+                                        THEN d.clock_stopped_at END, :end) <= d.due_at)
+                       ) AS numerator
+                FROM dossiers d
+                WHERE d.counted AND d.due_at IS NOT NULL
+                  AND d.received_at <= :end AND (d.end_at IS NULL OR d.end_at >= :start)
+                GROUP BY d.unit_code
+            ),
+            tree(root, code) AS (
+                SELECT code, code FROM units
+                UNION ALL
+                SELECT t.root, u.code FROM units u JOIN tree t ON u.parent_code = t.code
+            )
+            SELECT t.root AS unit_code, sum(p.numerator)::bigint AS numerator,
+                   sum(p.denominator)::bigint AS denominator
+            FROM tree t JOIN per_unit p ON p.unit_code = t.code
+            GROUP BY t.root
+            """
+        ),
+        {"start": start, "end": end, "max_supp": max_supp},
+    )
+    return list(rows)
+
+
+async def snapshots(
+    session: AsyncSession, period: str, revision: int | None = None
+) -> list[ScoreSnapshot]:
+    """Snapshots of the period's current revision (or the one asked for)."""
+    if revision is None:
+        current = await version(session, period)
+        if current is None:
+            return []
+        revision = current[0]
+    rows = await session.scalars(
+        select(ScoreSnapshot).where(
+            ScoreSnapshot.period == period, ScoreSnapshot.revision == revision
+        )
+    )
+    return list(rows.all())
+
+
+async def replace_snapshots(
+    session: AsyncSession, period: str, revision: int, values: Sequence[dict[str, Any]]
+) -> None:
+    await session.execute(
+        delete(ScoreSnapshot).where(
+            ScoreSnapshot.period == period, ScoreSnapshot.revision == revision
+        )
+    )
+    for start in range(0, len(values), 2000):
+        await session.execute(insert(ScoreSnapshot).values(list(values[start : start + 2000])))
+
+
+async def save_rankings(session: AsyncSession, rankings: Sequence[dict[str, Any]]) -> None:
+    if not rankings:
+        return
+    stmt = insert(RankingSnapshot).values(list(rankings))
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[RankingSnapshot.key],
+            set_={
+                "etag": stmt.excluded.etag,
+                "body": stmt.excluded.body,
+                "computed_at": stmt.excluded.computed_at,
+            },
+        )
+    )
+
+
+async def ranking_etag(session: AsyncSession, key: str) -> str | None:
+    etag: str | None = await session.scalar(
+        select(RankingSnapshot.etag).where(RankingSnapshot.key == key)
+    )
+    return etag
+
+
+async def ranking(session: AsyncSession, key: str) -> RankingSnapshot | None:
+    return await session.get(RankingSnapshot, key)
+
+
+async def official(session: AsyncSession, periods: Sequence[str]) -> list[Row[Any]]:
+    rows = await session.execute(
+        text(
+            "SELECT o.unit_code, o.period, o.total, o.score_delta, o.group_scores, u.name, "
+            "u.level FROM official_scores o JOIN units u ON u.code = o.unit_code "
+            "WHERE o.period = ANY(CAST(:periods AS text[]))"
+        ),
+        {"periods": list(periods)},
+    )
+    return list(rows)
+
+
+async def history(
+    session: AsyncSession, unit_code: str, periods: Sequence[str]
+) -> list[ScoreSnapshot]:
+    rows = await session.scalars(
+        select(ScoreSnapshot)
+        .join(
+            PeriodState,
+            (PeriodState.period == ScoreSnapshot.period)
+            & (PeriodState.revision == ScoreSnapshot.revision),
+        )
+        .where(ScoreSnapshot.unit_code == unit_code, ScoreSnapshot.period.in_(list(periods)))
+        .order_by(ScoreSnapshot.period)
+    )
+    return list(rows.all())
+
+
+async def amendments(session: AsyncSession, period: str) -> int:
+    count = await session.scalar(
+        text("SELECT coalesce(sum(count), 0) FROM period_amendments WHERE period = :p"),
+        {"p": period},
+    )
+    return int(count or 0)
+
+
+async def close(session: AsyncSession, period: str, by: str, at: datetime) -> None:
+    await session.execute(
+        update(PeriodState)
+        .where(PeriodState.period == period)
+        .values(status="closed", closed_at=at, closed_by=by)
+    )
+
+
+async def reopen(session: AsyncSession, period: str) -> None:
+    """A new revision: the closed one stays as it was published."""
+    await session.execute(
+        update(PeriodState)
+        .where(PeriodState.period == period)
+        .values(status="open", revision=PeriodState.revision + 1, closed_at=None, closed_by=None)
+    )
+    await session.execute(text("DELETE FROM period_amendments WHERE period = :p"), {"p": period})

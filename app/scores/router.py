@@ -1,0 +1,178 @@
+"""HTTP endpoints for rankings, scorecards, history and period closing.
+
+Rankings are served straight from snapshots: a request costs one primary-key lookup of the
+ranking's ETag, and a client that already holds it gets ``304`` with no body.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import orjson
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core import clock
+from app.core.auth import AdminPrincipal
+from app.core.database import get_session
+from app.core.http_cache import cache_headers, matches, not_modified
+from app.indicators.router import CurrentCatalog
+from app.scores import exports, service
+from app.scores.schemas import History, PeriodStateOut, Ranking, Scorecard
+from app.units.models import UnitLevel
+from app.units.schemas import UNIT_CODE_PATTERN
+
+router = APIRouter(tags=["scores"])
+
+Session = Annotated[AsyncSession, Depends(get_session)]
+PeriodQuery = Annotated[str, Query(max_length=16, examples=["2026-03", "2026-Q1", "2026"])]
+CodePath = Annotated[str, Path(pattern=UNIT_CODE_PATTERN)]
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@router.get(
+    "/v1/rankings",
+    response_model=Ranking,
+    summary="Units of a level ranked for a period (public; ETag / 304; CSV and XLSX exports)",
+    responses={
+        200: {"content": {"text/csv": {}, XLSX: {}}},
+        304: {"description": "Not modified: the ETag sent in If-None-Match is current"},
+    },
+)
+async def get_rankings(
+    request: Request,
+    session: Session,
+    catalog: CurrentCatalog,
+    level: UnitLevel,
+    period: PeriodQuery,
+    parent: Annotated[str | None, Query(pattern=UNIT_CODE_PATTERN)] = None,
+    source: Literal["computed", "official"] = "computed",
+    format: Annotated[Literal["json", "csv", "xlsx"] | None, Query()] = None,
+) -> Response:
+    wanted = service.parse_period(period)
+    etag, body = await service.ranking_snapshot(
+        session,
+        request.app.state.settings,
+        catalog,
+        source=source,
+        level=level.value,
+        parent=parent,
+        period=wanted,
+        at=clock.now(request),
+    )
+    kind = _format(request, format)
+    if kind == "json" and matches(request, etag):
+        return not_modified(etag)
+    if body is None:
+        body = await service.ranking_body(
+            session, service.ranking_key(source, level.value, parent, str(wanted))
+        )
+    if kind == "json":
+        return Response(body, media_type="application/json", headers=cache_headers(etag))
+    ranking = orjson.loads(body)
+    filename = f"xep-hang-{level.value}-{parent or 'ca-nuoc'}-{wanted}"
+    if kind == "csv":
+        return Response(
+            exports.to_csv(ranking),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'},
+        )
+    return Response(
+        exports.to_xlsx(ranking),
+        media_type=XLSX,
+        headers={"Content-Disposition": f'attachment; filename="{filename}.xlsx"'},
+    )
+
+
+def _format(request: Request, explicit: str | None) -> str:
+    if explicit:
+        return explicit
+    accept = request.headers.get("accept", "")
+    if "text/csv" in accept:
+        return "csv"
+    if XLSX in accept:
+        return "xlsx"
+    return "json"
+
+
+@router.get(
+    "/v1/units/{code}/scorecard",
+    response_model=Scorecard,
+    summary="A unit's score for a period: groups, metrics, shortfalls, official beside computed",
+    responses={304: {"description": "Not modified"}},
+)
+async def get_scorecard(
+    request: Request, session: Session, catalog: CurrentCatalog, code: CodePath, period: PeriodQuery
+) -> Response:
+    wanted = service.parse_period(period)
+    settings = request.app.state.settings
+    await service.ensure_refreshed(session, settings, catalog, wanted, clock.now(request))
+    etag = await service.scorecard_etag(session, code, wanted)
+    if matches(request, etag):
+        return not_modified(etag)
+    card = await service.scorecard(session, catalog, code, wanted)
+    return Response(
+        card.model_dump_json(), media_type="application/json", headers=cache_headers(etag)
+    )
+
+
+@router.get(
+    "/v1/units/{code}/history",
+    response_model=History,
+    summary="A unit's total, grade, rank and group scores per period, for charts",
+    responses={304: {"description": "Not modified"}},
+)
+async def get_history(
+    request: Request,
+    session: Session,
+    code: CodePath,
+    start: Annotated[str, Query(alias="from", max_length=16)],
+    end: Annotated[str, Query(alias="to", max_length=16)],
+    granularity: Literal["month", "quarter", "year"] = "month",
+) -> Response:
+    periods = service.periods_between(
+        service.parse_period(start, "from"), service.parse_period(end, "to"), granularity
+    )
+    etag = await service.history_etag(session, code, periods)
+    if matches(request, etag):
+        return not_modified(etag)
+    history = await service.history(session, code, periods, granularity)
+    return Response(
+        history.model_dump_json(), media_type="application/json", headers=cache_headers(etag)
+    )
+
+
+@router.get("/v1/periods/{period}", response_model=PeriodStateOut, summary="A period's state")
+async def get_period(session: Session, period: str) -> PeriodStateOut:
+    return await service.period_state(session, service.parse_period(period))
+
+
+@router.post(
+    "/v1/periods/{period}/close",
+    response_model=PeriodStateOut,
+    summary="Publish a period: its scores and rankings become an immutable snapshot (admin)",
+)
+async def close_period(
+    request: Request, session: Session, catalog: CurrentCatalog, admin: AdminPrincipal, period: str
+) -> PeriodStateOut:
+    wanted = service.parse_period(period)
+    await service.close(
+        session, request.app.state.settings, catalog, wanted, admin.name, clock.now(request)
+    )
+    await session.commit()
+    return await service.period_state(session, wanted)
+
+
+@router.post(
+    "/v1/periods/{period}/reopen",
+    response_model=PeriodStateOut,
+    summary="Re-open a closed period as a new revision and apply pending amendments (admin)",
+)
+async def reopen_period(
+    request: Request, session: Session, catalog: CurrentCatalog, _: AdminPrincipal, period: str
+) -> PeriodStateOut:
+    wanted = service.parse_period(period)
+    await service.reopen(session, request.app.state.settings, catalog, wanted, clock.now(request))
+    await session.commit()
+    return await service.period_state(session, wanted)

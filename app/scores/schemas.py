@@ -1,0 +1,112 @@
+"""Wire shapes of scores, scorecards, history and period states."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel
+
+
+class RankingItem(BaseModel):
+    rank: int | None
+    unit_code: str
+    name: str
+    total: float | None
+    grade: str | None
+    complete: bool
+    completeness: float
+    groups: dict[str, float | None]
+    rank_change: int | None
+    score_change: float | None
+
+
+class Ranking(BaseModel):
+    level: str
+    parent: str | None
+    period: str
+    source: Literal["computed", "official"]
+    catalog_version: str | None
+    revision: int
+    status: Literal["open", "closed"]
+    ranked: int
+    computed_at: datetime
+    items: list[RankingItem]
+    next: None = None
+
+
+class MetricLine(BaseModel):
+    code: str
+    name: str
+    points: Decimal | None
+    max_points: Decimal
+    lost: Decimal | None
+    numerator: int | None
+    denominator: int | None
+    rate: Decimal | None
+    full_marks_rate: Decimal | None
+    missing: bool
+
+
+class GroupLine(BaseModel):
+    code: str
+    name: str
+    points: Decimal | None
+    max_points: Decimal
+    lost: Decimal | None
+    metrics: list[MetricLine]
+
+
+class Official(BaseModel):
+    total: Decimal
+    groups: dict[str, float]
+    total_difference: Decimal | None
+    group_differences: dict[str, Decimal | None]
+
+
+class Scorecard(BaseModel):
+    unit_code: str
+    name: str
+    level: str
+    period: str
+    revision: int
+    status: Literal["open", "closed"]
+    catalog_version: str
+    total: Decimal | None
+    grade: str | None
+    complete: bool
+    completeness: Decimal
+    rank: str | None
+    rank_change: int | None
+    score_change: Decimal | None
+    groups: list[GroupLine]
+    shortfalls: list[MetricLine]
+    official: Official | None
+    pending_amendments: int
+
+
+class HistoryPoint(BaseModel):
+    period: str
+    total: Decimal | None
+    grade: str | None
+    rank: int | None
+    ranked_of: int | None
+    groups: dict[str, float | None] | None
+
+
+class History(BaseModel):
+    unit_code: str
+    granularity: Literal["month", "quarter", "year"]
+    items: list[HistoryPoint]
+    next: None = None
+
+
+class PeriodStateOut(BaseModel):
+    period: str
+    status: Literal["open", "closed"]
+    revision: int
+    refreshed_at: datetime | None
+    closed_at: datetime | None
+    closed_by: str | None
+    pending_amendments: int
