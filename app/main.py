@@ -18,6 +18,7 @@ from app.core.migrations import head_revisions
 from app.core.observability import ObservabilityMiddleware, configure_logging
 from app.core.queue import create_queue
 from app.core.settings import Settings, get_settings
+from app.dashboard.router import router as dashboard_router
 from app.dossiers.router import router as dossiers_router
 from app.indicators.router import router as indicators_router
 from app.keys.router import router as keys_router
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         portal_router,
         webhooks_router,
         scores_router,
+        dashboard_router,
     ):
         app.include_router(router)
     return app

@@ -491,3 +491,29 @@ async def digest_counts(
         {"roots": list(roots), "now": now, "until": until, "max_supp": max_supp},
     )
     return list(rows)
+
+
+async def overdue_counts_at(
+    session: AsyncSession, *, root: str, at: datetime, max_supp: int
+) -> list[Row[Any]]:
+    """Per unit of ``root``'s subtree: dossiers pending and overdue at instant ``at``, and
+    those without an apology letter. Aggregate only (no dossier is named): public data."""
+    rows = await session.execute(
+        text(
+            f"""{SUBTREE}
+            SELECT s.code AS unit_code, u.name AS unit_name, u.level,
+                   count(d.code) AS overdue,
+                   count(d.code) FILTER (WHERE d.apology_issued_at IS NULL
+                                           OR d.apology_issued_at > :at) AS without_apology
+            FROM subtree s
+            JOIN units u ON u.code = s.code
+            LEFT JOIN dossiers d ON d.unit_code = s.code AND d.counted AND d.due_at IS NOT NULL
+                AND d.received_at <= :at AND (d.end_at IS NULL OR d.end_at > :at)
+                AND (coalesce(CASE WHEN d.clock_stopped_at <= :at THEN d.clock_stopped_at END,
+                              :at) > d.due_at OR d.supplement_requests > :max_supp)
+            GROUP BY s.code, u.name, u.level ORDER BY overdue DESC, s.code
+            """  # noqa: S608
+        ),
+        {"root": root, "at": at, "max_supp": max_supp},
+    )
+    return list(rows)

@@ -7,6 +7,7 @@ import io
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
@@ -17,7 +18,7 @@ from app.calendar.service import current_calendar
 from app.core import clock
 from app.core.auth import Principal, Scope, require
 from app.core.database import get_session
-from app.core.errors import PayloadTooLarge, Unprocessable
+from app.core.errors import NotFound, PayloadTooLarge, Unprocessable
 from app.core.pagination import Page, PageParams, decode_cursor, encode_cursor, page_params
 from app.core.settings import Settings
 from app.dossiers import repository, service
@@ -29,8 +30,11 @@ from app.dossiers.schemas import (
     DossierEventOut,
     DossierOut,
     EventResult,
+    OverdueCountAt,
+    OverdueCountsOut,
     OverdueList,
 )
+from app.units import repository as units_repository
 
 router = APIRouter(tags=["dossiers"])
 
@@ -190,12 +194,13 @@ async def get_overdue(
     principal: Reader,
     code: CodePath,
     page: Annotated[PageParams, Depends(page_params)],
+    format: Annotated[str | None, Query(pattern="^(json|csv)$")] = None,
 ) -> Any:
     settings = _settings(request)
     root = await service.scope_root(session, principal, code)
     assert root is not None
     now = clock.now(request)
-    if "text/csv" in request.headers.get("accept", ""):
+    if format == "csv" or (format is None and "text/csv" in request.headers.get("accept", "")):
         rows = await repository.overdue(
             session, root=root, now=now, max_supp=settings.max_supplement_requests,
             after=None, limit=None,
@@ -251,6 +256,38 @@ async def _csv(items: list[Any]) -> AsyncIterator[str]:
 
 def _iso(value: datetime | None) -> str:
     return value.isoformat() if value else ""
+
+
+@router.get(
+    "/v1/units/{code}/overdue-counts",
+    response_model=OverdueCountsOut,
+    summary="Overdue dossiers per unit of a subtree, now or at a period's end (public counts)",
+)
+async def get_overdue_counts(
+    request: Request,
+    session: Session,
+    code: CodePath,
+    period: Annotated[str | None, Query(max_length=16, examples=["2026-03"])] = None,
+) -> OverdueCountsOut:
+    settings = _settings(request)
+    if await units_repository.get(session, code) is None:
+        raise NotFound(f"No unit with code {code!r}.")
+    now = clock.now(request)
+    at = now
+    if period is not None:
+        from app.scores.service import parse_period, window
+
+        _, end = window(parse_period(period), ZoneInfo(settings.timezone))
+        at = min(end, now)
+    rows = await repository.overdue_counts_at(
+        session, root=code, at=at, max_supp=settings.max_supplement_requests
+    )
+    return OverdueCountsOut(
+        unit_code=code,
+        as_of=at,
+        period=period,
+        items=[OverdueCountAt.model_validate(r._asdict()) for r in rows],
+    )
 
 
 @router.get(

@@ -214,6 +214,22 @@ class OverdueCount(BaseModel):
     without_apology: int
 
 
+class OverdueCountAt(BaseModel):
+    unit_code: str
+    unit_name: str
+    level: str
+    overdue: int
+    without_apology: int
+
+
+class OverdueCountsOut(BaseModel):
+    unit_code: str
+    as_of: datetime
+    period: str | None
+    items: list[OverdueCountAt]
+    next: None = None
+
+
 class OverdueList(BaseModel):
     unit_code: str
     as_of: datetime

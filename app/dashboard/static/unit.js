@@ -1,0 +1,117 @@
+"use strict";
+(function () {
+  const code = decodeURIComponent(location.pathname.split("/").pop());
+  const params = new URLSearchParams(location.search);
+  const period = document.getElementById("period");
+  const periods = recentPeriods(new Date(), 15);
+  periods.forEach((p) => period.add(new Option(p, p)));
+  period.value = params.get("period") && periods.includes(params.get("period"))
+    ? params.get("period") : periods[1];
+  const fmt = (v) => (v === null || v === undefined ? "–" : Number(v).toFixed(2));
+  const pct = (v) => (v === null || v === undefined ? "–" : `${(Number(v) * 100).toFixed(1)}%`);
+
+  async function loadHistory() {
+    const months = recentPeriods(new Date(), 12).slice(0, 12).reverse();
+    try {
+      const data = await getJson(`/v1/units/${encodeURIComponent(code)}/history?from=${
+        months[0]}&to=${months[months.length - 1]}&granularity=month`);
+      lineChart(document.getElementById("history"), data.items.map((p) => ({
+        label: p.period.slice(5), value: p.total === null ? null : Number(p.total),
+      })), 100);
+    } catch (error) {
+      document.getElementById("history").textContent = `Không tải được: ${error.message}`;
+    }
+  }
+
+  async function loadScorecard() {
+    history.replaceState(null, "", `?period=${period.value}`);
+    const kpis = document.getElementById("kpis");
+    const body = document.querySelector("#scorecard tbody");
+    try {
+      const card = await getJson(`/v1/units/${encodeURIComponent(code)}/scorecard?period=${
+        period.value}`);
+      document.getElementById("title").textContent = card.name;
+      document.title = `${card.name} – chiso`;
+      kpis.innerHTML = `
+        <div><div class="muted">Tổng điểm</div><div class="big">${fmt(card.total)}/100</div></div>
+        <div><div class="muted">Xếp loại</div><div class="big">${escapeHtml(card.grade || "–")}</div></div>
+        <div><div class="muted">Thứ hạng</div><div class="big">${escapeHtml(card.rank || "–")}</div>
+          <div>${card.rank ? change(card.rank_change) : ""}</div></div>
+        <div><div class="muted">Dữ liệu</div><div class="big">${
+          Math.round(Number(card.completeness) * 100)}%</div></div>`;
+      body.innerHTML = card.groups.map((g) => `
+        <tr><th>${escapeHtml(g.code)} – ${escapeHtml(g.name)}</th><td class="num">${fmt(g.points)}</td>
+          <td class="num">${fmt(g.max_points)}</td><td class="num">${fmt(g.lost)}</td><td></td></tr>
+        ${g.metrics.map((m) => `<tr><td>${escapeHtml(m.name)}${m.missing ?
+          ' <span class="muted">(chưa có dữ liệu)</span>' : ""}</td>
+          <td class="num">${fmt(m.points)}</td><td class="num">${fmt(m.max_points)}</td>
+          <td class="num">${fmt(m.lost)}</td><td class="num hide-narrow">${pct(m.rate)}</td></tr>`)
+          .join("")}`).join("");
+      document.getElementById("shortfalls").innerHTML = card.shortfalls.slice(0, 10).map((m) =>
+        `<li>${escapeHtml(m.name)}: ${m.missing ? "chưa có dữ liệu" :
+          `mất ${fmt(m.lost)} điểm (tỷ lệ ${pct(m.rate)}${m.full_marks_rate ?
+            `, cần ${pct(m.full_marks_rate)} để đạt tối đa` : ""})`}</li>`).join("");
+      const officialCard = document.getElementById("official-card");
+      officialCard.hidden = !card.official;
+      if (card.official) {
+        document.querySelector("#official tbody").innerHTML =
+          `<tr><th>Tổng</th><td class="num">${fmt(card.official.total)}</td>
+            <td class="num">${fmt(card.official.total_difference)}</td></tr>` +
+          Object.entries(card.official.groups).map(([g, v]) =>
+            `<tr><td>${escapeHtml(g)}</td><td class="num">${fmt(v)}</td>
+              <td class="num">${fmt(card.official.group_differences[g])}</td></tr>`).join("");
+      }
+    } catch (error) {
+      kpis.innerHTML = `<p class="error">Không tải được phiếu điểm: ${escapeHtml(error.message)}</p>`;
+      body.innerHTML = "";
+    }
+    loadInsights();
+  }
+
+  async function section(id, url, render) {
+    const box = document.getElementById(id);
+    try {
+      box.innerHTML = render(await getJson(url));
+      return true;
+    } catch (error) {
+      box.innerHTML = "";
+      return false;
+    }
+  }
+
+  async function loadInsights() {
+    const base = `/v1/units/${encodeURIComponent(code)}`;
+    const shown = await Promise.all([
+      section("whatif", `${base}/what-if?period=${period.value}&target=grade:Tốt`, renderWhatIf),
+      section("projection", `${base}/projection?period=${period.value}`, renderProjection),
+      section("integrity", `${base}/integrity?period=${period.value}`, renderIntegrity),
+    ]);
+    document.getElementById("insights").hidden = !shown.some(Boolean);
+  }
+
+  function renderWhatIf(plan) {
+    const steps = plan.steps || plan.actions || [];
+    return `<h3>Để đạt xếp loại Tốt</h3>` + (plan.reachable === false
+      ? `<p>${escapeHtml(plan.message || "Không thể đạt trong kỳ này.")}</p>`
+      : `<ol>${steps.map((s) => `<li>${escapeHtml(s.action || s.description || s.text || "")}
+          (+${fmt(s.points_gained ?? s.points)} điểm)</li>`).join("")}</ol>`);
+  }
+
+  function renderProjection(p) {
+    const low = p.low ?? p.range?.low, high = p.high ?? p.range?.high;
+    return `<h3>Dự báo cuối kỳ</h3><p>Tổng điểm dự kiến ${fmt(p.total ?? p.projected_total)}
+      (từ ${fmt(low)} đến ${fmt(high)})${p.rank ? `, hạng ${escapeHtml(String(p.rank))}` : ""}.</p>`;
+  }
+
+  function renderIntegrity(data) {
+    const flags = data.items || data.flags || [];
+    if (!flags.length) return "<h3>Cảnh báo dữ liệu</h3><p>Không có cảnh báo.</p>";
+    return `<h3>Cảnh báo dữ liệu</h3><ul>${flags.map((f) =>
+      `<li>${escapeHtml(f.title || f.rule || f.code)}: ${escapeHtml(String(f.count ??
+        (f.dossiers || []).length))} hồ sơ</li>`).join("")}</ul>`;
+  }
+
+  period.addEventListener("change", loadScorecard);
+  loadHistory();
+  loadScorecard();
+})();
