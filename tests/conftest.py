@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -69,15 +70,17 @@ async def recreate_database(server_url: str, name: str) -> None:
 
 @pytest.fixture(scope="session")
 def servers() -> Iterator[Servers]:
+    # Embedded servers get a folder of their own per run: two runs at once (a developer's
+    # and an editor's, say) must never stop each other's servers.
+    data_dir = PROJECT_ROOT / ".data" / "test" / str(os.getpid())
     database_url, redis_url, embedded = service_urls(
-        os.environ.get("CHISO_TEST_DATABASE_URL"),
-        os.environ.get("CHISO_TEST_REDIS_URL"),
-        PROJECT_ROOT / ".data" / "test",
+        os.environ.get("CHISO_TEST_DATABASE_URL"), os.environ.get("CHISO_TEST_REDIS_URL"), data_dir
     )
     try:
         yield Servers(server_url=database_url, redis_url=redis_url)
     finally:
         stop_all(embedded)
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def in_thread(fn: Callable[[], T]) -> T:

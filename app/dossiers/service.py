@@ -140,9 +140,11 @@ def _error(prefix: str | None, index: int, field: str, detail: str) -> dict[str,
 
 
 async def _allowed_units(session: AsyncSession, principal: Principal, codes: set[str]) -> set[str]:
+    """The codes a unit-bound key may write to: one subtree query, whatever the batch size."""
     if principal.unit_code is None:
         return codes
-    return {c for c in codes if await units.is_within(session, c, principal.unit_code)}
+    subtree = set(await session.scalars(units.subtree_codes(principal.unit_code)))
+    return codes & subtree
 
 
 async def rederive(
