@@ -8,19 +8,22 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 
+from app.audit.router import router as audit_router
 from app.calendar.router import router as calendar_router
 from app.core.clock import system_clock
 from app.core.database import create_engine, create_sessionmaker
 from app.core.embedded import service_urls, stop_all
-from app.core.errors import install_error_handlers
+from app.core.errors import PROBLEM_RESPONSES, install_error_handlers
 from app.core.health import router as health_router
 from app.core.migrations import head_revisions
 from app.core.observability import ObservabilityMiddleware, configure_logging
 from app.core.queue import create_queue
+from app.core.ratelimit import RateLimitMiddleware
 from app.core.settings import Settings, get_settings
 from app.dashboard.router import router as dashboard_router
 from app.dossiers.router import router as dossiers_router
 from app.indicators.router import router as indicators_router
+from app.insights.router import router as insights_router
 from app.keys.router import router as keys_router
 from app.portal.router import router as portal_router
 from app.procedures.router import router as procedures_router
@@ -68,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     # Large lists (rankings, exports) are compressed for clients that accept gzip.
     app.add_middleware(GZipMiddleware, minimum_size=1000)
+    app.add_middleware(RateLimitMiddleware, settings=settings)
     app.add_middleware(ObservabilityMiddleware, max_body_bytes=settings.max_body_bytes)
     for router in (
         health_router,
@@ -80,9 +84,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         portal_router,
         webhooks_router,
         scores_router,
+        insights_router,
+        audit_router,
         dashboard_router,
     ):
-        app.include_router(router)
+        app.include_router(router, responses=PROBLEM_RESPONSES)
     return app
 
 

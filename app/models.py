@@ -1,9 +1,11 @@
 """Imports every domain's tables so Alembic and tooling see the whole schema."""
 
+from app.audit.models import AuditEntry
 from app.calendar.models import CalendarDay
 from app.core.outbox import OutboxJob
 from app.dossiers.models import Dossier, DossierEvent
 from app.indicators.models import IndicatorValue
+from app.insights.models import IntegrityFlag, ScoreProjection
 from app.keys.models import ApiKey
 from app.portal.models import OfficialScore, PortalSyncState, QuarantinedRecord
 from app.procedures.models import Procedure
@@ -19,11 +21,13 @@ from app.webhooks.models import Webhook, WebhookDelivery
 
 __all__ = [
     "ApiKey",
+    "AuditEntry",
     "CalendarDay",
     "DirtyPeriod",
     "Dossier",
     "DossierEvent",
     "IndicatorValue",
+    "IntegrityFlag",
     "OfficialScore",
     "OutboxJob",
     "PeriodAmendment",
@@ -32,6 +36,7 @@ __all__ = [
     "Procedure",
     "QuarantinedRecord",
     "RankingSnapshot",
+    "ScoreProjection",
     "ScoreSnapshot",
     "Unit",
     "Webhook",

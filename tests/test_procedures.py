@@ -31,6 +31,7 @@ async def test_put_then_get_round_trips_a_fractional_limit(client: httpx.AsyncCl
         "limit_unit": "working_days",
         "has_fees": False,
         "full_online": True,
+        "online_allowed": None,
     }
 
 

@@ -24,6 +24,7 @@ from app.core.observability import SYNC_LAG, SYNC_RECORDS, configure_logging, in
 from app.core.queue import QUEUE_NAME, redis_settings
 from app.core.settings import Settings, get_settings, portal_sources
 from app.dossiers.jobs import daily_digest, sweep_overdue
+from app.insights.jobs import check_integrity, project_scores
 from app.portal.jobs import fetch_official_results, sync_portal
 from app.portal.sync import SyncReport
 from app.scores.jobs import close_periods, refresh_scores
@@ -32,7 +33,8 @@ from app.webhooks.jobs import JOBS as WEBHOOK_JOBS
 JOBS: list[Any] = [
     instrumented(job)
     for job in (recompute_open_dossiers, relay_outbox, sweep_overdue, sync_portal,
-                fetch_official_results, daily_digest, refresh_scores, close_periods)
+                fetch_official_results, daily_digest, refresh_scores, close_periods,
+                check_integrity, project_scores)
 ]  # fmt: skip
 _BY_NAME = {job.__name__: job for job in JOBS}
 FUNCTIONS = JOBS
@@ -50,6 +52,8 @@ def cron_table(settings: Settings) -> list[Any]:
         cron(_BY_NAME["fetch_official_results"], hour={6}, minute={0}, unique=True),
         cron(_BY_NAME["refresh_scores"], second={45}, unique=True),  # every minute, debounced
         cron(_BY_NAME["close_periods"], hour={2}, minute={0}, unique=True),
+        cron(_BY_NAME["check_integrity"], hour={3}, minute={10}, unique=True),
+        cron(_BY_NAME["project_scores"], hour={6}, minute={30}, unique=True),
         cron(_BY_NAME["daily_digest"], hour={settings.digest_at.hour},
              minute={settings.digest_at.minute}, second={0}, unique=True),
     ]  # fmt: skip

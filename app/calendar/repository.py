@@ -15,6 +15,18 @@ async def all_overrides(session: AsyncSession) -> list[CalendarDay]:
     return list((await session.scalars(select(CalendarDay).order_by(CalendarDay.day))).all())
 
 
+async def get(session: AsyncSession, day: date) -> dict[str, object] | None:
+    """An override's values as plain data (not an ORM object the upsert would leave stale)."""
+    row = (
+        await session.execute(
+            select(CalendarDay.kind, CalendarDay.reason, CalendarDay.reference).where(
+                CalendarDay.day == day
+            )
+        )
+    ).first()
+    return dict(row._mapping) if row else None
+
+
 async def upsert(
     session: AsyncSession, day: date, kind: str, reason: str, reference: str | None, by: str
 ) -> CalendarDay:

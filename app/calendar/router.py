@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response, status
@@ -13,6 +12,7 @@ from app.calendar.schemas import CalendarOut, OverrideIn, OverrideOut
 from app.core.auth import AdminPrincipal
 from app.core.database import get_session
 from app.core.outbox import relay_soon
+from app.core.params import IsoDate
 
 router = APIRouter(prefix="/v1/calendar", tags=["calendar"])
 
@@ -23,8 +23,8 @@ Session = Annotated[AsyncSession, Depends(get_session)]
 async def get_calendar(
     request: Request,
     session: Session,
-    start: Annotated[date, Query(alias="from")],
-    end: Annotated[date, Query(alias="to")],
+    start: Annotated[IsoDate, Query(alias="from")],
+    end: Annotated[IsoDate, Query(alias="to")],
 ) -> CalendarOut:
     return await service.calendar_between(session, request.app.state.settings, start, end)
 
@@ -38,7 +38,7 @@ async def put_day(
     request: Request,
     session: Session,
     admin: AdminPrincipal,
-    day: date,
+    day: IsoDate,
     body: OverrideIn,
     background: BackgroundTasks,
 ) -> OverrideOut:
@@ -52,9 +52,13 @@ async def put_day(
     "/days/{day}", status_code=status.HTTP_204_NO_CONTENT, summary="Remove an operator override"
 )
 async def delete_day(
-    request: Request, session: Session, _: AdminPrincipal, day: date, background: BackgroundTasks
+    request: Request,
+    session: Session,
+    admin: AdminPrincipal,
+    day: IsoDate,
+    background: BackgroundTasks,
 ) -> Response:
-    await service.remove_override(session, day)
+    await service.remove_override(session, day, by=admin.name)
     await session.commit()
     background.add_task(relay_soon, request.app)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import holidays
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit import service as audit
 from app.calendar import repository
 from app.calendar.data import load_shipped_overrides, shipped_override_entries
 from app.calendar.schemas import CalendarDayOut, CalendarOut, OverrideIn, OverrideOut
@@ -107,15 +108,21 @@ async def calendar_between(
 
 async def set_override(session: AsyncSession, day: date, data: OverrideIn, by: str) -> OverrideOut:
     """Store an operator override and schedule the recomputation of affected open dossiers."""
+    before = await repository.get(session, day)
     row = await repository.upsert(session, day, data.kind.value, data.reason, data.reference, by)
     add_job(session, RECOMPUTE_JOB, day.isoformat())
+    await audit.record(
+        session, by, "calendar.override.set", day.isoformat(), before=before, after=data
+    )
     return OverrideOut(
         date=row.day, kind=DayKind(row.kind), reason=row.reason, reference=row.reference,
         updated_by=row.updated_by, updated_at=row.updated_at,
     )  # fmt: skip
 
 
-async def remove_override(session: AsyncSession, day: date) -> None:
+async def remove_override(session: AsyncSession, day: date, by: str = "cli") -> None:
+    before = await repository.get(session, day)
     if not await repository.remove(session, day):
         raise NotFound(f"No operator override on {day.isoformat()}.")
     add_job(session, RECOMPUTE_JOB, day.isoformat())
+    await audit.record(session, by, "calendar.override.remove", day.isoformat(), before=before)

@@ -7,6 +7,7 @@ client never sees an HTML page or a bare 500 for something it can act on.
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -103,6 +104,36 @@ class ServiceUnavailable(Problem):
         super().__init__(detail, headers={"Retry-After": str(retry_after)})
 
 
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object"}},
+    },
+}
+_PROBLEM_STATUSES = {
+    400: "Malformed request (e.g. a cursor that was not a `next` value)",
+    401: "No key, or an unknown or revoked key",
+    403: "The key lacks the scope, or the unit is outside the key's unit",
+    404: "Not found",
+    409: "Conflict",
+    413: "Request body or batch too large",
+    422: "Invalid input; `errors` point at each problem",
+    429: "Rate limited; retry after `Retry-After` seconds",
+    503: "A dependency is down; retry after `Retry-After` seconds",
+}
+# Documented on every operation, so clients (and schema-driven tests) know every answer.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"description": text, "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}}}
+    for status, text in _PROBLEM_STATUSES.items()
+}
+
+
 def json_pointer(loc: Iterable[str | int]) -> str:
     """``("body", "items", 3, "status")`` → ``"#/items/3/status"`` (RFC 6901 escaping)."""
     parts = list(loc)
@@ -176,6 +207,12 @@ _OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+_SOCKET_ERRNOS = frozenset(
+    {errno.ENOENT, errno.ECONNREFUSED, errno.ECONNRESET, errno.EHOSTUNREACH,
+     errno.ENETUNREACH, errno.ETIMEDOUT, errno.EPIPE}
+)  # fmt: skip
+
+
 def is_outage(exc: BaseException) -> bool:
     """True when the error means "the database is unreachable or overloaded right now"."""
     if isinstance(exc, sa_exc.DBAPIError):
@@ -186,8 +223,29 @@ def is_outage(exc: BaseException) -> bool:
         return True
     if isinstance(exc, _OUTAGE_ERRORS):
         return True
+    if isinstance(exc, OSError) and exc.filename is None and exc.errno in _SOCKET_ERRNOS:
+        return True  # e.g. the server's Unix socket is gone while it restarts (ENOENT)
     cause = exc.__cause__
     return cause is not None and cause is not exc and is_outage(cause)
+
+
+# PostgreSQL data exceptions that only a request's own values cause: a NUL character in text
+# or JSON, an untranslatable character, a number or date beyond the column's range, text
+# longer than its column. They are the client's to fix (422), not a server fault.
+_INPUT_SQLSTATES = frozenset({"22021", "22P05", "22003", "22008", "22007", "22P02", "22001"})
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE behind a (wrapped) database error, if any."""
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if seen is None:
+            return None
+        code = getattr(seen, "sqlstate", None)
+        if isinstance(code, str):
+            return code
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return None
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -227,6 +285,13 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem_response(Unprocessable(detail, errors=errors), request)
 
     async def on_infrastructure(request: Request, exc: Exception) -> Response:
+        if sqlstate(exc) in _INPUT_SQLSTATES:
+            logger.info("value refused by the database", extra={"sqlstate": sqlstate(exc)})
+            detail = (
+                "A value in the request cannot be stored: a NUL character, or a number, "
+                "date or text beyond what the field holds."
+            )
+            return problem_response(Unprocessable(detail), request)
         if not is_outage(exc):
             raise exc  # a genuine bug: let the server-error layer log it and answer 500
         logger.warning("database unavailable", extra={"error": repr(exc)})
@@ -242,6 +307,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_validation)
     # Outages are handled inside the app (a 503 the client retries), not as server errors.
-    for exc_type in (sa_exc.DBAPIError, sa_exc.TimeoutError, *_OUTAGE_ERRORS):
+    for exc_type in (sa_exc.DBAPIError, sa_exc.TimeoutError, *_OUTAGE_ERRORS, OSError):
         app.add_exception_handler(exc_type, on_infrastructure)
     app.add_exception_handler(Exception, on_unexpected)

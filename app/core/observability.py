@@ -118,6 +118,10 @@ class ObservabilityMiddleware:
             if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
                 await self._too_large(scope, receive, send_wrapper)
                 return
+            if declared is None:
+                # A streamed body of unknown length is read (up to the limit) before the app
+                # sees it: an overflow found while the framework parses it would be a 400.
+                receive = await self._buffered(receive)
             await self.app(scope, self._limited(receive), send_wrapper)
         except _BodyTooLarge:
             await self._too_large(scope, receive, send_wrapper)
@@ -139,6 +143,26 @@ class ObservabilityMiddleware:
                     },
                 )
             request_id_var.reset(token)
+
+    async def _buffered(self, receive: Receive) -> Receive:
+        """Read the whole body (raising ``_BodyTooLarge`` past the limit), then replay it."""
+        messages: list[Message] = []
+        seen = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            seen += len(message.get("body", b""))
+            if seen > self.max_body_bytes:
+                raise _BodyTooLarge
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        return replay
 
     def _limited(self, receive: Receive) -> Receive:
         seen = 0

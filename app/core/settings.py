@@ -77,6 +77,24 @@ class Settings(BaseSettings):
     log_json: bool = True
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
 
+    # Rate limits (token buckets in Redis; 0 turns a limit off; they fail open without Redis).
+    rate_public_per_minute: int = Field(
+        default=600, ge=0, description="Requests without a key, per client address and minute"
+    )
+    rate_public_burst: int | None = Field(
+        default=None, ge=1, description="Bucket size for requests without a key (default: a minute)"
+    )
+    rate_write_per_minute: int = Field(
+        default=1200, ge=0, description="POST/PUT/PATCH/DELETE requests per key and minute"
+    )
+    rate_write_burst: int | None = Field(
+        default=None, ge=1, description="Bucket size of writes per key (default: a minute)"
+    )
+    rate_trust_forwarded_for: bool = Field(
+        default=False,
+        description="Behind a trusted proxy: the client is the first X-Forwarded-For address",
+    )
+
     @field_validator("intake_cutoff", mode="before")
     @classmethod
     def _empty_cutoff(cls, value: object) -> object:

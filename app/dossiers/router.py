@@ -11,15 +11,15 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
-from pydantic import AwareDatetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.calendar.service import current_calendar
 from app.core import clock
 from app.core.auth import Principal, Scope, require
 from app.core.database import get_session
-from app.core.errors import NotFound, PayloadTooLarge, Unprocessable
+from app.core.errors import Forbidden, NotFound, PayloadTooLarge, Unprocessable
 from app.core.pagination import Page, PageParams, decode_cursor, encode_cursor, page_params
+from app.core.params import IsoDateTime
 from app.core.settings import Settings
 from app.dossiers import repository, service
 from app.dossiers.schemas import (
@@ -66,6 +66,9 @@ async def post_event(
     result = outcome.results[0]
     if result.result == "rejected":
         errors = result.errors or []
+        if any(e["detail"] == service.OUTSIDE_SCOPE for e in errors):
+            # A valid key writing outside its unit is refused, as everywhere: 403, not 422.
+            raise Forbidden("This key is limited to its own unit and its subunits.", errors=errors)
         raise Unprocessable(errors[0]["detail"] if errors else None, errors=errors)
     await session.commit()
     if result.result == "duplicate":
@@ -156,8 +159,8 @@ async def list_dossiers(
     unit: UnitQuery = None,
     state: Annotated[str | None, Query(pattern=f"^({STATES})$")] = None,
     procedure: Annotated[str | None, Query(pattern=CODE_PATTERN)] = None,
-    due_before: AwareDatetime | None = None,
-    due_after: AwareDatetime | None = None,
+    due_before: IsoDateTime | None = None,
+    due_after: IsoDateTime | None = None,
 ) -> Page[DossierOut]:
     settings = _settings(request)
     root = await service.scope_root(session, principal, unit)

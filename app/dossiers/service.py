@@ -35,6 +35,8 @@ from app.scores.service import periods_touched
 from app.units import repository as units
 from app.units.service import ensure_in_scope
 
+OUTSIDE_SCOPE = "outside this key's unit"
+
 
 def rules_from(settings: Settings) -> DossierRules:
     return DossierRules(max_supplement_requests=settings.max_supplement_requests)
@@ -105,7 +107,7 @@ async def ingest(
         if event.unit_code not in known_units:
             errors.append(_error(pointer_prefix, index, "unit_code", "unknown unit"))
         elif event.unit_code not in allowed:
-            errors.append(_error(pointer_prefix, index, "unit_code", "outside this key's unit"))
+            errors.append(_error(pointer_prefix, index, "unit_code", OUTSIDE_SCOPE))
         if event.procedure_code not in known_procedures:
             errors.append(_error(pointer_prefix, index, "procedure_code", "unknown procedure"))
         if errors:

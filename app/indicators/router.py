@@ -16,6 +16,7 @@ from app.core.auth import Principal, Scope, authenticate, require
 from app.core.database import get_session
 from app.core.errors import PayloadTooLarge, Unauthenticated, Unprocessable
 from app.core.pagination import Page, PageParams, decode_cursor, encode_cursor, page_params
+from app.core.params import IsoDate
 from app.indicators import service
 from app.indicators.catalog import Catalog, CatalogVersion, shipped_catalog
 from app.indicators.schemas import (
@@ -73,7 +74,7 @@ Reader = Annotated[Principal, Depends(any_key)]
 async def get_catalog(
     request: Request,
     catalog: CurrentCatalog,
-    at: Annotated[date | None, Query(description="Date asked about; default today")] = None,
+    at: Annotated[IsoDate | None, Query(description="Date asked about; default today")] = None,
 ) -> CatalogVersion:
     return service.version_in_force(catalog, at or _today(request))
 

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit import service as audit
 from app.core.auth import Principal
 from app.core.errors import Conflict, Forbidden, NotFound, Unprocessable, validation_errors
 from app.indicators import repository
@@ -130,6 +131,8 @@ async def submit(
         for p in _scored_with(accepted[index][1])
     }
     await mark_dirty(session, sorted(changed), "submission")
+    revisions = [row.id for row in stored.values() if not row.unchanged]
+    await audit.record_indicator_revisions(session, principal, revisions)
     for index, row in stored.items():
         value = accepted[index][0]
         results[index] = IndicatorItemResult(

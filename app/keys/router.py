@@ -44,7 +44,7 @@ async def list_keys(
 
 
 @router.delete("/{key_id}", response_model=ApiKeyOut, summary="Revoke a key (effective at once)")
-async def revoke_key(session: Session, _: AdminPrincipal, key_id: uuid.UUID) -> ApiKeyOut:
-    revoked = await service.revoke_key(session, key_id)
+async def revoke_key(session: Session, admin: AdminPrincipal, key_id: uuid.UUID) -> ApiKeyOut:
+    revoked = await service.revoke_key(session, key_id, by=admin.name)
     await session.commit()
     return revoked

@@ -14,6 +14,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit import service as audit
 from app.core.auth import Principal
 from app.core.errors import NotFound, Unprocessable
 from app.keys import repository
@@ -53,16 +54,18 @@ async def create_key(session: AsyncSession, data: ApiKeyIn, created_by: str) -> 
         unit_code=data.unit_code,
         created_by=created_by,
     )
-    return ApiKeyCreated(
-        **ApiKeyOut.model_validate(key).model_dump(), key=f"{KEY_PREFIX}_{prefix}_{secret}"
-    )
+    out = ApiKeyOut.model_validate(key)
+    await audit.record(session, created_by, "api_key.create", str(key.id), after=out)
+    return ApiKeyCreated(**out.model_dump(), key=f"{KEY_PREFIX}_{prefix}_{secret}")
 
 
-async def revoke_key(session: AsyncSession, key_id: uuid.UUID) -> ApiKeyOut:
+async def revoke_key(session: AsyncSession, key_id: uuid.UUID, by: str = "cli") -> ApiKeyOut:
     key = await repository.revoke(session, key_id)
     if key is None:
         raise NotFound(f"No API key with id {key_id}.")
-    return ApiKeyOut.model_validate(key)
+    out = ApiKeyOut.model_validate(key)
+    await audit.record(session, by, "api_key.revoke", str(key_id), after=out)
+    return out
 
 
 async def list_keys(session: AsyncSession, *, after: str | None, limit: int) -> list[ApiKey]:

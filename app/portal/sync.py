@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.auth import Principal, Scope
 from app.core.locks import exclusive
 from app.core.settings import Settings
+from app.dossiers.privacy import scrub
 from app.portal import repository
 from app.portal.client import PortalClient, PortalError, PortalSource
 from app.portal.records import minimised
@@ -96,11 +97,13 @@ async def _store_page(
     result = await ingest_records(
         session, settings, principal, records, source.madonvi, source="sync"
     )
+    # Errors quote the offending value: scrubbed like the record, since it may be personal.
     bad = [
-        (minimised(records[i.index]), i.errors or [])
+        (minimised(records[i.index]), [{**e, "detail": scrub(str(e.get("detail", "")))}
+                                       for e in i.errors or []])
         for i in result.items
         if i.result == "rejected"
-    ]
+    ]  # fmt: skip
     await repository.quarantine(session, source.name, bad)
     report.stored += result.stored
     report.duplicate += result.duplicate

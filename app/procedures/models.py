@@ -23,6 +23,8 @@ class Procedure(Timestamped, Base):
     limit_unit: Mapped[str] = mapped_column(String(16), nullable=False)
     has_fees: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     full_online: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # None: not stated; False: served in person only (online dossiers for it get flagged).
+    online_allowed: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
 
     __table_args__ = (
         CheckConstraint("limit_value > 0", name="limit_positive"),

@@ -12,7 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.procedures.models import Procedure
 from app.procedures.schemas import ProcedureRecord
 
-_UPSERT_COLUMNS = ("name", "field_code", "limit_value", "limit_unit", "has_fees", "full_online")
+_UPSERT_COLUMNS = (
+    "name", "field_code", "limit_value", "limit_unit", "has_fees", "full_online", "online_allowed",
+)  # fmt: skip
 
 
 async def get(session: AsyncSession, code: str) -> Procedure | None:

@@ -50,9 +50,9 @@ async def get_procedure(session: Session, code: CodePath) -> ProcedureOut:
     responses={201: {"model": ProcedureOut, "description": "Created"}},
 )
 async def put_procedure(
-    session: Session, _: AdminPrincipal, code: CodePath, body: ProcedureIn, response: Response
+    session: Session, admin: AdminPrincipal, code: CodePath, body: ProcedureIn, response: Response
 ) -> ProcedureOut:
-    procedure, created = await service.upsert_procedure(session, code, body)
+    procedure, created = await service.upsert_procedure(session, code, body, by=admin.name)
     await session.commit()
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return procedure

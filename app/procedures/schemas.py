@@ -22,6 +22,8 @@ class ProcedureIn(BaseModel):
     limit_unit: LimitUnit
     has_fees: bool = False
     full_online: bool = False
+    # False: in person only (an online dossier for it is an integrity flag); None: not stated.
+    online_allowed: bool | None = None
 
 
 class ProcedureRecord(ProcedureIn):
@@ -38,3 +40,4 @@ class ProcedureOut(BaseModel):
     limit_unit: LimitUnit
     has_fees: bool
     full_online: bool
+    online_allowed: bool | None

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit import service as audit
 from app.core.errors import NotFound, Unprocessable, validation_errors
 from app.procedures import repository
 from app.procedures.models import Procedure
@@ -27,10 +28,17 @@ async def get(session: AsyncSession, code: str) -> Procedure:
 
 
 async def upsert_procedure(
-    session: AsyncSession, code: str, data: ProcedureIn
+    session: AsyncSession, code: str, data: ProcedureIn, by: str = "cli"
 ) -> tuple[ProcedureOut, bool]:
+    existing = await repository.get(session, code)
+    before = ProcedureOut.model_validate(existing) if existing is not None else None
+    if existing is not None:
+        session.expunge(existing)  # the upsert changes the row behind the ORM's back
     changed = await repository.upsert(session, [ProcedureRecord(code=code, **data.model_dump())])
-    return ProcedureOut.model_validate(await get(session, code)), changed.get(code, False)
+    after = ProcedureOut.model_validate(await get(session, code))
+    if code in changed:
+        await audit.record(session, by, "procedure.upsert", code, before=before, after=after)
+    return after, changed.get(code, False)
 
 
 def parse_procedures_csv(text: str) -> list[ProcedureRecord]:

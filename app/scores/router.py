@@ -170,9 +170,11 @@ async def close_period(
     summary="Re-open a closed period as a new revision and apply pending amendments (admin)",
 )
 async def reopen_period(
-    request: Request, session: Session, catalog: CurrentCatalog, _: AdminPrincipal, period: str
+    request: Request, session: Session, catalog: CurrentCatalog, admin: AdminPrincipal, period: str
 ) -> PeriodStateOut:
     wanted = service.parse_period(period)
-    await service.reopen(session, request.app.state.settings, catalog, wanted, clock.now(request))
+    await service.reopen(
+        session, request.app.state.settings, catalog, wanted, clock.now(request), by=admin.name
+    )
     await session.commit()
     return await service.period_state(session, wanted)

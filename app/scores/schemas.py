@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class RankingItem(BaseModel):
@@ -20,6 +20,9 @@ class RankingItem(BaseModel):
     groups: dict[str, float | None]
     rank_change: int | None
     score_change: float | None
+    integrity_flags: int = Field(
+        description="Open data-integrity flags in the unit's subtree (they never change scores)"
+    )
 
 
 class Ranking(BaseModel):
@@ -30,6 +33,7 @@ class Ranking(BaseModel):
     catalog_version: str | None
     revision: int
     status: Literal["open", "closed"]
+    projected: bool = Field(description="The period is still running: totals will move")
     ranked: int
     computed_at: datetime
     items: list[RankingItem]

@@ -22,6 +22,7 @@ import orjson
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit import service as audit
 from app.core.errors import NotFound, Unprocessable
 from app.core.http_cache import etag_for
 from app.core.settings import Settings
@@ -29,6 +30,7 @@ from app.indicators.catalog import Catalog, CatalogVersion, Rule
 from app.indicators.periods import Period, PeriodKind
 from app.indicators.scoring import Counts, Score, round_points, score
 from app.indicators.service import counts_for_period
+from app.insights.repository import open_flag_counts
 from app.scores import repository
 from app.scores.models import RankingSnapshot, ScoreSnapshot
 from app.scores.schemas import (
@@ -200,6 +202,7 @@ class Peer:
     completeness: Decimal
     groups: dict[str, float | None]
     catalog_version: str | None
+    integrity_flags: int = 0  # open data-integrity flags of the unit's subtree (never scored)
 
 
 def _ranking_body(
@@ -214,6 +217,7 @@ def _ranking_body(
     peers: list[Peer],
     previous: dict[str, Peer],
     at: datetime,
+    projected: bool = False,
 ) -> bytes:
     ranks = competition_ranks({p.unit.code: p.total for p in peers})
     previous_ranks = competition_ranks({c: p.total for c, p in previous.items()})
@@ -244,6 +248,7 @@ def _ranking_body(
                 "score_change": float(peer.total - before.total)  # type: ignore[operator, union-attr]
                 if comparable
                 else None,
+                "integrity_flags": peer.integrity_flags,
             }
         )
     body = {
@@ -254,6 +259,7 @@ def _ranking_body(
         "catalog_version": catalog_version,
         "revision": revision,
         "status": status,
+        "projected": projected,  # the period is still running: totals will move
         "ranked": len(ranks),
         "computed_at": at.isoformat(),
         "items": items,
@@ -276,6 +282,7 @@ def _rankings(
     current: dict[str, Peer],
     previous: dict[str, Peer],
     at: datetime,
+    projected: bool = False,
 ) -> list[dict[str, Any]]:
     """Every ranking of a period: per level nationwide, and per level within each province
     (or ministry)."""
@@ -305,6 +312,7 @@ def _rankings(
             peers=peers,
             previous=before,
             at=at,
+            projected=projected,
         )
         out.append(
             {
@@ -372,6 +380,7 @@ async def refresh_period(
             values[code]["ranked_of"] = len(ranks)
     await repository.replace_snapshots(session, name, state.revision, list(values.values()))
 
+    flags = await open_flag_counts(session, [str(m) for m in period.months()])
     current = {
         u.code: Peer(
             unit=u,
@@ -381,6 +390,7 @@ async def refresh_period(
             completeness=results[u.code].completeness,
             groups=values[u.code]["groups"],
             catalog_version=version.version,
+            integrity_flags=flags.get(u.code, 0),
         )
         for u in alive
     }
@@ -399,6 +409,7 @@ async def refresh_period(
         current=current,
         previous=previous,
         at=at,
+        projected=period.last_day >= at.astimezone(ZoneInfo(settings.timezone)).date(),
     )
     rankings += await _official_rankings(
         session, version, name, previous_period, by_code, state, at
@@ -514,7 +525,8 @@ async def ranking_snapshot(
     if etag is None:
         if parent is not None and await _unknown_unit(session, parent):
             raise NotFound(f"No unit with code {parent!r}.")
-        body = _empty_ranking(session, level, parent, str(period), source, at)
+        running = period.last_day >= at.astimezone(ZoneInfo(settings.timezone)).date()
+        body = _empty_ranking(level, parent, str(period), source, at, running)
         return etag_of(body), body
     return etag, None
 
@@ -525,8 +537,9 @@ async def _unknown_unit(session: AsyncSession, code: str) -> bool:
 
 
 def _empty_ranking(
-    session: AsyncSession, level: str, parent: str | None, period: str, source: str, at: datetime
+    level: str, parent: str | None, period: str, source: str, at: datetime, projected: bool
 ) -> bytes:
+    """No unit of that level (under that parent) to rank: an empty list, same shape."""
     return orjson.dumps(
         {
             "level": level,
@@ -536,6 +549,7 @@ def _empty_ranking(
             "catalog_version": None,
             "revision": 1,
             "status": "open",
+            "projected": projected,
             "ranked": 0,
             "computed_at": at.isoformat(),
             "items": [],
@@ -763,21 +777,33 @@ async def close(
         raise Unprocessable(
             f"{period} has not ended yet.", errors=[{"parameter": "period", "detail": "not ended"}]
         )
+    before = {"status": state.status, "revision": state.revision}
     await refresh_period(session, settings, catalog, period, at)
     await repository.close(session, str(period), by, at)
     await _restamp_rankings(session, str(period), "closed")
+    after = {"status": "closed", "revision": before["revision"]}
+    await audit.record(session, by, "period.close", str(period), before=before, after=after)
 
 
 async def reopen(
-    session: AsyncSession, settings: Settings, catalog: Catalog, period: Period, at: datetime
+    session: AsyncSession,
+    settings: Settings,
+    catalog: Catalog,
+    period: Period,
+    at: datetime,
+    by: str = "cli",
 ) -> None:
     state = await repository.state(session, str(period))
     if state.status != "closed":
         raise Unprocessable(
             f"{period} is not closed.", errors=[{"parameter": "period", "detail": "not closed"}]
         )
+    before = {"status": state.status, "revision": state.revision}
     await repository.reopen(session, str(period))
     await refresh_period(session, settings, catalog, period, at)
+    state = await repository.state(session, str(period))
+    after = {"status": state.status, "revision": state.revision}
+    await audit.record(session, by, "period.reopen", str(period), before=before, after=after)
 
 
 async def _restamp_rankings(session: AsyncSession, period: str, status: str) -> None:

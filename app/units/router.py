@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response, status
@@ -11,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.auth import AdminPrincipal
 from app.core.database import get_session
 from app.core.pagination import Page, PageParams, decode_cursor, page_params, paginate
+from app.core.params import IsoDate
 from app.units import service
 from app.units.models import UnitLevel
 from app.units.schemas import UNIT_CODE_PATTERN, UnitDetail, UnitIn, UnitOut
@@ -27,7 +27,7 @@ async def list_units(
     page: Annotated[PageParams, Depends(page_params)],
     level: UnitLevel | None = None,
     parent: Annotated[str | None, Query(pattern=UNIT_CODE_PATTERN)] = None,
-    valid_at: Annotated[date | None, Query(description="Only units valid on this date")] = None,
+    valid_at: Annotated[IsoDate | None, Query(description="Only units valid on this date")] = None,
 ) -> Page[UnitOut]:
     after = decode_cursor(page.cursor, 1)[0] if page.cursor else None
     rows = await service.list_units(
@@ -54,9 +54,9 @@ async def get_unit(session: Session, code: CodePath) -> UnitDetail:
     responses={201: {"model": UnitDetail, "description": "Created"}},
 )
 async def put_unit(
-    session: Session, _: AdminPrincipal, code: CodePath, body: UnitIn, response: Response
+    session: Session, admin: AdminPrincipal, code: CodePath, body: UnitIn, response: Response
 ) -> UnitDetail:
-    detail, created = await service.upsert_unit(session, code, body)
+    detail, created = await service.upsert_unit(session, code, body, by=admin.name)
     await session.commit()
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return detail

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit import service as audit
 from app.core.auth import Principal
 from app.core.errors import Forbidden, NotFound, Unprocessable, validation_errors
 from app.units import repository
@@ -57,7 +58,12 @@ async def _check_references(session: AsyncSession, records: Sequence[UnitRecord]
             if target is not None and target not in incoming:
                 referenced.setdefault(target, []).append((index, field))
     known = await repository.existing_codes(session, list(referenced))
-    errors = [
+    own_parent = [
+        {"pointer": f"#/{index}/parent_code" if len(records) > 1 else "#/parent_code",
+         "detail": "a unit cannot be its own parent"}
+        for index, record in enumerate(records) if record.parent_code == record.code
+    ]  # fmt: skip
+    errors = own_parent + [
         {"pointer": f"#/{index}/{field}" if len(records) > 1 else f"#/{field}",
          "detail": f"unknown unit {code!r}"}
         for code, places in referenced.items() if code not in known
@@ -81,9 +87,19 @@ async def upsert_units(session: AsyncSession, records: Sequence[UnitRecord]) -> 
     return changed
 
 
-async def upsert_unit(session: AsyncSession, code: str, unit: UnitIn) -> tuple[UnitDetail, bool]:
+async def upsert_unit(
+    session: AsyncSession, code: str, unit: UnitIn, by: str = "cli"
+) -> tuple[UnitDetail, bool]:
+    existing = await repository.get(session, code)
+    before = UnitOut.model_validate(existing) if existing is not None else None
+    if existing is not None:
+        session.expunge(existing)  # the upsert changes the row behind the ORM's back
     changed = await upsert_units(session, [UnitRecord(code=code, **unit.model_dump())])
-    return await get_detail(session, code), changed.get(code, False)
+    detail = await get_detail(session, code)
+    if code in changed:
+        after = UnitOut.model_validate(detail.model_dump())
+        await audit.record(session, by, "unit.upsert", code, before=before, after=after)
+    return detail, changed.get(code, False)
 
 
 def parse_units_csv(text: str) -> list[UnitRecord]:

@@ -98,6 +98,10 @@ async def test_unit_and_overdue_pages(
     assert "95.00/100" in kpis and "4/6" in kpis and "Xuất sắc" in kpis and "▼ 1" in kpis
     # Its only shortfall is TDGQ: 3 of 4 dossiers on time, 5 points lost.
     assert "mất 5.00 điểm" in await page.locator("#shortfalls").inner_text()
+    # Insights: 95 already clears the Tốt band (80); no integrity flag is open.
+    await page.locator("#whatif h3").wait_for()
+    assert "Đã đạt mục tiêu" in await page.locator("#whatif").inner_text()
+    assert "Không có cảnh báo" in await page.locator("#integrity").inner_text()
     await page.screenshot(path=str(artifacts / "unit-H12.png"), full_page=True)
 
     await page.goto(f"{live_server}/dashboard/overdue?unit=H99&period=2026-03")

@@ -200,7 +200,7 @@ async def test_write_scope_and_unit_binding(client: httpx.AsyncClient, setup: No
     assert (await client.post("/v1/dossier-events", json=body)).status_code == 401
     assert (await client.post("/v1/dossier-events", json=body, headers=reader)).status_code == 403
     outside = await client.post("/v1/dossier-events", json=body, headers=desk_h05)
-    assert outside.status_code == 422
+    assert outside.status_code == 403
     assert outside.json()["errors"] == [
         {"pointer": "#/unit_code", "detail": "outside this key's unit"}
     ]

@@ -26,7 +26,8 @@
         <tr data-unit="${escapeHtml(item.unit_code)}">
           <td class="num">${item.rank ?? "–"}</td>
           <td><a href="/dashboard/units/${encodeURIComponent(item.unit_code)}?period=${
-            encodeURIComponent(period.value)}">${escapeHtml(item.name)}</a></td>
+            encodeURIComponent(period.value)}">${escapeHtml(item.name)}</a>${
+            item.integrity_flags ? ` <span title="${item.integrity_flags} cảnh báo dữ liệu đang mở">⚠</span>` : ""}</td>
           <td class="num">${item.total === null ? "–" : item.total.toFixed(2)}</td>
           <td>${item.grade ? `<span class="grade">${escapeHtml(item.grade)}</span>` : "–"}</td>
           <td>${item.rank === null ? "" : change(item.rank_change)}</td>

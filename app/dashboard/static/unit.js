@@ -23,6 +23,8 @@
     }
   }
 
+  let lastCard = null;
+
   async function loadScorecard() {
     history.replaceState(null, "", `?period=${period.value}`);
     const kpis = document.getElementById("kpis");
@@ -30,6 +32,7 @@
     try {
       const card = await getJson(`/v1/units/${encodeURIComponent(code)}/scorecard?period=${
         period.value}`);
+      lastCard = card;
       document.getElementById("title").textContent = card.name;
       document.title = `${card.name} – chiso`;
       kpis.innerHTML = `
@@ -64,8 +67,10 @@
     } catch (error) {
       kpis.innerHTML = `<p class="error">Không tải được phiếu điểm: ${escapeHtml(error.message)}</p>`;
       body.innerHTML = "";
+      loadInsights(null);
+      return;
     }
-    loadInsights();
+    loadInsights(lastCard);
   }
 
   async function section(id, url, render) {
@@ -79,36 +84,47 @@
     }
   }
 
-  async function loadInsights() {
+  async function loadInsights(card) {
     const base = `/v1/units/${encodeURIComponent(code)}`;
     const shown = await Promise.all([
-      section("whatif", `${base}/what-if?period=${period.value}&target=grade:Tốt`, renderWhatIf),
+      section("whatif", `${base}/what-if?period=${period.value}&target=${
+        encodeURIComponent("grade:Tốt")}`, renderWhatIf),
       section("projection", `${base}/projection?period=${period.value}`, renderProjection),
-      section("integrity", `${base}/integrity?period=${period.value}`, renderIntegrity),
+      card ? section("integrity", `/v1/rankings?level=${card.level}&period=${period.value}`,
+        (ranking) => renderIntegrity(ranking.items.find((i) => i.unit_code === code))) : false,
     ]);
     document.getElementById("insights").hidden = !shown.some(Boolean);
   }
 
   function renderWhatIf(plan) {
-    const steps = plan.steps || plan.actions || [];
-    return `<h3>Để đạt xếp loại Tốt</h3>` + (plan.reachable === false
-      ? `<p>${escapeHtml(plan.message || "Không thể đạt trong kỳ này.")}</p>`
-      : `<ol>${steps.map((s) => `<li>${escapeHtml(s.action || s.description || s.text || "")}
-          (+${fmt(s.points_gained ?? s.points)} điểm)</li>`).join("")}</ol>`);
+    const title = `<h3>Để đạt ${escapeHtml(plan.target.label.replace("grade", "xếp loại")
+      .replace("rank", "hạng").replace("score", "điểm"))}</h3>`;
+    if (plan.already_reached) return `${title}<p>Đã đạt mục tiêu.</p>`;
+    if (!plan.reachable) return `${title}<p>${escapeHtml(plan.message)}</p>`;
+    return `${title}<ol>${plan.improvements.map((s) =>
+      `<li>${escapeHtml(s.action)} (+${fmt(s.points_gained)} điểm)</li>`).join("")}</ol>`;
   }
 
-  function renderProjection(p) {
-    const low = p.low ?? p.range?.low, high = p.high ?? p.range?.high;
-    return `<h3>Dự báo cuối kỳ</h3><p>Tổng điểm dự kiến ${fmt(p.total ?? p.projected_total)}
-      (từ ${fmt(low)} đến ${fmt(high)})${p.rank ? `, hạng ${escapeHtml(String(p.rank))}` : ""}.</p>`;
+  function renderProjection(report) {
+    const p = report.projection;
+    if (p) {
+      return `<h3>Dự báo cuối kỳ</h3><p>Tổng điểm dự kiến <strong>${fmt(p.total)}</strong>
+        (từ ${fmt(p.total_low)} đến ${fmt(p.total_high)})${p.rank ? `, hạng ${p.rank}/${
+        p.ranked_of} (từ ${p.rank_best} đến ${p.rank_worst})` : ""}.</p>`;
+    }
+    const last = report.history[report.history.length - 1];
+    if (!report.actual || !last) return "";
+    return `<h3>Dự báo và kết quả</h3><p>Dự báo ngày ${escapeHtml(last.made_on)}: ${
+      fmt(last.total)} (từ ${fmt(last.total_low)} đến ${fmt(last.total_high)}); kết quả: ${
+      fmt(report.actual.total)}.</p>`;
   }
 
-  function renderIntegrity(data) {
-    const flags = data.items || data.flags || [];
-    if (!flags.length) return "<h3>Cảnh báo dữ liệu</h3><p>Không có cảnh báo.</p>";
-    return `<h3>Cảnh báo dữ liệu</h3><ul>${flags.map((f) =>
-      `<li>${escapeHtml(f.title || f.rule || f.code)}: ${escapeHtml(String(f.count ??
-        (f.dossiers || []).length))} hồ sơ</li>`).join("")}</ul>`;
+  function renderIntegrity(row) {
+    if (!row) return "";
+    if (!row.integrity_flags) return "<h3>Cảnh báo dữ liệu</h3><p>Không có cảnh báo.</p>";
+    return `<h3>Cảnh báo dữ liệu</h3><p>⚠ ${row.integrity_flags} cảnh báo đang mở (không làm
+      thay đổi điểm). Danh sách hồ sơ: <code>GET /v1/units/${escapeHtml(code)}/integrity</code>
+      (cần khóa API).</p>`;
   }
 
   period.addEventListener("change", loadScorecard);

@@ -1,0 +1,1 @@
+"""Insights the portal does not give: what-if planner, month-end projection, integrity flags."""

@@ -1,0 +1,45 @@
+"""Worker jobs of the insights domain: daily integrity flags and month-end projections."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.core.clock import system_clock
+from app.core.locks import exclusive
+from app.indicators.catalog import shipped_catalog
+from app.indicators.periods import Period
+from app.insights import service
+from app.insights.rules import shipped_rules
+
+
+async def check_integrity(ctx: dict[str, Any], period: str | None = None) -> dict[str, int]:
+    """Daily (or for one month): recompute the integrity flags of the running month and the
+    one before it; re-running replaces a month's flags, so arq may run it twice safely."""
+    async with exclusive(ctx["sessionmaker"], "check-integrity") as mine:
+        if not mine:
+            return {}
+        settings = ctx["settings"]
+        at = (ctx.get("clock") or system_clock)()
+        rules = ctx.get("integrity_rules") or shipped_rules()
+        months = [Period.parse(period)] if period else service.checked_months(settings, at)
+        flagged: dict[str, int] = {}
+        async with ctx["sessionmaker"]() as session:
+            for month in months:
+                found = await service.check_period(session, settings, rules, month, at)
+                await session.commit()
+                flagged[str(month)] = len(found)
+        return flagged
+
+
+async def project_scores(ctx: dict[str, Any]) -> int:
+    """Daily: project every unit's month-end score and rank for the running month and keep it,
+    so it can be compared with the result once the month ends (one row per unit and day)."""
+    async with exclusive(ctx["sessionmaker"], "project-scores") as mine:
+        if not mine:
+            return 0
+        at = (ctx.get("clock") or system_clock)()
+        catalog = ctx.get("catalog") or shipped_catalog()
+        async with ctx["sessionmaker"]() as session:
+            stored = await service.store_projections(session, ctx["settings"], catalog, at)
+            await session.commit()
+            return stored

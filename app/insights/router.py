@@ -1,0 +1,129 @@
+"""HTTP endpoints: what-if planner and projections (public), integrity flags (dossier readers)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core import clock
+from app.core.auth import AdminPrincipal, Principal, Scope, require
+from app.core.database import get_session
+from app.core.pagination import Page, PageParams, decode_cursor, encode_cursor, page_params
+from app.indicators.router import CurrentCatalog
+from app.insights import service
+from app.insights.rules import RULE_CODES, Rules, shipped_rules
+from app.insights.schemas import IntegrityFlagOut, ProjectionReportOut, ResolveIn, WhatIfOut
+from app.scores.service import parse_period
+from app.units.schemas import UNIT_CODE_PATTERN
+
+
+@asynccontextmanager
+async def load_rules(app: FastAPI) -> AsyncIterator[None]:
+    """Validate the integrity rules at start-up: a broken file stops the service."""
+    app.state.integrity_rules = shipped_rules()
+    yield
+
+
+router = APIRouter(tags=["insights"], lifespan=load_rules)
+
+Session = Annotated[AsyncSession, Depends(get_session)]
+Reader = Annotated[Principal, Depends(require(Scope.dossiers_read))]
+CodePath = Annotated[str, Path(pattern=UNIT_CODE_PATTERN)]
+PeriodQuery = Annotated[str, Query(max_length=16, examples=["2026-03"])]
+
+
+def current_rules(request: Request) -> Rules:
+    rules: Rules | None = getattr(request.app.state, "integrity_rules", None)
+    return rules if rules is not None else shipped_rules()
+
+
+CurrentRules = Annotated[Rules, Depends(current_rules)]
+
+
+@router.get(
+    "/v1/units/{code}/what-if",
+    response_model=WhatIfOut,
+    summary="The cheapest metric improvements that reach a grade, rank or score (public)",
+)
+async def get_what_if(
+    request: Request,
+    session: Session,
+    catalog: CurrentCatalog,
+    code: CodePath,
+    period: PeriodQuery,
+    target: Annotated[str, Query(max_length=64, examples=["grade:Tốt", "rank:10", "score:80"])],
+) -> WhatIfOut:
+    return await service.what_if(
+        session, request.app.state.settings, catalog, code, parse_period(period), target,
+        clock.now(request),
+    )  # fmt: skip
+
+
+@router.get(
+    "/v1/units/{code}/projection",
+    response_model=ProjectionReportOut,
+    summary="Where a unit will land at month end, with a range; later beside the actual (public)",
+)
+async def get_projection(
+    request: Request, session: Session, catalog: CurrentCatalog, code: CodePath, period: PeriodQuery
+) -> ProjectionReportOut:
+    return await service.projection_report(
+        session, request.app.state.settings, catalog, code, parse_period(period),
+        clock.now(request),
+    )  # fmt: skip
+
+
+@router.get(
+    "/v1/units/{code}/integrity",
+    response_model=Page[IntegrityFlagOut],
+    summary="Data-integrity flags of a unit's subtree with their dossiers (dossiers:read)",
+)
+async def get_integrity(
+    session: Session,
+    principal: Reader,
+    rules: CurrentRules,
+    code: CodePath,
+    period: PeriodQuery,
+    page: Annotated[PageParams, Depends(page_params)],
+    status: Literal["open", "resolved"] | None = None,
+) -> Page[IntegrityFlagOut]:
+    after = None
+    if page.cursor:
+        p, unit, rule = decode_cursor(page.cursor, 3)
+        after = (str(p), str(unit), str(rule))
+    items = await service.integrity_flags(
+        session, principal, rules, code, parse_period(period),
+        status=status, after=after, limit=page.limit,
+    )  # fmt: skip
+    next_cursor = None
+    if len(items) > page.limit:
+        items = items[: page.limit]
+        last = items[-1]
+        next_cursor = encode_cursor([last.period, last.unit_code, last.rule])
+    return Page(items=items, next=next_cursor)
+
+
+@router.post(
+    "/v1/units/{code}/integrity/{rule}/resolve",
+    response_model=IntegrityFlagOut,
+    summary="Mark a flag reviewed and resolved, with a note (admin)",
+)
+async def resolve_flag(
+    request: Request,
+    session: Session,
+    admin: AdminPrincipal,
+    rules: CurrentRules,
+    code: CodePath,
+    rule: Annotated[str, Path(pattern="^(" + "|".join(RULE_CODES) + ")$")],
+    body: ResolveIn,
+) -> IntegrityFlagOut:
+    flag = await service.resolve_flag(
+        session, rules, code, rule, parse_period(body.period), admin.name, body.note,
+        clock.now(request),
+    )  # fmt: skip
+    await session.commit()
+    return flag
