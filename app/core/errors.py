@@ -160,6 +160,14 @@ def validation_errors(raw: Sequence[Any]) -> list[dict[str, Any]]:
     return out
 
 
+def item_errors(raw_errors: Sequence[Any], prefix: str, index: int) -> list[dict[str, Any]]:
+    """Errors of one item of a batch, with pointers rooted at it (``#/events/3/status``)."""
+    return [
+        {**e, "pointer": e["pointer"].replace("#", f"#{prefix}/{index}", 1)}
+        for e in validation_errors(raw_errors)
+    ]
+
+
 def problem_response(problem: Problem, request: Request | None = None) -> Response:
     instance = request.url.path if request is not None else None
     return Response(

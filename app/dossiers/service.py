@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.calendar.service import current_calendar
 from app.calendar.workdays import WorkingCalendar
 from app.core.auth import Principal
-from app.core.errors import Forbidden, NotFound, validation_errors
+from app.core.errors import Forbidden, NotFound, item_errors
 from app.core.settings import Settings
 from app.dossiers import repository
 from app.dossiers.schemas import (
@@ -61,10 +61,7 @@ def parse_items(raw_items: Sequence[Any], pointer_prefix: str) -> list[DossierEv
         try:
             parsed.append(DossierEventIn.model_validate(raw))
         except ValidationError as exc:
-            errors = [
-                {**e, "pointer": e["pointer"].replace("#", f"#{pointer_prefix}/{index}", 1)}
-                for e in validation_errors(exc.errors())
-            ]
+            errors = item_errors(exc.errors(), pointer_prefix, index)
             event_id = raw.get("event_id") if isinstance(raw, dict) else None
             parsed.append(
                 ItemResult(

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
 from app.core.auth import Principal
-from app.core.errors import Conflict, Forbidden, NotFound, Unprocessable, validation_errors
+from app.core.errors import Conflict, Forbidden, NotFound, Unprocessable, item_errors
 from app.indicators import repository
 from app.indicators.catalog import Catalog, CatalogVersion, Source
 from app.indicators.periods import Period, PeriodKind
@@ -61,10 +61,7 @@ def parse_items(
         try:
             parsed.append(IndicatorValueIn.model_validate(raw))
         except ValidationError as exc:
-            errors = [
-                {**e, "pointer": e["pointer"].replace("#", f"#{pointer_prefix}/{index}", 1)}
-                for e in validation_errors(exc.errors())
-            ]
+            errors = item_errors(exc.errors(), pointer_prefix, index)
             fields = raw if isinstance(raw, dict) else {}
             parsed.append(
                 IndicatorItemResult(
