@@ -115,6 +115,8 @@ def settings(database_url: str, servers: Servers) -> Settings:
         admin_token=SecretStr(ADMIN_TOKEN),
         data_dir=PROJECT_ROOT / ".data" / "test",
         log_json=False,
+        # Tests look at a ranking right after refreshing it: no per-process memory of it.
+        ranking_cache_seconds=0,
     )
 
 

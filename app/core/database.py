@@ -59,6 +59,9 @@ def create_engine(settings: Settings, database_url: str) -> AsyncEngine:
                 "statement_timeout": str(settings.db_statement_timeout_ms),
                 "application_name": "chiso",
                 "timezone": "UTC",
+                # Batch statements take arrays whose size varies widely; a cached generic plan
+                # for `= ANY($1)` degrades to a sequential scan as tables grow (bench finding).
+                "plan_cache_mode": "force_custom_plan",
             },
             "command_timeout": max(settings.db_statement_timeout_ms / 1000 + 5, 10),
         },

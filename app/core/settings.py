@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     sync_every_minutes: int = Field(default=5, ge=1, le=1440)
     sweep_every_minutes: int = Field(default=5, ge=1, le=1440)
     digest_at: time = Field(default=time(7, 30), description="Local time of the daily digest")
+    ranking_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description="Each API process keeps a ranking's ETag and body this long (0: off)",
+    )
     close_after_working_days: int = Field(
         default=10, ge=0, le=60, description="Close a month this many working days after it ends"
     )

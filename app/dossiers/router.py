@@ -70,12 +70,13 @@ async def post_event(
             # A valid key writing outside its unit is refused, as everywhere: 403, not 422.
             raise Forbidden("This key is limited to its own unit and its subunits.", errors=errors)
         raise Unprocessable(errors[0]["detail"] if errors else None, errors=errors)
-    await session.commit()
-    if result.result == "duplicate":
-        response.status_code = status.HTTP_200_OK
+    # Read the answer in the same transaction, then commit: one transaction per event.
     dossier = await service.get_dossier(
         session, settings, principal, event.dossier_code, clock.now(request)
     )
+    await session.commit()
+    if result.result == "duplicate":
+        response.status_code = status.HTTP_200_OK
     return EventResult(event_id=event.event_id, result=result.result, dossier=dossier)
 
 

@@ -43,7 +43,7 @@ Session = Annotated[AsyncSession, Depends(get_session)]
 Writer = Annotated[Principal, Depends(require(Scope.indicators_write))]
 
 
-def current_catalog(request: Request) -> Catalog:
+async def current_catalog(request: Request) -> Catalog:
     catalog: Catalog | None = getattr(request.app.state, "indicator_catalog", None)
     return catalog if catalog is not None else shipped_catalog()
 

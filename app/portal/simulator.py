@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import bisect
 import csv
 import io
 import random
@@ -259,8 +260,10 @@ class PortalSimulator:
             page_size = max(1, min(int(size or 100), MAX_PAGE_SIZE))
         except ValueError:
             return {"error_code": 4, "message": "Tham số không hợp lệ"}
-        pending = [i for i in self._items if i.seq > after]
-        page = pending[:page_size]
+        # Items are kept in seq order: find the resume point by bisection, not a full scan.
+        start = bisect.bisect_right(self._items, after, key=lambda item: item.seq)
+        page = self._items[start : start + page_size]
+        remaining = len(self._items) - start - len(page)
         resume = page[-1].seq if page else after
         self._last_page = {
             "error_code": 0,
@@ -269,7 +272,7 @@ class PortalSimulator:
                 "data": [dict(i.record) for i in page],
                 # Where to resume: after the last record served (opaque to clients).
                 "cursor": base64.urlsafe_b64encode(str(resume).encode()).decode().rstrip("="),
-                "conlai": len(pending) - len(page),
+                "conlai": remaining,
             },
         }
         return self._last_page
