@@ -28,14 +28,20 @@ run: $(VENV)/.installed
 	PORT=$(PORT) $(BIN)/chiso run
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check app worker migrations tests
-	$(BIN)/ruff format --check app worker migrations tests
+	$(BIN)/ruff check app worker migrations tests bench
+	$(BIN)/ruff format --check app worker migrations tests bench
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
 test: lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Benchmarks: chiso beside bare baselines, in one run (SCALE=small, the default, or national;
+# BENCH_ARGS="--scenarios batch --profile batch"). Results: bench/results/, docs/PERFORMANCE.md.
+# Installs wrk with apt-get when missing (as root); never part of `make test`.
+bench: $(VENV)/.installed
+	$(BIN)/python -m bench --scale $(or $(SCALE),small) $(BENCH_ARGS)
 
 # Regenerate the lock files after changing dependencies in pyproject.toml.
 lock:

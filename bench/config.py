@@ -1,0 +1,85 @@
+"""Scales and run options. ``small`` fits CI-like budgets; ``national`` is the issue's figures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = BENCH_DIR.parent
+RESULTS_DIR = BENCH_DIR / "results"
+PROFILES_DIR = RESULTS_DIR / "profiles"
+PERFORMANCE_MD = PROJECT_ROOT / "docs" / "PERFORMANCE.md"
+# Benchmark-only tools (py-spy) live outside the checkout, never in the project venv.
+TOOLS_VENV = Path("/tmp/bench-venv")  # noqa: S108 - a throwaway venv, recreated if missing
+
+
+@dataclass(frozen=True)
+class Scale:
+    name: str
+    # HTTP scenarios (single POST, rankings polling): seconds per measured run.
+    http_seconds: int
+    warmup_seconds: int
+    connections: int
+    # Batch ingestion: events per round, events per request, concurrent requests.
+    batch_events: int
+    batch_size: int
+    batch_concurrency: int
+    # Overdue sweep: open dossiers in the small and the large table, newly overdue in each.
+    sweep_open: tuple[int, int]
+    sweep_newly_overdue: int
+    # Score recomputation vs GROUP BY: dossiers finished in one month.
+    month_dossiers: int
+    # Portal sync: dossiers served by the simulator.
+    sync_dossiers: int
+    rounds: int = 3
+
+
+SCALES: dict[str, Scale] = {
+    "small": Scale(
+        name="small",
+        http_seconds=8,
+        warmup_seconds=2,
+        connections=16,
+        batch_events=60_000,
+        batch_size=5_000,
+        batch_concurrency=2,
+        sweep_open=(100_000, 500_000),
+        sweep_newly_overdue=2_000,
+        month_dossiers=340_000,
+        sync_dossiers=20_000,
+    ),
+    "national": Scale(
+        name="national",
+        http_seconds=30,
+        warmup_seconds=5,
+        connections=32,
+        batch_events=1_000_000,
+        batch_size=5_000,
+        batch_concurrency=2,
+        sweep_open=(1_000_000, 5_000_000),
+        sweep_newly_overdue=10_000,
+        month_dossiers=3_400_000,
+        sync_dossiers=1_000_000,
+    ),
+}
+
+# In run order: the month's dossiers (recompute) go in first, so the HTTP scenarios run against
+# a table of realistic size and the rankings polled are those of that month.
+SCENARIOS = ("recompute", "sweep", "single_post", "batch", "rankings", "portal_sync")
+
+
+@dataclass(frozen=True)
+class Options:
+    scale: Scale
+    scenarios: tuple[str, ...] = SCENARIOS
+    workers: int = 2
+    loadgen: str = "auto"  # auto | wrk | python
+    profile: str | None = None  # a scenario whose subject is profiled with py-spy
+    keep_database: bool = False
+    write_docs: bool = True
+    rankings_query: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def with_rounds(self, rounds: int) -> Options:
+        return replace(self, scale=replace(self.scale, rounds=rounds))

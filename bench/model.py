@@ -1,0 +1,114 @@
+"""What a scenario reports: figures (each with its same-run baseline, ratio and target)."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass
+class Figure:
+    """One measured figure. ``ratio`` is always ``value / baseline``; ``target_ratio`` is a
+    minimum when ``higher_is_better`` else a maximum; ``target_value`` an absolute minimum."""
+
+    name: str
+    unit: str
+    value: float | None
+    baseline: float | None = None
+    baseline_name: str | None = None
+    higher_is_better: bool = True
+    target_ratio: float | None = None
+    target_value: float | None = None
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    note: str | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        if self.value is None or not self.baseline:
+            return None
+        return self.value / self.baseline
+
+    @property
+    def target(self) -> str | None:
+        parts = []
+        if self.target_ratio is not None:
+            sign = "≥" if self.higher_is_better else "≤"
+            parts.append(f"{sign} {self.target_ratio:g} ×")
+        if self.target_value is not None:
+            parts.append(f"≥ {self.target_value:,.0f} {self.unit}")
+        return "; ".join(parts) or None
+
+    @property
+    def met(self) -> bool | None:
+        checks: list[bool] = []
+        ratio = self.ratio
+        if self.target_ratio is not None:
+            if ratio is None:
+                return None
+            ok = ratio >= self.target_ratio if self.higher_is_better else ratio <= self.target_ratio
+            checks.append(ok)
+        if self.target_value is not None:
+            if self.value is None:
+                return None
+            checks.append(self.value >= self.target_value)
+        return all(checks) if checks else None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "unit": self.unit,
+            "value": self.value,
+            "baseline": self.baseline,
+            "baseline_name": self.baseline_name,
+            "ratio": round(self.ratio, 4) if self.ratio is not None else None,
+            "higher_is_better": self.higher_is_better,
+            "target": self.target,
+            "met": self.met,
+            "note": self.note,
+            "rounds": self.rounds,
+        }
+
+
+@dataclass
+class ScenarioResult:
+    name: str
+    title: str
+    status: str = "ok"  # ok | skipped | failed
+    message: str | None = None
+    figures: list[Figure] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "status": self.status,
+            "message": self.message,
+            "seconds": round(self.seconds, 1),
+            "figures": [f.as_json() for f in self.figures],
+            "details": self.details,
+        }
+
+
+def median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def interleaved(
+    rounds: int, baseline: Callable[[int], T], subject: Callable[[int], T]
+) -> tuple[list[T], list[T]]:
+    """Run baseline and subject alternately, swapping which goes first every round."""
+    base_out: list[T] = []
+    subj_out: list[T] = []
+    for r in range(rounds):
+        if r % 2 == 0:
+            base_out.append(baseline(r))
+            subj_out.append(subject(r))
+        else:
+            subj_out.append(subject(r))
+            base_out.append(baseline(r))
+    return base_out, subj_out

@@ -1,0 +1,162 @@
+"""Score and ranking recomputation for one month, every unit, vs one bare ``GROUP BY``.
+
+The month's dossiers (``month_dossiers`` of them, resolved in the previous calendar month,
+spread over every unit with the realistic outcome mix) are generated in SQL. The baseline is
+one ``GROUP BY unit_code`` over the same rows counting what indicator 2.1 needs.
+
+The subject is the index's recomputation as the worker runs it (``ENTRY_POINTS``: mark the
+month changed, run ``app.scores.jobs.refresh_scores``), which recomputes every unit's score
+and every ranking of the month. If the module is missing the subject is reported as skipped
+and the baseline is still measured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from bench.context import Bench
+from bench.datagen import bulk_insert, month_bounds, month_dossiers_sql
+from bench.infra import log, plain_url
+from bench.model import Figure, ScenarioResult, interleaved, median
+
+TITLE = "Score recomputation (one month)"
+# The bare floor: one pass over the month's dossiers, grouped by their own unit, counting what
+# indicator 2.1 needs (the same predicate as the index, without the unit-tree roll-up).
+GROUP_BY = """
+    SELECT unit_code,
+           count(*) AS denominator,
+           count(*) FILTER (WHERE (end_at <= $2 AND outcome IN ('early', 'on_time'))
+                            OR ((end_at IS NULL OR end_at > $2) AND due_at >= $2)) AS numerator
+    FROM dossiers
+    WHERE counted AND due_at IS NOT NULL AND received_at <= $2
+      AND (end_at IS NULL OR end_at >= $1)
+    GROUP BY unit_code
+"""
+
+
+async def _refresh_scores(ctx: dict[str, Any], period: str) -> Any:
+    """The index's worker path: mark the month changed, then run ``refresh_scores``."""
+    from app.scores import jobs, service
+
+    async with ctx["sessionmaker"]() as session:
+        await service.mark_changed(session, [period], "dossiers")
+        await session.commit()
+    return await jobs.refresh_scores(ctx)
+
+
+# Adapters to the app's recomputation, first importable wins: (module needed, adapter).
+ENTRY_POINTS: tuple[tuple[str, Callable[..., Awaitable[Any]]], ...] = (
+    ("app.scores.jobs", _refresh_scores),
+)
+
+
+def find_subject() -> tuple[str, Callable[..., Awaitable[Any]]] | None:
+    for module_name, adapter in ENTRY_POINTS:
+        try:
+            importlib.import_module(module_name)
+        except ImportError:
+            continue
+        return module_name, adapter
+    return None
+
+
+async def _generate(bench: Bench, start: datetime, end: datetime) -> None:
+    conn = await asyncpg.connect(plain_url(bench.db_url))
+    try:
+        codes = [p.code for p in bench.procedures]
+
+        def progress(done: int, total: int) -> None:
+            log(f"recompute data: {done:,}/{total:,} dossiers")
+
+        await bulk_insert(
+            conn,
+            "dossiers",
+            month_dossiers_sql(),
+            bench.scale.month_dossiers,
+            ["M-", start, end, bench.unit_pool, codes],
+            progress=progress,
+        )
+    finally:
+        await conn.close()
+
+
+async def _group_by(bench: Bench, start: datetime, end: datetime) -> tuple[float, int]:
+    conn = await asyncpg.connect(plain_url(bench.db_url))
+    try:
+        started = time.perf_counter()
+        rows = await conn.fetch(GROUP_BY, start, end)
+        return time.perf_counter() - started, len(rows)
+    finally:
+        await conn.close()
+
+
+async def _recompute(
+    bench: Bench, job: Callable[..., Awaitable[Any]], period: str
+) -> tuple[float, Any]:
+    from app.core.database import create_engine, create_sessionmaker
+
+    settings = bench.settings()
+    engine = create_engine(settings, bench.db_url)
+    try:
+        ctx = {
+            "sessionmaker": create_sessionmaker(engine),
+            "settings": settings,
+            "clock": lambda: datetime.now(UTC),
+        }
+        started = time.perf_counter()
+        out = await job(ctx, period)
+        return time.perf_counter() - started, out
+    finally:
+        await engine.dispose()
+
+
+def run(bench: Bench) -> ScenarioResult:
+    bench.stop_http()  # the bulk load rebuilds the dossiers table's indexes
+    start, end = month_bounds(datetime.now(UTC))
+    period = f"{(start + (end - start) / 2).astimezone(UTC):%Y-%m}"
+    asyncio.run(_generate(bench, start, end))
+    result = ScenarioResult("recompute", TITLE)
+    found = find_subject()
+    asyncio.run(_group_by(bench, start, end))  # warm the cache for both
+
+    def baseline(_: int) -> dict[str, Any]:
+        seconds, groups = asyncio.run(_group_by(bench, start, end))
+        return {"seconds": round(seconds, 4), "groups": groups}
+
+    def subject(_: int) -> dict[str, Any]:
+        if found is None:
+            return {}
+        seconds, out = asyncio.run(_recompute(bench, found[1], period))
+        return {"seconds": round(seconds, 4), "result": str(out)[:200]}
+
+    bases, subjects = interleaved(bench.scale.rounds, baseline, subject)
+    base_time = median([b["seconds"] for b in bases])
+    subject_time = median([s["seconds"] for s in subjects if s]) if found else None
+    result.details = {
+        "period": period,
+        "dossiers": bench.scale.month_dossiers,
+        "subject": found[0] if found else None,
+    }
+    result.figures = [
+        Figure(
+            "recompute time",
+            "s",
+            subject_time,
+            base_time,
+            f"one GROUP BY over {bench.scale.month_dossiers:,} dossiers",
+            higher_is_better=False,
+            rounds=[{"baseline": b, "subject": s} for b, s in zip(bases, subjects, strict=True)],
+        ),
+    ]
+    if found is None:
+        result.status = "skipped"
+        modules = ", ".join(m for m, _ in ENTRY_POINTS)
+        result.message = f"no recomputation job yet (looked for {modules}); baseline measured"
+    return result
