@@ -68,6 +68,7 @@ async def get_rankings(
             period=wanted,
             at=clock.now(request),
         )
+        _cache(request).put(key, etag, body)  # the ETag alone already answers 304s
     kind = _format(request, format)
     if kind == "json" and matches(request, etag):
         return not_modified(etag)
@@ -98,15 +99,15 @@ class RankingCache:
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        self.entries: dict[str, tuple[float, str, bytes]] = {}
+        self.entries: dict[str, tuple[float, str, bytes | None]] = {}
 
-    def get(self, key: str) -> tuple[str, bytes] | None:
+    def get(self, key: str) -> tuple[str, bytes | None] | None:
         entry = self.entries.get(key)
         if entry is None or entry[0] < time.monotonic():
             return None
         return entry[1], entry[2]
 
-    def put(self, key: str, etag: str, body: bytes) -> None:
+    def put(self, key: str, etag: str, body: bytes | None) -> None:
         if self.seconds <= 0:
             return
         if len(self.entries) > 2048:  # bounded: forget everything rather than grow
