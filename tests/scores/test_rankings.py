@@ -321,3 +321,31 @@ async def test_communes_are_ranked_inside_their_province(
         "level": "province", "period": "2026-03"})).json()  # fmt: skip
     assert province["items"][0]["groups"]["TDGQ"] == 20.0  # H05: 1/1
     assert province["items"][1]["groups"]["TDGQ"] == 13.33  # H01: 2/3
+
+
+async def test_each_process_answers_repeated_polls_from_memory_for_a_while(
+    client: httpx.AsyncClient, settings: Settings, scenario: dict[str, Any]
+) -> None:
+    from asgi_lifespan import LifespanManager
+
+    from app.main import create_app
+
+    params = {"level": "province", "period": "2026-03"}
+    app = create_app(settings.model_copy(update={"ranking_cache_seconds": 3600}))
+    async with LifespanManager(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as cached:
+            first = await cached.get("/v1/rankings", params=params)
+            change = {"unit_code": "H13", "period": "2026-03", "metric_code": "PUBLISH_ON_TIME",
+                      "numerator": 0, "denominator": 10}  # fmt: skip
+            await submit(client, [change])
+            await refresh_scores(scenario)
+            # The refresh happened, but this process keeps what it served for its TTL.
+            again = await cached.get("/v1/rankings", params=params)
+            assert again.headers["etag"] == first.headers["etag"]
+            app.state.ranking_cache.entries.clear()  # as when the TTL runs out
+            later = await cached.get("/v1/rankings", params=params)
+    assert later.headers["etag"] != first.headers["etag"]
+    # Without the cache (the suite's setting) the change shows at once.
+    fresh = await client.get("/v1/rankings", params=params)
+    assert fresh.headers["etag"] == later.headers["etag"]
