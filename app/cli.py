@@ -179,6 +179,16 @@ def cmd_portal_sim(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def _enqueue(redis_url: str, function: str) -> None:
+    from app.core.queue import create_queue
+
+    queue = create_queue(redis_url)
+    try:
+        await queue.enqueue_job(function)
+    finally:
+        await queue.aclose()
+
+
 def _dev_admin_token(settings: Settings) -> str:
     if settings.admin_token is not None:
         return settings.admin_token.get_secret_value()
@@ -229,6 +239,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         children: dict[str, subprocess.Popen[bytes]] = {}
         for name, command in dev_processes(port).items():
             children[name] = subprocess.Popen(command, env=env)  # noqa: S603
+        # Don't wait for the schedule: pull the simulator's dossiers as soon as a worker is up.
+        asyncio.run(_enqueue(redis_url, "sync_portal"))
         print(
             f"\n  API       http://127.0.0.1:{port}\n"
             f"  Docs      http://127.0.0.1:{port}/docs\n"

@@ -59,9 +59,8 @@ def cron_table(settings: Settings) -> list[Any]:
     ]  # fmt: skip
     if portal_sources(settings):
         jobs.append(
-            # Also at start-up: a fresh worker (or `make run`) catches up at once.
             cron(_BY_NAME["sync_portal"], minute=_every(settings.sync_every_minutes),
-                 second={30}, unique=True, run_at_startup=True)
+                 second={30}, unique=True)
         )  # fmt: skip
     return jobs
 
