@@ -46,6 +46,12 @@ class PageParams(BaseModel):
     limit: int
     cursor: str | None
 
+    def after(self, arity: int = 1) -> tuple[str, ...] | None:
+        """The sort key the previous page ended on, as text (None on the first page)."""
+        if not self.cursor:
+            return None
+        return tuple(str(v) for v in decode_cursor(self.cursor, arity))
+
 
 def page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")] = DEFAULT_LIMIT,

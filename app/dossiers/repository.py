@@ -328,7 +328,7 @@ async def overdue(
     root: str,
     now: datetime,
     max_supp: int,
-    after: tuple[str, str] | None,
+    after: Sequence[str] | None,
     limit: int | None,
 ) -> list[Row[Any]]:
     """Open overdue dossiers of ``root``'s subtree, most overdue first (keyset on due, code)."""
@@ -380,7 +380,7 @@ async def due_soon(
     root: str,
     now: datetime,
     until: datetime,
-    after: tuple[str, str] | None,
+    after: Sequence[str] | None,
     limit: int,
 ) -> list[Row[Any]]:
     params: dict[str, Any] = {"root": root, "now": now, "until": until, "limit": limit + 1}

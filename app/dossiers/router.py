@@ -165,7 +165,7 @@ async def list_dossiers(
 ) -> Page[DossierOut]:
     settings = _settings(request)
     root = await service.scope_root(session, principal, unit)
-    after = decode_cursor(page.cursor, 1)[0] if page.cursor else None
+    after = page.after()
     now = clock.now(request)
     rows = await repository.list_dossiers(
         session,
@@ -176,7 +176,7 @@ async def list_dossiers(
         due_after=due_after,
         now=now,
         max_supp=settings.max_supplement_requests,
-        after=str(after) if after is not None else None,
+        after=after[0] if after else None,
         limit=page.limit,
     )
     calendar = await current_calendar(session, settings)
@@ -215,10 +215,7 @@ async def get_overdue(
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="overdue-{root}.csv"'},
         )
-    after = None
-    if page.cursor:
-        due, last_code = decode_cursor(page.cursor, 2)
-        after = (str(due), str(last_code))
+    after = page.after(2)
     rows = await repository.overdue(
         session, root=root, now=now, max_supp=settings.max_supplement_requests,
         after=after, limit=page.limit,
@@ -312,10 +309,7 @@ async def get_due_soon(
     assert root is not None
     now = clock.now(request)
     until = await service.due_soon_until(session, settings, now, hours or settings.due_soon_hours)
-    after = None
-    if page.cursor:
-        due, last_code = decode_cursor(page.cursor, 2)
-        after = (str(due), str(last_code))
+    after = page.after(2)
     rows = await repository.due_soon(
         session, root=root, now=now, until=until, after=after, limit=page.limit
     )

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import AdminPrincipal
 from app.core.database import get_session
-from app.core.pagination import Page, PageParams, decode_cursor, page_params, paginate
+from app.core.pagination import Page, PageParams, page_params, paginate
 from app.keys import service
 from app.keys.schemas import ApiKeyCreated, ApiKeyIn, ApiKeyOut
 
@@ -35,10 +35,8 @@ async def create_key(session: Session, admin: AdminPrincipal, body: ApiKeyIn) ->
 async def list_keys(
     session: Session, _: AdminPrincipal, page: Annotated[PageParams, Depends(page_params)]
 ) -> Page[ApiKeyOut]:
-    after = decode_cursor(page.cursor, 1)[0] if page.cursor else None
-    rows = await service.list_keys(
-        session, after=str(after) if after is not None else None, limit=page.limit
-    )
+    after = page.after()
+    rows = await service.list_keys(session, after=after[0] if after else None, limit=page.limit)
     items, next_cursor = paginate(rows, page.limit, lambda k: (k.prefix,))
     return Page(items=[ApiKeyOut.model_validate(k) for k in items], next=next_cursor)
 

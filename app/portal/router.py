@@ -11,7 +11,7 @@ from app.core import clock
 from app.core.auth import AdminPrincipal, Principal, Scope, require
 from app.core.database import get_session
 from app.core.errors import PayloadTooLarge, Unprocessable
-from app.core.pagination import Page, PageParams, decode_cursor, page_params, paginate
+from app.core.pagination import Page, PageParams, page_params, paginate
 from app.dossiers.schemas import CODE_PATTERN, MAX_BATCH
 from app.portal import repository, service
 from app.portal.schemas import PortalEnvelope, QuarantinedOut, SyncStatus
@@ -89,9 +89,9 @@ async def quarantine(
     page: Annotated[PageParams, Depends(page_params)],
     source: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Page[QuarantinedOut]:
-    after = decode_cursor(page.cursor, 1)[0] if page.cursor else None
+    after = page.after()
     rows = await repository.quarantined(
-        session, source, int(after) if after is not None else None, page.limit
+        session, source, int(after[0]) if after else None, page.limit
     )
     items, next_cursor = paginate(rows, page.limit, lambda q: (q.id,))
     return Page(items=[QuarantinedOut.model_validate(q) for q in items], next=next_cursor)

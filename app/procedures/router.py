@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import AdminPrincipal
 from app.core.database import get_session
-from app.core.pagination import Page, PageParams, decode_cursor, page_params, paginate
+from app.core.pagination import Page, PageParams, page_params, paginate
 from app.procedures import repository, service
 from app.procedures.schemas import PROCEDURE_CODE_PATTERN, ProcedureIn, ProcedureOut
 
@@ -26,12 +26,12 @@ async def list_procedures(
     field_code: Annotated[str | None, Query(max_length=64)] = None,
     full_online: bool | None = None,
 ) -> Page[ProcedureOut]:
-    after = decode_cursor(page.cursor, 1)[0] if page.cursor else None
+    after = page.after()
     rows = await repository.list_procedures(
         session,
         field_code=field_code,
         full_online=full_online,
-        after=str(after) if after is not None else None,
+        after=after[0] if after else None,
         limit=page.limit,
     )
     items, next_cursor = paginate(rows, page.limit, lambda p: (p.code,))

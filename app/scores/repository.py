@@ -151,20 +151,24 @@ async def on_time_counts(
 
 
 async def snapshots(
-    session: AsyncSession, period: str, revision: int | None = None
+    session: AsyncSession,
+    period: str,
+    revision: int | None = None,
+    unit_code: str | None = None,
 ) -> list[ScoreSnapshot]:
-    """Snapshots of the period's current revision (or the one asked for)."""
+    """Snapshots of the period's current revision (or the one asked for), of every unit or of
+    one (a primary-key lookup: scorecards are polled)."""
     if revision is None:
         current = await version(session, period)
         if current is None:
             return []
         revision = current[0]
-    rows = await session.scalars(
-        select(ScoreSnapshot).where(
-            ScoreSnapshot.period == period, ScoreSnapshot.revision == revision
-        )
+    query = select(ScoreSnapshot).where(
+        ScoreSnapshot.period == period, ScoreSnapshot.revision == revision
     )
-    return list(rows.all())
+    if unit_code is not None:
+        query = query.where(ScoreSnapshot.unit_code == unit_code)
+    return list((await session.scalars(query)).all())
 
 
 async def replace_snapshots(
@@ -206,14 +210,17 @@ async def ranking(session: AsyncSession, key: str) -> RankingSnapshot | None:
     return await session.get(RankingSnapshot, key)
 
 
-async def official(session: AsyncSession, periods: Sequence[str]) -> list[Row[Any]]:
+async def official(
+    session: AsyncSession, periods: Sequence[str], unit_code: str | None = None
+) -> list[Row[Any]]:
     rows = await session.execute(
         text(
             "SELECT o.unit_code, o.period, o.total, o.score_delta, o.group_scores, u.name, "
             "u.level FROM official_scores o JOIN units u ON u.code = o.unit_code "
-            "WHERE o.period = ANY(CAST(:periods AS text[]))"
+            "WHERE o.period = ANY(CAST(:periods AS text[])) "
+            "AND (CAST(:unit AS text) IS NULL OR o.unit_code = :unit)"
         ),
-        {"periods": list(periods)},
+        {"periods": list(periods), "unit": unit_code},
     )
     return list(rows)
 

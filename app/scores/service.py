@@ -42,6 +42,8 @@ from app.scores.schemas import (
     PeriodStateOut,
     Scorecard,
 )
+from app.units import repository as units_repository
+from app.units.models import Unit
 
 ON_TIME_METRIC = "ON_TIME_RATE"
 RANKED_PARENT_LEVELS = ("ministry", "province")
@@ -573,18 +575,14 @@ def full_marks_rate(metric_rule: Rule, threshold: Decimal | None) -> Decimal | N
     return None
 
 
-async def _snapshot(
-    session: AsyncSession, code: str, period: Period
-) -> tuple[ScoreSnapshot, UnitInfo]:
-    snap = next(
-        (s for s in await repository.snapshots(session, str(period)) if s.unit_code == code), None
-    )
-    unit = next((u for u in await units(session) if u.code == code), None)
+async def _snapshot(session: AsyncSession, code: str, period: Period) -> tuple[ScoreSnapshot, Unit]:
+    unit = await units_repository.get(session, code)
     if unit is None:
         raise NotFound(f"No unit with code {code!r}.")
-    if snap is None:
+    found = await repository.snapshots(session, str(period), unit_code=code)
+    if not found:
         raise NotFound(f"Unit {code} has no score for {period} (it did not exist then).")
-    return snap, unit
+    return found[0], unit
 
 
 async def scorecard_etag(session: AsyncSession, code: str, period: Period) -> str:
@@ -641,9 +639,7 @@ async def scorecard(
         )
     shortfalls.sort(key=lambda m: (-(m.lost if m.lost is not None else m.max_points), m.code))
 
-    official_rows = [
-        r for r in await repository.official(session, [str(period)]) if r.unit_code == code
-    ]
+    official_rows = await repository.official(session, [str(period)], unit_code=code)
     official = None
     if official_rows:
         row = official_rows[0]
@@ -660,12 +656,7 @@ async def scorecard(
             },
         )
     previous = next(
-        (
-            s
-            for s in await repository.snapshots(session, str(period.previous()))
-            if s.unit_code == code
-        ),
-        None,
+        iter(await repository.snapshots(session, str(period.previous()), unit_code=code)), None
     )
     comparable = (
         previous is not None

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import AdminPrincipal
 from app.core.database import get_session
-from app.core.pagination import Page, PageParams, decode_cursor, page_params, paginate
+from app.core.pagination import Page, PageParams, page_params, paginate
 from app.core.params import IsoDate
 from app.units import service
 from app.units.models import UnitLevel
@@ -29,13 +29,13 @@ async def list_units(
     parent: Annotated[str | None, Query(pattern=UNIT_CODE_PATTERN)] = None,
     valid_at: Annotated[IsoDate | None, Query(description="Only units valid on this date")] = None,
 ) -> Page[UnitOut]:
-    after = decode_cursor(page.cursor, 1)[0] if page.cursor else None
+    after = page.after()
     rows = await service.list_units(
         session,
         level=level.value if level else None,
         parent_code=parent,
         valid_at=valid_at,
-        after=str(after) if after is not None else None,
+        after=after[0] if after else None,
         limit=page.limit,
     )
     items, next_cursor = paginate(rows, page.limit, lambda u: (u.code,))
