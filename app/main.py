@@ -19,6 +19,7 @@ from app.core.migrations import head_revisions
 from app.core.observability import ObservabilityMiddleware, configure_logging
 from app.core.queue import create_queue
 from app.core.ratelimit import RateLimitMiddleware
+from app.core.response_cache import ResponseCache, ResponseCacheMiddleware
 from app.core.settings import Settings, get_settings
 from app.dashboard.router import router as dashboard_router
 from app.dossiers.router import router as dossiers_router
@@ -71,6 +72,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     # Large lists (rankings, exports) are compressed for clients that accept gzip.
     app.add_middleware(GZipMiddleware, minimum_size=1000)
+    # Polled public answers (rankings, scorecards) from memory for a few seconds; see the module.
+    app.state.response_cache = ResponseCache(settings.response_cache_seconds)
+    if settings.response_cache_seconds > 0:
+        app.add_middleware(ResponseCacheMiddleware, cache=app.state.response_cache)
     app.add_middleware(RateLimitMiddleware, settings=settings)
     app.add_middleware(ObservabilityMiddleware, max_body_bytes=settings.max_body_bytes)
     for router in (

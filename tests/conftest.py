@@ -116,7 +116,7 @@ def settings(database_url: str, servers: Servers) -> Settings:
         data_dir=PROJECT_ROOT / ".data" / "test",
         log_json=False,
         # Tests look at a ranking right after refreshing it: no per-process memory of it.
-        ranking_cache_seconds=0,
+        response_cache_seconds=0,
     )
 
 

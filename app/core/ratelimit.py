@@ -1,9 +1,14 @@
 """Rate limits: a token bucket per client for public requests and per key for writes.
 
-The bucket lives in Redis and is updated by one Lua script (atomic, with Redis' own clock), so
-every API process shares it. Limits fail open: when Redis is unreachable the request is served,
-a warning is logged and ``chiso_rate_limit_fail_open_total`` counts it; after a failure the
-limiter stays out of the way for a few seconds instead of paying a timeout per request.
+Write buckets live in Redis and are updated by one Lua script (atomic, with Redis' own clock),
+so every API process shares them. Public buckets (anonymous polls of rankings and lists) live in
+each API process by default (``CHISO_RATE_PUBLIC_STORE=local``): a poll then costs no network
+round trip, and a client spreading its connections over N processes gets at most N times its
+limit; ``redis`` shares them like write buckets, at one Redis round trip per request.
+
+Limits in Redis fail open: when Redis is unreachable the request is served, a warning is logged
+and ``chiso_rate_limit_fail_open_total`` counts it; after a failure the limiter stays out of the
+way for a few seconds instead of paying a timeout per request.
 """
 
 from __future__ import annotations
@@ -111,6 +116,35 @@ def _bearer(scope: Scope) -> str | None:
     return None
 
 
+class LocalBuckets:
+    """The same token bucket as :data:`BUCKET_SCRIPT`, in this process's memory."""
+
+    MAX_CLIENTS = 100_000
+
+    def __init__(self, limit: Limit) -> None:
+        self.limit = limit
+        self.state: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
+
+    def take(self, key: str, now: float) -> float | None:
+        rate, capacity = self.limit.per_second, float(self.limit.burst)
+        tokens, at = self.state.get(key, (capacity, now))
+        tokens = min(capacity, tokens + max(0.0, now - at) * rate)
+        if tokens >= 1:
+            if len(self.state) >= self.MAX_CLIENTS:
+                self._forget_full(now)
+            self.state[key] = (tokens - 1, now)
+            return None
+        self.state[key] = (tokens, now)
+        return (1 - tokens) / rate
+
+    def _forget_full(self, now: float) -> None:
+        """Drop buckets that have refilled: forgetting them changes no answer."""
+        rate, capacity = self.limit.per_second, self.limit.burst
+        self.state = {
+            k: (t, at) for k, (t, at) in self.state.items() if t + (now - at) * rate < capacity
+        }
+
+
 class RateLimitMiddleware:
     """Pure ASGI: requests without a key are limited per client, writes with a key per key.
 
@@ -122,6 +156,11 @@ class RateLimitMiddleware:
         self.app = app
         self.public, self.write = limits(settings)
         self.trust_forwarded_for = settings.rate_trust_forwarded_for
+        self.local = (
+            LocalBuckets(self.public)
+            if self.public is not None and settings.rate_public_store == "local"
+            else None
+        )
         self._skip_until = 0.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -131,7 +170,10 @@ class RateLimitMiddleware:
         bucket = self._bucket(scope)
         if bucket is not None:
             kind, key, limit = bucket
-            retry_after = await self._take(scope, key, limit)
+            if kind == "public" and self.local is not None:
+                retry_after = self.local.take(key, time.monotonic())
+            else:
+                retry_after = await self._take(scope, key, limit)
             if retry_after is not None:
                 RATE_LIMITED.labels(kind).inc()
                 seconds = max(1, math.ceil(retry_after))

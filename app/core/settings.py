@@ -63,11 +63,12 @@ class Settings(BaseSettings):
     sync_every_minutes: int = Field(default=5, ge=1, le=1440)
     sweep_every_minutes: int = Field(default=5, ge=1, le=1440)
     digest_at: time = Field(default=time(7, 30), description="Local time of the daily digest")
-    ranking_cache_seconds: float = Field(
+    response_cache_seconds: float = Field(
         default=2.0,
         ge=0,
-        le=60,
-        description="Each API process keeps a ranking's ETag and body this long (0: off)",
+        le=30,
+        description="Each API process answers anonymous GETs of public responses "
+        "(rankings, scorecards) from memory this long (0: off)",
     )
     close_after_working_days: int = Field(
         default=10, ge=0, le=60, description="Close a month this many working days after it ends"
@@ -89,6 +90,11 @@ class Settings(BaseSettings):
     )
     rate_public_burst: int | None = Field(
         default=None, ge=1, description="Bucket size for requests without a key (default: a minute)"
+    )
+    rate_public_store: Literal["local", "redis"] = Field(
+        default="local",
+        description="Where buckets for requests without a key live: each API process "
+        "(no round trip; up to N x the limit over N processes) or Redis (shared)",
     )
     rate_write_per_minute: int = Field(
         default=1200, ge=0, description="POST/PUT/PATCH/DELETE requests per key and minute"

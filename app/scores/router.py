@@ -6,7 +6,6 @@ ranking's ETag, and a client that already holds it gets ``304`` with no body.
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Literal
 
 import orjson
@@ -52,29 +51,23 @@ async def get_rankings(
     format: Annotated[Literal["json", "csv", "xlsx"] | None, Query()] = None,
 ) -> Response:
     wanted = service.parse_period(period)
-    key = service.ranking_key(source, level.value, parent, str(wanted))
-    cached = _cache(request).get(key)
-    body: bytes | None
-    if cached is not None:
-        etag, body = cached
-    else:
-        etag, body = await service.ranking_snapshot(
-            session,
-            request.app.state.settings,
-            catalog,
-            source=source,
-            level=level.value,
-            parent=parent,
-            period=wanted,
-            at=clock.now(request),
-        )
-        _cache(request).put(key, etag, body)  # the ETag alone already answers 304s
+    etag, body = await service.ranking_snapshot(
+        session,
+        request.app.state.settings,
+        catalog,
+        source=source,
+        level=level.value,
+        parent=parent,
+        period=wanted,
+        at=clock.now(request),
+    )
     kind = _format(request, format)
     if kind == "json" and matches(request, etag):
         return not_modified(etag)
     if body is None:
-        body = await service.ranking_body(session, key)
-        _cache(request).put(key, etag, body)
+        body = await service.ranking_body(
+            session, service.ranking_key(source, level.value, parent, str(wanted))
+        )
     if kind == "json":
         return Response(body, media_type="application/json", headers=cache_headers(etag))
     ranking = orjson.loads(body)
@@ -90,37 +83,6 @@ async def get_rankings(
         media_type=XLSX,
         headers={"Content-Disposition": f'attachment; filename="{filename}.xlsx"'},
     )
-
-
-class RankingCache:
-    """Per-process memory of recent rankings: with thousands of clients polling, most polls
-    are answered without touching PostgreSQL. Entries live a few seconds, so a refresh shows
-    up at most that much later."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.entries: dict[str, tuple[float, str, bytes | None]] = {}
-
-    def get(self, key: str) -> tuple[str, bytes | None] | None:
-        entry = self.entries.get(key)
-        if entry is None or entry[0] < time.monotonic():
-            return None
-        return entry[1], entry[2]
-
-    def put(self, key: str, etag: str, body: bytes | None) -> None:
-        if self.seconds <= 0:
-            return
-        if len(self.entries) > 2048:  # bounded: forget everything rather than grow
-            self.entries.clear()
-        self.entries[key] = (time.monotonic() + self.seconds, etag, body)
-
-
-def _cache(request: Request) -> RankingCache:
-    state = request.app.state
-    if not hasattr(state, "ranking_cache"):
-        state.ranking_cache = RankingCache(state.settings.ranking_cache_seconds)
-    cache: RankingCache = state.ranking_cache
-    return cache
 
 
 def _format(request: Request, explicit: str | None) -> str:

@@ -331,7 +331,7 @@ async def test_each_process_answers_repeated_polls_from_memory_for_a_while(
     from app.main import create_app
 
     params = {"level": "province", "period": "2026-03"}
-    app = create_app(settings.model_copy(update={"ranking_cache_seconds": 3600}))
+    app = create_app(settings.model_copy(update={"response_cache_seconds": 30}))
     async with LifespanManager(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as cached:
@@ -343,7 +343,7 @@ async def test_each_process_answers_repeated_polls_from_memory_for_a_while(
             # The refresh happened, but this process keeps what it served for its TTL.
             again = await cached.get("/v1/rankings", params=params)
             assert again.headers["etag"] == first.headers["etag"]
-            app.state.ranking_cache.entries.clear()  # as when the TTL runs out
+            app.state.response_cache.clear()  # as when the TTL runs out
             later = await cached.get("/v1/rankings", params=params)
     assert later.headers["etag"] != first.headers["etag"]
     # Without the cache (the suite's setting) the change shows at once.

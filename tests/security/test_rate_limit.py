@@ -35,11 +35,12 @@ async def limited_app(settings: Settings, **changes: Any) -> AsyncIterator[Clien
         yield client_from
 
 
+@pytest.mark.parametrize("store", ["local", "redis"])
 async def test_public_polling_is_limited_per_client_with_retry_after(
-    settings: Settings, clean: None
+    settings: Settings, clean: None, store: str
 ) -> None:
     async with (
-        limited_app(settings) as client_from,
+        limited_app(settings, rate_public_store=store) as client_from,
         client_from("203.0.113.7") as poller,
         client_from("198.51.100.1") as other,
     ):
@@ -94,7 +95,7 @@ async def test_limits_fail_open_when_redis_is_down_and_say_so(
     dead = "redis://127.0.0.1:1/0"
     with caplog.at_level(logging.WARNING, logger="chiso.ratelimit"):
         async with (
-            limited_app(settings, redis_url=dead) as client_from,
+            limited_app(settings, redis_url=dead, rate_public_store="redis") as client_from,
             client_from("203.0.113.10") as poller,
         ):
             answers = [(await poller.get("/v1/units")).status_code for _ in range(6)]
@@ -103,11 +104,38 @@ async def test_limits_fail_open_when_redis_is_down_and_say_so(
     assert any("failing open" in r.getMessage() for r in caplog.records)
 
 
+async def test_public_buckets_in_process_need_no_redis(settings: Settings, clean: None) -> None:
+    before = REGISTRY.get_sample_value("chiso_rate_limit_fail_open_total") or 0
+    dead = "redis://127.0.0.1:1/0"
+    async with (
+        limited_app(settings, redis_url=dead) as client_from,
+        client_from("203.0.113.11") as poller,
+    ):
+        answers = [(await poller.get("/v1/units")).status_code for _ in range(4)]
+    assert answers == [200, 200, 200, 429]  # limited all the same: the bucket is local
+    assert (REGISTRY.get_sample_value("chiso_rate_limit_fail_open_total") or 0) == before
+
+
+def test_a_local_bucket_refills_at_its_rate_and_forgets_full_buckets() -> None:
+    from app.core.ratelimit import Limit, LocalBuckets
+
+    buckets = LocalBuckets(Limit(per_minute=60, burst=2))  # one token a second, two at most
+    assert buckets.take("a", 100.0) is None
+    assert buckets.take("a", 100.0) is None
+    assert buckets.take("a", 100.0) == 1.0  # empty: a whole token to wait for
+    assert buckets.take("a", 100.5) == 0.5  # half refilled
+    assert buckets.take("a", 101.0) is None  # one token back after a second
+    assert buckets.take("b", 101.0) is None
+    buckets._forget_full(104.0)  # "a" (0 at 101) and "b" (1 at 101) are full again by 104
+    assert buckets.state == {}
+
+
 def test_defaults_are_generous_and_zero_turns_a_limit_off() -> None:
     defaults = Settings(environment="development")
     assert defaults.rate_public_per_minute >= 600
     assert defaults.rate_write_per_minute >= 600
     assert not defaults.rate_trust_forwarded_for
+    assert defaults.rate_public_store == "local"
     off = Settings(environment="development", rate_public_per_minute=0, rate_write_per_minute=0)
     from app.core.ratelimit import limits
 
