@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 import httpx
@@ -122,4 +123,55 @@ async def test_entries_expire_after_the_configured_seconds() -> None:
         cache.entries[key] = replace(cache.entries[key], expires=0.0)  # its time is up
         again = await client.get("/public")
     assert again.json() == {"answered": 2}
+    assert calls["n"] == 2
+
+
+def gated_app() -> tuple[FastAPI, dict[str, int], asyncio.Event]:
+    """Each answer waits for the gate, as a slow database would make it."""
+    calls = {"n": 0}
+    gate = asyncio.Event()
+    app = FastAPI()
+    app.state.response_cache = ResponseCache(30)
+    app.add_middleware(ResponseCacheMiddleware, cache=app.state.response_cache)
+
+    @app.get("/slow")
+    async def slow() -> Response:
+        calls["n"] += 1
+        answer = calls["n"]
+        await gate.wait()
+        headers = {"ETag": f'"v{answer}"', "Cache-Control": "public, max-age=30"}
+        return Response(f'{{"answered": {answer}}}', media_type="application/json", headers=headers)
+
+    return app, calls, gate
+
+
+async def test_concurrent_misses_cost_one_trip_to_the_app() -> None:
+    app, calls, gate = gated_app()
+    async with client_for(app) as client:
+        polls = [asyncio.create_task(client.get("/slow")) for _ in range(5)]
+        await asyncio.sleep(0.05)
+        gate.set()
+        answers = [(await p).json() for p in polls]
+    assert answers == [{"answered": 1}] * 5
+    assert calls["n"] == 1
+
+
+async def test_during_a_refill_others_get_the_previous_answer_within_its_max_age() -> None:
+    app, calls, gate = gated_app()
+    cache: ResponseCache = app.state.response_cache
+    async with client_for(app) as client:
+        gate.set()
+        await client.get("/slow")
+        (key,) = cache.entries
+        cache.entries[key] = replace(cache.entries[key], expires=0.0)  # due for a refill
+        gate.clear()
+        refill = asyncio.create_task(client.get("/slow"))
+        await asyncio.sleep(0.05)
+        meanwhile = await client.get("/slow")  # not held up by the slow refill
+        gate.set()
+        refilled = await refill
+        after = await client.get("/slow")
+    assert meanwhile.json() == {"answered": 1}
+    assert refilled.json() == {"answered": 2}
+    assert after.json() == {"answered": 2}
     assert calls["n"] == 2

@@ -15,7 +15,10 @@ The rules are those of a shared HTTP cache (RFC 9111), narrowed to be safe:
   request's ``Accept`` and ``Accept-Encoding`` (what our responses ``Vary`` on);
 - on a miss the request goes to the app *unconditionally* (``If-None-Match`` removed), so a
   poll from a client that already holds the ETag still fills the cache; the conditional is then
-  answered here.
+  answered here;
+- one request per key refills it at a time: the others get the previous answer while it is
+  still within the response's own ``max-age`` (else they wait for the refill), so an expiry
+  under thousands of polls costs one trip to the app, not one per poll in flight.
 
 It sits inside the observability and rate-limit middleware, so a hit is still logged, counted
 and limited, and outside gzip, so a compressed body is stored compressed (the key tells them
@@ -24,6 +27,7 @@ apart).
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from dataclasses import dataclass
@@ -47,6 +51,7 @@ _UNCACHEABLE = (b"private", b"no-store", b"no-cache")
 @dataclass(frozen=True, slots=True)
 class Entry:
     expires: float
+    stale_until: float  # the response's own max-age: served while a refill is in flight
     etag: bytes
     headers: list[tuple[bytes, bytes]]
     body: bytes
@@ -60,6 +65,7 @@ class ResponseCache:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.entries: dict[tuple[bytes, ...], Entry] = {}
+        self.filling: dict[tuple[bytes, ...], asyncio.Event] = {}
 
     def get(self, key: tuple[bytes, ...], now: float) -> Entry | None:
         entry = self.entries.get(key)
@@ -84,8 +90,10 @@ def _etag_matches(header: bytes, etag: bytes) -> bool:
     return False
 
 
-def _lifetime(headers: list[tuple[bytes, bytes]], seconds: float) -> tuple[bytes, float] | None:
-    """(ETag, seconds to keep) when a response may be stored, else None."""
+def _lifetime(
+    headers: list[tuple[bytes, bytes]], seconds: float
+) -> tuple[bytes, float, float] | None:
+    """(ETag, seconds to keep, max-age) when a response may be stored, else None."""
     etag = b""
     control = b""
     for name, value in headers:
@@ -98,10 +106,10 @@ def _lifetime(headers: list[tuple[bytes, bytes]], seconds: float) -> tuple[bytes
             return None
     if not etag or b"public" not in control or any(d in control for d in _UNCACHEABLE):
         return None
-    max_age = _MAX_AGE.search(control)
-    if max_age is not None:
-        seconds = min(seconds, float(max_age.group(1)))
-    return (etag, seconds) if seconds > 0 else None
+    found = _MAX_AGE.search(control)
+    max_age = float(found.group(1)) if found is not None else seconds
+    seconds = min(seconds, max_age)
+    return (etag, seconds, max_age) if seconds > 0 else None
 
 
 class ResponseCacheMiddleware:
@@ -126,10 +134,16 @@ class ResponseCacheMiddleware:
                 conditional = value
         key = (scope["path"].encode(), scope["query_string"], accept, encoding)
         now = time.monotonic()
-        entry = self.cache.get(key, now)
+        entry = self.cache.get(key, now) or await self._during_refill(key, now)
         if entry is None:
             _MISSES.inc()
-            entry = await self._fill(scope, receive, send, key, now)
+            refilled = self.cache.filling[key] = asyncio.Event()
+            try:
+                entry = await self._fill(scope, receive, send, key, now)
+            finally:
+                if self.cache.filling.get(key) is refilled:
+                    del self.cache.filling[key]
+                refilled.set()
             if entry is None:
                 return  # not storable: the app's own answer has been sent
         else:
@@ -142,6 +156,17 @@ class ResponseCacheMiddleware:
         await send({"type": "http.response.start", "status": 200, "headers": entry.headers})
         await send({"type": "http.response.body", "body": entry.body})
 
+    async def _during_refill(self, key: tuple[bytes, ...], now: float) -> Entry | None:
+        """While another request refills ``key``: the previous answer, or the new one."""
+        refilling = self.cache.filling.get(key)
+        if refilling is None:
+            return None
+        previous = self.cache.entries.get(key)
+        if previous is not None and now < previous.stale_until:
+            return previous
+        await refilling.wait()
+        return self.cache.get(key, time.monotonic())
+
     async def _fill(
         self, scope: Scope, receive: Receive, send: Send, key: tuple[bytes, ...], now: float
     ) -> Entry | None:
@@ -149,7 +174,7 @@ class ResponseCacheMiddleware:
         scope["headers"] = [(n, v) for n, v in scope["headers"] if n != b"if-none-match"]
         start: Message | None = None
         chunks: list[bytes] = []
-        storable: tuple[bytes, float] | None = None
+        storable: tuple[bytes, float, float] | None = None
         passing = False
 
         async def capture(message: Message) -> None:
@@ -175,13 +200,14 @@ class ResponseCacheMiddleware:
         await self.app(scope, receive, capture)
         if passing or start is None or storable is None:
             return None
-        etag, seconds = storable
+        etag, seconds, max_age = storable
         response_headers = list(start.get("headers", []))
         validators = [
             (n, v) for n, v in response_headers if n.lower() in (b"etag", b"cache-control", b"vary")
         ]
         entry = Entry(
             expires=now + seconds,
+            stale_until=now + max_age,
             etag=etag,
             headers=response_headers,
             body=b"".join(chunks),
