@@ -100,11 +100,18 @@ def event(
     return body
 
 
+DERIVED = {"Prefer": "return=representation"}
+
+
 async def post_events(
     client: httpx.AsyncClient, events: list[dict[str, Any]], headers: dict[str, str] | None = None
 ) -> dict[str, Any]:
+    """Post a batch and have its dossiers derived before the answer (``Prefer``), as the
+    tests read states right after; the queued path has tests of its own."""
     response = await client.post(
-        "/v1/dossier-events/batch", json={"events": events}, headers=headers or ADMIN
+        "/v1/dossier-events/batch",
+        json={"events": events},
+        headers={**(headers or ADMIN), **DERIVED},
     )
     assert response.status_code == 200, response.text
     result: dict[str, Any] = response.json()

@@ -8,6 +8,8 @@ lock, so several workers never run one schedule twice.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import replace
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,7 +25,7 @@ from app.core.jobs import relay_outbox
 from app.core.observability import SYNC_LAG, SYNC_RECORDS, configure_logging, instrumented
 from app.core.queue import QUEUE_NAME, redis_settings
 from app.core.settings import Settings, get_settings, portal_sources
-from app.dossiers.jobs import daily_digest, sweep_overdue
+from app.dossiers.jobs import daily_digest, derive_dossiers, keep_deriving, sweep_overdue
 from app.insights.jobs import check_integrity, project_scores
 from app.portal.jobs import fetch_official_results, sync_portal
 from app.portal.sync import SyncReport
@@ -32,7 +34,7 @@ from app.webhooks.jobs import JOBS as WEBHOOK_JOBS
 
 JOBS: list[Any] = [
     instrumented(job)
-    for job in (recompute_open_dossiers, relay_outbox, sweep_overdue, sync_portal,
+    for job in (recompute_open_dossiers, relay_outbox, derive_dossiers, sweep_overdue, sync_portal,
                 fetch_official_results, daily_digest, refresh_scores, close_periods,
                 check_integrity, project_scores)
 ]  # fmt: skip
@@ -87,8 +89,13 @@ def worker_options(settings: Settings, database_url: str, redis_url: str) -> dic
         if settings.worker_metrics_port:
             start_http_server(settings.worker_metrics_port)
         await relay_outbox(ctx)  # jobs recorded while no worker was running
+        ctx["deriving"] = asyncio.create_task(keep_deriving(ctx), name="keep-deriving")
 
     async def shutdown(ctx: dict[str, Any]) -> None:
+        if (deriving := ctx.get("deriving")) is not None:
+            deriving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await deriving
         await ctx["http"].aclose()
         await ctx["engine"].dispose()
 

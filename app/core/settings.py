@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     portal_timeout_seconds: float = Field(default=20.0, gt=0)
     portal_max_tries: int = Field(default=6, ge=1, le=20)
 
+    # Derivation of queued dossiers (the worker's background loop).
+    derive_chunk: int = Field(default=2000, ge=1, le=10_000, description="Dossiers per transaction")
+    derive_idle_seconds: float = Field(
+        default=0.5, gt=0, le=60, description="Pause between looks at an empty backlog"
+    )
+
     # Worker schedules.
     sync_every_minutes: int = Field(default=5, ge=1, le=1440)
     sweep_every_minutes: int = Field(default=5, ge=1, le=1440)

@@ -1,13 +1,54 @@
-"""Worker jobs of the dossier domain: the overdue / due-soon sweep."""
+"""Worker jobs of the dossier domain: deriving queued dossiers, the overdue / due-soon sweep."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
+
+from prometheus_client import Counter
 
 from app.core.clock import system_clock
 from app.core.locks import exclusive
 from app.core.outbox import relay
 from app.dossiers import service
+
+logger = logging.getLogger("chiso.dossiers.derive")
+
+DERIVED = Counter("chiso_dossiers_derived_total", "Queued dossiers derived by the worker")
+_ERROR_BACKOFF_SECONDS = 5.0
+
+
+async def derive_dossiers(ctx: dict[str, Any]) -> int:
+    """Drain the backlog: derive queued dossiers, a chunk per transaction, until none is left.
+
+    Idempotent (a state is always re-derived from the whole history) and safe to run in several
+    workers at once (each claims its chunk with SKIP LOCKED).
+    """
+    settings = ctx["settings"]
+    total = 0
+    while True:
+        async with ctx["sessionmaker"]() as session:
+            derived = await service.derive_queued(session, settings, settings.derive_chunk)
+            await session.commit()
+        DERIVED.inc(derived)
+        total += derived
+        if derived < settings.derive_chunk:
+            return total
+
+
+async def keep_deriving(ctx: dict[str, Any]) -> None:
+    """The worker's background loop: drain, then look again every ``derive_idle_seconds``."""
+    settings = ctx["settings"]
+    while True:
+        try:
+            await derive_dossiers(ctx)
+            await asyncio.sleep(settings.derive_idle_seconds)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a database outage: the backlog waits, nothing is lost
+            logger.exception("deriving queued dossiers failed; retrying")
+            await asyncio.sleep(_ERROR_BACKOFF_SECONDS)
 
 
 async def sweep_overdue(ctx: dict[str, Any]) -> dict[str, int]:
@@ -19,6 +60,7 @@ async def sweep_overdue(ctx: dict[str, Any]) -> dict[str, int]:
     async with exclusive(ctx["sessionmaker"], "sweep-overdue") as mine:
         if not mine:
             return {"skipped": 1}
+        await derive_dossiers(ctx)  # flags must see every event stored so far
         async with ctx["sessionmaker"]() as session:
             now = (ctx.get("clock") or system_clock)()
             overdue, due_soon = await service.sweep(session, ctx["settings"], now)

@@ -36,12 +36,9 @@ class DossierEvent(Base):
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     event_id: Mapped[str] = mapped_column(String(128), nullable=False, unique=True)
     dossier_code: Mapped[str] = mapped_column(String(64), nullable=False)
-    unit_code: Mapped[str] = mapped_column(
-        ForeignKey("units.code", onupdate="CASCADE"), nullable=False
-    )
-    procedure_code: Mapped[str] = mapped_column(
-        ForeignKey("procedures.code", onupdate="CASCADE"), nullable=False
-    )
+    # No foreign keys: the ingest statement checks units and procedures itself (per item).
+    unit_code: Mapped[str] = mapped_column(String(64), nullable=False)
+    procedure_code: Mapped[str] = mapped_column(String(64), nullable=False)
     status: Mapped[int] = mapped_column(SmallInteger, nullable=False)
     occurred_at: Mapped[datetime] = mapped_column(_TS, nullable=False)
     channel: Mapped[int] = mapped_column(SmallInteger, nullable=False)
@@ -63,6 +60,17 @@ class DossierEvent(Base):
         CheckConstraint("status BETWEEN 1 AND 10", name="status_known"),
         CheckConstraint("channel BETWEEN 1 AND 3", name="channel_known"),
         Index("ix_dossier_events_dossier_code_occurred_at", "dossier_code", "occurred_at"),
+    )
+
+
+class DossierBacklog(Base):
+    """Dossiers with events not yet reflected in their state; drained by the worker."""
+
+    __tablename__ = "dossier_backlog"
+
+    dossier_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    queued_at: Mapped[datetime] = mapped_column(
+        _TS, nullable=False, server_default=func.now(), index=True
     )
 
 

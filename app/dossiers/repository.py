@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -40,70 +41,126 @@ def _array_type(column: str) -> str:
     return _EVENT_TYPES.get(column, "timestamptz") + "[]"
 
 
-async def existing_codes(session: AsyncSession, table: str, codes: set[str]) -> set[str]:
-    if not codes:
-        return set()
-    assert table in ("units", "procedures")
-    rows = await session.execute(
-        text(f"SELECT code FROM {table} WHERE code = ANY(CAST(:codes AS text[]))"),  # noqa: S608
-        {"codes": sorted(codes)},
-    )
-    return {r[0] for r in rows}
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """One posted event as the ingest statement saw it (``stored``: inserted just now)."""
+
+    unit_known: bool
+    procedure_known: bool
+    in_scope: bool
+    stored: bool
 
 
-async def insert_events(
-    session: AsyncSession, events: Sequence[DossierEventIn], source: str
-) -> set[str]:
-    """Insert new events in one statement; returns the ids actually stored (others existed)."""
+async def store_events(
+    session: AsyncSession, events: Sequence[DossierEventIn], source: str, scope_root: str | None
+) -> list[Checked]:
+    """Check, insert and queue a batch in one statement; one :class:`Checked` per event, in order.
+
+    Units and procedures are checked by the statement itself (so are the writer's unit subtree
+    when ``scope_root`` is set); accepted events are inserted unless their ``event_id`` exists,
+    and the dossiers of those inserted are queued in ``dossier_backlog`` for derivation.
+    """
     if not events:
-        return set()
+        return []
     columns = {c: [getattr(e, c) for e in events] for c in _EVENT_COLUMNS}
     columns["status"] = [int(s) for s in columns["status"]]
     columns["channel"] = [int(c) for c in columns["channel"]]
     unnest = ", ".join(f"CAST(:{c} AS {_array_type(c)})" for c in _EVENT_COLUMNS)
     names = ", ".join(_EVENT_COLUMNS)
+    if scope_root is None:
+        subtree, in_scope = "WITH ", "true"
+    else:
+        subtree = SUBTREE.replace(":root", ":scope_root") + ","
+        in_scope = "i.unit_code IN (SELECT code FROM subtree)"
     rows = await session.execute(
         text(
-            f"INSERT INTO dossier_events ({names}, source) "  # noqa: S608
-            f"SELECT *, CAST(:source AS text) FROM unnest({unnest}) "
-            "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+            f"""
+            {subtree} input AS (
+                SELECT * FROM unnest({unnest}) WITH ORDINALITY AS i({names}, ord)
+            ),
+            checked AS (
+                SELECT i.*, u.code IS NOT NULL AS unit_known, p.code IS NOT NULL AS procedure_known,
+                       {in_scope} AS in_scope
+                FROM input i
+                LEFT JOIN units u ON u.code = i.unit_code
+                LEFT JOIN procedures p ON p.code = i.procedure_code
+            ),
+            stored AS (
+                INSERT INTO dossier_events ({names}, source)
+                SELECT {names}, CAST(:source AS text) FROM checked
+                WHERE unit_known AND procedure_known AND in_scope
+                ON CONFLICT (event_id) DO NOTHING
+                RETURNING event_id, dossier_code
+            ),
+            queued AS (
+                INSERT INTO dossier_backlog (dossier_code)
+                SELECT DISTINCT dossier_code FROM stored
+                ON CONFLICT (dossier_code) DO NOTHING
+            )
+            SELECT c.unit_known, c.procedure_known, c.in_scope, s.event_id IS NOT NULL
+            FROM checked c LEFT JOIN stored s ON s.event_id = c.event_id
+            ORDER BY c.ord
+            """  # noqa: S608 - column names are constants
         ),
-        {**columns, "source": source},
+        {**columns, "source": source, "scope_root": scope_root},
     )
-    return {r[0] for r in rows}
+    return [Checked(*row) for row in rows]
 
 
-async def lock_dossiers(session: AsyncSession, seeds: Sequence[DossierEventIn]) -> None:
-    """Create missing dossier rows, then lock every touched row in code order.
+async def take_backlog(session: AsyncSession, limit: int) -> list[str]:
+    """Claim up to ``limit`` queued dossiers, oldest first; others' claims are skipped.
 
-    Concurrent batches touching the same dossier serialise here, so each recomputes from a
-    history that includes the other's committed events (no lost update). Row locks, unlike
-    advisory locks, do not exhaust the lock table on 10,000-dossier batches.
+    The claim is the deletion: committed with the derived states, or rolled back (and so
+    still queued) if the derivation fails.
     """
-    first: dict[str, DossierEventIn] = {}
-    for event in seeds:
-        first.setdefault(event.dossier_code, event)
-    codes = sorted(first)
+    rows = await session.execute(
+        text(
+            """
+            DELETE FROM dossier_backlog WHERE dossier_code IN (
+                SELECT dossier_code FROM dossier_backlog ORDER BY queued_at
+                LIMIT :limit FOR UPDATE SKIP LOCKED
+            ) RETURNING dossier_code
+            """
+        ),
+        {"limit": limit},
+    )
+    return sorted(r[0] for r in rows)
+
+
+async def take_queued(session: AsyncSession, codes: Sequence[str]) -> None:
+    """Claim these dossiers (waiting for another claim on them to finish)."""
+    await session.execute(
+        text("DELETE FROM dossier_backlog WHERE dossier_code = ANY(CAST(:codes AS text[]))"),
+        {"codes": sorted(codes)},
+    )
+
+
+async def backlog_size(session: AsyncSession) -> tuple[int, datetime | None]:
+    row = (
+        await session.execute(text("SELECT count(*), min(queued_at) FROM dossier_backlog"))
+    ).one()
+    return int(row[0]), row[1]
+
+
+async def lock_dossiers(session: AsyncSession, codes: Sequence[str]) -> None:
+    """Create missing dossier rows (from each one's earliest event), then lock them in order.
+
+    Every derivation (queued, inline, or after a calendar change) holds these row locks while
+    it reads the history and writes the state, so two of them never interleave.
+    """
     await session.execute(
         text(
             """
             INSERT INTO dossiers (code, unit_code, procedure_code, status, channel,
                                   first_event_at, last_event_at)
-            SELECT * FROM unnest(CAST(:codes AS text[]), CAST(:units AS text[]),
-                                 CAST(:procedures AS text[]), CAST(:statuses AS smallint[]),
-                                 CAST(:channels AS smallint[]), CAST(:times AS timestamptz[]),
-                                 CAST(:times AS timestamptz[]))
+            SELECT DISTINCT ON (dossier_code) dossier_code, unit_code, procedure_code, status,
+                   channel, occurred_at, occurred_at
+            FROM dossier_events WHERE dossier_code = ANY(CAST(:codes AS text[]))
+            ORDER BY dossier_code, occurred_at, id
             ON CONFLICT (code) DO NOTHING
             """
         ),
-        {
-            "codes": codes,
-            "units": [first[c].unit_code for c in codes],
-            "procedures": [first[c].procedure_code for c in codes],
-            "statuses": [int(first[c].status) for c in codes],
-            "channels": [int(first[c].channel) for c in codes],
-            "times": [first[c].occurred_at for c in codes],
-        },
+        {"codes": sorted(codes)},
     )
     await lock_existing(session, codes)
 
@@ -163,7 +220,7 @@ _STATE_COLUMNS: dict[str, str] = {
 }  # fmt: skip
 
 
-def _state_values(state: DossierState) -> dict[str, Any]:
+def state_values(state: DossierState) -> dict[str, Any]:
     return {
         "code": state.code,
         "unit_code": state.unit_code,
@@ -198,7 +255,7 @@ async def save_states(session: AsyncSession, states: Sequence[DossierState]) -> 
     """Write derived states in one ``UPDATE ... FROM unnest(...)`` (rows are locked already)."""
     if not states:
         return
-    values = [_state_values(s) for s in states]
+    values = [state_values(s) for s in states]
     params = {c: [v[c] for v in values] for c in _STATE_COLUMNS}
     arrays = ", ".join(
         f"CAST(:{c} AS {'text' if t == 'jsonb' else t}[])" for c, t in _STATE_COLUMNS.items()
@@ -250,12 +307,30 @@ STATE_FILTERS = {
 }
 
 
-async def get(session: AsyncSession, code: str) -> Row[Any] | None:
+async def get(session: AsyncSession, code: str) -> tuple[Row[Any] | None, bool]:
+    """The stored state (None before the first derivation) and whether events are queued."""
     result = await session.execute(
-        text(f"SELECT {_DOSSIER_FIELDS} FROM dossiers d WHERE d.code = :code"),  # noqa: S608
+        text(
+            f"SELECT q.queued, {_DOSSIER_FIELDS} FROM "  # noqa: S608
+            "(SELECT EXISTS (SELECT 1 FROM dossier_backlog WHERE dossier_code = :code) AS queued)"
+            " q LEFT JOIN dossiers d ON d.code = :code"
+        ),
         {"code": code},
     )
-    return result.first()
+    row = result.one()
+    return (row if row.code is not None else None), bool(row.queued)
+
+
+async def first_unit(session: AsyncSession, code: str) -> str | None:
+    """The unit of a dossier not derived yet (its events are queued): its earliest event's."""
+    result = await session.execute(
+        text(
+            "SELECT unit_code FROM dossier_events WHERE dossier_code = :code "
+            "ORDER BY occurred_at, id LIMIT 1"
+        ),
+        {"code": code},
+    )
+    return result.scalar_one_or_none()
 
 
 async def events_of(

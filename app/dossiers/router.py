@@ -9,7 +9,8 @@ from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
+import orjson
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +21,7 @@ from app.core.database import get_session
 from app.core.errors import Forbidden, NotFound, PayloadTooLarge, Unprocessable
 from app.core.pagination import Page, PageParams, decode_cursor, encode_cursor, page_params
 from app.core.params import IsoDateTime
+from app.core.prefer import PreferHeader, wants_representation
 from app.core.settings import Settings
 from app.dossiers import repository, service
 from app.dossiers.schemas import (
@@ -54,15 +56,26 @@ def _settings(request: Request) -> Settings:
 @router.post(
     "/v1/dossier-events",
     response_model=EventResult,
-    status_code=status.HTTP_201_CREATED,
-    summary="Post one status event (201 stored, 200 duplicate; committed before answering)",
-    responses={200: {"model": EventResult, "description": "Already stored: nothing changed"}},
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Post one status event (202 stored, 200 duplicate; committed before answering)",
+    responses={
+        200: {"model": EventResult, "description": "Already stored: nothing changed"},
+        201: {"model": EventResult, "description": "Stored, state derived (Prefer header)"},
+    },
 )
 async def post_event(
-    request: Request, session: Session, principal: Writer, event: DossierEventIn, response: Response
+    request: Request,
+    session: Session,
+    principal: Writer,
+    event: DossierEventIn,
+    response: Response,
+    prefer: PreferHeader = None,
 ) -> EventResult:
     settings = _settings(request)
-    outcome = await service.ingest(session, settings, principal, [event], pointer_prefix=None)
+    derive_now = wants_representation(prefer)
+    outcome = await service.ingest(
+        session, settings, principal, [event], pointer_prefix=None, derive_now=derive_now
+    )
     result = outcome.results[0]
     if result.result == "rejected":
         errors = result.errors or []
@@ -70,14 +83,23 @@ async def post_event(
             # A valid key writing outside its unit is refused, as everywhere: 403, not 422.
             raise Forbidden("This key is limited to its own unit and its subunits.", errors=errors)
         raise Unprocessable(errors[0]["detail"] if errors else None, errors=errors)
-    # Read the answer in the same transaction, then commit: one transaction per event.
-    dossier = await service.get_dossier(
-        session, settings, principal, event.dossier_code, clock.now(request)
-    )
+    url = f"/v1/dossiers/{event.dossier_code}"
+    dossier = None
+    if derive_now:
+        # Read the answer in the same transaction, then commit: one transaction per event.
+        dossier = await service.get_dossier(
+            session, settings, principal, event.dossier_code, clock.now(request)
+        )
+        response.headers["Preference-Applied"] = "return=representation"
     await session.commit()
+    response.headers["Location"] = url
     if result.result == "duplicate":
         response.status_code = status.HTTP_200_OK
-    return EventResult(event_id=event.event_id, result=result.result, dossier=dossier)
+    elif derive_now:
+        response.status_code = status.HTTP_201_CREATED
+    return EventResult(
+        event_id=event.event_id, result=result.result, dossier_url=url, dossier=dossier
+    )
 
 
 @router.post(
@@ -85,14 +107,32 @@ async def post_event(
     response_model=BatchResult,
     summary=f"Post up to {MAX_BATCH:,} events; each item gets its own result",
     responses={413: {"description": f"More than {MAX_BATCH:,} events"}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["events"],
+                        # Items are checked one by one: a bad one is rejected in its result.
+                        "properties": {"events": {"type": "array", "items": {}}},
+                    },
+                    "example": {"events": []},
+                }
+            },
+        }
+    },
 )
 async def post_batch(
     request: Request,
     session: Session,
     principal: Writer,
-    body: Annotated[dict[str, Any], Body(examples=[{"events": []}])],
+    response: Response,
+    prefer: PreferHeader = None,
 ) -> BatchResult:
-    raw = body.get("events")
+    raw = await _json_body(request)
+    raw = raw.get("events") if isinstance(raw, dict) else None
     if not isinstance(raw, list):
         raise Unprocessable(
             "`events` must be an array",
@@ -100,15 +140,32 @@ async def post_batch(
         )
     if len(raw) > MAX_BATCH:
         raise PayloadTooLarge(f"A batch holds at most {MAX_BATCH:,} events; got {len(raw):,}.")
+    derive_now = wants_representation(prefer)
     items = service.parse_items(raw, "/events")
-    outcome = await service.ingest(session, _settings(request), principal, items)
+    outcome = await service.ingest(
+        session, _settings(request), principal, items, derive_now=derive_now
+    )
     await session.commit()
+    if derive_now:
+        response.headers["Preference-Applied"] = "return=representation"
     return BatchResult(
         stored=outcome.count("stored"),
         duplicate=outcome.count("duplicate"),
         rejected=outcome.count("rejected"),
+        derived=derive_now,
         items=outcome.results,
     )
+
+
+async def _json_body(request: Request) -> Any:
+    """The body parsed with orjson (several times faster than the stdlib parser on batches)."""
+    try:
+        return orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise Unprocessable(
+            "The body is not valid JSON.",
+            errors=[{"pointer": "#", "detail": f"invalid JSON: {exc}"}],
+        ) from None
 
 
 @router.get("/v1/dossiers/{code}", response_model=DossierOut, summary="A dossier's state")

@@ -130,13 +130,21 @@ class BatchResult(BaseModel):
     stored: int
     duplicate: int
     rejected: int
+    derived: bool = Field(
+        description="true when the touched dossiers' states were derived before answering "
+        "(`Prefer: return=representation`); else they are queued and derived within seconds"
+    )
     items: list[ItemResult]
 
 
 class EventResult(BaseModel):
     event_id: str
     result: Literal["stored", "duplicate"]
-    dossier: DossierOut
+    dossier_url: str
+    dossier: DossierOut | None = Field(
+        description="The dossier's state with this event, when asked for with "
+        "`Prefer: return=representation`; null otherwise (read it at `dossier_url`)"
+    )
 
 
 class Pause(BaseModel):

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,6 +37,7 @@ from app.units import repository as units
 from app.units.service import ensure_in_scope
 
 OUTSIDE_SCOPE = "outside this key's unit"
+_EVENT_LIST = TypeAdapter(list[DossierEventIn])
 
 
 def rules_from(settings: Settings) -> DossierRules:
@@ -56,6 +58,10 @@ class Ingested:
 
 def parse_items(raw_items: Sequence[Any], pointer_prefix: str) -> list[DossierEventIn | ItemResult]:
     """Validate each raw item on its own: one bad item never sinks the others."""
+    try:  # the common case, a clean batch: one call into pydantic-core for the whole list
+        return list(_EVENT_LIST.validate_python(raw_items))
+    except ValidationError:
+        pass  # some items are bad: validate one by one to report each
     parsed: list[DossierEventIn | ItemResult] = []
     for index, raw in enumerate(raw_items):
         try:
@@ -82,8 +88,14 @@ async def ingest(
     *,
     source: str = "api",
     pointer_prefix: str | None = "/events",
+    derive_now: bool = False,
 ) -> Ingested:
-    """Store new events and re-derive every touched dossier. The caller commits."""
+    """Store new events and queue their dossiers for derivation; the caller commits.
+
+    One statement checks, inserts and queues the whole batch. The worker derives queued
+    dossiers within about a second (:func:`derive_queued`); ``derive_now`` derives the
+    touched dossiers in this transaction instead, for callers that answer with the state.
+    """
     results: dict[int, ItemResult] = {}
     valid: dict[int, DossierEventIn] = {}
     for index, item in enumerate(items):
@@ -92,58 +104,58 @@ async def ingest(
         else:
             valid[index] = item
 
-    known_units = await repository.existing_codes(
-        session, "units", {e.unit_code for e in valid.values()}
+    checks = await repository.store_events(
+        session, list(valid.values()), source, principal.unit_code
     )
-    known_procedures = await repository.existing_codes(
-        session, "procedures", {e.procedure_code for e in valid.values()}
-    )
-    allowed = await _allowed_units(session, principal, known_units)
-    for index, event in list(valid.items()):
+    touched: set[str] = set()
+    claimed: set[str] = set()
+    for (index, event), check in zip(valid.items(), checks, strict=True):
         errors = []
-        if event.unit_code not in known_units:
+        if not check.unit_known:
             errors.append(_error(pointer_prefix, index, "unit_code", "unknown unit"))
-        elif event.unit_code not in allowed:
+        elif not check.in_scope:
             errors.append(_error(pointer_prefix, index, "unit_code", OUTSIDE_SCOPE))
-        if event.procedure_code not in known_procedures:
+        if not check.procedure_known:
             errors.append(_error(pointer_prefix, index, "procedure_code", "unknown procedure"))
         if errors:
             results[index] = ItemResult(
                 index=index, event_id=event.event_id, result="rejected", errors=errors
             )
-            del valid[index]
-
-    stored_ids = await repository.insert_events(session, list(valid.values()), source)
-    touched_events: list[DossierEventIn] = []
-    claimed: set[str] = set()
-    for index, event in valid.items():
-        fresh = event.event_id in stored_ids and event.event_id not in claimed
+            continue
+        fresh = check.stored and event.event_id not in claimed
         claimed.add(event.event_id)
         results[index] = ItemResult(
             index=index, event_id=event.event_id, result="stored" if fresh else "duplicate"
         )
         if fresh:
-            touched_events.append(event)
+            touched.add(event.dossier_code)
 
-    touched = sorted({e.dossier_code for e in touched_events})
-    if touched:
-        await repository.lock_dossiers(session, touched_events)
-        calendar = await current_calendar(session, settings)
-        await rederive(session, calendar, rules_from(settings), touched)
-    return Ingested(results=[results[i] for i in sorted(results)], touched=touched)
+    codes = sorted(touched)
+    if codes and derive_now:
+        await repository.take_queued(session, codes)
+        await derive_locked(session, settings, codes)
+    return Ingested(results=[results[i] for i in sorted(results)], touched=codes)
+
+
+async def derive_queued(session: AsyncSession, settings: Settings, limit: int) -> int:
+    """Derive up to ``limit`` queued dossiers (claimed with SKIP LOCKED: several workers may
+    run this at once). Returns how many; the caller commits, which also ends the claim."""
+    codes = await repository.take_backlog(session, limit)
+    if codes:
+        await derive_locked(session, settings, codes)
+    return len(codes)
+
+
+async def derive_locked(session: AsyncSession, settings: Settings, codes: Sequence[str]) -> int:
+    """Create and lock the dossier rows of ``codes``, then re-derive them from their histories."""
+    await repository.lock_dossiers(session, codes)
+    calendar = await current_calendar(session, settings)
+    return await rederive(session, calendar, rules_from(settings), codes)
 
 
 def _error(prefix: str | None, index: int, field: str, detail: str) -> dict[str, str]:
     pointer = f"#{prefix}/{index}/{field}" if prefix is not None else f"#/{field}"
     return {"pointer": pointer, "detail": detail}
-
-
-async def _allowed_units(session: AsyncSession, principal: Principal, codes: set[str]) -> set[str]:
-    """The codes a unit-bound key may write to: one subtree query, whatever the batch size."""
-    if principal.unit_code is None:
-        return codes
-    subtree = set(await session.scalars(units.subtree_codes(principal.unit_code)))
-    return codes & subtree
 
 
 async def rederive(
@@ -210,9 +222,7 @@ async def scope_root(
     return principal.unit_code
 
 
-def to_out(
-    row: Row[Any], calendar: WorkingCalendar, rules: DossierRules, at: datetime
-) -> DossierOut:
+def to_out(row: Any, calendar: WorkingCalendar, rules: DossierRules, at: datetime) -> DossierOut:
     pauses = row.pauses if isinstance(row.pauses, list) else json.loads(row.pauses)
     anomalies = row.anomalies if isinstance(row.anomalies, list) else json.loads(row.anomalies)
     where = standing(
@@ -252,12 +262,37 @@ def to_out(
 async def get_dossier(
     session: AsyncSession, settings: Settings, principal: Principal, code: str, at: datetime
 ) -> DossierOut:
-    row = await repository.get(session, code)
+    row = await current_state(session, settings, code)
     if row is None:
         raise NotFound(f"No dossier with code {code!r}.")
     await _check_dossier_scope(session, principal, row.unit_code)
     calendar = await current_calendar(session, settings)
     return to_out(row, calendar, rules_from(settings), at)
+
+
+async def current_state(session: AsyncSession, settings: Settings, code: str) -> Any:
+    """The dossier's state as of its last stored event: read-your-writes for one dossier.
+
+    While its events wait in the backlog, the state is derived here from the history (not
+    written: the worker does that), so a client reading right after posting sees its event.
+    """
+    row, queued = await repository.get(session, code)
+    if not queued:
+        return row
+    histories = await repository.histories(session, [code])
+    if code not in histories:
+        return row
+    history = order(histories[code])
+    limits = await repository.limits(session, {history[-1].procedure_code})
+    calendar = await current_calendar(session, settings)
+    state = derive(
+        code, history, limits.get(history[-1].procedure_code), calendar, rules_from(settings)
+    )
+    values = repository.state_values(state)
+    # As read back from PostgreSQL: instants in UTC, whatever zone the calendar computed in.
+    return SimpleNamespace(
+        **{k: v.astimezone(UTC) if isinstance(v, datetime) else v for k, v in values.items()}
+    )
 
 
 async def _check_dossier_scope(session: AsyncSession, principal: Principal, unit: str) -> None:
@@ -274,10 +309,11 @@ async def dossier_events(
     after: tuple[str, int] | None,
     limit: int,
 ) -> list[Row[Any]]:
-    row = await repository.get(session, code)
-    if row is None:
+    row, _ = await repository.get(session, code)
+    unit_code = row.unit_code if row is not None else await repository.first_unit(session, code)
+    if unit_code is None:
         raise NotFound(f"No dossier with code {code!r}.")
-    await _check_dossier_scope(session, principal, row.unit_code)
+    await _check_dossier_scope(session, principal, unit_code)
     return await repository.events_of(session, code, after, limit)
 
 

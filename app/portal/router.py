@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock
@@ -12,6 +12,7 @@ from app.core.auth import AdminPrincipal, Principal, Scope, require
 from app.core.database import get_session
 from app.core.errors import PayloadTooLarge, Unprocessable
 from app.core.pagination import Page, PageParams, page_params, paginate
+from app.core.prefer import PreferHeader, wants_representation
 from app.dossiers.schemas import CODE_PATTERN, MAX_BATCH
 from app.portal import repository, service
 from app.portal.schemas import PortalEnvelope, QuarantinedOut, SyncStatus
@@ -26,6 +27,7 @@ router = APIRouter(tags=["portal"])
 )
 async def post_portal_dossiers(
     request: Request,
+    response: Response,
     session: Annotated[AsyncSession, Depends(get_session)],
     principal: Annotated[Principal, Depends(require(Scope.dossiers_write))],
     records: Annotated[list[Any], Body()],
@@ -33,15 +35,19 @@ async def post_portal_dossiers(
         str | None,
         Query(pattern=CODE_PATTERN, description="Unit code for records without MaDonVi"),
     ] = None,
+    prefer: PreferHeader = None,
 ) -> PortalEnvelope:
     if len(records) > MAX_BATCH:
         raise PayloadTooLarge(f"At most {MAX_BATCH:,} records per request; got {len(records):,}.")
     if not records:
         raise Unprocessable("no records", errors=[{"pointer": "#", "detail": "empty array"}])
+    derive_now = wants_representation(prefer)
     result = await service.ingest_records(
-        session, request.app.state.settings, principal, records, madonvi
+        session, request.app.state.settings, principal, records, madonvi, derive_now=derive_now
     )
     await session.commit()
+    if derive_now:
+        response.headers["Preference-Applied"] = "return=representation"
     message = (
         "Thành công"
         if result.rejected == 0

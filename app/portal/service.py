@@ -25,6 +25,7 @@ async def ingest_records(
     raw_records: Sequence[Any],
     default_unit: str | None,
     source: str = "portal",
+    derive_now: bool = False,
 ) -> PortalSyncResult:
     parsed = parse_portal_batch(list(raw_records), default_unit)
     flat: list[DossierEventIn] = []
@@ -33,7 +34,9 @@ async def ingest_records(
         for event in events or []:
             flat.append(event)
             owner.append(index)
-    outcome = await dossiers.ingest(session, settings, principal, flat, source=source)
+    outcome = await dossiers.ingest(
+        session, settings, principal, flat, source=source, derive_now=derive_now
+    )
 
     per_record: dict[int, list[Any]] = {}
     for flat_index, result in enumerate(outcome.results):

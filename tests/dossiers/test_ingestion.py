@@ -10,14 +10,20 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.core.database import create_sessionmaker
+from app.core.settings import Settings
+from app.dossiers.jobs import derive_dossiers
 from tests.helpers import (
     ADMIN,
+    DERIVED,
     create_key,
     event,
     get_dossier,
+    instant,
     post_events,
     province_with_communes,
     put_procedure,
+    vn,
 )
 
 
@@ -51,23 +57,87 @@ def comparable(dossier: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in dossier.items() if k != "code"}
 
 
-async def test_single_event_is_201_then_duplicate_is_200_and_changes_nothing(
+async def test_single_event_is_201_with_state_when_asked_then_duplicate_is_200(
     client: httpx.AsyncClient, engine: AsyncEngine, setup: None
 ) -> None:
     body = event("e-1", "H01.01-260302-0001", 2, "2026-03-02 08:00")
-    first = await client.post("/v1/dossier-events", json=body, headers=ADMIN)
+    first = await client.post("/v1/dossier-events", json=body, headers={**ADMIN, **DERIVED})
     assert first.status_code == 201
+    assert first.headers["preference-applied"] == "return=representation"
     assert first.json()["result"] == "stored"
+    assert first.json()["dossier"]["status"] == 2
     # Retried with a different note: still the same event, so nothing may change.
     again = await client.post(
-        "/v1/dossier-events", json={**body, "note": "retry", "status": 9}, headers=ADMIN
+        "/v1/dossier-events",
+        json={**body, "note": "retry", "status": 9},
+        headers={**ADMIN, **DERIVED},
     )
     assert again.status_code == 200
     assert again.json()["result"] == "duplicate"
     assert again.json()["dossier"] == first.json()["dossier"]
     async with engine.connect() as conn:
         rows = (await conn.execute(text("SELECT status, note FROM dossier_events"))).all()
+        queued = (await conn.execute(text("SELECT count(*) FROM dossier_backlog"))).scalar()
     assert rows == [(2, None)]
+    assert queued == 0  # derived in the request: nothing left for the worker
+
+
+async def test_an_event_is_accepted_then_derived_by_the_worker_and_readable_at_once(
+    client: httpx.AsyncClient, engine: AsyncEngine, settings: Settings, setup: None
+) -> None:
+    code = "H01.01-260302-0001"
+    received = event("e-1", code, 2, "2026-03-02 08:00", procedure="P3")
+    accepted = await client.post("/v1/dossier-events", json=received, headers=ADMIN)
+    assert accepted.status_code == 202
+    assert accepted.headers["location"] == f"/v1/dossiers/{code}"
+    assert accepted.json() == {"event_id": "e-1", "result": "stored",
+                               "dossier_url": f"/v1/dossiers/{code}", "dossier": None}  # fmt: skip
+
+    async def table(sql: str) -> list[Any]:
+        async with engine.connect() as conn:
+            return list((await conn.execute(text(sql))).all())
+
+    assert await table("SELECT dossier_code FROM dossier_backlog") == [(code,)]
+    assert await table("SELECT code FROM dossiers") == []  # not derived yet
+    # Read right after posting: derived from the history for the answer, nothing written.
+    early = await get_dossier(client, code)
+    assert (early["status"], early["unit_code"], early["procedure_code"]) == (2, "H01.01", "P3")
+    # Received Mon 2 Mar 08:00, 3 working days: due Thu 5 Mar at 17:00 (UTC+7: 10:00Z).
+    assert instant(early["due_at"]) == vn("2026-03-05 17:00")
+    assert await table("SELECT code FROM dossiers") == []
+
+    ctx = {"sessionmaker": create_sessionmaker(engine), "settings": settings}
+    assert await derive_dossiers(ctx) == 1
+    assert await table("SELECT code, status FROM dossiers") == [(code, 2)]
+    assert await table("SELECT dossier_code FROM dossier_backlog") == []
+    assert await get_dossier(client, code) == early  # the stored state is the one read before
+    assert await derive_dossiers(ctx) == 0  # idempotent: an empty backlog is a no-op
+
+    finished = event("e-2", code, 9, "2026-03-04 10:00", procedure="P3")
+    assert (
+        await client.post("/v1/dossier-events", json=finished, headers=ADMIN)
+    ).status_code == 202
+    assert (await get_dossier(client, code))["timeliness"] == "early"  # before the worker ran
+    duplicate = await client.post("/v1/dossier-events", json=finished, headers=ADMIN)
+    assert duplicate.status_code == 200
+    assert duplicate.json()["result"] == "duplicate"
+    assert await derive_dossiers(ctx) == 1
+    assert await table("SELECT status, outcome FROM dossiers") == [(9, "early")]
+
+
+async def test_a_queued_batch_is_derived_in_chunks_by_the_worker(
+    client: httpx.AsyncClient, engine: AsyncEngine, settings: Settings, setup: None
+) -> None:
+    events = [event(f"q-{n}", f"H01.01-260302-{n:04d}", 2, "2026-03-02 08:00") for n in range(5)]
+    answer = await client.post("/v1/dossier-events/batch", json={"events": events}, headers=ADMIN)
+    assert answer.status_code == 200
+    assert (answer.json()["stored"], answer.json()["derived"]) == (5, False)
+    ctx = {"sessionmaker": create_sessionmaker(engine),
+           "settings": settings.model_copy(update={"derive_chunk": 2})}  # fmt: skip
+    assert await derive_dossiers(ctx) == 5  # 2 + 2 + 1, each chunk its own transaction
+    async with engine.connect() as conn:
+        count = (await conn.execute(text("SELECT count(*) FROM dossiers"))).scalar()
+    assert count == 5
 
 
 async def test_shuffled_history_gives_the_same_state_as_ordered(
@@ -77,10 +147,11 @@ async def test_shuffled_history_gives_the_same_state_as_ordered(
     await post_events(client, ordered)
     shuffled = history("b", "H01.01-260302-0002")
     random.Random(7).shuffle(shuffled)
-    # Out of order, and one at a time, as a desk recovering from an outage might send them.
+    # Out of order, and one at a time, as a desk recovering from an outage might send them;
+    # queued (202), so the state read below is derived from the history on the read.
     for item in reversed(shuffled):
         response = await client.post("/v1/dossier-events", json=item, headers=ADMIN)
-        assert response.status_code == 201
+        assert response.status_code == 202
     a = await get_dossier(client, "H01.01-260302-0001")
     b = await get_dossier(client, "H01.01-260302-0002")
     assert comparable(a) == comparable(b)
@@ -164,7 +235,8 @@ async def test_personal_data_is_never_stored(
         "owner_phone": "0912345678",
         "owner_email": "lan@example.vn",
     }
-    assert (await client.post("/v1/dossier-events", json=body, headers=ADMIN)).status_code == 201
+    posted = await client.post("/v1/dossier-events", json=body, headers={**ADMIN, **DERIVED})
+    assert posted.status_code == 201
     async with engine.connect() as conn:
         dumped = str((await conn.execute(text("SELECT * FROM dossier_events"))).all())
         dumped += str((await conn.execute(text("SELECT * FROM dossiers"))).all())

@@ -100,7 +100,7 @@ CASES = [
          path=lambda w: "/v1/calendar/days/2026-12-31"),
     # Outside the key's unit the single-event endpoint answers 403 (with the item's error,
     # pointer #/unit_code), as indicator values do; batches answer 200 with the item rejected.
-    Case("POST", "/v1/dossier-events", keyed(201, 403, 403, 201), body=_event),
+    Case("POST", "/v1/dossier-events", keyed(202, 403, 403, 202), body=_event),
     Case("POST", "/v1/dossier-events/batch", keyed(200, 200, 403, 200),
          body=lambda k, w: {"events": [_event(f"batch-{k}", w)]}),
     Case("GET", "/v1/dossiers/{code}", keyed(200, 403, 200, 200),
