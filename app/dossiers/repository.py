@@ -51,6 +51,50 @@ class Checked:
     stored: bool
 
 
+def _store_statement(scoped: bool) -> TextClause:
+    unnest = ", ".join(f"CAST(:{c} AS {_array_type(c)})" for c in _EVENT_COLUMNS)
+    names = ", ".join(_EVENT_COLUMNS)
+    if scoped:
+        subtree = SUBTREE.replace(":root", ":scope_root") + ","
+        in_scope = "i.unit_code IN (SELECT code FROM subtree)"
+    else:
+        subtree, in_scope = "WITH ", "true"
+    return text(
+        f"""
+        {subtree} input AS (
+            SELECT * FROM unnest({unnest}) WITH ORDINALITY AS i({names}, ord)
+        ),
+        checked AS (
+            SELECT i.*, u.code IS NOT NULL AS unit_known, p.code IS NOT NULL AS procedure_known,
+                   {in_scope} AS in_scope
+            FROM input i
+            LEFT JOIN units u ON u.code = i.unit_code
+            LEFT JOIN procedures p ON p.code = i.procedure_code
+        ),
+        stored AS (
+            INSERT INTO dossier_events ({names}, source)
+            SELECT {names}, CAST(:source AS text) FROM checked
+            WHERE unit_known AND procedure_known AND in_scope
+            ON CONFLICT (event_id) DO NOTHING
+            RETURNING event_id, dossier_code
+        ),
+        queued AS (
+            INSERT INTO dossier_backlog (dossier_code)
+            SELECT DISTINCT dossier_code FROM stored
+            ON CONFLICT (dossier_code) DO NOTHING
+        )
+        SELECT c.unit_known, c.procedure_known, c.in_scope, s.event_id IS NOT NULL
+        FROM checked c LEFT JOIN stored s ON s.event_id = c.event_id
+        ORDER BY c.ord
+        """  # noqa: S608 - column names are constants
+    )
+
+
+# Built once: constructing a text() parses its bind parameters with a regex, which on a
+# statement this long costs more CPU than the rest of a single-event request.
+_STORE = {scoped: _store_statement(scoped) for scoped in (False, True)}
+
+
 async def store_events(
     session: AsyncSession, events: Sequence[DossierEventIn], source: str, scope_root: str | None
 ) -> list[Checked]:
@@ -65,45 +109,10 @@ async def store_events(
     columns = {c: [getattr(e, c) for e in events] for c in _EVENT_COLUMNS}
     columns["status"] = [int(s) for s in columns["status"]]
     columns["channel"] = [int(c) for c in columns["channel"]]
-    unnest = ", ".join(f"CAST(:{c} AS {_array_type(c)})" for c in _EVENT_COLUMNS)
-    names = ", ".join(_EVENT_COLUMNS)
-    if scope_root is None:
-        subtree, in_scope = "WITH ", "true"
-    else:
-        subtree = SUBTREE.replace(":root", ":scope_root") + ","
-        in_scope = "i.unit_code IN (SELECT code FROM subtree)"
-    rows = await session.execute(
-        text(
-            f"""
-            {subtree} input AS (
-                SELECT * FROM unnest({unnest}) WITH ORDINALITY AS i({names}, ord)
-            ),
-            checked AS (
-                SELECT i.*, u.code IS NOT NULL AS unit_known, p.code IS NOT NULL AS procedure_known,
-                       {in_scope} AS in_scope
-                FROM input i
-                LEFT JOIN units u ON u.code = i.unit_code
-                LEFT JOIN procedures p ON p.code = i.procedure_code
-            ),
-            stored AS (
-                INSERT INTO dossier_events ({names}, source)
-                SELECT {names}, CAST(:source AS text) FROM checked
-                WHERE unit_known AND procedure_known AND in_scope
-                ON CONFLICT (event_id) DO NOTHING
-                RETURNING event_id, dossier_code
-            ),
-            queued AS (
-                INSERT INTO dossier_backlog (dossier_code)
-                SELECT DISTINCT dossier_code FROM stored
-                ON CONFLICT (dossier_code) DO NOTHING
-            )
-            SELECT c.unit_known, c.procedure_known, c.in_scope, s.event_id IS NOT NULL
-            FROM checked c LEFT JOIN stored s ON s.event_id = c.event_id
-            ORDER BY c.ord
-            """  # noqa: S608 - column names are constants
-        ),
-        {**columns, "source": source, "scope_root": scope_root},
-    )
+    params = {**columns, "source": source}
+    if scope_root is not None:
+        params["scope_root"] = scope_root
+    rows = await session.execute(_STORE[scope_root is not None], params)
     return [Checked(*row) for row in rows]
 
 
