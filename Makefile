@@ -37,7 +37,8 @@ typecheck: $(VENV)/.installed-dev
 test: lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-# Benchmarks: chiso beside bare baselines, in one run (SCALE=small, the default, or national;
+# Benchmarks: chiso beside bare baselines, in one run (SCALE=small, the default, national, or
+# smoke: seconds, run by `make test` through tests/test_bench.py;
 # BENCH_ARGS="--scenarios batch --profile batch"). Results: bench/results/, docs/PERFORMANCE.md.
 # Installs wrk with apt-get when missing (as root); never part of `make test`.
 bench: $(VENV)/.installed

@@ -33,16 +33,16 @@ def is_full(data: dict[str, Any]) -> bool:
     return set(data["scenarios"]) == set(SCENARIOS)
 
 
-def write_json(data: dict[str, Any]) -> Path:
+def write_json(data: dict[str, Any], results_dir: Path = RESULTS_DIR) -> Path:
     """``<date>-<scale>.json`` for a full run; a subset of scenarios (or a trial of
     ``--api-env``) gets its own name, so it never replaces the run the docs table shows."""
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    results_dir.mkdir(parents=True, exist_ok=True)
     day = data["machine"]["date"][:10]
     name = f"{day}-{data['scale']}"
     if not is_full(data) or data["config"].get("api_env"):
         name += "-" + "+".join(data["scenarios"]) + "-" + data["machine"]["date"][11:19]
         name = name.replace(":", "")
-    path = RESULTS_DIR / f"{name}.json"
+    path = results_dir / f"{name}.json"
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
     return path
 
@@ -98,8 +98,16 @@ def _load_note(data: dict[str, Any]) -> str:
     )
 
 
-def section(data: dict[str, Any], json_path: Path) -> str:
+def section(data: dict[str, Any], json_path: Path, sources: list[Path] | None = None) -> str:
     m = data["machine"]
+    if sources:
+        raw = "Raw (each scenario's latest run): " + ", ".join(
+            f"`{p.relative_to(p.parents[2])}`" for p in sources
+        )
+        took = f"Runs took {data['seconds'] / 60:.1f} min in all."
+    else:
+        raw = f"Raw: `{json_path.relative_to(json_path.parents[2])}`."
+        took = f"Run took {data['seconds'] / 60:.1f} min."
     pg = data["postgres"]
     cfg = data["config"]
     return "\n".join(
@@ -111,8 +119,7 @@ def section(data: dict[str, Any], json_path: Path) -> str:
             f"(shared_buffers {pg['settings'].get('shared_buffers', '?')}, synchronous_commit "
             f"{pg['settings'].get('synchronous_commit', '?')}). API and baselines: uvicorn, "
             f"{cfg['workers']} workers each; load generator: {cfg['loadgen']}; "
-            f"{cfg['rounds']} interleaved rounds, median. Run took {data['seconds'] / 60:.1f} min. "
-            f"Raw: `{json_path.relative_to(json_path.parents[2])}`. {_load_note(data)}",
+            f"{cfg['rounds']} interleaved rounds, median. {took} {raw} {_load_note(data)}",
             "",
             table(data),
             "",
@@ -120,10 +127,46 @@ def section(data: dict[str, Any], json_path: Path) -> str:
     )
 
 
+def latest_per_scenario(
+    scale: str, results_dir: Path = RESULTS_DIR
+) -> tuple[dict[str, Any], list[Path]] | None:
+    """The most recent result of every scenario at ``scale`` (``--api-env`` trials left out),
+    merged into one run-shaped dict, with the files it came from.
+
+    A national run takes hours, so it is often run a few scenarios at a time; the table shows
+    each scenario's latest measurement, and says which run (file) each came from.
+    """
+    runs = []
+    for path in sorted(results_dir.glob(f"*-{scale}*.json")):
+        data = json.loads(path.read_text())
+        if data.get("scale") == scale and not data["config"].get("api_env"):
+            runs.append((data["machine"]["date"], path, data))
+    if not runs:
+        return None
+    runs.sort(key=lambda r: r[0])
+    chosen: dict[str, tuple[Path, dict[str, Any]]] = {}
+    for _, path, data in runs:
+        for name, scenario in data["scenarios"].items():
+            if scenario["status"] == "ok" or name not in chosen:
+                chosen[name] = (path, {**scenario, "source": path.name})
+    latest = runs[-1][2]
+    merged = {
+        **latest,
+        "scenarios": {n: chosen[n][1] for n in SCENARIOS if n in chosen},
+        "seconds": sum(d["seconds"] for _, p, d in runs if p in {c[0] for c in chosen.values()}),
+    }
+    return merged, sorted({c[0] for c in chosen.values()})
+
+
 def update_doc(data: dict[str, Any], json_path: Path, doc: Path = PERFORMANCE_MD) -> None:
     """Replace this scale's section between its markers, keeping the rest of the file."""
     start, end = f"<!-- bench:{data['scale']}:start -->", f"<!-- bench:{data['scale']}:end -->"
-    block = f"{start}\n{section(data, json_path)}{end}"
+    merged = latest_per_scenario(data["scale"], json_path.parent)
+    if merged is not None and len(merged[1]) > 1:
+        data, sources = merged
+        block = f"{start}\n{section(data, sources[-1], sources)}{end}"
+    else:
+        block = f"{start}\n{section(data, json_path)}{end}"
     text = doc.read_text() if doc.exists() else DOC_HEADER
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
     if pattern.search(text):

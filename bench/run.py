@@ -28,7 +28,7 @@ from typing import Any
 import asyncpg
 
 from bench import report
-from bench.config import SCALES, SCENARIOS, Options
+from bench.config import RESULTS_DIR, SCALES, SCENARIOS, Options
 from bench.context import Bench
 from bench.datagen import load_reference, weighted_units
 from bench.infra import (
@@ -46,7 +46,7 @@ from bench.loadgen import LoadGenerator
 from bench.model import ScenarioResult
 from bench.scenarios import runner
 
-DATABASE = "chiso_bench"
+DATABASE = "chiso_bench"  # + the run id: two runs (or a run and the test suite) never collide
 
 
 def parse_args(argv: list[str] | None) -> Options:
@@ -80,6 +80,9 @@ def parse_args(argv: list[str] | None) -> Options:
     parser.add_argument("--no-docs", action="store_true", help="do not touch docs/PERFORMANCE.md")
     parser.add_argument("--rankings-query", default="")
     parser.add_argument(
+        "--results-dir", type=Path, default=RESULTS_DIR, help="where the JSON results go"
+    )
+    parser.add_argument(
         "--api-env",
         action="append",
         default=[],
@@ -100,6 +103,7 @@ def parse_args(argv: list[str] | None) -> Options:
         keep_database=args.keep_database,
         write_docs=not args.no_docs,
         rankings_query=args.rankings_query,
+        results_dir=args.results_dir,
         extra=dict(_pair(v) for v in args.api_env),
     )
     return options.with_rounds(args.rounds) if args.rounds else options
@@ -158,10 +162,10 @@ def setup(bench: Bench) -> None:
     from app.core.migrations import upgrade
 
     server = bench.servers.database_url
-    bench.db_name = DATABASE
-    bench.db_url = asyncio.run(create_database(server, DATABASE))
-    bench.databases.append(DATABASE)
-    log(f"database {DATABASE}: migrating")
+    bench.db_name = f"{DATABASE}_{bench.run_id}"
+    bench.db_url = asyncio.run(create_database(server, bench.db_name))
+    bench.databases.append(bench.db_name)
+    log(f"database {bench.db_name}: migrating")
     upgrade(bench.db_url)
     asyncio.run(_reference(bench))
     bench.unit_pool = weighted_units(bench.units)
@@ -171,7 +175,7 @@ def setup(bench: Bench) -> None:
         from bench.scenarios.sweep import sweep_databases
 
         for name in sweep_databases(bench):  # copies made before any dossier exists
-            asyncio.run(create_database(server, name, template=DATABASE))
+            asyncio.run(create_database(server, name, template=bench.db_name))
             bench.databases.append(name)
 
 
@@ -241,6 +245,7 @@ def run(options: Options) -> dict[str, Any]:
         teardown(bench)
     data = {
         "schema": 1,
+        "run_id": run_id,
         "scale": options.scale.name,
         "machine": machine,
         "postgres": pg,
@@ -271,11 +276,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; everything started was stopped", file=sys.stderr)
         return 130
-    path = report.write_json(data)
-    if options.write_docs and report.is_full(data) and not options.extra:
-        report.update_doc(data, path)
+    path = report.write_json(data, options.results_dir)
+    if options.write_docs and not options.extra and data["scale"] != "smoke":
+        report.update_doc(data, path)  # each scenario's latest run at this scale
     elif options.write_docs:
-        log("partial run or configuration trial: docs/PERFORMANCE.md left as it is")
+        log("smoke run or configuration trial: docs/PERFORMANCE.md left as it is")
     print()
     print(report.table(data))
     print(f"\nresults: {path}")
