@@ -40,7 +40,7 @@ test: lint typecheck
 # Benchmarks: chiso beside bare baselines, in one run (SCALE=small, the default, national, or
 # smoke: seconds, run by `make test` through tests/test_bench.py;
 # BENCH_ARGS="--scenarios batch --profile batch"). Results: bench/results/, docs/PERFORMANCE.md.
-# Installs wrk with apt-get when missing (as root); never part of `make test`.
+# Installs wrk with apt-get when missing (as root); only the smoke scale is part of `make test`.
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench --scale $(or $(SCALE),small) $(BENCH_ARGS)
 
