@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from typing import Any
 
@@ -276,3 +277,25 @@ async def test_write_scope_and_unit_binding(client: httpx.AsyncClient, setup: No
     assert outside.json()["errors"] == [
         {"pointer": "#/unit_code", "detail": "outside this key's unit"}
     ]
+
+
+async def test_two_workers_share_the_backlog_without_deriving_a_dossier_twice(
+    client: httpx.AsyncClient, engine: AsyncEngine, settings: Settings, setup: None
+) -> None:
+    events = [
+        event(f"w-{n}-{k}", f"H01.01-260302-{n:04d}", status, f"2026-03-0{2 + k} 08:00")
+        for n in range(60)
+        for k, status in enumerate((2, 4, 9))
+    ]
+    answer = await client.post("/v1/dossier-events/batch", json={"events": events}, headers=ADMIN)
+    assert answer.json()["stored"] == 180
+    small_chunks = settings.model_copy(update={"derive_chunk": 7})
+    workers = [{"sessionmaker": create_sessionmaker(engine), "settings": small_chunks}
+               for _ in range(2)]  # fmt: skip
+    done = await asyncio.gather(*(derive_dossiers(ctx) for ctx in workers))
+    assert sum(done) == 60  # every dossier claimed by exactly one of them
+    async with engine.connect() as conn:
+        rows = (await conn.execute(text("SELECT status, event_count FROM dossiers"))).all()
+        queued = (await conn.execute(text("SELECT count(*) FROM dossier_backlog"))).scalar()
+    assert sorted(set(rows)) == [(9, 3)] and len(rows) == 60
+    assert queued == 0
