@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Row, delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -171,31 +172,59 @@ async def snapshots(
     return list((await session.scalars(query)).all())
 
 
+_SNAPSHOT_COLUMNS: dict[str, str] = {
+    "unit_code": "text", "period": "text", "revision": "integer", "catalog_version": "text",
+    "total": "numeric", "grade": "text", "completeness": "numeric", "groups": "jsonb",
+    "metrics": "jsonb", "rank": "integer", "ranked_of": "integer", "computed_at": "timestamptz",
+}  # fmt: skip
+_INSERT_SNAPSHOTS = text(
+    f"INSERT INTO score_snapshots ({', '.join(_SNAPSHOT_COLUMNS)}) "  # noqa: S608 - constants
+    "SELECT "
+    + ", ".join(f"{c}::jsonb" if t == "jsonb" else c for c, t in _SNAPSHOT_COLUMNS.items())
+    + " FROM unnest("
+    + ", ".join(
+        f"CAST(:{c} AS {'text' if t == 'jsonb' else t}[])" for c, t in _SNAPSHOT_COLUMNS.items()
+    )
+    + f") AS v({', '.join(_SNAPSHOT_COLUMNS)})"
+)
+_SAVE_RANKINGS = text(
+    """
+    INSERT INTO ranking_snapshots (key, period, etag, body, computed_at)
+    SELECT * FROM unnest(CAST(:key AS text[]), CAST(:period AS text[]), CAST(:etag AS text[]),
+                         CAST(:body AS bytea[]), CAST(:computed_at AS timestamptz[]))
+    ON CONFLICT (key) DO UPDATE
+    SET etag = excluded.etag, body = excluded.body, computed_at = excluded.computed_at
+    """
+)
+
+
+def _columns(rows: Sequence[dict[str, Any]], names: Iterable[str]) -> dict[str, list[Any]]:
+    return {name: [row[name] for row in rows] for name in names}
+
+
 async def replace_snapshots(
     session: AsyncSession, period: str, revision: int, values: Sequence[dict[str, Any]]
 ) -> None:
+    """Every unit's snapshot of a period's revision, in one ``INSERT … FROM unnest``: an ORM
+    multi-row insert compiled 50,000 bind parameters for 4,000 units (most of a refresh)."""
     await session.execute(
         delete(ScoreSnapshot).where(
             ScoreSnapshot.period == period, ScoreSnapshot.revision == revision
         )
     )
-    for start in range(0, len(values), 2000):
-        await session.execute(insert(ScoreSnapshot).values(list(values[start : start + 2000])))
+    if not values:
+        return
+    params = _columns(values, _SNAPSHOT_COLUMNS)
+    for name in ("groups", "metrics"):
+        params[name] = [orjson.dumps(v).decode() for v in params[name]]
+    await session.execute(_INSERT_SNAPSHOTS, params)
 
 
 async def save_rankings(session: AsyncSession, rankings: Sequence[dict[str, Any]]) -> None:
     if not rankings:
         return
-    stmt = insert(RankingSnapshot).values(list(rankings))
     await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[RankingSnapshot.key],
-            set_={
-                "etag": stmt.excluded.etag,
-                "body": stmt.excluded.body,
-                "computed_at": stmt.excluded.computed_at,
-            },
-        )
+        _SAVE_RANKINGS, _columns(rankings, ("key", "period", "etag", "body", "computed_at"))
     )
 
 

@@ -15,7 +15,7 @@ from tests.indicators import switched_catalog
 @pytest.fixture
 def switched(app: FastAPI) -> Iterator[None]:
     """The app serves a catalog whose next version starts on 1 July 2024."""
-    original = app.state.indicator_catalog
+    original = getattr(app.state, "indicator_catalog", None)  # None: the shipped one
     app.state.indicator_catalog = switched_catalog(date(2024, 7, 1))
     yield
     app.state.indicator_catalog = original
