@@ -114,14 +114,18 @@ async def test_private_unvalidated_and_expired_answers_are_never_stored() -> Non
     assert calls["n"] == 6
 
 
-async def test_entries_expire_after_the_configured_seconds() -> None:
+async def test_after_the_configured_seconds_the_app_is_asked_again() -> None:
     app, calls = make_app(seconds=30)
     cache: ResponseCache = app.state.response_cache
     async with client_for(app) as client:
         await client.get("/public")
         (key,) = cache.entries
         cache.entries[key] = replace(cache.entries[key], expires=0.0)  # its time is up
+        stale = await client.get("/public")  # answered at once, refreshed behind it
+        while key in cache.filling:
+            await asyncio.sleep(0.01)
         again = await client.get("/public")
+    assert stale.json() == {"answered": 1}
     assert again.json() == {"answered": 2}
     assert calls["n"] == 2
 
@@ -156,22 +160,34 @@ async def test_concurrent_misses_cost_one_trip_to_the_app() -> None:
     assert calls["n"] == 1
 
 
-async def test_during_a_refill_others_get_the_previous_answer_within_its_max_age() -> None:
+async def test_an_expired_answer_is_served_at_once_and_refreshed_in_the_background() -> None:
     app, calls, gate = gated_app()
     cache: ResponseCache = app.state.response_cache
     async with client_for(app) as client:
         gate.set()
         await client.get("/slow")
         (key,) = cache.entries
-        cache.entries[key] = replace(cache.entries[key], expires=0.0)  # due for a refill
-        gate.clear()
-        refill = asyncio.create_task(client.get("/slow"))
-        await asyncio.sleep(0.05)
-        meanwhile = await client.get("/slow")  # not held up by the slow refill
+        cache.entries[key] = replace(cache.entries[key], expires=0.0)  # due for a refresh
+        gate.clear()  # the database is slow now
+        stale = await asyncio.wait_for(client.get("/slow"), 1)  # not held up by it
+        again = await asyncio.wait_for(client.get("/slow"), 1)  # one refresh, not two
+        assert calls["n"] == 2
         gate.set()
-        refilled = await refill
-        after = await client.get("/slow")
-    assert meanwhile.json() == {"answered": 1}
-    assert refilled.json() == {"answered": 2}
-    assert after.json() == {"answered": 2}
+        while key in cache.filling:  # the background refresh finishing
+            await asyncio.sleep(0.01)
+        fresh = await client.get("/slow")
+    assert stale.json() == again.json() == {"answered": 1}
+    assert fresh.json() == {"answered": 2}
     assert calls["n"] == 2
+
+
+async def test_past_its_max_age_an_answer_is_not_served_stale() -> None:
+    app, _, gate = gated_app()
+    cache: ResponseCache = app.state.response_cache
+    async with client_for(app) as client:
+        gate.set()
+        await client.get("/slow")
+        (key,) = cache.entries
+        cache.entries[key] = replace(cache.entries[key], expires=0.0, stale_until=0.0)
+        fresh = await client.get("/slow")
+    assert fresh.json() == {"answered": 2}

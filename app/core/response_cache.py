@@ -16,9 +16,11 @@ The rules are those of a shared HTTP cache (RFC 9111), narrowed to be safe:
 - on a miss the request goes to the app *unconditionally* (``If-None-Match`` removed), so a
   poll from a client that already holds the ETag still fills the cache; the conditional is then
   answered here;
-- one request per key refills it at a time: the others get the previous answer while it is
-  still within the response's own ``max-age`` (else they wait for the refill), so an expiry
-  under thousands of polls costs one trip to the app, not one per poll in flight.
+- an expired entry still within the response's own ``max-age`` is answered at once and
+  refreshed in the background (RFC 5861's stale-while-revalidate), one refresh per key at a
+  time: no poll ever waits for the database once a key has been served;
+- a key never served yet is filled by the first request; polls arriving meanwhile wait for
+  that one answer instead of each asking the app.
 
 It sits inside the observability and rate-limit middleware, so a hit is still logged, counted
 and limited, and outside gzip, so a compressed body is stored compressed (the key tells them
@@ -28,12 +30,15 @@ apart).
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from dataclasses import dataclass
 
 from prometheus_client import Counter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+logger = logging.getLogger("chiso.response_cache")
 
 MAX_BODY = 1 << 20
 MAX_ENTRIES = 2048
@@ -116,6 +121,7 @@ class ResponseCacheMiddleware:
     def __init__(self, app: ASGIApp, *, cache: ResponseCache) -> None:
         self.app = app
         self.cache = cache
+        self._refreshing: set[asyncio.Task[None]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "GET":
@@ -134,7 +140,9 @@ class ResponseCacheMiddleware:
                 conditional = value
         key = (scope["path"].encode(), scope["query_string"], accept, encoding)
         now = time.monotonic()
-        entry = self.cache.get(key, now) or await self._during_refill(key, now)
+        entry = self.cache.get(key, now) or self._stale_while_revalidating(scope, key, now)
+        if entry is None:
+            entry = await self._filled_meanwhile(key)
         if entry is None:
             _MISSES.inc()
             refilled = self.cache.filling[key] = asyncio.Event()
@@ -156,15 +164,49 @@ class ResponseCacheMiddleware:
         await send({"type": "http.response.start", "status": 200, "headers": entry.headers})
         await send({"type": "http.response.body", "body": entry.body})
 
-    async def _during_refill(self, key: tuple[bytes, ...], now: float) -> Entry | None:
-        """While another request refills ``key``: the previous answer, or the new one."""
-        refilling = self.cache.filling.get(key)
-        if refilling is None:
-            return None
+    def _stale_while_revalidating(
+        self, scope: Scope, key: tuple[bytes, ...], now: float
+    ) -> Entry | None:
+        """An expired entry within its max-age, with a background refresh started (once)."""
         previous = self.cache.entries.get(key)
-        if previous is not None and now < previous.stale_until:
-            return previous
-        await refilling.wait()
+        if previous is None or now >= previous.stale_until:
+            return None
+        if key not in self.cache.filling:
+            refresh = {
+                **scope,
+                "headers": [(n, v) for n, v in scope["headers"] if n != b"if-none-match"],
+                "state": {},
+            }
+            refreshed = self.cache.filling[key] = asyncio.Event()  # before the task starts
+            task = asyncio.create_task(self._refresh(refresh, key, refreshed))
+            self._refreshing.add(task)
+            task.add_done_callback(self._refreshing.discard)
+        return previous
+
+    async def _refresh(
+        self, scope: Scope, key: tuple[bytes, ...], refreshed: asyncio.Event
+    ) -> None:
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def discard(message: Message) -> None:
+            return None
+
+        try:
+            await self._fill(scope, receive, discard, key, time.monotonic())
+        except Exception:  # the stale entry stays; the next poll after it tries again
+            logger.exception("refreshing a cached response failed")
+        finally:
+            if self.cache.filling.get(key) is refreshed:
+                del self.cache.filling[key]
+            refreshed.set()
+
+    async def _filled_meanwhile(self, key: tuple[bytes, ...]) -> Entry | None:
+        """A key being filled by another request: its answer, once there."""
+        filling = self.cache.filling.get(key)
+        if filling is None:
+            return None
+        await filling.wait()
         return self.cache.get(key, time.monotonic())
 
     async def _fill(
