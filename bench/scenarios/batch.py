@@ -16,6 +16,7 @@ derivation one after the other (what 2 cores sustain when both run).
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -24,9 +25,10 @@ import asyncpg
 import httpx
 import orjson
 
+from bench.config import PROJECT_ROOT
 from bench.context import Bench
 from bench.datagen import EVENT_COLUMNS, copy_record, histories
-from bench.infra import log, plain_url
+from bench.infra import log, plain_url, project_python
 from bench.model import Figure, ScenarioResult, interleaved, median
 
 TITLE = "Batch ingestion"
@@ -65,6 +67,44 @@ async def _post_all(bench: Bench, bodies: list[bytes]) -> dict[str, int]:
 
         await asyncio.gather(*(worker() for _ in range(bench.scale.batch_concurrency)))
     return totals
+
+
+DERIVE_SCRIPT = """
+import asyncio, sys
+from datetime import UTC, datetime
+from pydantic import SecretStr
+from app.core.database import create_engine, create_sessionmaker
+from app.core.settings import Settings
+from app.dossiers.jobs import derive_dossiers
+
+async def main() -> None:
+    settings = Settings(environment="production", database_url=sys.argv[1],
+                        redis_url=sys.argv[2], admin_token=SecretStr(sys.argv[3]))
+    engine = create_engine(settings, sys.argv[1])
+    try:
+        ctx = {"sessionmaker": create_sessionmaker(engine), "settings": settings}
+        print(await derive_dossiers(ctx))
+    finally:
+        await engine.dispose()
+
+asyncio.run(main())
+"""
+
+
+def _derive_in_processes(bench: Bench, processes: int) -> tuple[int, float]:
+    """``processes`` worker-like processes drain the backlog together: (dossiers, seconds)."""
+    command = [project_python(), "-c", DERIVE_SCRIPT, bench.db_url,
+               bench.servers.redis_url, bench.admin_token]  # fmt: skip
+    started = time.perf_counter()
+    procs = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, cwd=PROJECT_ROOT)  # noqa: S603
+        for _ in range(processes)
+    ]
+    outputs = [p.communicate(timeout=6 * 3600)[0] for p in procs]
+    seconds = time.perf_counter() - started
+    if any(p.returncode for p in procs):
+        raise RuntimeError(f"a derivation process failed: {[p.returncode for p in procs]}")
+    return sum(int(o.split()[-1]) for o in outputs), seconds
 
 
 async def _derive_all(bench: Bench) -> int:
@@ -145,6 +185,14 @@ def run(bench: Bench) -> ScenarioResult:
 
     bases, subjects = interleaved(scale.rounds, baseline, subject)
 
+    # Scaling out the worker: one more round's events, drained by two worker processes at once
+    # (each claims its chunks with SKIP LOCKED), beside the rounds' one.
+    bodies, _, extra_count = _prepare(bench, f"{bench.run_id}B2W")
+    asyncio.run(_post_all(bench, bodies))
+    two_dossiers, two_seconds = _derive_in_processes(bench, 2)
+    log(f"batch: {two_dossiers:,} dossiers derived by 2 processes in {two_seconds:.1f}s")
+    two_workers = {"events": extra_count, "dossiers": two_dossiers, "seconds": two_seconds}
+
     profiler = bench.profiler("batch", bench.api_worker_pids(), 600)
     if profiler is not None:
         bodies, _, _ = _prepare(bench, f"{bench.run_id}BP")
@@ -184,6 +232,15 @@ def run(bench: Bench) -> ScenarioResult:
             "events/s",
             median([s["derived_events_per_s"] for s in subjects]),
             note="the round's queued dossiers, drained by derive_dossiers after the posts",
+        ),
+        Figure(
+            "derivation by 2 worker processes (events/s)",
+            "events/s",
+            extra_count / two_seconds,
+            median([s["derived_events_per_s"] for s in subjects]),
+            "derivation by 1 (the rounds above)",
+            rounds=[{"two_workers": two_workers}],
+            note="one more round of events, drained by two processes sharing the queue",
         ),
         Figure(
             "ingest then derive (events/s)",
