@@ -93,16 +93,19 @@ def _load_note(data: dict[str, Any]) -> str:
     if peak <= cores:
         return f"1-minute load stayed ≤ {peak:.1f} on {cores} cores."
     return (
-        f"**Contended machine**: 1-minute load up to {peak:.1f} on {cores} cores during the "
-        "run (other work); read ratios, not absolute figures."
+        f"1-minute load up to {peak:.1f} on {cores} cores: the load generator, the processes "
+        "under test and PostgreSQL share them (and any other work on the machine); read "
+        "ratios, not absolute figures."
     )
 
 
 def section(data: dict[str, Any], json_path: Path, sources: list[Path] | None = None) -> str:
     m = data["machine"]
     if sources:
-        raw = "Raw (each scenario's latest run): " + ", ".join(
-            f"`{p.relative_to(p.parents[2])}`" for p in sources
+        raw = (
+            "Raw (each scenario's latest run): "
+            + ", ".join(f"`{p.relative_to(p.parents[2])}`" for p in sources)
+            + "."
         )
         took = f"Runs took {data['seconds'] / 60:.1f} min in all."
     else:
