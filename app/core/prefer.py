@@ -17,6 +17,8 @@ PREFER_DESCRIPTION = (
     "already reflects them."
 )
 PreferHeader = Annotated[str | None, Header(description=PREFER_DESCRIPTION)]
+# RFC 7240 §3: the answer says which preference it honoured.
+REPRESENTATION_APPLIED = {"Preference-Applied": "return=representation"}
 
 
 def wants_representation(prefer: str | None) -> bool:

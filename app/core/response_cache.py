@@ -30,9 +30,11 @@ apart).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from prometheus_client import Counter
@@ -145,13 +147,8 @@ class ResponseCacheMiddleware:
             entry = await self._filled_meanwhile(key)
         if entry is None:
             _MISSES.inc()
-            refilled = self.cache.filling[key] = asyncio.Event()
-            try:
+            with self._filling(key):
                 entry = await self._fill(scope, receive, send, key, now)
-            finally:
-                if self.cache.filling.get(key) is refilled:
-                    del self.cache.filling[key]
-                refilled.set()
             if entry is None:
                 return  # not storable: the app's own answer has been sent
         else:
@@ -172,19 +169,29 @@ class ResponseCacheMiddleware:
         if previous is None or now >= previous.stale_until:
             return None
         if key not in self.cache.filling:
-            refresh = {
-                **scope,
-                "headers": [(n, v) for n, v in scope["headers"] if n != b"if-none-match"],
-                "state": {},
-            }
-            refreshed = self.cache.filling[key] = asyncio.Event()  # before the task starts
-            task = asyncio.create_task(self._refresh(refresh, key, refreshed))
+            filling = self._filling(key)  # claimed now, before the task starts
+            task = asyncio.create_task(self._refresh({**scope, "state": {}}, key, filling))
             self._refreshing.add(task)
             task.add_done_callback(self._refreshing.discard)
         return previous
 
+    def _filling(self, key: tuple[bytes, ...]) -> contextlib.AbstractContextManager[None]:
+        """Mark ``key`` as being filled until the block ends; waiters are woken then."""
+        done = self.cache.filling[key] = asyncio.Event()
+
+        @contextlib.contextmanager
+        def until_done() -> Iterator[None]:
+            try:
+                yield
+            finally:
+                if self.cache.filling.get(key) is done:
+                    del self.cache.filling[key]
+                done.set()
+
+        return until_done()
+
     async def _refresh(
-        self, scope: Scope, key: tuple[bytes, ...], refreshed: asyncio.Event
+        self, scope: Scope, key: tuple[bytes, ...], filling: contextlib.AbstractContextManager[None]
     ) -> None:
         async def receive() -> Message:
             return {"type": "http.request", "body": b"", "more_body": False}
@@ -192,14 +199,11 @@ class ResponseCacheMiddleware:
         async def discard(message: Message) -> None:
             return None
 
-        try:
-            await self._fill(scope, receive, discard, key, time.monotonic())
-        except Exception:  # the stale entry stays; the next poll after it tries again
-            logger.exception("refreshing a cached response failed")
-        finally:
-            if self.cache.filling.get(key) is refreshed:
-                del self.cache.filling[key]
-            refreshed.set()
+        with filling:
+            try:
+                await self._fill(scope, receive, discard, key, time.monotonic())
+            except Exception:  # the stale entry stays; the next poll after it tries again
+                logger.exception("refreshing a cached response failed")
 
     async def _filled_meanwhile(self, key: tuple[bytes, ...]) -> Entry | None:
         """A key being filled by another request: its answer, once there."""

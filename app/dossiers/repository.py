@@ -13,6 +13,7 @@ from sqlalchemy import Row, TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.calendar.workdays import LimitUnit
+from app.core.sql import columns_of, unnest_arrays
 from app.dossiers.schemas import DossierEventIn
 from app.dossiers.timeline import DossierState, EventRecord, Limit
 
@@ -144,13 +145,6 @@ async def take_queued(session: AsyncSession, codes: Sequence[str]) -> None:
     )
 
 
-async def backlog_size(session: AsyncSession) -> tuple[int, datetime | None]:
-    row = (
-        await session.execute(text("SELECT count(*), min(queued_at) FROM dossier_backlog"))
-    ).one()
-    return int(row[0]), row[1]
-
-
 async def lock_dossiers(session: AsyncSession, codes: Sequence[str]) -> None:
     """Create missing dossier rows (from each one's earliest event), then lock them in order.
 
@@ -260,15 +254,7 @@ def state_values(state: DossierState) -> dict[str, Any]:
     }
 
 
-async def save_states(session: AsyncSession, states: Sequence[DossierState]) -> None:
-    """Write derived states in one ``UPDATE ... FROM unnest(...)`` (rows are locked already)."""
-    if not states:
-        return
-    values = [state_values(s) for s in states]
-    params = {c: [v[c] for v in values] for c in _STATE_COLUMNS}
-    arrays = ", ".join(
-        f"CAST(:{c} AS {'text' if t == 'jsonb' else t}[])" for c, t in _STATE_COLUMNS.items()
-    )
+def _save_states_statement() -> TextClause:
     assignments = ", ".join(
         f"{c} = v.{c}::jsonb" if t == "jsonb" else f"{c} = v.{c}"
         for c, t in _STATE_COLUMNS.items()
@@ -281,14 +267,22 @@ async def save_states(session: AsyncSession, states: Sequence[DossierState]) -> 
         "due_soon_since = CASE WHEN dossiers.due_at IS DISTINCT FROM v.due_at "
         "THEN NULL ELSE dossiers.due_soon_since END"
     )
-    await session.execute(
-        text(
-            f"UPDATE dossiers SET {resets}, {assignments}, updated_at = now() "  # noqa: S608
-            f"FROM unnest({arrays}) AS v({', '.join(_STATE_COLUMNS)}) "
-            "WHERE dossiers.code = v.code"
-        ),
-        params,
+    return text(
+        f"UPDATE dossiers SET {resets}, {assignments}, updated_at = now() "  # noqa: S608
+        f"FROM unnest({unnest_arrays(_STATE_COLUMNS)}) AS v({', '.join(_STATE_COLUMNS)}) "
+        "WHERE dossiers.code = v.code"
     )
+
+
+_SAVE_STATES = _save_states_statement()
+
+
+async def save_states(session: AsyncSession, states: Sequence[DossierState]) -> None:
+    """Write derived states in one ``UPDATE ... FROM unnest(...)`` (rows are locked already)."""
+    if not states:
+        return
+    values = [state_values(s) for s in states]
+    await session.execute(_SAVE_STATES, columns_of(values, _STATE_COLUMNS))
 
 
 # --- reads -------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from app.core.database import get_session
 from app.core.errors import Forbidden, NotFound, PayloadTooLarge, Unprocessable
 from app.core.pagination import Page, PageParams, decode_cursor, encode_cursor, page_params
 from app.core.params import IsoDateTime
-from app.core.prefer import PreferHeader, wants_representation
+from app.core.prefer import REPRESENTATION_APPLIED, PreferHeader, wants_representation
 from app.core.settings import Settings
 from app.dossiers import repository, service
 from app.dossiers.schemas import (
@@ -90,7 +90,7 @@ async def post_event(
         dossier = await service.get_dossier(
             session, settings, principal, event.dossier_code, clock.now(request)
         )
-        response.headers["Preference-Applied"] = "return=representation"
+        response.headers.update(REPRESENTATION_APPLIED)
     await session.commit()
     response.headers["Location"] = url
     if result.result == "duplicate":
@@ -132,7 +132,6 @@ async def post_batch(
     request: Request,
     session: Session,
     principal: Writer,
-    response: Response,
     prefer: PreferHeader = None,
 ) -> Response:
     raw = await _json_body(request)
@@ -158,7 +157,7 @@ async def post_batch(
         items=outcome.results,
     )
     # Serialised directly: FastAPI would validate the 10,000 item results again first.
-    headers = {"Preference-Applied": "return=representation"} if derive_now else None
+    headers = REPRESENTATION_APPLIED if derive_now else None
     return Response(result.model_dump_json(), media_type="application/json", headers=headers)
 
 

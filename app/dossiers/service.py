@@ -30,7 +30,7 @@ from app.dossiers.schemas import (
     OverdueItem,
     Pause,
 )
-from app.dossiers.timeline import DossierRules, derive, order, standing
+from app.dossiers.timeline import DossierRules, DossierState, derive, order, standing
 from app.scores.repository import mark_dirty
 from app.scores.service import periods_touched
 from app.units import repository as units
@@ -163,15 +163,7 @@ async def rederive(
     session: AsyncSession, calendar: WorkingCalendar, rules: DossierRules, codes: Sequence[str]
 ) -> int:
     """Recompute the state of ``codes`` (already locked) from their whole histories."""
-    histories = await repository.histories(session, codes)
-    limits = await repository.limits(
-        session, {e.procedure_code for events in histories.values() for e in events}
-    )
-    states = []
-    for code, events in histories.items():
-        history = order(events)
-        limit = limits.get(history[-1].procedure_code)
-        states.append(derive(code, history, limit, calendar, rules))
+    states = await derive_states(session, calendar, rules, codes)
     await repository.save_states(session, states)
     # The index of every period these dossiers count in must be recomputed (debounced).
     spans = [
@@ -181,6 +173,22 @@ async def rederive(
     ]  # fmt: skip
     await mark_dirty(session, periods_touched(spans), "dossiers")
     return len(states)
+
+
+async def derive_states(
+    session: AsyncSession, calendar: WorkingCalendar, rules: DossierRules, codes: Sequence[str]
+) -> list[DossierState]:
+    """The states of ``codes`` from their whole histories (codes without events: none)."""
+    histories = await repository.histories(session, codes)
+    limits = await repository.limits(
+        session, {e.procedure_code for events in histories.values() for e in events}
+    )
+    states = []
+    for code, events in histories.items():
+        history = order(events)
+        limit = limits.get(history[-1].procedure_code)
+        states.append(derive(code, history, limit, calendar, rules))
+    return states
 
 
 async def recompute_open_from(
@@ -280,16 +288,11 @@ async def current_state(session: AsyncSession, settings: Settings, code: str) ->
     row, queued = await repository.get(session, code)
     if not queued:
         return row
-    histories = await repository.histories(session, [code])
-    if code not in histories:
-        return row
-    history = order(histories[code])
-    limits = await repository.limits(session, {history[-1].procedure_code})
     calendar = await current_calendar(session, settings)
-    state = derive(
-        code, history, limits.get(history[-1].procedure_code), calendar, rules_from(settings)
-    )
-    values = repository.state_values(state)
+    states = await derive_states(session, calendar, rules_from(settings), [code])
+    if not states:
+        return row
+    values = repository.state_values(states[0])
     # As read back from PostgreSQL: instants in UTC, whatever zone the calendar computed in.
     return SimpleNamespace(
         **{k: v.astimezone(UTC) if isinstance(v, datetime) else v for k, v in values.items()}

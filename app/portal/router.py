@@ -12,7 +12,7 @@ from app.core.auth import AdminPrincipal, Principal, Scope, require
 from app.core.database import get_session
 from app.core.errors import PayloadTooLarge, Unprocessable
 from app.core.pagination import Page, PageParams, page_params, paginate
-from app.core.prefer import PreferHeader, wants_representation
+from app.core.prefer import REPRESENTATION_APPLIED, PreferHeader, wants_representation
 from app.dossiers.schemas import CODE_PATTERN, MAX_BATCH
 from app.portal import repository, service
 from app.portal.schemas import PortalEnvelope, QuarantinedOut, SyncStatus
@@ -47,7 +47,7 @@ async def post_portal_dossiers(
     )
     await session.commit()
     if derive_now:
-        response.headers["Preference-Applied"] = "return=representation"
+        response.headers.update(REPRESENTATION_APPLIED)
     message = (
         "Thành công"
         if result.rejected == 0

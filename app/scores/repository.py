@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +11,7 @@ from sqlalchemy import Row, delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.sql import columns_of, unnest_arrays
 from app.scores.models import PeriodState, RankingSnapshot, ScoreSnapshot
 
 
@@ -181,11 +182,7 @@ _INSERT_SNAPSHOTS = text(
     f"INSERT INTO score_snapshots ({', '.join(_SNAPSHOT_COLUMNS)}) "  # noqa: S608 - constants
     "SELECT "
     + ", ".join(f"{c}::jsonb" if t == "jsonb" else c for c, t in _SNAPSHOT_COLUMNS.items())
-    + " FROM unnest("
-    + ", ".join(
-        f"CAST(:{c} AS {'text' if t == 'jsonb' else t}[])" for c, t in _SNAPSHOT_COLUMNS.items()
-    )
-    + f") AS v({', '.join(_SNAPSHOT_COLUMNS)})"
+    + f" FROM unnest({unnest_arrays(_SNAPSHOT_COLUMNS)}) AS v({', '.join(_SNAPSHOT_COLUMNS)})"
 )
 _SAVE_RANKINGS = text(
     """
@@ -196,10 +193,6 @@ _SAVE_RANKINGS = text(
     SET etag = excluded.etag, body = excluded.body, computed_at = excluded.computed_at
     """
 )
-
-
-def _columns(rows: Sequence[dict[str, Any]], names: Iterable[str]) -> dict[str, list[Any]]:
-    return {name: [row[name] for row in rows] for name in names}
 
 
 async def replace_snapshots(
@@ -214,7 +207,7 @@ async def replace_snapshots(
     )
     if not values:
         return
-    params = _columns(values, _SNAPSHOT_COLUMNS)
+    params = columns_of(values, _SNAPSHOT_COLUMNS)
     for name in ("groups", "metrics"):
         params[name] = [orjson.dumps(v).decode() for v in params[name]]
     await session.execute(_INSERT_SNAPSHOTS, params)
@@ -224,7 +217,7 @@ async def save_rankings(session: AsyncSession, rankings: Sequence[dict[str, Any]
     if not rankings:
         return
     await session.execute(
-        _SAVE_RANKINGS, _columns(rankings, ("key", "period", "etag", "body", "computed_at"))
+        _SAVE_RANKINGS, columns_of(rankings, ("key", "period", "etag", "body", "computed_at"))
     )
 
 
