@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -17,10 +18,11 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    UniqueConstraint,
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.database import Base
@@ -29,12 +31,16 @@ _TS = DateTime(timezone=True)
 
 
 class DossierEvent(Base):
-    """Every status change ever posted, exactly once per ``event_id``; never updated."""
+    """Every status change ever posted, once per dossier and ``event_id``.
+
+    Clients' events are never changed; an event chiso read off a portal snapshot is replaced
+    when the snapshot is re-sent with other values (its id is chiso's, not the client's).
+    """
 
     __tablename__ = "dossier_events"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    event_id: Mapped[str] = mapped_column(String(128), nullable=False, unique=True)
+    event_id: Mapped[str] = mapped_column(String(128), nullable=False)
     dossier_code: Mapped[str] = mapped_column(String(64), nullable=False)
     # No foreign keys: the ingest statement checks units and procedures itself (per item).
     unit_code: Mapped[str] = mapped_column(String(64), nullable=False)
@@ -54,13 +60,39 @@ class DossierEvent(Base):
     paid_online: Mapped[bool | None] = mapped_column(Boolean)
     has_digitized_parts: Mapped[bool | None] = mapped_column(Boolean)
     source: Mapped[str] = mapped_column(String(16), nullable=False, server_default="api")
+    # The API key that posted it (null for the admin token).
+    key_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     recorded_at: Mapped[datetime] = mapped_column(_TS, nullable=False, server_default=func.now())
 
     __table_args__ = (
+        UniqueConstraint("dossier_code", "event_id"),
         CheckConstraint("status BETWEEN 1 AND 10", name="status_known"),
         CheckConstraint("channel BETWEEN 1 AND 3", name="channel_known"),
         Index("ix_dossier_events_dossier_code_occurred_at", "dossier_code", "occurred_at"),
     )
+
+
+class DossierOwner(Base):
+    """The unit a dossier belongs to, fixed when it is first seen; every write and read of
+    the dossier is checked against it, whatever unit an event names."""
+
+    __tablename__ = "dossier_owners"
+
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    unit_code: Mapped[str] = mapped_column(String(64), nullable=False)
+    key_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    created_at: Mapped[datetime] = mapped_column(_TS, nullable=False, server_default=func.now())
+
+
+class DerivationCheck(Base):
+    """Watermark of the periodic check that re-queues dossiers whose state lags its history."""
+
+    __tablename__ = "derivation_checks"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    checked_through: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    checked_at: Mapped[datetime | None] = mapped_column(_TS)
+    requeued: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
 
 
 class DossierBacklog(Base):
@@ -118,6 +150,8 @@ class Dossier(Base):
     first_event_at: Mapped[datetime] = mapped_column(_TS, nullable=False)
     last_event_at: Mapped[datetime] = mapped_column(_TS, nullable=False)
     event_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    # The newest event (dossier_events.id) this state was derived from.
+    derived_through: Mapped[int | None] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(_TS, nullable=False, server_default=func.now())
 
     __table_args__ = (

@@ -42,50 +42,161 @@ def _array_type(column: str) -> str:
     return _EVENT_TYPES.get(column, "timestamptz") + "[]"
 
 
+# What makes two postings of one event "the same event": every field it carries.
+_CONTENT_COLUMNS = tuple(c for c in _EVENT_COLUMNS if c not in ("event_id", "dossier_code"))
+
+
+def _content(alias: str) -> str:
+    return "ROW(" + ", ".join(f"{alias}.{c}" for c in _CONTENT_COLUMNS) + ")"
+
+
 @dataclass(frozen=True, slots=True)
 class Checked:
-    """One posted event as the ingest statement saw it (``stored``: inserted just now)."""
+    """One posted event as the ingest statement saw it.
+
+    ``owner`` is the dossier's unit (None: another transaction created the dossier meanwhile,
+    retry); ``written`` says the event was inserted (``inserted``) or replaced a portal-derived
+    version; otherwise ``same`` tells a duplicate from a conflict and ``stored_at`` when the
+    version that stays was recorded.
+    """
 
     unit_known: bool
     procedure_known: bool
     in_scope: bool
-    stored: bool
+    new_dossier: bool
+    prefix_ok: bool
+    owner: str | None
+    owner_in_scope: bool
+    first: bool
+    written: bool
+    inserted: bool
+    same: bool | None
+    stored_at: datetime | None
 
 
-def _store_statement(scoped: bool) -> TextClause:
+def _store_statement() -> TextClause:
+    """Check, take ownership, insert and queue a whole batch in one statement.
+
+    Locks are taken in one order by every writer (owners, events and queue rows sorted by
+    dossier code), so overlapping batches wait for each other instead of deadlocking.
+    """
     unnest = ", ".join(f"CAST(:{c} AS {_array_type(c)})" for c in _EVENT_COLUMNS)
+    raw = ", ".join("raw_unit_code" if c == "unit_code" else c for c in _EVENT_COLUMNS)
     names = ", ".join(_EVENT_COLUMNS)
-    if scoped:
-        subtree = SUBTREE.replace(":root", ":scope_root") + ","
-        in_scope = "i.unit_code IN (SELECT code FROM subtree)"
-    else:
-        subtree, in_scope = "WITH ", "true"
+    others = ", ".join(c for c in _EVENT_COLUMNS if c != "unit_code")
+    in_scope_of = (
+        "(CAST(:scope_root AS text) IS NULL OR EXISTS (SELECT 1 FROM lineage l "
+        "WHERE l.unit = {unit} AND l.ancestor = CAST(:scope_root AS text)))"
+    )
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _CONTENT_COLUMNS)
     return text(
         f"""
-        {subtree} input AS (
-            SELECT * FROM unnest({unnest}) WITH ORDINALITY AS i({names}, ord)
+        WITH RECURSIVE
+        raw AS (
+            SELECT * FROM unnest({unnest}, CAST(:unit_from_prefix AS boolean[]))
+                WITH ORDINALITY AS r({raw}, unit_from_prefix, ord)
         ),
-        checked AS (
-            SELECT i.*, u.code IS NOT NULL AS unit_known, p.code IS NOT NULL AS procedure_known,
-                   {in_scope} AS in_scope
+        input AS (
+            -- A portal record's unit is the one its MaHoSo prefix names, when chiso knows it.
+            SELECT {others}, ord, r.prefix,
+                   CASE WHEN r.unit_from_prefix
+                             AND EXISTS (SELECT 1 FROM units pu WHERE pu.code = r.prefix)
+                        THEN r.prefix ELSE r.raw_unit_code
+                   END AS unit_code
+            FROM (SELECT *, split_part(dossier_code, '-', 1) AS prefix FROM raw) r
+        ),
+        known AS (
+            SELECT o.code, o.unit_code AS owner FROM dossier_owners o
+            WHERE o.code IN (SELECT dossier_code FROM input)
+        ),
+        -- Each unit the checks must place in the tree, with all its ancestors (itself included).
+        lineage(unit, ancestor) AS (
+            SELECT u.code, u.code FROM units u
+            WHERE u.code IN (SELECT unit_code FROM input UNION SELECT owner FROM known)
+            UNION
+            SELECT l.unit, u.parent_code FROM lineage l JOIN units u ON u.code = l.ancestor
+            WHERE u.parent_code IS NOT NULL
+        ),
+        prechecked AS (
+            SELECT i.*, k.owner,
+                   u.code IS NOT NULL AS unit_known,
+                   p.code IS NOT NULL AS procedure_known,
+                   {in_scope_of.format(unit="i.unit_code")} AS in_scope,
+                   -- A code that starts with a unit's code belongs to that unit's subtree.
+                   CASE WHEN CAST(:prefix_required AS boolean) OR EXISTS (
+                            SELECT 1 FROM units pu WHERE pu.code = i.prefix)
+                        THEN EXISTS (SELECT 1 FROM lineage l
+                                     WHERE l.unit = i.unit_code AND l.ancestor = i.prefix)
+                        ELSE true
+                   END AS prefix_ok
             FROM input i
+            LEFT JOIN known k ON k.code = i.dossier_code
             LEFT JOIN units u ON u.code = i.unit_code
             LEFT JOIN procedures p ON p.code = i.procedure_code
         ),
+        claims AS (
+            INSERT INTO dossier_owners (code, unit_code, key_id)
+            SELECT code, unit_code, CAST(:key_id AS uuid) FROM (
+                SELECT DISTINCT ON (dossier_code) dossier_code AS code, unit_code
+                FROM prechecked
+                WHERE owner IS NULL AND unit_known AND procedure_known AND in_scope AND prefix_ok
+                ORDER BY dossier_code, ord
+            ) first_of_each ORDER BY code
+            ON CONFLICT (code) DO NOTHING
+            RETURNING code, unit_code
+        ),
+        checked AS (
+            SELECT c.*, c.owner IS NULL AS new_dossier,
+                   coalesce(c.owner, cl.unit_code) AS dossier_owner,
+                   {in_scope_of.format(unit="coalesce(c.owner, cl.unit_code)")} AS owner_in_scope
+            FROM prechecked c LEFT JOIN claims cl ON cl.code = c.dossier_code
+        ),
+        valid AS (
+            SELECT * FROM checked
+            WHERE unit_known AND procedure_known AND in_scope AND dossier_owner IS NOT NULL
+              AND owner_in_scope AND (NOT new_dossier OR prefix_ok)
+        ),
+        firsts AS (
+            SELECT DISTINCT ON (dossier_code, event_id) ord, dossier_code, event_id
+            FROM valid ORDER BY dossier_code, event_id, ord
+        ),
         stored AS (
-            INSERT INTO dossier_events ({names}, source)
-            SELECT {names}, CAST(:source AS text) FROM checked
-            WHERE unit_known AND procedure_known AND in_scope
-            ON CONFLICT (event_id) DO NOTHING
-            RETURNING event_id, dossier_code
+            INSERT INTO dossier_events ({names}, source, key_id)
+            SELECT {names}, CAST(:source AS text), CAST(:key_id AS uuid)
+            FROM valid v WHERE v.ord IN (SELECT ord FROM firsts)
+            ORDER BY v.dossier_code, v.event_id
+            ON CONFLICT (dossier_code, event_id) DO UPDATE SET {updates},
+                key_id = EXCLUDED.key_id, recorded_at = now()
+            -- Only chiso's own ids (read off a portal snapshot) take a re-sent snapshot's values.
+            WHERE CAST(:replaceable AS boolean) AND dossier_events.source <> 'api'
+              AND {_content("dossier_events")} IS DISTINCT FROM {_content("EXCLUDED")}
+            RETURNING dossier_code, event_id, (xmax = 0) AS inserted
         ),
         queued AS (
+            -- DO UPDATE, not DO NOTHING: it waits for a worker's claim on the row to end, then
+            -- queues the dossier again, so an event never lands behind a derivation that
+            -- could not see it.
             INSERT INTO dossier_backlog (dossier_code)
-            SELECT DISTINCT dossier_code FROM stored
-            ON CONFLICT (dossier_code) DO NOTHING
+            SELECT DISTINCT dossier_code FROM stored ORDER BY dossier_code
+            ON CONFLICT (dossier_code) DO UPDATE SET queued_at = dossier_backlog.queued_at
         )
-        SELECT c.unit_known, c.procedure_known, c.in_scope, s.event_id IS NOT NULL
-        FROM checked c LEFT JOIN stored s ON s.event_id = c.event_id
+        SELECT c.unit_known, c.procedure_known, c.in_scope, c.new_dossier, c.prefix_ok,
+               c.dossier_owner, coalesce(c.owner_in_scope, false),
+               f.ord IS NOT NULL AS first, s.event_id IS NOT NULL AS written,
+               coalesce(s.inserted, false) AS inserted,
+               CASE WHEN f.ord IS NULL AND fv.ord IS NOT NULL
+                    THEN {_content("c")} IS NOT DISTINCT FROM {_content("fv")}
+                    WHEN e.id IS NOT NULL
+                    THEN {_content("c")} IS NOT DISTINCT FROM {_content("e")}
+               END AS same,
+               e.recorded_at
+        FROM checked c
+        LEFT JOIN firsts f ON f.ord = c.ord
+        LEFT JOIN firsts ff ON ff.dossier_code = c.dossier_code AND ff.event_id = c.event_id
+        LEFT JOIN checked fv ON fv.ord = ff.ord
+        LEFT JOIN stored s ON f.ord IS NOT NULL AND s.dossier_code = c.dossier_code
+            AND s.event_id = c.event_id
+        LEFT JOIN dossier_events e ON e.dossier_code = c.dossier_code AND e.event_id = c.event_id
         ORDER BY c.ord
         """  # noqa: S608 - column names are constants
     )
@@ -93,27 +204,42 @@ def _store_statement(scoped: bool) -> TextClause:
 
 # Built once: constructing a text() parses its bind parameters with a regex, which on a
 # statement this long costs more CPU than the rest of a single-event request.
-_STORE = {scoped: _store_statement(scoped) for scoped in (False, True)}
+_STORE = _store_statement()
 
 
 async def store_events(
-    session: AsyncSession, events: Sequence[DossierEventIn], source: str, scope_root: str | None
+    session: AsyncSession,
+    events: Sequence[DossierEventIn],
+    *,
+    source: str,
+    scope_root: str | None,
+    key_id: str | None,
+    prefix_required: bool,
+    unit_from_prefix: Sequence[bool] | None = None,
+    replaceable: bool = False,
 ) -> list[Checked]:
-    """Check, insert and queue a batch in one statement; one :class:`Checked` per event, in order.
+    """Check, claim, insert and queue a batch in one statement; one :class:`Checked` per event.
 
-    Units and procedures are checked by the statement itself (so are the writer's unit subtree
-    when ``scope_root`` is set); accepted events are inserted unless their ``event_id`` exists,
-    and the dossiers of those inserted are queued in ``dossier_backlog`` for derivation.
+    A dossier seen for the first time is owned by the unit of its first valid event (a portal
+    record's: the unit its code's prefix names); events for a dossier whose owner lies outside
+    ``scope_root``'s subtree are refused whatever unit they name. New events are inserted
+    unless their (dossier, event_id) exists, and their dossiers queued for derivation.
     """
     if not events:
         return []
     columns = {c: [getattr(e, c) for e in events] for c in _EVENT_COLUMNS}
     columns["status"] = [int(s) for s in columns["status"]]
     columns["channel"] = [int(c) for c in columns["channel"]]
-    params = {**columns, "source": source}
-    if scope_root is not None:
-        params["scope_root"] = scope_root
-    rows = await session.execute(_STORE[scope_root is not None], params)
+    params = {
+        **columns,
+        "unit_from_prefix": list(unit_from_prefix or [False] * len(events)),
+        "source": source,
+        "scope_root": scope_root,
+        "key_id": key_id,
+        "prefix_required": prefix_required,
+        "replaceable": replaceable,
+    }
+    rows = await session.execute(_STORE, params)
     return [Checked(*row) for row in rows]
 
 
@@ -137,6 +263,56 @@ async def take_backlog(session: AsyncSession, limit: int) -> list[str]:
     return sorted(r[0] for r in rows)
 
 
+async def requeue_lagging(session: AsyncSession, margin_seconds: int = 300) -> tuple[int, int]:
+    """Queue every dossier whose derived state misses one of its events stored since the last
+    check; returns (how many were queued, the new watermark).
+
+    A dossier still queued is being handled; one whose state covers its newest event is fine.
+    Anything else lost its queue row somehow and is queued again. The watermark only passes
+    events older than ``margin_seconds``, so a transaction that committed late is still seen.
+    """
+    row = await session.execute(
+        text(
+            """
+            WITH mark AS (
+                INSERT INTO derivation_checks (name) VALUES ('states')
+                ON CONFLICT (name) DO UPDATE SET name = derivation_checks.name
+                RETURNING checked_through
+            ),
+            recent AS (
+                SELECT e.dossier_code, max(e.id) AS last_id FROM dossier_events e
+                WHERE e.id > (SELECT checked_through FROM mark) GROUP BY e.dossier_code
+            ),
+            requeued AS (
+                INSERT INTO dossier_backlog (dossier_code)
+                SELECT r.dossier_code FROM recent r LEFT JOIN dossiers d ON d.code = r.dossier_code
+                WHERE (d.derived_through IS NULL OR d.derived_through < r.last_id)
+                  AND NOT EXISTS (SELECT 1 FROM dossier_backlog b
+                                  WHERE b.dossier_code = r.dossier_code)
+                ORDER BY r.dossier_code
+                ON CONFLICT (dossier_code) DO NOTHING
+                RETURNING dossier_code
+            ),
+            watermark AS (
+                SELECT coalesce(max(e.id), (SELECT checked_through FROM mark)) AS through
+                FROM dossier_events e
+                WHERE e.id > (SELECT checked_through FROM mark)
+                  AND e.recorded_at < now() - make_interval(secs => :margin)
+            ),
+            saved AS (
+                UPDATE derivation_checks SET checked_through = (SELECT through FROM watermark),
+                       checked_at = now(), requeued = (SELECT count(*) FROM requeued)
+                WHERE name = 'states'
+            )
+            SELECT (SELECT count(*) FROM requeued), (SELECT through FROM watermark)
+            """
+        ),
+        {"margin": margin_seconds},
+    )
+    found, through = row.one()
+    return int(found), int(through)
+
+
 async def take_queued(session: AsyncSession, codes: Sequence[str]) -> None:
     """Claim these dossiers (waiting for another claim on them to finish)."""
     await session.execute(
@@ -156,10 +332,11 @@ async def lock_dossiers(session: AsyncSession, codes: Sequence[str]) -> None:
             """
             INSERT INTO dossiers (code, unit_code, procedure_code, status, channel,
                                   first_event_at, last_event_at)
-            SELECT DISTINCT ON (dossier_code) dossier_code, unit_code, procedure_code, status,
-                   channel, occurred_at, occurred_at
-            FROM dossier_events WHERE dossier_code = ANY(CAST(:codes AS text[]))
-            ORDER BY dossier_code, occurred_at, id
+            SELECT DISTINCT ON (e.dossier_code) e.dossier_code, o.unit_code, e.procedure_code,
+                   e.status, e.channel, e.occurred_at, e.occurred_at
+            FROM dossier_events e JOIN dossier_owners o ON o.code = e.dossier_code
+            WHERE e.dossier_code = ANY(CAST(:codes AS text[]))
+            ORDER BY e.dossier_code, e.occurred_at, e.id
             ON CONFLICT (code) DO NOTHING
             """
         ),
@@ -182,7 +359,7 @@ async def histories(session: AsyncSession, codes: Sequence[str]) -> dict[str, li
     rows = await session.execute(
         text(
             """
-            SELECT dossier_code, event_id, status, occurred_at, channel, unit_code,
+            SELECT dossier_code, id, event_id, status, occurred_at, channel, unit_code,
                    procedure_code, due_at, received_at, supplement_supplied_at,
                    supplement_new_due_at, fee_paid_at, apology_issued_at, apology_new_due_at,
                    applicant_kind, paid_online, has_digitized_parts
@@ -196,6 +373,22 @@ async def histories(session: AsyncSession, codes: Sequence[str]) -> dict[str, li
         values = row._asdict()
         by_code.setdefault(values.pop("dossier_code"), []).append(EventRecord(**values))
     return by_code
+
+
+async def owners(session: AsyncSession, codes: Sequence[str]) -> dict[str, str]:
+    rows = await session.execute(
+        text("SELECT code, unit_code FROM dossier_owners WHERE code = ANY(CAST(:codes AS text[]))"),
+        {"codes": list(codes)},
+    )
+    return {r.code: r.unit_code for r in rows}
+
+
+async def owner_of(session: AsyncSession, code: str) -> str | None:
+    """The unit a dossier belongs to (None: no such dossier)."""
+    result = await session.execute(
+        text("SELECT unit_code FROM dossier_owners WHERE code = :code"), {"code": code}
+    )
+    return result.scalar_one_or_none()
 
 
 async def limits(session: AsyncSession, procedure_codes: set[str]) -> dict[str, Limit]:
@@ -219,7 +412,7 @@ _STATE_COLUMNS: dict[str, str] = {
     "apology_issued_at": "timestamptz", "apology_new_due_at": "timestamptz",
     "anomalies": "jsonb", "applicant_kind": "smallint", "paid_online": "boolean",
     "has_digitized_parts": "boolean", "first_event_at": "timestamptz",
-    "last_event_at": "timestamptz", "event_count": "integer",
+    "last_event_at": "timestamptz", "event_count": "integer", "derived_through": "bigint",
 }  # fmt: skip
 
 
@@ -251,6 +444,7 @@ def state_values(state: DossierState) -> dict[str, Any]:
         "first_event_at": state.first_event_at,
         "last_event_at": state.last_event_at,
         "event_count": state.event_count,
+        "derived_through": state.derived_through,
     }
 
 
@@ -324,18 +518,6 @@ async def get(session: AsyncSession, code: str) -> tuple[Row[Any] | None, bool]:
     return (row if row.code is not None else None), bool(row.queued)
 
 
-async def first_unit(session: AsyncSession, code: str) -> str | None:
-    """The unit of a dossier not derived yet (its events are queued): its earliest event's."""
-    result = await session.execute(
-        text(
-            "SELECT unit_code FROM dossier_events WHERE dossier_code = :code "
-            "ORDER BY occurred_at, id LIMIT 1"
-        ),
-        {"code": code},
-    )
-    return result.scalar_one_or_none()
-
-
 async def events_of(
     session: AsyncSession, code: str, after: tuple[str, int] | None, limit: int
 ) -> list[Row[Any]]:
@@ -348,7 +530,8 @@ async def events_of(
         text(
             "SELECT id, event_id, status, occurred_at, recorded_at, channel, unit_code, "  # noqa: S608
             "procedure_code, due_at, received_at, note, supplement_supplied_at, "
-            "supplement_new_due_at, fee_paid_at, apology_issued_at, apology_new_due_at, source "
+            "supplement_new_due_at, fee_paid_at, apology_issued_at, apology_new_due_at, source, "
+            "CAST(key_id AS text) AS key_id "
             f"FROM dossier_events WHERE {where} ORDER BY occurred_at, id LIMIT :limit"
         ),
         params,

@@ -12,26 +12,38 @@ from zoneinfo import ZoneInfo
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
+from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.calendar.service import current_calendar
 from app.core import clock
 from app.core.auth import Principal, Scope, require
 from app.core.database import get_session
-from app.core.errors import Forbidden, NotFound, PayloadTooLarge, Unprocessable
-from app.core.pagination import Page, PageParams, decode_cursor, encode_cursor, page_params
+from app.core.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, Unprocessable
+from app.core.pagination import (
+    Instant,
+    Integer,
+    Page,
+    PageParams,
+    Text,
+    encode_cursor,
+    page_params,
+)
 from app.core.params import IsoDateTime
 from app.core.prefer import REPRESENTATION_APPLIED, PreferHeader, wants_representation
 from app.core.settings import Settings
+from app.core.uow import committed
 from app.dossiers import repository, service
 from app.dossiers.schemas import (
     CODE_PATTERN,
+    DOSSIER_CODE_PATTERN,
     MAX_BATCH,
     BatchResult,
     DossierEventIn,
     DossierEventOut,
     DossierOut,
     EventResult,
+    ItemResult,
     OverdueCountAt,
     OverdueCountsOut,
     OverdueList,
@@ -44,8 +56,12 @@ Session = Annotated[AsyncSession, Depends(get_session)]
 Writer = Annotated[Principal, Depends(require(Scope.dossiers_write))]
 Reader = Annotated[Principal, Depends(require(Scope.dossiers_read))]
 CodePath = Annotated[str, Path(pattern=CODE_PATTERN)]
+DossierPath = Annotated[str, Path(pattern=DOSSIER_CODE_PATTERN)]
 UnitQuery = Annotated[str | None, Query(pattern=CODE_PATTERN)]
 STATES = "pending|overdue|in_time|finished|early|on_time|late|not_counted"
+
+
+_INSTANT = TypeAdapter(datetime | None)
 
 
 def _settings(request: Request) -> Settings:
@@ -61,6 +77,7 @@ def _settings(request: Request) -> Settings:
     responses={
         200: {"model": EventResult, "description": "Already stored: nothing changed"},
         201: {"model": EventResult, "description": "Stored, state derived (Prefer header)"},
+        409: {"description": "This event_id is stored for the dossier with other content"},
     },
 )
 async def post_event(
@@ -73,32 +90,50 @@ async def post_event(
 ) -> EventResult:
     settings = _settings(request)
     derive_now = wants_representation(prefer)
-    outcome = await service.ingest(
-        session, settings, principal, [event], pointer_prefix=None, derive_now=derive_now
-    )
-    result = outcome.results[0]
-    if result.result == "rejected":
-        errors = result.errors or []
-        if any(e["detail"] == service.OUTSIDE_SCOPE for e in errors):
-            # A valid key writing outside its unit is refused, as everywhere: 403, not 422.
-            raise Forbidden("This key is limited to its own unit and its subunits.", errors=errors)
-        raise Unprocessable(errors[0]["detail"] if errors else None, errors=errors)
     url = f"/v1/dossiers/{event.dossier_code}"
-    dossier = None
-    if derive_now:
-        # Read the answer in the same transaction, then commit: one transaction per event.
-        dossier = await service.get_dossier(
-            session, settings, principal, event.dossier_code, clock.now(request)
+
+    async def work() -> tuple[ItemResult, DossierOut | None]:
+        outcome = await service.ingest(
+            session, settings, principal, [event], pointer_prefix=None, derive_now=derive_now
         )
+        result = outcome.results[0]
+        if result.result == "rejected":
+            errors = result.errors or []
+            if any(e["detail"] == service.OUTSIDE_SCOPE for e in errors):
+                # A valid key writing outside its unit is refused, as everywhere: 403, not 422.
+                raise Forbidden(
+                    "This key is limited to its own unit and its subunits.", errors=errors
+                )
+            raise Unprocessable(errors[0]["detail"] if errors else None, errors=errors)
+        if result.result == "conflict":
+            raise Conflict(
+                f"Event {event.event_id!r} of dossier {event.dossier_code!r} is already "
+                "stored with other content; nothing was changed. Send a new event_id for a "
+                "new event.",
+                errors=result.errors,
+                stored_at=_INSTANT.dump_python(result.stored_at, mode="json"),
+            )
+        dossier = None
+        if derive_now:
+            # Read the answer in the same transaction: one transaction per event.
+            dossier = await service.get_dossier(
+                session, settings, principal, event.dossier_code, clock.now(request)
+            )
+        return result, dossier
+
+    result, dossier = await committed(session, work, retries=settings.retry_conflicts)
+    if derive_now:
         response.headers.update(REPRESENTATION_APPLIED)
-    await session.commit()
     response.headers["Location"] = url
     if result.result == "duplicate":
         response.status_code = status.HTTP_200_OK
     elif derive_now:
         response.status_code = status.HTTP_201_CREATED
     return EventResult(
-        event_id=event.event_id, result=result.result, dossier_url=url, dossier=dossier
+        event_id=event.event_id,
+        result="duplicate" if result.result == "duplicate" else "stored",
+        dossier_url=url,
+        dossier=dossier,
     )
 
 
@@ -144,14 +179,18 @@ async def post_batch(
     if len(raw) > MAX_BATCH:
         raise PayloadTooLarge(f"A batch holds at most {MAX_BATCH:,} events; got {len(raw):,}.")
     derive_now = wants_representation(prefer)
+    settings = _settings(request)
     items = service.parse_items(raw, "/events")
-    outcome = await service.ingest(
-        session, _settings(request), principal, items, derive_now=derive_now
+    outcome = await committed(
+        session,
+        lambda: service.ingest(session, settings, principal, items, derive_now=derive_now),
+        retries=settings.retry_conflicts,
     )
-    await session.commit()
     result = BatchResult.model_construct(
         stored=outcome.count("stored"),
+        updated=outcome.count("updated"),
         duplicate=outcome.count("duplicate"),
+        conflict=outcome.count("conflict"),
         rejected=outcome.count("rejected"),
         derived=derive_now,
         items=outcome.results,
@@ -174,7 +213,7 @@ async def _json_body(request: Request) -> Any:
 
 @router.get("/v1/dossiers/{code}", response_model=DossierOut, summary="A dossier's state")
 async def get_dossier(
-    request: Request, session: Session, principal: Reader, code: CodePath
+    request: Request, session: Session, principal: Reader, code: DossierPath
 ) -> DossierOut:
     return await service.get_dossier(
         session, _settings(request), principal, code, clock.now(request)
@@ -189,19 +228,18 @@ async def get_dossier(
 async def get_dossier_events(
     session: Session,
     principal: Reader,
-    code: CodePath,
+    code: DossierPath,
     page: Annotated[PageParams, Depends(page_params)],
 ) -> Page[DossierEventOut]:
     after = None
-    if page.cursor:
-        at, row_id = decode_cursor(page.cursor, 2)
-        after = (str(at), int(row_id or 0))
+    if (key := page.after((Instant(), Integer(minimum=1)))) is not None:
+        at, row_id = key
+        # The repository reads the time back from ISO text (UTC, offset included).
+        after = (at.isoformat(), row_id)
     rows = await service.dossier_events(session, principal, code, after, page.limit)
     items = rows[: page.limit]
     next_cursor = (
-        encode_cursor([items[-1].occurred_at.isoformat(), items[-1].id])
-        if len(rows) > page.limit
-        else None
+        encode_cursor([items[-1].occurred_at, items[-1].id]) if len(rows) > page.limit else None
     )
     return Page(
         items=[DossierEventOut.model_validate(r._asdict()) for r in items], next=next_cursor
@@ -226,7 +264,7 @@ async def list_dossiers(
 ) -> Page[DossierOut]:
     settings = _settings(request)
     root = await service.scope_root(session, principal, unit)
-    after = page.after()
+    after = page.after((Text(max_length=64),))
     now = clock.now(request)
     rows = await repository.list_dossiers(
         session,
@@ -276,16 +314,14 @@ async def get_overdue(
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="overdue-{root}.csv"'},
         )
-    after = page.after(2)
+    after = _due_key(page)
     rows = await repository.overdue(
         session, root=root, now=now, max_supp=settings.max_supplement_requests,
         after=after, limit=page.limit,
     )  # fmt: skip
     items = await service.overdue_items(session, settings, rows[: page.limit], now)
     next_cursor = (
-        encode_cursor([items[-1].due_at.isoformat(), items[-1].code])
-        if len(rows) > page.limit
-        else None
+        encode_cursor([items[-1].due_at, items[-1].code]) if len(rows) > page.limit else None
     )
     return OverdueList(
         unit_code=root,
@@ -370,7 +406,7 @@ async def get_due_soon(
     assert root is not None
     now = clock.now(request)
     until = await service.due_soon_until(session, settings, now, hours or settings.due_soon_hours)
-    after = page.after(2)
+    after = _due_key(page)
     rows = await repository.due_soon(
         session, root=root, now=now, until=until, after=after, limit=page.limit
     )
@@ -379,5 +415,15 @@ async def get_due_soon(
     items = [service.to_out(r, calendar, rules, now) for r in rows[: page.limit]]
     next_cursor = None
     if len(rows) > page.limit and items[-1].due_at is not None:
-        next_cursor = encode_cursor([items[-1].due_at.isoformat(), items[-1].code])
+        next_cursor = encode_cursor([items[-1].due_at, items[-1].code])
     return Page(items=items, next=next_cursor)
+
+
+def _due_key(page: PageParams) -> tuple[str, str] | None:
+    """The (due time, code) a page of a deadline-ordered list ended on, validated."""
+    key = page.after((Instant(), Text(max_length=64)))
+    if key is None:
+        return None
+    due_at, code = key
+    # The repository reads the time back from ISO text (UTC, offset included).
+    return due_at.isoformat(), code

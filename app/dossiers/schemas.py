@@ -2,23 +2,38 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import IntEnum, StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from app.dossiers.privacy import scrub
 
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$"
-DossierCode = Annotated[str, Field(pattern=CODE_PATTERN, examples=["H01.01-261008-0975"])]
+# A dossier code is a path segment (/v1/dossiers/{code}): no "/".
+DOSSIER_CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+DossierCode = Annotated[str, Field(pattern=DOSSIER_CODE_PATTERN, examples=["H01.01-261008-0975"])]
 EventId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
 
 MAX_BATCH = 10_000
-# Timestamps outside this window are typos (year 0226, 20226), not history.
+# Timestamps outside this window are typos (year 0226, 20226), not history; and nothing about
+# a dossier is dated years ahead (periods end in 2099: a date near it broke score refreshes).
 EARLIEST = datetime.fromisoformat("2000-01-01T00:00:00+00:00")
-LATEST = datetime.fromisoformat("2100-01-01T00:00:00+00:00")
+AHEAD = timedelta(days=2 * 366)
+
+
+def _instant_text(value: object) -> object:
+    """Instants come as ISO 8601 text (a number would be read as a Unix timestamp)."""
+    if isinstance(value, datetime):
+        return value  # built in code (portal records), not sent as JSON
+    if not isinstance(value, str):
+        raise ValueError("expected a date and time as text: YYYY-MM-DDTHH:MM:SS±HH:MM")
+    return value
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_instant_text)]
 
 
 class DossierStatus(IntEnum):
@@ -53,8 +68,8 @@ class Timeliness(StrEnum):
 
 
 def _in_range(value: datetime | None) -> datetime | None:
-    if value is not None and not (EARLIEST <= value < LATEST):
-        raise ValueError("date out of range (2000-01-01 to 2099-12-31)")
+    if value is not None and not (EARLIEST <= value < datetime.now(UTC) + AHEAD):
+        raise ValueError("date out of range (from 2000-01-01 to two years from now)")
     return value
 
 
@@ -72,24 +87,24 @@ class DossierEventIn(BaseModel):
     unit_code: Annotated[str, Field(pattern=CODE_PATTERN)]
     procedure_code: Annotated[str, Field(pattern=CODE_PATTERN)]
     status: DossierStatus
-    occurred_at: AwareDatetime
+    occurred_at: Instant
     channel: Channel
-    due_at: AwareDatetime | None = Field(default=None, description="NgayHenTra, when stated")
-    received_at: AwareDatetime | None = Field(default=None, description="NgayTiepNhan")
+    due_at: Instant | None = Field(default=None, description="NgayHenTra, when stated")
+    received_at: Instant | None = Field(default=None, description="NgayTiepNhan")
     note: Annotated[str | None, Field(max_length=2000)] = None
-    supplement_supplied_at: AwareDatetime | None = Field(
+    supplement_supplied_at: Instant | None = Field(
         default=None, description="Papers supplied (NgayTiepNhanBoSung): the clock restarts"
     )
-    supplement_new_due_at: AwareDatetime | None = Field(
+    supplement_new_due_at: Instant | None = Field(
         default=None, description="NgayHenTraMoi given when the clock restarts"
     )
-    fee_paid_at: AwareDatetime | None = Field(
+    fee_paid_at: Instant | None = Field(
         default=None, description="Financial obligation met: the clock restarts"
     )
-    apology_issued_at: AwareDatetime | None = Field(
+    apology_issued_at: Instant | None = Field(
         default=None, description="An apology letter was sent for the overdue dossier"
     )
-    apology_new_due_at: AwareDatetime | None = Field(
+    apology_new_due_at: Instant | None = Field(
         default=None, description="The new appointment promised in the apology letter"
     )
     applicant_kind: Annotated[int | None, Field(ge=1, le=4)] = Field(
@@ -112,23 +127,31 @@ class DossierEventIn(BaseModel):
     @field_validator("note")
     @classmethod
     def _scrub_note(cls, value: str | None) -> str | None:
+        if value and "\x00" in value:
+            # PostgreSQL text holds no NUL: refused here, with a pointer, not by the database.
+            raise ValueError("text must not contain NUL characters")
         return scrub(value) if value else value
-
-
-class DossierEventBatch(BaseModel):
-    events: Annotated[list[Any], Field(max_length=MAX_BATCH)]
 
 
 class ItemResult(BaseModel):
     index: int
     event_id: str | None = None
-    result: Literal["stored", "duplicate", "rejected"]
+    result: Literal["stored", "updated", "duplicate", "conflict", "rejected"] = Field(
+        description="`stored`: new; `updated`: an event chiso read off a portal record, "
+        "replaced by the re-sent record's values; `duplicate`: this event_id is stored for "
+        "this dossier with the same content (nothing changed); `conflict`: stored with other "
+        "content (nothing changed; `stored_at` says when the version that stays arrived); "
+        "`rejected`: see `errors`"
+    )
     errors: list[dict[str, Any]] | None = None
+    stored_at: datetime | None = None
 
 
 class BatchResult(BaseModel):
     stored: int
+    updated: int = 0
     duplicate: int
+    conflict: int = 0
     rejected: int
     derived: bool = Field(
         description="true when the touched dossiers' states were derived before answering "
@@ -202,6 +225,7 @@ class DossierEventOut(BaseModel):
     apology_issued_at: datetime | None
     apology_new_due_at: datetime | None
     source: str
+    key_id: str | None = Field(description="The API key that posted it (null: the admin token)")
 
 
 class OverdueItem(BaseModel):

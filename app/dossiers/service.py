@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Row
@@ -19,6 +19,7 @@ from app.calendar.workdays import WorkingCalendar
 from app.core.auth import Principal
 from app.core.errors import Forbidden, NotFound, item_errors
 from app.core.settings import Settings
+from app.core.uow import Contention
 from app.dossiers import repository
 from app.dossiers.schemas import (
     Anomaly,
@@ -89,12 +90,16 @@ async def ingest(
     source: str = "api",
     pointer_prefix: str | None = "/events",
     derive_now: bool = False,
+    unit_from_prefix: bool = False,
 ) -> Ingested:
     """Store new events and queue their dossiers for derivation; the caller commits.
 
-    One statement checks, inserts and queues the whole batch. The worker derives queued
-    dossiers within about a second (:func:`derive_queued`); ``derive_now`` derives the
-    touched dossiers in this transaction instead, for callers that answer with the state.
+    One statement checks, claims new dossiers, inserts and queues the whole batch (see
+    :func:`repository.store_events` for the ownership and idempotency rules). The worker
+    derives queued dossiers within about a second (:func:`derive_queued`); ``derive_now``
+    derives the touched dossiers in this transaction instead. ``unit_from_prefix``: portal
+    records, whose unit is the one their code's prefix names. Raises :class:`Contention` when
+    another transaction created one of these dossiers meanwhile: the caller runs it again.
     """
     results: dict[int, ItemResult] = {}
     valid: dict[int, DossierEventIn] = {}
@@ -102,40 +107,125 @@ async def ingest(
         if isinstance(item, ItemResult):
             results[index] = item
         else:
-            valid[index] = item
+            valid[index] = item if settings.store_notes else _without_note(item)
 
-    checks = await repository.store_events(
-        session, list(valid.values()), source, principal.unit_code
-    )
+    checks = await _store(session, settings, principal, valid, source, unit_from_prefix)
     touched: set[str] = set()
-    claimed: set[str] = set()
     for (index, event), check in zip(valid.items(), checks, strict=True):
-        errors = []
-        if not check.unit_known:
-            errors.append(_error(pointer_prefix, index, "unit_code", "unknown unit"))
-        elif not check.in_scope:
-            errors.append(_error(pointer_prefix, index, "unit_code", OUTSIDE_SCOPE))
-        if not check.procedure_known:
-            errors.append(_error(pointer_prefix, index, "procedure_code", "unknown procedure"))
+        errors = _refusals(pointer_prefix, index, event, check)
         if errors:
             results[index] = ItemResult(
                 index=index, event_id=event.event_id, result="rejected", errors=errors
             )
             continue
-        fresh = check.stored and event.event_id not in claimed
-        claimed.add(event.event_id)
+        result: Literal["stored", "updated", "duplicate", "conflict"]
+        stored_at = None
+        if check.written:
+            result = "stored" if check.inserted else "updated"
+            touched.add(event.dossier_code)
+        elif check.same:
+            result = "duplicate"
+        else:
+            result, stored_at = "conflict", check.stored_at
         # Built from checked values: no validation needed (10,000 of them in a full batch).
         results[index] = ItemResult.model_construct(
-            index=index, event_id=event.event_id, result="stored" if fresh else "duplicate"
+            index=index,
+            event_id=event.event_id,
+            result=result,
+            errors=None if result != "conflict" else [_conflict(pointer_prefix, index, stored_at)],
+            stored_at=stored_at,
         )
-        if fresh:
-            touched.add(event.dossier_code)
 
     codes = sorted(touched)
     if codes and derive_now:
         await repository.take_queued(session, codes)
         await derive_locked(session, settings, codes)
     return Ingested(results=[results[i] for i in sorted(results)], touched=codes)
+
+
+async def requeue_lagging(session: AsyncSession, margin_seconds: int = 300) -> int:
+    """The safety net behind the queue: dossiers whose state lags their history are queued
+    again (the caller commits). Returns how many were found."""
+    found, _ = await repository.requeue_lagging(session, margin_seconds)
+    return found
+
+
+def _unsettled(check: repository.Checked) -> bool:
+    """Another transaction that committed after this statement began created the dossier, or
+    stored the same event: the statement could not see it, the next one will."""
+    return check.owner is None or (check.first and not check.written and check.same is None)
+
+
+async def _store(
+    session: AsyncSession,
+    settings: Settings,
+    principal: Principal,
+    events: dict[int, DossierEventIn],
+    source: str,
+    unit_from_prefix: bool,
+    passes: int = 3,
+) -> list[repository.Checked]:
+    """Store the events; those a concurrent writer got to first are stored again by a new
+    statement (which sees that writer's commit), so a race costs a few items, not a retry
+    of the whole batch."""
+    pending = list(events.values())
+    checks: dict[int, repository.Checked] = {}
+    order = list(range(len(pending)))
+    for _ in range(passes):
+        found = await repository.store_events(
+            session,
+            pending,
+            source=source,
+            scope_root=principal.unit_code,
+            key_id=principal.key_id,
+            prefix_required=settings.dossier_code_prefix == "required",
+            unit_from_prefix=[unit_from_prefix] * len(pending),
+            replaceable=source != "api",
+        )
+        again = [(i, e) for i, e, c in zip(order, pending, found, strict=True) if _unsettled(c)]
+        checks.update((i, c) for i, c in zip(order, found, strict=True) if not _unsettled(c))
+        if not again:
+            return [checks[i] for i in range(len(events))]
+        order = [i for i, _ in again]
+        pending = [e for _, e in again]
+    raise Contention(pending[0].dossier_code)
+
+
+def _without_note(event: DossierEventIn) -> DossierEventIn:
+    return event if event.note is None else event.model_copy(update={"note": None})
+
+
+def _refusals(
+    prefix: str | None, index: int, event: DossierEventIn, check: repository.Checked
+) -> list[dict[str, str]]:
+    errors = []
+    if not check.unit_known:
+        errors.append(_error(prefix, index, "unit_code", "unknown unit"))
+    elif not check.in_scope:
+        errors.append(_error(prefix, index, "unit_code", OUTSIDE_SCOPE))
+    if not check.procedure_known:
+        errors.append(_error(prefix, index, "procedure_code", "unknown procedure"))
+    if errors:
+        return errors
+    if check.new_dossier and not check.prefix_ok:
+        owner = event.dossier_code.split("-", 1)[0]
+        detail = (
+            f"the code starts with {owner!r}: the dossier belongs to that unit's subtree"
+            if "-" in event.dossier_code
+            else "the code must start with its unit's code: {unit}-{yymmdd}-{sequence}"
+        )
+        errors.append(_error(prefix, index, "dossier_code", detail))
+    elif check.owner is not None and not check.owner_in_scope:
+        # The dossier is another unit's, whatever unit this event names: refused the same way.
+        errors.append(_error(prefix, index, "dossier_code", OUTSIDE_SCOPE))
+    return errors
+
+
+def _conflict(prefix: str | None, index: int, stored_at: datetime | None) -> dict[str, str]:
+    detail = "this event_id is already stored for this dossier with other content"
+    if stored_at is None:
+        detail = "this event_id comes earlier in this batch with other content"
+    return _error(prefix, index, "event_id", detail)
 
 
 async def derive_queued(session: AsyncSession, settings: Settings, limit: int) -> int:
@@ -183,11 +273,12 @@ async def derive_states(
     limits = await repository.limits(
         session, {e.procedure_code for events in histories.values() for e in events}
     )
+    owners = await repository.owners(session, list(histories))
     states = []
     for code, events in histories.items():
         history = order(events)
         limit = limits.get(history[-1].procedure_code)
-        states.append(derive(code, history, limit, calendar, rules))
+        states.append(derive(code, history, limit, calendar, rules, owners.get(code)))
     return states
 
 
@@ -313,8 +404,7 @@ async def dossier_events(
     after: tuple[str, int] | None,
     limit: int,
 ) -> list[Row[Any]]:
-    row, _ = await repository.get(session, code)
-    unit_code = row.unit_code if row is not None else await repository.first_unit(session, code)
+    unit_code = await repository.owner_of(session, code)
     if unit_code is None:
         raise NotFound(f"No dossier with code {code!r}.")
     await _check_dossier_scope(session, principal, unit_code)

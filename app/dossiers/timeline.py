@@ -53,6 +53,7 @@ class EventRecord:
     applicant_kind: int | None = None
     paid_online: bool | None = None
     has_digitized_parts: bool | None = None
+    id: int = 0  # dossier_events.id: which stored events a state covers
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +106,7 @@ class DossierState:
     first_event_at: datetime
     last_event_at: datetime
     event_count: int = field(default=0)
+    derived_through: int | None = None
 
 
 def order(events: Iterable[EventRecord]) -> list[EventRecord]:
@@ -145,6 +147,7 @@ def derive(
     limit: Limit | None,
     calendar: WorkingCalendar,
     rules: DossierRules,
+    owner: str | None = None,
 ) -> DossierState:
     history = order(events)
     if not history:
@@ -157,10 +160,17 @@ def derive(
             {"code": code_, "detail": detail, "event_id": event.event_id if event else None}
         )
 
-    for name in ("unit_code", "procedure_code"):
-        values = {getattr(e, name) for e in history}
-        if len(values) > 1:
-            flag(f"{name.removesuffix('_code')}_changed", f"{name} differs: {sorted(values)}")
+    # The dossier stays its owner's; a step by another unit of the owner's subtree is a
+    # transfer (liên thông), listed where it happened.
+    unit_code = owner or history[0].unit_code
+    handled_by = unit_code
+    for event in history:
+        if event.unit_code != handled_by:
+            flag("transfer", f"{handled_by} → {event.unit_code} (liên thông)", event)
+            handled_by = event.unit_code
+    procedures = {e.procedure_code for e in history}
+    if len(procedures) > 1:
+        flag("procedure_changed", f"procedure_code differs: {sorted(procedures)}")
 
     statuses = {e.status for e in history}
     explicit_receipt = _first(e.received_at for e in history)
@@ -263,7 +273,7 @@ def derive(
     apology_event = next((e for e in reversed(history) if e.apology_issued_at), None)
     return DossierState(
         code=code,
-        unit_code=last.unit_code,
+        unit_code=unit_code,
         procedure_code=last.procedure_code,
         status=last.status,
         channel=last.channel,
@@ -288,6 +298,7 @@ def derive(
         first_event_at=history[0].occurred_at,
         last_event_at=last.occurred_at,
         event_count=len(history),
+        derived_through=max(e.id for e in history),
     )
 
 

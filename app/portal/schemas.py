@@ -11,14 +11,16 @@ from pydantic import BaseModel, ConfigDict
 class PortalRecordResult(BaseModel):
     index: int
     MaHoSo: str | None
-    result: Literal["stored", "duplicate", "rejected"]
+    result: Literal["stored", "updated", "duplicate", "rejected"]
     events_stored: int
+    events_updated: int = 0
     events_duplicate: int
     errors: list[dict[str, Any]] | None = None
 
 
 class PortalSyncResult(BaseModel):
     stored: int
+    updated: int = 0
     duplicate: int
     rejected: int
     items: list[PortalRecordResult]

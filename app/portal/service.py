@@ -35,8 +35,9 @@ async def ingest_records(
             flat.append(event)
             owner.append(index)
     outcome = await dossiers.ingest(
-        session, settings, principal, flat, source=source, derive_now=derive_now
-    )
+        session, settings, principal, flat, source=source, derive_now=derive_now,
+        unit_from_prefix=True,
+    )  # fmt: skip
 
     per_record: dict[int, list[Any]] = {}
     for flat_index, result in enumerate(outcome.results):
@@ -46,7 +47,7 @@ async def ingest_records(
     for index, events, errors in parsed:
         code = _dossier_code(raw_records[index])
         results = per_record.get(index, [])
-        rejected = [r for r in results if r.result == "rejected"]
+        rejected = [r for r in results if r.result in ("rejected", "conflict")]
         if errors or rejected or not events:
             record_errors = list(errors or [])
             for result in rejected:
@@ -62,14 +63,18 @@ async def ingest_records(
             )  # fmt: skip
             continue
         stored = sum(1 for r in results if r.result == "stored")
+        updated = sum(1 for r in results if r.result == "updated")
         items.append(
             PortalRecordResult(
-                index=index, MaHoSo=code, result="stored" if stored else "duplicate",
-                events_stored=stored, events_duplicate=len(results) - stored,
+                index=index, MaHoSo=code,
+                result="stored" if stored else "updated" if updated else "duplicate",
+                events_stored=stored, events_updated=updated,
+                events_duplicate=len(results) - stored - updated,
             )
         )  # fmt: skip
     return PortalSyncResult(
         stored=sum(1 for i in items if i.result == "stored"),
+        updated=sum(1 for i in items if i.result == "updated"),
         duplicate=sum(1 for i in items if i.result == "duplicate"),
         rejected=sum(1 for i in items if i.result == "rejected"),
         items=items,

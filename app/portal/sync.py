@@ -20,9 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.auth import Principal, Scope
 from app.core.locks import exclusive
 from app.core.settings import Settings
+from app.core.uow import committed
 from app.dossiers.privacy import scrub
 from app.portal import repository
-from app.portal.client import PortalClient, PortalError, PortalSource
+from app.portal.client import ChangedPage, PortalClient, PortalError, PortalSource
 from app.portal.records import minimised
 from app.portal.service import ingest_records
 
@@ -39,6 +40,13 @@ class SyncReport:
     duplicate: int = 0
     quarantined: int = 0
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class PageCounts:
+    stored: int
+    duplicate: int
+    quarantined: int
 
 
 async def sync_source(
@@ -63,13 +71,22 @@ async def sync_source(
             while max_pages is None or report.pages < max_pages:
                 page = await client.changed_dossiers(cursor)
                 async with sessionmaker() as session:
-                    await _store_page(
-                        session, settings, principal, client.source, page.records, report
-                    )
-                    await repository.advance(
-                        session, name, page.next_cursor, len(page.records), clock()
-                    )
-                    await session.commit()
+
+                    async def store(
+                        session: AsyncSession = session, page: ChangedPage = page
+                    ) -> PageCounts:
+                        counts = await _store_page(
+                            session, settings, principal, client.source, page.records
+                        )
+                        await repository.advance(
+                            session, name, page.next_cursor, len(page.records), clock()
+                        )
+                        return counts
+
+                    counts = await committed(session, store, retries=settings.retry_conflicts)
+                report.stored += counts.stored
+                report.duplicate += counts.duplicate
+                report.quarantined += counts.quarantined
                 cursor = page.next_cursor
                 report.pages += 1
                 report.records += len(page.records)
@@ -91,8 +108,7 @@ async def _store_page(
     principal: Principal,
     source: PortalSource,
     records: list[Any],
-    report: SyncReport,
-) -> None:
+) -> PageCounts:
     # Records name their unit (MaDonVi or the MaHoSo prefix); the source's unit is a fallback.
     result = await ingest_records(
         session, settings, principal, records, source.madonvi, source="sync"
@@ -105,6 +121,6 @@ async def _store_page(
         if i.result == "rejected"
     ]  # fmt: skip
     await repository.quarantine(session, source.name, bad)
-    report.stored += result.stored
-    report.duplicate += result.duplicate
-    report.quarantined += len(bad)
+    return PageCounts(
+        stored=result.stored + result.updated, duplicate=result.duplicate, quarantined=len(bad)
+    )

@@ -67,15 +67,18 @@ async def test_single_event_is_201_with_state_when_asked_then_duplicate_is_200(
     assert first.headers["preference-applied"] == "return=representation"
     assert first.json()["result"] == "stored"
     assert first.json()["dossier"]["status"] == 2
-    # Retried with a different note: still the same event, so nothing may change.
+    # Retried with a note (notes are not kept by default): the same event, nothing changes.
     again = await client.post(
-        "/v1/dossier-events",
-        json={**body, "note": "retry", "status": 9},
-        headers={**ADMIN, **DERIVED},
+        "/v1/dossier-events", json={**body, "note": "retry"}, headers={**ADMIN, **DERIVED}
     )
     assert again.status_code == 200
     assert again.json()["result"] == "duplicate"
     assert again.json()["dossier"] == first.json()["dossier"]
+    # The same id with another status is not a retry: refused, nothing changes.
+    other = await client.post(
+        "/v1/dossier-events", json={**body, "status": 9}, headers={**ADMIN, **DERIVED}
+    )
+    assert other.status_code == 409
     async with engine.connect() as conn:
         rows = (await conn.execute(text("SELECT status, note FROM dossier_events"))).all()
         queued = (await conn.execute(text("SELECT count(*) FROM dossier_backlog"))).scalar()
@@ -227,8 +230,9 @@ async def test_batch_over_the_limit_is_413(client: httpx.AsyncClient, setup: Non
 
 
 async def test_personal_data_is_never_stored(
-    client: httpx.AsyncClient, engine: AsyncEngine, setup: None
+    client: httpx.AsyncClient, engine: AsyncEngine, setup: None, configure: Any
 ) -> None:
+    configure(store_notes=True)  # by default notes are not kept at all
     body = {
         **event("e-1", "H01.01-260302-0001", 2, "2026-03-02 08:00"),
         "note": "Gọi 0912 345 678, mail lan@example.vn, CCCD 079190012345",
@@ -244,6 +248,16 @@ async def test_personal_data_is_never_stored(
     for secret in ("0912", "345 678", "lan@example.vn", "079190012345"):
         assert secret not in dumped
     assert "Gọi [phone], mail [email], CCCD [id]" in dumped
+
+
+async def test_notes_are_not_kept_unless_configured(
+    client: httpx.AsyncClient, engine: AsyncEngine, setup: None
+) -> None:
+    body = {**event("e-1", "H01.01-260302-0001", 2, "2026-03-02 08:00"), "note": "Ông Lan"}
+    assert (await client.post("/v1/dossier-events", json=body, headers=ADMIN)).status_code == 202
+    async with engine.connect() as conn:
+        notes = (await conn.execute(text("SELECT note FROM dossier_events"))).scalars().all()
+    assert notes == [None]
 
 
 async def test_processing_after_returned_is_stored_and_flagged(

@@ -69,7 +69,7 @@ async def test_portal_record_stores_the_same_dossier_as_the_json_api(
     assert (body["error_code"], body["message"]) == (0, "Thành công")
     assert body["result"]["items"] == [
         {"index": 0, "MaHoSo": "H01.01-260302-0001", "result": "stored",
-         "events_stored": 5, "events_duplicate": 0, "errors": None}
+         "events_stored": 5, "events_updated": 0, "events_duplicate": 0, "errors": None}
     ]  # fmt: skip
     await post_events(client, JSON_EVENTS)
     portal = await get_dossier(client, "H01.01-260302-0001")

@@ -3,6 +3,7 @@ table, not in quarantined raw records, not in the audit log."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 import httpx
@@ -48,8 +49,13 @@ async def _every_table_as_text(engine: AsyncEngine) -> str:
 
 
 async def test_personal_data_sent_in_any_shape_is_stored_nowhere(
-    client: httpx.AsyncClient, world: World, engine: AsyncEngine, settings: Settings
+    client: httpx.AsyncClient,
+    world: World,
+    engine: AsyncEngine,
+    settings: Settings,
+    configure: Callable[..., None],
 ) -> None:
+    configure(store_notes=True)  # the scrubber must hold even where notes are kept
     record = {
         "MaHoSo": "H01.01-260302-0042", "MaTTHC": "P3", "KenhThucHien": "2", "MaDonVi": UNIT_A,
         "NgayTiepNhan": "20260302080000", "TrangThaiHoSo": "4", **PERSONAL,
