@@ -9,7 +9,8 @@ import httpx
 from arq import Retry
 from arq.worker import Function, func
 
-from app.webhooks import service
+from app.core.settings import Settings, get_settings
+from app.webhooks import destinations, service
 from app.webhooks.repository import Claimed
 from app.webhooks.service import RetryPolicy, Wait
 
@@ -34,7 +35,7 @@ async def deliver_webhook(ctx: dict[str, Any], delivery_id: int) -> str:
         raise Retry(defer=step.seconds)
     if step is None:
         return "skipped"
-    answer = await _post(ctx.get("http"), step, policy)
+    answer = await _attempt(ctx, step, policy)
     async with sessionmaker() as session:
         outcome = await service.finish_attempt(session, step, answer, policy)
         await session.commit()
@@ -43,14 +44,22 @@ async def deliver_webhook(ctx: dict[str, Any], delivery_id: int) -> str:
     return outcome.status
 
 
-async def _post(
-    http: httpx.AsyncClient | None, claimed: Claimed, policy: RetryPolicy
-) -> service.Answer:
+async def _attempt(ctx: dict[str, Any], claimed: Claimed, policy: RetryPolicy) -> service.Answer:
+    """The destination rules come from the worker's settings, checked again on every attempt.
+
+    ``ctx["webhook_http"]`` and ``ctx["webhook_resolver"]`` replace the network and DNS (tests
+    wire a mock receiver and fixed answers this way); by default each attempt gets its own
+    client, so no connection outlives the check it was made for.
+    """
+    settings: Settings = ctx.get("settings") or get_settings()
+    rules = destinations.Rules.from_settings(settings)
+    resolve: destinations.Resolver = ctx.get("webhook_resolver") or destinations.system_resolver
     now = int(time.time())
+    http: httpx.AsyncClient | None = ctx.get("webhook_http")
     if http is not None:
-        return await service.post(http, claimed, policy, now)
-    async with httpx.AsyncClient() as own:
-        return await service.post(own, claimed, policy, now)
+        return await service.attempt(http, claimed, policy, rules, resolve, now)
+    async with destinations.delivery_client(settings) as own:
+        return await service.attempt(own, claimed, policy, rules, resolve, now)
 
 
 JOBS: list[Function] = [

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Query, Request, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import Principal, Scope, require
 from app.core.database import get_session
-from app.core.errors import InvalidCursor
-from app.core.pagination import Page, PageParams, decode_cursor, page_params, paginate
+from app.core.pagination import (
+    Instant,
+    Integer,
+    Page,
+    PageParams,
+    Uuid,
+    page_params,
+    paginate,
+)
 from app.units.schemas import UNIT_CODE_PATTERN
-from app.webhooks import service
+from app.webhooks import destinations, service
 from app.webhooks.schemas import DeliveryOut, WebhookCreated, WebhookIn, WebhookOut
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
@@ -31,8 +37,11 @@ Paging = Annotated[PageParams, Depends(page_params)]
     status_code=status.HTTP_201_CREATED,
     summary="Subscribe a URL for a unit's subtree; the signing secret is returned once",
 )
-async def create_webhook(session: Session, principal: Reader, body: WebhookIn) -> WebhookCreated:
-    created = await service.create_webhook(session, principal, body)
+async def create_webhook(
+    request: Request, session: Session, principal: Reader, body: WebhookIn
+) -> WebhookCreated:
+    rules = destinations.Rules.from_settings(request.app.state.settings)
+    created = await service.create_webhook(session, principal, body, rules)
     await session.commit()
     return created
 
@@ -48,17 +57,11 @@ async def list_webhooks(
     page: Paging,
     unit: Annotated[str | None, Query(pattern=UNIT_CODE_PATTERN)] = None,
 ) -> Page[WebhookOut]:
-    after = None
-    if page.cursor:
-        created_at, webhook_id = decode_cursor(page.cursor, 2)
-        try:
-            after = (datetime.fromisoformat(str(created_at)), uuid.UUID(str(webhook_id)))
-        except ValueError as exc:
-            raise InvalidCursor("Pass back the `next` value of a previous page unchanged.") from exc
+    after = page.after((Instant(), Uuid()))
     rows = await service.list_webhooks(
         session, principal, unit_code=unit, after=after, limit=page.limit
     )
-    items, next_cursor = paginate(rows, page.limit, lambda w: (w.created_at.isoformat(), str(w.id)))
+    items, next_cursor = paginate(rows, page.limit, lambda w: (w.created_at, w.id))
     return Page(items=[WebhookOut.model_validate(w) for w in items], next=next_cursor)
 
 
@@ -90,12 +93,8 @@ async def list_deliveries(
     page: Paging,
     status: Annotated[str | None, Query(pattern="^(pending|delivered|failed)$")] = None,
 ) -> Page[DeliveryOut]:
-    before = None
-    if page.cursor:
-        (last_id,) = decode_cursor(page.cursor, 1)
-        if not isinstance(last_id, int):
-            raise InvalidCursor("Pass back the `next` value of a previous page unchanged.")
-        before = last_id
+    after = page.after((Integer(minimum=1),))
+    before = after[0] if after else None  # newest first: the next page is below this id
     rows = await service.list_deliveries(
         session, principal, webhook_id, status=status, before=before, limit=page.limit
     )

@@ -28,7 +28,16 @@ DeliveryStatus = Literal["pending", "delivered", "failed"]
 class WebhookIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: Annotated[HttpUrl, Field(description="http or https; receives a POST per notification")]
+    url: Annotated[
+        HttpUrl,
+        Field(
+            description="Receives a POST per notification. Its host must resolve to public "
+            "addresses only (no loopback, private, shared, link-local, unique-local, multicast, "
+            "reserved or cloud metadata address), unless the operator allows the network; "
+            "`https` is required outside development except to allowed networks. Checked "
+            "here (422) and again before every delivery."
+        ),
+    ]
     unit_code: UnitCode = Field(description="Notifications of this unit and all its subunits")
     kinds: Annotated[list[WebhookKind], Field(min_length=1, max_length=len(WebhookKind))]
     secret: Annotated[str | None, Field(pattern=SIGNING_KEY_PATTERN)] = Field(

@@ -8,6 +8,8 @@ notification is never lost to a Redis outage and never sent for work that rolled
 from __future__ import annotations
 
 import asyncio
+import codecs
+import logging
 import random
 import secrets
 import uuid
@@ -26,15 +28,19 @@ from app.core.auth import Principal
 from app.core.errors import NotFound, Unprocessable
 from app.units import repository as units
 from app.units.service import ensure_in_scope
-from app.webhooks import repository
+from app.webhooks import destinations, repository
 from app.webhooks.models import Webhook, WebhookDelivery
 from app.webhooks.repository import Claimed
 from app.webhooks.schemas import DeliveryOut, WebhookCreated, WebhookIn, WebhookKind, WebhookOut
 from app.webhooks.signing import SIGNATURE_HEADER, signature
 
+logger = logging.getLogger("chiso.webhooks")
+
 DELIVER_JOB = "deliver_webhook"
 USER_AGENT = "chiso-webhooks/1"
-_ERROR_EXCERPT = 300
+# The delivery log keeps this much of a receiver's answer (see :func:`excerpt`).
+EXCERPT_CHARS = 100
+_EXCERPT_BYTES = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,12 +115,26 @@ async def subscribed_units(session: AsyncSession, kind: str) -> list[str]:
 
 
 async def create_webhook(
-    session: AsyncSession, principal: Principal, data: WebhookIn
+    session: AsyncSession,
+    principal: Principal,
+    data: WebhookIn,
+    rules: destinations.Rules,
+    resolve: destinations.Resolver = destinations.system_resolver,
 ) -> WebhookCreated:
     if await units.get(session, data.unit_code) is None:
         detail = f"unknown unit {data.unit_code!r}"
         raise Unprocessable(detail, errors=[{"pointer": "#/unit_code", "detail": detail}])
     await ensure_in_scope(session, principal, data.unit_code)
+    try:
+        await destinations.check(str(data.url), rules, resolve)
+    except destinations.Refused as exc:
+        raise Unprocessable(
+            f"url: {exc.reason}", errors=[{"pointer": "#/url", "detail": exc.reason}]
+        ) from None
+    except destinations.Unresolved:
+        # Accepted: its DNS may not be set up yet, or down for a moment (that is no reason
+        # to call the request invalid). Every delivery checks again and records why not.
+        pass
     secret = data.secret or f"whsec_{secrets.token_urlsafe(32)}"
     webhook = await repository.insert_webhook(
         session,
@@ -209,8 +229,12 @@ class Wait:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
+    """How one attempt went. ``retry`` False: trying again cannot help (the destination is
+    refused), so the delivery fails at once."""
+
     status_code: int | None
     error: str | None
+    retry: bool = True
 
     @property
     def ok(self) -> bool:
@@ -253,40 +277,114 @@ def body(claimed: Claimed) -> bytes:
     )
 
 
-async def post(http: httpx.AsyncClient, claimed: Claimed, policy: RetryPolicy, now: int) -> Answer:
-    """One signed POST. Redirects are not followed; only a 2xx answer counts as delivered."""
+async def attempt(
+    http: httpx.AsyncClient,
+    claimed: Claimed,
+    policy: RetryPolicy,
+    rules: destinations.Rules,
+    resolve: destinations.Resolver,
+    now: int,
+) -> Answer:
+    """Check the webhook's URL again (settings and DNS may have changed since it was
+    subscribed), then post to the checked address. The check and the POST share the
+    policy's timeout. A refused destination gets no request at all."""
+    try:
+        async with asyncio.timeout(policy.timeout):
+            try:
+                destination = await destinations.check(claimed.url, rules, resolve)
+            except destinations.Refused as exc:
+                # Worth an operator's look: a receiver's DNS now points inwards, or the
+                # allowed networks changed under existing subscriptions.
+                logger.warning(
+                    "webhook delivery refused",
+                    extra={"delivery_id": claimed.id, "reason": exc.reason},
+                )
+                return Answer(None, f"not sent: {exc.reason}", retry=False)
+            except destinations.Unresolved as exc:
+                return Answer(None, f"not sent: {exc}")
+            return await post(http, claimed, destination, policy, now)
+    except TimeoutError:
+        return Answer(None, f"no answer within {policy.timeout:g} s")
+
+
+async def post(
+    http: httpx.AsyncClient,
+    claimed: Claimed,
+    destination: destinations.Destination,
+    policy: RetryPolicy,
+    now: int,
+) -> Answer:
+    """One signed POST to one of the destination's checked addresses: the connection goes to
+    the address itself, while ``Host`` and, for https, the TLS server name (SNI and the
+    certificate check) stay the URL's host. The next address is tried only when connecting
+    fails. Redirects are not followed; only a 2xx answer counts as delivered."""
     content = body(claimed)
     headers = {
+        "Host": destination.host_header,
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
         "X-Chiso-Event": claimed.kind,
         "X-Chiso-Delivery": str(claimed.id),
         SIGNATURE_HEADER: signature(claimed.secret, content, now),
+        # The excerpt of an error answer is read raw and bounded: no decompression bombs.
+        "Accept-Encoding": "identity",
+        # A pooled connection is keyed by address only: never reuse one made (and its
+        # certificate checked) for another host name on the same address.
+        "Connection": "close",
     }
-    try:
-        async with asyncio.timeout(policy.timeout):
+    extensions = {"sni_hostname": destination.server_name}
+    failure = "no address to connect to"
+    for address in destination.addresses:
+        try:
             async with http.stream(
                 "POST",
-                claimed.url,
+                destination.request_url(address),
                 content=content,
                 headers=headers,
                 timeout=policy.timeout,
                 follow_redirects=False,
+                extensions=extensions,
             ) as reply:
-                if 200 <= reply.status_code < 300:
-                    return Answer(reply.status_code, None)
-                # Read a bounded excerpt only: a receiver's error page can be arbitrarily large.
-                excerpt = b""
-                async for chunk in reply.aiter_bytes():
-                    excerpt += chunk
-                    if len(excerpt) >= _ERROR_EXCERPT:
-                        break
-                text = excerpt[:_ERROR_EXCERPT].decode(errors="replace").strip()
-                return Answer(reply.status_code, f"HTTP {reply.status_code} {text}".strip())
-    except TimeoutError:
-        return Answer(None, f"no answer within {policy.timeout:g} s")
-    except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
-        return Answer(None, f"{type(exc).__name__}: {exc}"[:_ERROR_EXCERPT])
+                return await _answer(reply)
+        except httpx.ConnectError as exc:  # nothing was sent: the next address may work
+            failure = _failure(exc)
+        except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
+            return Answer(None, _failure(exc))
+    return Answer(None, failure)
+
+
+async def _answer(reply: httpx.Response) -> Answer:
+    code = reply.status_code
+    if 200 <= code < 300:
+        return Answer(code, None)
+    if 300 <= code < 400:
+        location = excerpt(reply.headers.get("location", "").encode())
+        return Answer(code, f"HTTP {code} redirect not followed {location}".strip())
+    # A bounded excerpt only: a receiver's error page can be arbitrarily large.
+    raw = b""
+    if reply.is_stream_consumed:  # a body handed over whole (a mock transport)
+        raw = reply.content
+    else:
+        async for chunk in reply.aiter_raw():
+            raw += chunk
+            if len(raw) >= _EXCERPT_BYTES:
+                break
+    return Answer(code, f"HTTP {code} {excerpt(raw[:_EXCERPT_BYTES])}".strip())
+
+
+def _failure(exc: Exception) -> str:
+    return excerpt(f"{type(exc).__name__}: {exc}".encode())
+
+
+def excerpt(raw: bytes, limit: int = EXCERPT_CHARS) -> str:
+    """What the delivery log keeps of a receiver's words: at most ``limit`` printable
+    characters, whitespace runs as one space, control and format characters dropped (no
+    terminal escapes, no bidi tricks in a log viewer), cut with "…" when longer."""
+    # Incremental decoding drops a multi-byte character cut off at the end of the excerpt.
+    text = codecs.getincrementaldecoder("utf-8")("replace").decode(raw)
+    kept = "".join(c if c.isprintable() else " " if c.isspace() else "" for c in text)
+    words = " ".join(kept.split())
+    return words if len(words) <= limit else words[: limit - 1].rstrip() + "…"
 
 
 async def finish_attempt(
@@ -294,7 +392,7 @@ async def finish_attempt(
 ) -> Outcome:
     if answer.ok:
         outcome = Outcome("delivered")
-    elif claimed.attempt >= policy.max_attempts:
+    elif not answer.retry or claimed.attempt >= policy.max_attempts:
         outcome = Outcome("failed")
     else:
         outcome = Outcome("pending", retry_in=policy.delay(claimed.attempt))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ from app.core.jobs import relay_outbox
 from app.core.outbox import relay
 from app.core.queue import QUEUE_NAME, create_queue, redis_settings
 from app.core.settings import Settings
+from app.webhooks.destinations import Resolver
 from app.webhooks.jobs import JOBS
 from app.webhooks.service import RetryPolicy, notify, notify_many
 from tests.helpers import ADMIN, province_with_communes
@@ -27,16 +29,38 @@ from tests.helpers import ADMIN, province_with_communes
 FAST = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05, timeout=2.0)
 
 
+# With the mock network every name resolves to this public address: deliveries pass the
+# destination check and connect "there", and the mock answers instead.
+PUBLIC = ipaddress.IPv4Address("93.184.215.14")
+
+
+async def public_dns(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    return [PUBLIC]
+
+
 @dataclass
 class Receiver:
-    """Stands in for the subscribers' servers: answers from a script, keeps what it got."""
+    """Stands in for the subscribers' servers: answers from a script, keeps what it got.
+
+    ``received`` holds the requests as a server sees them (the URL built from ``Host``);
+    ``connected_to`` the address each one was sent to.
+    """
 
     answers: list[int | Exception] = field(default_factory=list)
     default: int = 200
     received: list[httpx.Request] = field(default_factory=list)
+    connected_to: list[str] = field(default_factory=list)
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.received.append(request)
+        self.connected_to.append(request.url.host)
+        self.received.append(
+            httpx.Request(
+                request.method,
+                request.url.copy_with(netloc=request.headers["host"].encode()),
+                headers=request.headers,
+                content=request.content,
+            )
+        )
         answer = self.answers.pop(0) if self.answers else self.default
         if isinstance(answer, Exception):
             raise answer
@@ -47,19 +71,29 @@ class Receiver:
 
 
 async def run_worker(
-    settings: Settings, engine: AsyncEngine, receiver: Receiver, policy: RetryPolicy = FAST
+    settings: Settings,
+    engine: AsyncEngine,
+    receiver: Receiver | None = None,
+    policy: RetryPolicy = FAST,
+    resolver: Resolver | None = None,
 ) -> Worker:
-    """A real arq worker in burst mode, wired like production but with a mock network."""
+    """A real arq worker in burst mode, wired like production. With a ``receiver`` the
+    network is a mock and every name resolves to :data:`PUBLIC`; without one, deliveries go
+    over the real network (to receivers on 127.0.0.1) and names through ``resolver``."""
 
     async def startup(ctx: dict[str, Any]) -> None:
         ctx["sessionmaker"] = create_sessionmaker(engine)
         ctx["settings"] = settings
-        ctx["http"] = httpx.AsyncClient(transport=httpx.MockTransport(receiver))
+        if receiver is not None:
+            ctx["webhook_http"] = httpx.AsyncClient(transport=httpx.MockTransport(receiver))
+        if resolver is not None or receiver is not None:
+            ctx["webhook_resolver"] = resolver or public_dns
         ctx["webhook_policy"] = policy
         await relay_outbox(ctx)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
-        await ctx["http"].aclose()
+        if "webhook_http" in ctx:
+            await ctx["webhook_http"].aclose()
 
     worker = Worker(
         functions=[*JOBS, relay_outbox],
@@ -141,6 +175,8 @@ async def test_a_commune_notification_reaches_its_province_signed(
     assert (worker.jobs_complete, worker.jobs_failed, worker.jobs_retried) == (2, 0, 0)
 
     assert {r.url.host for r in receiver.received} == {"h01.example", "h0101.example"}
+    # Each POST went to the address the destination check approved, named by its Host.
+    assert receiver.connected_to == [str(PUBLIC)] * 2
     (to_province,) = receiver.to("h01.example")
     assert to_province.method == "POST" and to_province.url.path == "/chiso"
     assert to_province.headers["content-type"] == "application/json"
