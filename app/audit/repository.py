@@ -10,24 +10,29 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.models import AuditEntry
+from app.units.repository import subtree_codes
 
 
 def add(
     session: AsyncSession,
     *,
-    actor: str,
+    actor_kind: str,
     actor_key_id: uuid.UUID | None,
+    actor_name: str,
     action: str,
     target: str,
+    unit_code: str | None,
     before: Any,
     after: Any,
 ) -> None:
     session.add(
         AuditEntry(
-            actor=actor,
+            actor_kind=actor_kind,
             actor_key_id=actor_key_id,
+            actor_name=actor_name,
             action=action,
             target=target,
+            unit_code=unit_code,
             before=before,
             after=after,
         )
@@ -35,7 +40,11 @@ def add(
 
 
 async def add_indicator_revisions(
-    session: AsyncSession, ids: Sequence[int], actor: str, actor_key_id: uuid.UUID | None
+    session: AsyncSession,
+    ids: Sequence[int],
+    actor_kind: str,
+    actor_key_id: uuid.UUID | None,
+    actor_name: str,
 ) -> None:
     """One entry per new revision, with the revision it replaces, in one statement."""
     if not ids:
@@ -43,9 +52,11 @@ async def add_indicator_revisions(
     await session.execute(
         text(
             """
-            INSERT INTO audit_log (actor, actor_key_id, action, target, before, after)
-            SELECT CAST(:actor AS text), CAST(:key_id AS uuid), 'indicator.revision',
-                   v.unit_code || ':' || v.period || ':' || v.metric_code,
+            INSERT INTO audit_log
+                (actor_kind, actor_key_id, actor_name, action, target, unit_code, before, after)
+            SELECT CAST(:kind AS text), CAST(:key_id AS uuid), CAST(:name AS text),
+                   'indicator.revision', v.unit_code || ':' || v.period || ':' || v.metric_code,
+                   v.unit_code,
                    CASE WHEN p.id IS NULL THEN NULL ELSE jsonb_build_object(
                        'revision', p.revision, 'numerator', p.numerator,
                        'denominator', p.denominator) END,
@@ -59,20 +70,26 @@ async def add_indicator_revisions(
             ORDER BY v.id
             """
         ),
-        {"actor": actor, "key_id": actor_key_id, "ids": list(ids)},
+        {"kind": actor_kind, "key_id": actor_key_id, "name": actor_name, "ids": list(ids)},
     )
 
 
 async def entries(
     session: AsyncSession,
     *,
+    within: str | None,
     action: str | None,
     target: str | None,
     before_id: int | None,
     limit: int,
 ) -> list[AuditEntry]:
-    """Newest first; ``limit + 1`` rows so the caller knows whether a next page exists."""
+    """Newest first; ``limit + 1`` rows so the caller knows whether a next page exists.
+
+    ``within``: only entries about units of that subtree (the tree as it is now).
+    """
     query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit + 1)
+    if within is not None:
+        query = query.where(AuditEntry.unit_code.in_(subtree_codes(within)))
     if action is not None:
         query = query.where(AuditEntry.action == action)
     if target is not None:

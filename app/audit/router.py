@@ -1,4 +1,4 @@
-"""HTTP endpoint of the audit log (admin only)."""
+"""HTTP endpoint of the audit log (admins; a unit-bound admin reads its subtree's entries)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service
 from app.audit.schemas import AuditEntryOut
-from app.core.auth import AdminPrincipal
 from app.core.database import get_session
-from app.core.errors import InvalidCursor
-from app.core.pagination import Page, PageParams, decode_cursor, page_params, paginate
+from app.core.pagination import Integer, Page, PageParams, page_params, paginate
+from app.keys.access import UnitAdmin
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
@@ -22,23 +21,20 @@ Session = Annotated[AsyncSession, Depends(get_session)]
 @router.get(
     "",
     response_model=Page[AuditEntryOut],
-    summary="Administrative changes, newest first: who, when, what, before and after (admin)",
+    summary="Administrative changes, newest first: who, when, what, before and after (admin; "
+    "a unit-bound admin: the changes about units of its subtree)",
 )
 async def list_entries(
     session: Session,
-    _: AdminPrincipal,
+    admin: UnitAdmin,
     page: Annotated[PageParams, Depends(page_params)],
     action: Annotated[str | None, Query(max_length=64, examples=["api_key.revoke"])] = None,
     target: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Page[AuditEntryOut]:
-    before_id = None
-    if page.cursor:
-        (last,) = decode_cursor(page.cursor, 1)
-        if not isinstance(last, int) or isinstance(last, bool) or not 0 < last < 2**63:
-            raise InvalidCursor("Pass back the `next` value of a previous page unchanged.")
-        before_id = last
+    after = page.after((Integer(minimum=1),))
+    before_id = after[0] if after else None  # newest first: the next page is below this id
     rows = await service.entries(
-        session, action=action, target=target, before_id=before_id, limit=page.limit
+        session, admin, action=action, target=target, before_id=before_id, limit=page.limit
     )
     items, next_cursor = paginate(rows, page.limit, lambda e: (e.id,))
     return Page(items=[AuditEntryOut.model_validate(e) for e in items], next=next_cursor)

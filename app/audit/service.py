@@ -3,12 +3,18 @@
 Every domain records with one call, before its unit of work commits: the entry commits (or
 rolls back) with the change it describes, so the log never claims a change that did not
 happen nor misses one that did.
+
+Who acted is taken from authentication, never from a name a caller passes along: an admin
+route binds its authenticated principal to the unit of work (:func:`act_as`), and an entry
+recorded in that unit of work names that principal — the key's id and name, or the admin
+token as such — whatever string the domain code hands over for its own ``*_by`` columns.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -16,8 +22,37 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import repository
-from app.audit.models import AuditEntry
+from app.audit.models import ActorKind, AuditEntry
 from app.core.auth import Principal
+
+ADMIN_TOKEN_NAME = "admin token"  # noqa: S105 - how the log names it, not the token
+_BOUND_ACTOR = "chiso.audit.actor"
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    kind: ActorKind
+    key_id: uuid.UUID | None
+    name: str
+
+
+def act_as(session: AsyncSession, principal: Principal) -> None:
+    """Name ``principal`` as the actor of every entry recorded in this unit of work."""
+    session.info[_BOUND_ACTOR] = principal
+
+
+def actor_of(session: AsyncSession, by: Principal | str) -> Actor:
+    """The authenticated principal wins over a bare name: a name alone is only trusted outside
+    a request (the command line), where nobody else could have supplied it."""
+    bound = session.info.get(_BOUND_ACTOR)
+    principal = by if isinstance(by, Principal) else bound
+    if isinstance(principal, Principal):
+        if principal.is_admin:
+            return Actor(ActorKind.admin_token, None, ADMIN_TOKEN_NAME)
+        if principal.key_id is not None:
+            return Actor(ActorKind.api_key, uuid.UUID(principal.key_id), principal.name)
+        return Actor(ActorKind.system, None, principal.name)
+    return Actor(ActorKind.cli, None, str(by))
 
 
 def _json(value: Any) -> Any:
@@ -29,29 +64,30 @@ def _json(value: Any) -> Any:
     return orjson.loads(orjson.dumps(value, default=str))
 
 
-def _actor(by: Principal | str) -> tuple[str, uuid.UUID | None]:
-    if isinstance(by, Principal):
-        return by.name, uuid.UUID(by.key_id) if by.key_id else None
-    return by, None
-
-
 async def record(
     session: AsyncSession,
     by: Principal | str,
     action: str,
     target: str,
     *,
+    unit_code: str | None = None,
     before: Any = None,
     after: Any = None,
 ) -> None:
-    """Add one entry to the caller's transaction (no commit here)."""
-    actor, key_id = _actor(by)
+    """Add one entry to the caller's transaction (no commit here).
+
+    ``unit_code`` is the unit the change is about; leave it ``None`` for national things —
+    only unbound admins read those entries.
+    """
+    actor = actor_of(session, by)
     repository.add(
         session,
-        actor=actor,
-        actor_key_id=key_id,
+        actor_kind=actor.kind,
+        actor_key_id=actor.key_id,
+        actor_name=actor.name,
         action=action,
         target=target,
+        unit_code=unit_code,
         before=_json(before),
         after=_json(after),
     )
@@ -60,18 +96,27 @@ async def record(
 async def record_indicator_revisions(
     session: AsyncSession, by: Principal | str, revision_ids: Sequence[int]
 ) -> None:
-    actor, key_id = _actor(by)
-    await repository.add_indicator_revisions(session, revision_ids, actor, key_id)
+    actor = actor_of(session, by)
+    await repository.add_indicator_revisions(
+        session, revision_ids, actor.kind, actor.key_id, actor.name
+    )
 
 
 async def entries(
     session: AsyncSession,
+    principal: Principal,
     *,
     action: str | None,
     target: str | None,
     before_id: int | None,
     limit: int,
 ) -> list[AuditEntry]:
+    """A unit-bound admin sees the entries about units of its subtree; others see all."""
     return await repository.entries(
-        session, action=action, target=target, before_id=before_id, limit=limit
+        session,
+        within=principal.unit_code,
+        action=action,
+        target=target,
+        before_id=before_id,
+        limit=limit,
     )

@@ -9,14 +9,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.calendar import service
 from app.calendar.schemas import CalendarOut, OverrideIn, OverrideOut
-from app.core.auth import AdminPrincipal
+from app.core.auth import Principal
 from app.core.database import get_session
 from app.core.outbox import relay_soon
 from app.core.params import IsoDate
+from app.keys.access import national_admin
 
 router = APIRouter(prefix="/v1/calendar", tags=["calendar"])
 
 Session = Annotated[AsyncSession, Depends(get_session)]
+NationalAdmin = Annotated[
+    Principal, Depends(national_admin("the working-day calendar is the same for every unit"))
+]
 
 
 @router.get("", response_model=CalendarOut, summary="Working days between two dates (public)")
@@ -32,12 +36,13 @@ async def get_calendar(
 @router.put(
     "/days/{day}",
     response_model=OverrideOut,
-    summary="Make a date a working day or a day off (admin); open dossiers are recomputed",
+    summary="Make a date a working day or a day off (admin bound to no unit); open dossiers "
+    "are recomputed",
 )
 async def put_day(
     request: Request,
     session: Session,
-    admin: AdminPrincipal,
+    admin: NationalAdmin,
     day: IsoDate,
     body: OverrideIn,
     background: BackgroundTasks,
@@ -49,12 +54,14 @@ async def put_day(
 
 
 @router.delete(
-    "/days/{day}", status_code=status.HTTP_204_NO_CONTENT, summary="Remove an operator override"
+    "/days/{day}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Remove an operator override (admin bound to no unit)",
 )
 async def delete_day(
     request: Request,
     session: Session,
-    admin: AdminPrincipal,
+    admin: NationalAdmin,
     day: IsoDate,
     background: BackgroundTasks,
 ) -> Response:

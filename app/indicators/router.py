@@ -15,7 +15,15 @@ from app.core import clock
 from app.core.auth import Principal, Scope, authenticate, require
 from app.core.database import get_session
 from app.core.errors import PayloadTooLarge, Unauthenticated, Unprocessable
-from app.core.pagination import Page, PageParams, decode_cursor, encode_cursor, page_params
+from app.core.pagination import (
+    INT32_MAX,
+    Integer,
+    Page,
+    PageParams,
+    Text,
+    encode_cursor,
+    page_params,
+)
 from app.core.params import IsoDate
 from app.indicators import service
 from app.indicators.catalog import Catalog, CatalogVersion, shipped_catalog
@@ -151,10 +159,10 @@ async def get_unit_values(
     metric: Annotated[str | None, Query(pattern=METRIC_CODE_PATTERN)] = None,
     history: Annotated[bool, Query(description="Every revision, with who and when")] = False,
 ) -> Page[IndicatorValueOut]:
-    after = None
-    if page.cursor:
-        last_period, last_metric, last_revision = decode_cursor(page.cursor, 3)
-        after = (str(last_period), str(last_metric), int(last_revision or 0))
+    # (period, metric code, revision): the widths of their columns; revision is an integer ≥ 1.
+    after = page.after(
+        (Text(max_length=7), Text(max_length=64), Integer(minimum=1, maximum=INT32_MAX))
+    )
     rows = await service.unit_values(
         session,
         principal,

@@ -10,15 +10,17 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock
-from app.core.auth import AdminPrincipal, Principal, Scope, require
+from app.core.auth import Principal, Scope, require
 from app.core.database import get_session
-from app.core.pagination import Page, PageParams, decode_cursor, encode_cursor, page_params
+from app.core.pagination import Page, PageParams, Text, encode_cursor, page_params
 from app.indicators.router import CurrentCatalog
 from app.insights import service
 from app.insights.rules import RULE_CODES, Rules, shipped_rules
 from app.insights.schemas import IntegrityFlagOut, ProjectionReportOut, ResolveIn, WhatIfOut
+from app.keys.access import UnitAdmin
 from app.scores.service import parse_period
 from app.units.schemas import UNIT_CODE_PATTERN
+from app.units.service import ensure_admin_over
 
 
 @asynccontextmanager
@@ -91,10 +93,8 @@ async def get_integrity(
     page: Annotated[PageParams, Depends(page_params)],
     status: Literal["open", "resolved"] | None = None,
 ) -> Page[IntegrityFlagOut]:
-    after = None
-    if page.cursor:
-        p, unit, rule = decode_cursor(page.cursor, 3)
-        after = (str(p), str(unit), str(rule))
+    # (period, unit code, rule): the widths of their columns.
+    after = page.after((Text(max_length=16), Text(max_length=64), Text(max_length=48)))
     items = await service.integrity_flags(
         session, principal, rules, code, parse_period(period),
         status=status, after=after, limit=page.limit,
@@ -110,17 +110,19 @@ async def get_integrity(
 @router.post(
     "/v1/units/{code}/integrity/{rule}/resolve",
     response_model=IntegrityFlagOut,
-    summary="Mark a flag reviewed and resolved, with a note (admin)",
+    summary="Mark a flag reviewed and resolved, with a note (admin; a unit-bound admin: in "
+    "its subtree)",
 )
 async def resolve_flag(
     request: Request,
     session: Session,
-    admin: AdminPrincipal,
+    admin: UnitAdmin,
     rules: CurrentRules,
     code: CodePath,
     rule: Annotated[str, Path(pattern="^(" + "|".join(RULE_CODES) + ")$")],
     body: ResolveIn,
 ) -> IntegrityFlagOut:
+    await ensure_admin_over(session, admin, code)
     flag = await service.resolve_flag(
         session, rules, code, rule, parse_period(body.period), admin.name, body.note,
         clock.now(request),

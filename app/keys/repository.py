@@ -9,6 +9,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.keys.models import ApiKey
+from app.units.repository import subtree_codes
 
 
 async def insert(
@@ -42,6 +43,10 @@ async def active_by_prefix(session: AsyncSession, prefix: str) -> ApiKey | None:
     )
 
 
+async def get(session: AsyncSession, key_id: uuid.UUID) -> ApiKey | None:
+    return await session.get(ApiKey, key_id)
+
+
 async def revoke(session: AsyncSession, key_id: uuid.UUID) -> ApiKey | None:
     """Mark revoked (idempotent: an already revoked key keeps its first revocation time)."""
     await session.execute(
@@ -52,8 +57,13 @@ async def revoke(session: AsyncSession, key_id: uuid.UUID) -> ApiKey | None:
     return await session.get(ApiKey, key_id, populate_existing=True)
 
 
-async def list_keys(session: AsyncSession, *, after: str | None, limit: int) -> list[ApiKey]:
+async def list_keys(
+    session: AsyncSession, *, within: str | None, after: str | None, limit: int
+) -> list[ApiKey]:
+    """By prefix; ``within``: only keys bound to a unit of that subtree."""
     query = select(ApiKey).order_by(ApiKey.prefix).limit(limit + 1)
+    if within is not None:
+        query = query.where(ApiKey.unit_code.in_(subtree_codes(within)))
     if after is not None:
         query = query.where(ApiKey.prefix > after)
     return list((await session.scalars(query)).all())

@@ -21,6 +21,7 @@ from app.keys import repository
 from app.keys.models import ApiKey
 from app.keys.schemas import ApiKeyCreated, ApiKeyIn, ApiKeyOut
 from app.units import repository as units
+from app.units.service import ensure_admin_over
 
 KEY_PREFIX = "chiso"
 _DUMMY_HASH = hashlib.sha256(b"no such key").digest()
@@ -37,12 +38,18 @@ def _split(token: str) -> tuple[str, str] | None:
     return parts[1], parts[2]
 
 
-async def create_key(session: AsyncSession, data: ApiKeyIn, created_by: str) -> ApiKeyCreated:
+async def create_key(
+    session: AsyncSession, data: ApiKeyIn, created_by: Principal | str = "cli"
+) -> ApiKeyCreated:
+    """A unit-bound admin creates keys for units of its subtree only, with any scopes: a key it
+    makes can never reach beyond its own subtree, so no scope there is an escalation."""
     if data.unit_code is not None and await units.get(session, data.unit_code) is None:
         raise Unprocessable(
             f"unknown unit {data.unit_code!r}",
             errors=[{"pointer": "#/unit_code", "detail": f"unknown unit {data.unit_code!r}"}],
         )
+    if isinstance(created_by, Principal):
+        await ensure_admin_over(session, created_by, data.unit_code)
     prefix = secrets.token_hex(6)
     secret = secrets.token_urlsafe(24)
     key = await repository.insert(
@@ -52,24 +59,40 @@ async def create_key(session: AsyncSession, data: ApiKeyIn, created_by: str) -> 
         secret_hash=_digest(secret),
         scopes=sorted({s.value for s in data.scopes}),
         unit_code=data.unit_code,
-        created_by=created_by,
+        created_by=created_by if isinstance(created_by, str) else created_by.name,
     )
     out = ApiKeyOut.model_validate(key)
-    await audit.record(session, created_by, "api_key.create", str(key.id), after=out)
+    await audit.record(
+        session, created_by, "api_key.create", str(key.id), unit_code=key.unit_code, after=out
+    )
     return ApiKeyCreated(**out.model_dump(), key=f"{KEY_PREFIX}_{prefix}_{secret}")
 
 
-async def revoke_key(session: AsyncSession, key_id: uuid.UUID, by: str = "cli") -> ApiKeyOut:
-    key = await repository.revoke(session, key_id)
+async def revoke_key(
+    session: AsyncSession, key_id: uuid.UUID, by: Principal | str = "cli"
+) -> ApiKeyOut:
+    """Revoke (idempotent); a unit-bound admin revokes keys bound within its subtree only."""
+    key = await repository.get(session, key_id)
     if key is None:
         raise NotFound(f"No API key with id {key_id}.")
-    out = ApiKeyOut.model_validate(key)
-    await audit.record(session, by, "api_key.revoke", str(key_id), after=out)
+    if isinstance(by, Principal):
+        await ensure_admin_over(session, by, key.unit_code)
+    revoked = await repository.revoke(session, key_id)
+    if revoked is None:  # keys are never deleted; kept for the type
+        raise NotFound(f"No API key with id {key_id}.")
+    out = ApiKeyOut.model_validate(revoked)
+    await audit.record(
+        session, by, "api_key.revoke", str(key_id), unit_code=revoked.unit_code, after=out
+    )
     return out
 
 
-async def list_keys(session: AsyncSession, *, after: str | None, limit: int) -> list[ApiKey]:
-    return await repository.list_keys(session, after=after, limit=limit)
+async def list_keys(
+    session: AsyncSession, principal: Principal | None, *, after: str | None, limit: int
+) -> list[ApiKey]:
+    """Every key for a national admin; a unit-bound admin sees the keys of its subtree."""
+    within = principal.unit_code if principal is not None else None
+    return await repository.list_keys(session, within=within, after=after, limit=limit)
 
 
 async def principal_for_key(session: AsyncSession, token: str) -> Principal | None:

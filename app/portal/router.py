@@ -8,16 +8,23 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock
-from app.core.auth import AdminPrincipal, Principal, Scope, require
+from app.core.auth import Principal, Scope, require
 from app.core.database import get_session
 from app.core.errors import PayloadTooLarge, Unprocessable
-from app.core.pagination import Page, PageParams, page_params, paginate
+from app.core.pagination import Integer, Page, PageParams, page_params, paginate
 from app.core.prefer import REPRESENTATION_APPLIED, PreferHeader, wants_representation
+from app.core.uow import committed
 from app.dossiers.schemas import CODE_PATTERN, MAX_BATCH
+from app.keys.access import UnitAdmin, national_admin
 from app.portal import repository, service
 from app.portal.schemas import PortalEnvelope, QuarantinedOut, SyncStatus
 
 router = APIRouter(tags=["portal"])
+
+QuarantineAdmin = Annotated[
+    Principal,
+    Depends(national_admin("quarantined portal records belong to no known unit")),
+]
 
 
 @router.post(
@@ -42,10 +49,14 @@ async def post_portal_dossiers(
     if not records:
         raise Unprocessable("no records", errors=[{"pointer": "#", "detail": "empty array"}])
     derive_now = wants_representation(prefer)
-    result = await service.ingest_records(
-        session, request.app.state.settings, principal, records, madonvi, derive_now=derive_now
+    settings = request.app.state.settings
+    result = await committed(
+        session,
+        lambda: service.ingest_records(
+            session, settings, principal, records, madonvi, derive_now=derive_now
+        ),
+        retries=settings.retry_conflicts,
     )
-    await session.commit()
     if derive_now:
         response.headers.update(REPRESENTATION_APPLIED)
     message = (
@@ -61,12 +72,13 @@ async def post_portal_dossiers(
 @router.get(
     "/v1/portal/sync-status",
     response_model=Page[SyncStatus],
-    summary="Per portal source: last success, lag, last error, quarantined records (admin)",
+    summary="Per portal source: last success, lag, last error, quarantined records (any admin: "
+    "operational figures, no unit's data)",
 )
 async def sync_status(
     request: Request,
     session: Annotated[AsyncSession, Depends(get_session)],
-    _: AdminPrincipal,
+    _: UnitAdmin,
 ) -> Page[SyncStatus]:
     now = clock.now(request)
     rows = await repository.sync_overview(session)
@@ -87,17 +99,16 @@ async def sync_status(
 @router.get(
     "/v1/portal/quarantine",
     response_model=Page[QuarantinedOut],
-    summary="Records a sync could not store, raw with their errors, newest first (admin)",
+    summary="Records a sync could not store, raw with their errors, newest first (admin bound "
+    "to no unit)",
 )
 async def quarantine(
     session: Annotated[AsyncSession, Depends(get_session)],
-    _: AdminPrincipal,
+    _: QuarantineAdmin,
     page: Annotated[PageParams, Depends(page_params)],
     source: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Page[QuarantinedOut]:
-    after = page.after()
-    rows = await repository.quarantined(
-        session, source, int(after[0]) if after else None, page.limit
-    )
+    after = page.after((Integer(minimum=1),))
+    rows = await repository.quarantined(session, source, after[0] if after else None, page.limit)
     items, next_cursor = paginate(rows, page.limit, lambda q: (q.id,))
     return Page(items=[QuarantinedOut.model_validate(q) for q in items], next=next_cursor)

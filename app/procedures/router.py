@@ -7,9 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.auth import AdminPrincipal
+from app.core.auth import Principal
 from app.core.database import get_session
-from app.core.pagination import Page, PageParams, page_params, paginate
+from app.core.pagination import Page, PageParams, Text, page_params, paginate
+from app.keys.access import national_admin
 from app.procedures import repository, service
 from app.procedures.schemas import PROCEDURE_CODE_PATTERN, ProcedureIn, ProcedureOut
 
@@ -17,6 +18,9 @@ router = APIRouter(prefix="/v1/procedures", tags=["procedures"])
 
 Session = Annotated[AsyncSession, Depends(get_session)]
 CodePath = Annotated[str, Path(pattern=PROCEDURE_CODE_PATTERN)]
+NationalAdmin = Annotated[
+    Principal, Depends(national_admin("procedures and their time limits are national"))
+]
 
 
 @router.get("", response_model=Page[ProcedureOut], summary="List procedures (public)")
@@ -26,7 +30,7 @@ async def list_procedures(
     field_code: Annotated[str | None, Query(max_length=64)] = None,
     full_online: bool | None = None,
 ) -> Page[ProcedureOut]:
-    after = page.after()
+    after = page.after((Text(max_length=64),))
     rows = await repository.list_procedures(
         session,
         field_code=field_code,
@@ -46,13 +50,13 @@ async def get_procedure(session: Session, code: CodePath) -> ProcedureOut:
 @router.put(
     "/{code}",
     response_model=ProcedureOut,
-    summary="Create or update a procedure (admin, idempotent)",
+    summary="Create or update a procedure (admin bound to no unit, idempotent)",
     responses={201: {"model": ProcedureOut, "description": "Created"}},
 )
 async def put_procedure(
-    session: Session, admin: AdminPrincipal, code: CodePath, body: ProcedureIn, response: Response
+    session: Session, admin: NationalAdmin, code: CodePath, body: ProcedureIn, response: Response
 ) -> ProcedureOut:
-    procedure, created = await service.upsert_procedure(session, code, body, by=admin.name)
+    procedure, created = await service.upsert_procedure(session, code, body, by=admin)
     await session.commit()
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return procedure

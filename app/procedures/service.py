@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
+from app.core.auth import Principal
 from app.core.errors import NotFound, Unprocessable, validation_errors
 from app.procedures import repository
 from app.procedures.models import Procedure
@@ -28,7 +29,7 @@ async def get(session: AsyncSession, code: str) -> Procedure:
 
 
 async def upsert_procedure(
-    session: AsyncSession, code: str, data: ProcedureIn, by: str = "cli"
+    session: AsyncSession, code: str, data: ProcedureIn, by: Principal | str = "cli"
 ) -> tuple[ProcedureOut, bool]:
     existing = await repository.get(session, code)
     before = ProcedureOut.model_validate(existing) if existing is not None else None

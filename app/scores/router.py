@@ -14,10 +14,11 @@ from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock
-from app.core.auth import AdminPrincipal
+from app.core.auth import Principal
 from app.core.database import get_session
 from app.core.http_cache import cache_headers, matches, not_modified
 from app.indicators.router import CurrentCatalog
+from app.keys.access import national_admin
 from app.scores import exports, service
 from app.scores.schemas import History, PeriodStateOut, Ranking, Scorecard
 from app.units.models import UnitLevel
@@ -29,6 +30,9 @@ Session = Annotated[AsyncSession, Depends(get_session)]
 PeriodQuery = Annotated[str, Query(max_length=16, examples=["2026-03", "2026-Q1", "2026"])]
 CodePath = Annotated[str, Path(pattern=UNIT_CODE_PATTERN)]
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+PeriodAdmin = Annotated[
+    Principal, Depends(national_admin("a period's scores and rankings cover every unit"))
+]
 
 
 @router.get(
@@ -151,10 +155,11 @@ async def get_period(session: Session, period: str) -> PeriodStateOut:
 @router.post(
     "/v1/periods/{period}/close",
     response_model=PeriodStateOut,
-    summary="Publish a period: its scores and rankings become an immutable snapshot (admin)",
+    summary="Publish a period: its scores and rankings become an immutable snapshot (admin "
+    "bound to no unit)",
 )
 async def close_period(
-    request: Request, session: Session, catalog: CurrentCatalog, admin: AdminPrincipal, period: str
+    request: Request, session: Session, catalog: CurrentCatalog, admin: PeriodAdmin, period: str
 ) -> PeriodStateOut:
     wanted = service.parse_period(period)
     await service.close(
@@ -167,10 +172,11 @@ async def close_period(
 @router.post(
     "/v1/periods/{period}/reopen",
     response_model=PeriodStateOut,
-    summary="Re-open a closed period as a new revision and apply pending amendments (admin)",
+    summary="Re-open a closed period as a new revision and apply pending amendments (admin "
+    "bound to no unit)",
 )
 async def reopen_period(
-    request: Request, session: Session, catalog: CurrentCatalog, admin: AdminPrincipal, period: str
+    request: Request, session: Session, catalog: CurrentCatalog, admin: PeriodAdmin, period: str
 ) -> PeriodStateOut:
     wanted = service.parse_period(period)
     await service.reopen(

@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.auth import AdminPrincipal
 from app.core.database import get_session
-from app.core.pagination import Page, PageParams, page_params, paginate
+from app.core.pagination import Page, PageParams, Text, page_params, paginate
 from app.core.params import IsoDate
+from app.keys.access import UnitAdmin
 from app.units import service
 from app.units.models import UnitLevel
 from app.units.schemas import UNIT_CODE_PATTERN, UnitDetail, UnitIn, UnitOut
@@ -29,7 +29,7 @@ async def list_units(
     parent: Annotated[str | None, Query(pattern=UNIT_CODE_PATTERN)] = None,
     valid_at: Annotated[IsoDate | None, Query(description="Only units valid on this date")] = None,
 ) -> Page[UnitOut]:
-    after = page.after()
+    after = page.after((Text(max_length=64),))
     rows = await service.list_units(
         session,
         level=level.value if level else None,
@@ -50,13 +50,13 @@ async def get_unit(session: Session, code: CodePath) -> UnitDetail:
 @router.put(
     "/{code}",
     response_model=UnitDetail,
-    summary="Create or update a unit (admin, idempotent)",
+    summary="Create or update a unit (admin, idempotent; a unit-bound admin: inside its subtree)",
     responses={201: {"model": UnitDetail, "description": "Created"}},
 )
 async def put_unit(
-    session: Session, admin: AdminPrincipal, code: CodePath, body: UnitIn, response: Response
+    session: Session, admin: UnitAdmin, code: CodePath, body: UnitIn, response: Response
 ) -> UnitDetail:
-    detail, created = await service.upsert_unit(session, code, body, by=admin.name)
+    detail, created = await service.upsert_unit(session, code, body, by=admin)
     await session.commit()
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return detail

@@ -88,9 +88,11 @@ async def upsert_units(session: AsyncSession, records: Sequence[UnitRecord]) -> 
 
 
 async def upsert_unit(
-    session: AsyncSession, code: str, unit: UnitIn, by: str = "cli"
+    session: AsyncSession, code: str, unit: UnitIn, by: Principal | str = "cli"
 ) -> tuple[UnitDetail, bool]:
     existing = await repository.get(session, code)
+    if isinstance(by, Principal):
+        await _ensure_may_upsert(session, by, code, existing, unit)
     before = UnitOut.model_validate(existing) if existing is not None else None
     if existing is not None:
         session.expunge(existing)  # the upsert changes the row behind the ORM's back
@@ -98,8 +100,53 @@ async def upsert_unit(
     detail = await get_detail(session, code)
     if code in changed:
         after = UnitOut.model_validate(detail.model_dump())
-        await audit.record(session, by, "unit.upsert", code, before=before, after=after)
+        await audit.record(
+            session, by, "unit.upsert", code, unit_code=code, before=before, after=after
+        )
     return detail, changed.get(code, False)
+
+
+async def _ensure_may_upsert(
+    session: AsyncSession, principal: Principal, code: str, existing: Unit | None, unit: UnitIn
+) -> None:
+    """A unit-bound admin edits its subtree and keeps it whole: it neither moves a unit out nor
+    hangs a new one outside, nor re-parents its own root (that is its parent's business), nor
+    names a successor outside (a merger across subtrees is national)."""
+    root = principal.unit_code
+    if root is None:
+        return
+    if existing is not None:
+        await ensure_admin_over(session, principal, code)
+    if code == root:
+        if existing is not None and unit.parent_code != existing.parent_code:
+            raise Forbidden(
+                f"Unit {root} is this key's own root: only an admin bound to no unit may change "
+                "its parent.",
+                errors=[{"pointer": "#/parent_code",
+                         "detail": f"must stay {existing.parent_code!r}"}],
+            )  # fmt: skip
+    elif unit.parent_code is None:
+        raise Forbidden(
+            f"This key is limited to unit {root} and its subunits: a unit needs a parent_code "
+            "inside that subtree.",
+            errors=[{"pointer": "#/parent_code", "detail": f"must lie within {root}"}],
+        )
+    else:
+        await _ensure_reference_within(session, root, unit.parent_code, "parent_code")
+    unchanged_successor = existing is not None and unit.successor_code == existing.successor_code
+    if unit.successor_code is not None and not unchanged_successor:
+        await _ensure_reference_within(session, root, unit.successor_code, "successor_code")
+
+
+async def _ensure_reference_within(session: AsyncSession, root: str, code: str, field: str) -> None:
+    # An unknown unit is left to the reference check (422), which names it as unknown.
+    if await repository.get(session, code) is None:
+        return
+    if not await repository.is_within(session, code, root):
+        raise Forbidden(
+            f"This key is limited to unit {root} and its subunits: {field} {code!r} lies outside.",
+            errors=[{"pointer": f"#/{field}", "detail": f"must lie within {root}"}],
+        )
 
 
 def parse_units_csv(text: str) -> list[UnitRecord]:
@@ -135,3 +182,31 @@ async def ensure_in_scope(session: AsyncSession, principal: Principal, unit_code
         return
     if not await repository.is_within(session, unit_code, principal.unit_code):
         raise Forbidden(f"This key is limited to unit {principal.unit_code} and its subunits.")
+
+
+# --- what an admin may administer -------------------------------------------------------------
+# The admin scope is national only on a key bound to no unit (or the admin token). On a key bound
+# to a unit it administers that subtree: its units, the keys bound to them, their integrity
+# flags, the audit entries about them. Procedures, the calendar, periods and quarantined portal
+# records concern every unit, so they stay with unbound admins. Routes state which rule they
+# follow through the dependencies in ``app.keys.access``.
+
+
+def ensure_national_admin(principal: Principal, why: str) -> None:
+    """403 for an admin key bound to a unit; ``why`` says what makes the action national."""
+    if principal.unit_code is not None:
+        raise Forbidden(
+            f"This admin key is bound to unit {principal.unit_code}; {why}, so this needs an "
+            "admin key bound to no unit or the admin token."
+        )
+
+
+async def ensure_admin_over(
+    session: AsyncSession, principal: Principal, unit_code: str | None
+) -> None:
+    """403 unless ``principal`` may administer ``unit_code`` (``None``: nothing bound to a unit,
+    e.g. a key for every unit, which only a national admin may touch)."""
+    if unit_code is None:
+        ensure_national_admin(principal, "a key bound to no unit acts for every unit")
+        return
+    await ensure_in_scope(session, principal, unit_code)
