@@ -54,6 +54,9 @@ def create_engine(settings: Settings, database_url: str) -> AsyncEngine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_pre_ping=True,
+        # Errors and echo logs print statements without their values: parameters carry notes
+        # and whatever a client sent.
+        hide_parameters=True,
         connect_args={
             "server_settings": {
                 "statement_timeout": str(settings.db_statement_timeout_ms),
@@ -72,8 +75,17 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+# A session the gate (app/core/gate.py) opened to look the caller's key up: the request's unit
+# of work goes on in it rather than paying for a second connection checkout.
+SESSION_STATE = "session"
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request: the unit of work. Routers commit once, at the end."""
+    opened: AsyncSession | None = request.scope.get("state", {}).get(SESSION_STATE)
+    if opened is not None:
+        yield opened  # the gate closes it once the response is sent
+        return
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     async with sessionmaker() as session:
         yield session

@@ -1,6 +1,7 @@
-"""Structured JSON logs, request ids, Prometheus metrics and the request-size guard.
+"""Structured JSON logs, request ids and Prometheus metrics.
 
-One pure-ASGI middleware does all four, so every request pays for a single wrapper.
+One pure-ASGI middleware does all three, so every request pays for a single wrapper. Body
+sizes are capped per route by the gate (``app/core/gate.py``), after the key is checked.
 """
 
 from __future__ import annotations
@@ -14,15 +15,14 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
-from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import PayloadTooLarge, problem_response
+from app.core.errors import describe_error, redact_record
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
@@ -57,14 +57,40 @@ class JsonFormatter(logging.Formatter):
             entry["request_id"] = rid
         for key, value in record.__dict__.items():
             if key not in _RESERVED and not key.startswith("_"):
-                entry[key] = value
+                entry[key] = describe_error(value) if isinstance(value, BaseException) else value
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            # exc_text is the redacted traceback when the error's message quotes values.
+            entry["exc"] = record.exc_text or self.formatException(record.exc_info)
         return orjson.dumps(entry, default=str).decode()
 
 
-def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+class _RedactingRecordFactory:
+    """Wraps the record factory so that every record, whichever library logs it (arq's job
+    failures, uvicorn's "Exception in ASGI application", our own ``logger.exception``) and
+    whichever handler formats it, carries no database error message: those quote SQL
+    parameters and stored values (see :func:`app.core.errors.redact_record`)."""
+
+    def __init__(self, inner: Callable[..., logging.LogRecord]) -> None:
+        self.inner = inner
+
+    def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = self.inner(*args, **kwargs)
+        redact_record(record)
+        return record
+
+
+def install_log_redaction() -> None:
+    """Idempotent: make every log record of this process safe (see the factory above)."""
+    current = logging.getLogRecordFactory()
+    if not isinstance(current, _RedactingRecordFactory):
+        logging.setLogRecordFactory(_RedactingRecordFactory(current))
+
+
+def configure_logging(
+    level: str = "INFO", json_logs: bool = True, stream: TextIO | None = None
+) -> None:
+    install_log_redaction()
+    handler = logging.StreamHandler(stream or sys.stderr)
     if json_logs:
         handler.setFormatter(JsonFormatter())
     else:
@@ -87,9 +113,8 @@ def route_template(scope: Scope) -> str:
 
 
 class ObservabilityMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.max_body_bytes = max_body_bytes
         self.log = logging.getLogger("chiso.access")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -114,17 +139,7 @@ class ObservabilityMiddleware:
             await send(message)
 
         try:
-            declared = headers.get(b"content-length")
-            if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-                await self._too_large(scope, receive, send_wrapper)
-                return
-            if declared is None:
-                # A streamed body of unknown length is read (up to the limit) before the app
-                # sees it: an overflow found while the framework parses it would be a 400.
-                receive = await self._buffered(receive)
-            await self.app(scope, self._limited(receive), send_wrapper)
-        except _BodyTooLarge:
-            await self._too_large(scope, receive, send_wrapper)
+            await self.app(scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - started
             route = route_template(scope)
@@ -143,50 +158,6 @@ class ObservabilityMiddleware:
                     },
                 )
             request_id_var.reset(token)
-
-    async def _buffered(self, receive: Receive) -> Receive:
-        """Read the whole body (raising ``_BodyTooLarge`` past the limit), then replay it."""
-        messages: list[Message] = []
-        seen = 0
-        while True:
-            message = await receive()
-            messages.append(message)
-            if message["type"] != "http.request":
-                break
-            seen += len(message.get("body", b""))
-            if seen > self.max_body_bytes:
-                raise _BodyTooLarge
-            if not message.get("more_body", False):
-                break
-
-        async def replay() -> Message:
-            return messages.pop(0) if messages else await receive()
-
-        return replay
-
-    def _limited(self, receive: Receive) -> Receive:
-        seen = 0
-        limit = self.max_body_bytes
-
-        async def wrapped() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise _BodyTooLarge
-            return message
-
-        return wrapped
-
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        problem = PayloadTooLarge(f"The request body exceeds {self.max_body_bytes} bytes.")
-        response = problem_response(problem, Request(scope, receive))
-        await response(scope, receive, send)
-
-
-class _BodyTooLarge(Exception):
-    pass
 
 
 def metrics_response() -> Response:

@@ -537,11 +537,14 @@ def parse_portal_batch(
 def minimised(raw: Any) -> Any:
     """A raw record reduced to the portal fields we model, free text scrubbed: what may be kept
     (e.g. in quarantine) without keeping the applicant's name, identity number, phone or
-    e-mail, whatever fields they came in."""
-    from app.dossiers.privacy import scrub
+    e-mail, whatever fields they came in. Every value kept is scrubbed, whatever its type: a
+    malformed record may carry a phone in a date field, or a CCCD as a number or a list."""
+    from app.dossiers.privacy import scrub_value
 
+    if isinstance(raw, list):
+        return [minimised(item) for item in raw]
     if not isinstance(raw, dict):
-        return scrub(raw) if isinstance(raw, str) else raw
+        return scrub_value(raw)
     allowed = set(PortalDossierRecord.model_fields)
     kept: dict[str, Any] = {}
     for key, value in raw.items():
@@ -550,9 +553,11 @@ def minimised(raw: Any) -> Any:
         if key == SUPPLEMENTS and isinstance(value, list):
             fields = set(PortalSupplement.model_fields)
             kept[key] = [
-                {k: v for k, v in entry.items() if k in fields} if isinstance(entry, dict) else None
+                {k: scrub_value(v) for k, v in entry.items() if k in fields}
+                if isinstance(entry, dict)
+                else None
                 for entry in value
             ]
         else:
-            kept[key] = scrub(value) if isinstance(value, str) else value
+            kept[key] = scrub_value(value)
     return kept
