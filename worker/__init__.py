@@ -1,1 +1,2 @@
-"""The arq worker: only wiring (settings, cron table, startup/shutdown); job bodies live in app/."""
+"""The worker process: arq wiring (functions, cron table, shared resources), the supervisor that
+keeps it running through Redis outages, and its heartbeat. Job bodies live in app/."""

@@ -1,21 +1,24 @@
-"""arq wiring: the worker's functions, cron table, startup and shutdown.
+"""arq wiring: the worker's functions, cron table, shared resources, startup and shutdown.
 
 Job bodies live in the domains (``app/*/jobs.py``) and call the same services as the API.
-``chiso worker`` runs it; ``arq worker.settings.WorkerSettings`` works too. Cron runs are
-unique per scheduled instant (arq job ids) and the job bodies take a PostgreSQL advisory
-lock, so several workers never run one schedule twice.
+``chiso worker`` runs them under ``worker.supervisor`` (which outlives Redis outages);
+``arq worker.settings.WorkerSettings`` works too, without that. Cron runs are unique per
+scheduled instant (arq job ids) and the job bodies take a PostgreSQL advisory lock, so
+several workers never run one schedule at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 from arq import cron
+from arq.cron import CronJob
 from prometheus_client import start_http_server
 
 from app.calendar.jobs import recompute_open_dossiers
@@ -25,7 +28,13 @@ from app.core.jobs import relay_outbox
 from app.core.observability import SYNC_LAG, SYNC_RECORDS, configure_logging, instrumented
 from app.core.queue import QUEUE_NAME, redis_settings
 from app.core.settings import Settings, get_settings, portal_sources
-from app.dossiers.jobs import daily_digest, derive_dossiers, keep_deriving, sweep_overdue
+from app.dossiers.jobs import (
+    check_derived_states,
+    daily_digest,
+    derive_dossiers,
+    keep_deriving,
+    sweep_overdue,
+)
 from app.insights.jobs import check_integrity, project_scores
 from app.portal.jobs import fetch_official_results, sync_portal
 from app.portal.sync import SyncReport
@@ -36,20 +45,25 @@ JOBS: list[Any] = [
     instrumented(job)
     for job in (recompute_open_dossiers, relay_outbox, derive_dossiers, sweep_overdue, sync_portal,
                 fetch_official_results, daily_digest, refresh_scores, close_periods,
-                check_integrity, project_scores)
+                check_integrity, project_scores, check_derived_states)
 ]  # fmt: skip
 _BY_NAME = {job.__name__: job for job in JOBS}
 FUNCTIONS = JOBS
 
 
-def _every(minutes: int) -> set[int]:
-    return set(range(0, 60, minutes)) if minutes < 60 else {0}
+def _every(minutes: int) -> tuple[set[int] | None, set[int]]:
+    """(hour, minute) of cron() for "every N minutes" (60 and more: every N // 60 hours)."""
+    if minutes < 60:
+        return None, set(range(0, 60, minutes))
+    return set(range(0, 24, minutes // 60)), {0}
 
 
-def cron_table(settings: Settings) -> list[Any]:
+def cron_table(settings: Settings) -> list[CronJob]:
+    sweep_hours, sweep_minutes = _every(settings.sweep_every_minutes)
+    check_hours, check_minutes = _every(settings.derive_check_every_minutes)
     jobs = [
         cron(_BY_NAME["relay_outbox"], second={0}, unique=True),  # every minute
-        cron(_BY_NAME["sweep_overdue"], minute=_every(settings.sweep_every_minutes),
+        cron(_BY_NAME["sweep_overdue"], hour=sweep_hours, minute=sweep_minutes,
              second={15}, unique=True),
         cron(_BY_NAME["fetch_official_results"], hour={6}, minute={0}, unique=True),
         cron(_BY_NAME["refresh_scores"], second={45}, unique=True),  # every minute, debounced
@@ -58,10 +72,13 @@ def cron_table(settings: Settings) -> list[Any]:
         cron(_BY_NAME["project_scores"], hour={6}, minute={30}, unique=True),
         cron(_BY_NAME["daily_digest"], hour={settings.digest_at.hour},
              minute={settings.digest_at.minute}, second={0}, unique=True),
+        cron(_BY_NAME["check_derived_states"], hour=check_hours, minute=check_minutes,
+             second={5}, unique=True),
     ]  # fmt: skip
     if portal_sources(settings):
+        sync_hours, sync_minutes = _every(settings.sync_every_minutes)
         jobs.append(
-            cron(_BY_NAME["sync_portal"], minute=_every(settings.sync_every_minutes),
+            cron(_BY_NAME["sync_portal"], hour=sync_hours, minute=sync_minutes,
                  second={30}, unique=True)
         )  # fmt: skip
     return jobs
@@ -74,18 +91,65 @@ def _observe_sync(report: SyncReport) -> None:
         SYNC_RECORDS.labels(report.source, result).inc(getattr(report, result))
 
 
+# Scheduled jobs that only hand work to Redis: pointless while it is down. Every other
+# scheduled job needs only PostgreSQL (and the portal) and also runs in-process during an
+# outage (``worker.supervisor``); a job that enqueues must be listed here.
+NEEDS_QUEUE = frozenset({"relay_outbox"})
+
+
+def in_process_cron_table(settings: Settings) -> list[CronJob]:
+    """The schedules the supervisor keeps running while Redis is down (fresh CronJob objects:
+    their next run is their own, not the arq worker's)."""
+    return [c for c in cron_table(settings) if c.name.removeprefix("cron:") not in NEEDS_QUEUE]
+
+
+@contextlib.asynccontextmanager
+async def worker_context(settings: Settings, database_url: str) -> AsyncIterator[dict[str, Any]]:
+    """What every job finds in its ``ctx`` (arq adds ``redis`` and the job's own keys)."""
+    engine = create_engine(settings, database_url)
+    http = httpx.AsyncClient(headers={"User-Agent": "chiso-worker"})
+    try:
+        yield {
+            "settings": settings,
+            "engine": engine,
+            "sessionmaker": create_sessionmaker(engine),
+            "clock": system_clock,
+            "http": http,
+            "observe_sync": _observe_sync,
+        }
+    finally:
+        await http.aclose()
+        await engine.dispose()
+
+
+def queue_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for ``arq.worker.Worker`` that do not depend on how it is run."""
+    return {
+        "functions": [
+            *JOBS,
+            # arq.func entries carry their own retry budget (webhook deliveries retry for hours).
+            *(replace(f, coroutine=instrumented(f.coroutine)) for f in WEBHOOK_JOBS),  # type: ignore[arg-type]
+        ],
+        "cron_jobs": cron_table(settings),
+        "queue_name": QUEUE_NAME,
+        "timezone": ZoneInfo(settings.timezone),
+        "max_tries": 5,
+        "job_timeout": JOB_TIMEOUT_SECONDS,
+        "keep_result": 3600,
+        "health_check_interval": 10,
+        "health_check_key": HEALTH_KEY,
+    }
+
+
 def worker_options(settings: Settings, database_url: str, redis_url: str) -> dict[str, Any]:
-    """Keyword arguments for ``arq.worker.Worker`` (also the ``WorkerSettings`` attributes)."""
+    """A self-contained arq worker (``arq worker.settings.WorkerSettings``, tests): it opens
+    the resources at startup and derives in the background, but exits when Redis goes away;
+    ``chiso worker`` runs ``worker.supervisor`` instead."""
+    resources = contextlib.AsyncExitStack()
 
     async def startup(ctx: dict[str, Any]) -> None:
         configure_logging(settings.log_level, settings.log_json)
-        engine = create_engine(settings, database_url)
-        ctx["settings"] = settings
-        ctx["engine"] = engine
-        ctx["sessionmaker"] = create_sessionmaker(engine)
-        ctx["clock"] = system_clock
-        ctx["http"] = httpx.AsyncClient(headers={"User-Agent": "chiso-worker"})
-        ctx["observe_sync"] = _observe_sync
+        ctx.update(await resources.enter_async_context(worker_context(settings, database_url)))
         if settings.worker_metrics_port:
             start_http_server(settings.worker_metrics_port)
         await relay_outbox(ctx)  # jobs recorded while no worker was running
@@ -96,30 +160,18 @@ def worker_options(settings: Settings, database_url: str, redis_url: str) -> dic
             deriving.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await deriving
-        await ctx["http"].aclose()
-        await ctx["engine"].dispose()
+        await resources.aclose()
 
     return {
-        "functions": [
-            *JOBS,
-            # arq.func entries carry their own retry budget (webhook deliveries retry for hours).
-            *(replace(f, coroutine=instrumented(f.coroutine)) for f in WEBHOOK_JOBS),  # type: ignore[arg-type]
-        ],
-        "cron_jobs": cron_table(settings),
+        **queue_options(settings),
         "on_startup": startup,
         "on_shutdown": shutdown,
         "redis_settings": redis_settings(redis_url),
-        "queue_name": QUEUE_NAME,
-        "timezone": ZoneInfo(settings.timezone),
-        "max_tries": 5,
-        "job_timeout": 3600,
-        "keep_result": 3600,
-        "health_check_interval": 10,
-        "health_check_key": HEALTH_KEY,
     }
 
 
 HEALTH_KEY = f"{QUEUE_NAME}:health-check"
+JOB_TIMEOUT_SECONDS = 3600
 
 
 def __getattr__(name: str) -> Any:

@@ -127,6 +127,8 @@ class Stack:
             CHISO_LOG_LEVEL="WARNING",
             CHISO_RATE_PUBLIC_PER_MINUTE="0",
             CHISO_RATE_WRITE_PER_MINUTE="0",
+            # The fault tests' webhook receivers listen on loopback: the operator's own range.
+            CHISO_WEBHOOK_ALLOWED_NETWORKS="127.0.0.0/8",
             PYTHONUNBUFFERED="1",
         )
         env.update({f"CHISO_{k.upper()}": v for k, v in settings.items()})

@@ -59,7 +59,7 @@ def test_every_scheduled_job_is_unique_per_instant(settings: Settings, minutes: 
     assert names == {
         "cron:relay_outbox", "cron:sweep_overdue", "cron:fetch_official_results",
         "cron:sync_portal", "cron:daily_digest", "cron:refresh_scores", "cron:close_periods",
-        "cron:check_integrity", "cron:project_scores",
+        "cron:check_integrity", "cron:project_scores", "cron:check_derived_states",
     }  # fmt: skip
     assert all(c.unique for c in table)
     sweep = next(c for c in table if c.name == "cron:sweep_overdue")
