@@ -135,31 +135,41 @@ def cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def proxy_flags(settings: Settings) -> list[str]:
+    """uvicorn's handling of X-Forwarded-For/-Proto, exactly as CHISO_RATE_TRUST_FORWARDED_FOR says.
+
+    Left to itself uvicorn rewrites the client address from X-Forwarded-For whenever the peer
+    is 127.0.0.1, so anything on the host could pick its own rate-limit bucket. Behind a
+    trusted proxy the first address is the client's, the rule the rate limiter follows too.
+    """
+    if settings.rate_trust_forwarded_for:
+        return ["--proxy-headers", "--forwarded-allow-ips", "*"]
+    return ["--no-proxy-headers"]
+
+
 def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     """Production entry point: uvicorn with the app factory."""
     command = [
         sys.executable, "-m", "uvicorn", "--factory", "app.main:app_from_env",
         "--host", args.host, "--port", str(args.port), "--workers", str(args.workers),
-        "--proxy-headers", "--no-server-header", "--timeout-graceful-shutdown", "20",
+        *proxy_flags(settings), "--no-server-header", "--timeout-graceful-shutdown", "20",
     ]  # fmt: skip
     os.execv(sys.executable, command)  # noqa: S606 - replaces this process on purpose
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    """The arq worker: scheduled jobs and jobs handed over through the outbox."""
-    from arq.worker import async_check_health, run_worker
-
-    from app.core.embedded import EmbeddedRedis
-    from app.core.queue import QUEUE_NAME, redis_settings
-    from worker.settings import HEALTH_KEY, worker_options
+    """The worker: derivation, schedules, and jobs handed over through the outbox."""
+    from worker import supervisor
+    from worker.heartbeat import check_liveness
 
     if args.check:
-        # Liveness probe: the worker refreshes its health key every few seconds.
-        url = settings.redis_url or EmbeddedRedis(settings.data_dir / "redis").url
-        return asyncio.run(async_check_health(redis_settings(url), HEALTH_KEY, QUEUE_NAME))
+        # Liveness: the worker's heartbeat file is fresh, whatever Redis and PostgreSQL say
+        # (a restart would not bring them back); the line says which part is down.
+        code, line = check_liveness(settings)
+        print(line, file=sys.stdout if code == 0 else sys.stderr)
+        return code
     with _services(settings) as (database_url, redis_url):
-        run_worker(worker_options(settings, database_url, redis_url))
-    return 0
+        return supervisor.run(settings, database_url, redis_url)
 
 
 def cmd_portal_sim(args: argparse.Namespace, settings: Settings) -> int:
@@ -189,29 +199,35 @@ async def _enqueue(redis_url: str, function: str) -> None:
         await queue.aclose()
 
 
-def _dev_admin_token(settings: Settings) -> str:
+def dev_admin_token(settings: Settings) -> tuple[str, str]:
+    """The admin token of ``chiso run``, and how its banner shows it.
+
+    A token from CHISO_ADMIN_TOKEN is the operator's (perhaps shared with other machines) and
+    is never printed; one chiso made for development is, with the file that keeps it.
+    """
     if settings.admin_token is not None:
-        return settings.admin_token.get_secret_value()
+        return settings.admin_token.get_secret_value(), "Bearer <the token from CHISO_ADMIN_TOKEN>"
     path = settings.data_dir / "dev-admin-token"
     if path.exists():
-        return path.read_text().strip()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    token = "dev-" + secrets.token_urlsafe(24)
-    path.write_text(token + "\n")
-    path.chmod(0o600)
-    return token
+        token = path.read_text().strip()
+    else:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        token = "dev-" + secrets.token_urlsafe(24)
+        path.write_text(token + "\n")
+        path.chmod(0o600)
+    return token, f"Bearer {token}  (development token, kept in {path})"
 
 
 SIM_PORT = 8100
 
 
-def dev_processes(port: int) -> dict[str, list[str]]:
+def dev_processes(port: int, settings: Settings) -> dict[str, list[str]]:
     """What ``chiso run`` starts beside the embedded servers."""
     return {
         "portal-sim": [sys.executable, "-m", "app.cli", "portal-sim", "--port", str(SIM_PORT)],
         "api": [
             sys.executable, "-m", "uvicorn", "--factory", "app.main:app_from_env",
-            "--host", "127.0.0.1", "--port", str(port),
+            "--host", "127.0.0.1", "--port", str(port), *proxy_flags(settings),
         ],
         "worker": [sys.executable, "-m", "app.cli", "worker"],
     }  # fmt: skip
@@ -220,7 +236,7 @@ def dev_processes(port: int) -> dict[str, list[str]]:
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """Development: embedded servers, migrations, reference data, then API (and friends)."""
     port = int(os.environ.get("PORT", args.port))
-    token = _dev_admin_token(settings)
+    token, shown_token = dev_admin_token(settings)
     with _services(settings) as (database_url, redis_url):
         upgrade(database_url)
         print(_in_session(settings, database_url, load_reference_data))
@@ -237,7 +253,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             "CHISO_PORTAL_PASSWORD": os.environ.get("CHISO_PORTAL_PASSWORD", "chiso-sim"),
         }
         children: dict[str, subprocess.Popen[bytes]] = {}
-        for name, command in dev_processes(port).items():
+        for name, command in dev_processes(port, settings).items():
             children[name] = subprocess.Popen(command, env=env)  # noqa: S603
         # Don't wait for the schedule: pull the simulator's dossiers as soon as a worker is up.
         asyncio.run(_enqueue(redis_url, "sync_portal"))
@@ -246,7 +262,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             f"  Docs      http://127.0.0.1:{port}/docs\n"
             f"  Ready     http://127.0.0.1:{port}/readyz\n"
             f"  Portal    http://127.0.0.1:{SIM_PORT} (simulator; the worker syncs from it)\n"
-            f"  Admin     Authorization: Bearer {token}\n"
+            f"  Admin     Authorization: {shown_token}\n"
             f"  Data      {settings.data_dir}\n\n  Ctrl-C stops everything.\n",
             flush=True,
         )
@@ -291,9 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "1")))
     api.set_defaults(func=cmd_api)
 
-    worker = sub.add_parser("worker", help="run the arq worker (jobs and schedules)")
+    worker = sub.add_parser("worker", help="run the worker (derivation, jobs, schedules)")
     worker.add_argument(
-        "--check", action="store_true", help="exit 0 if a worker is alive (liveness probe)"
+        "--check",
+        action="store_true",
+        help="liveness probe: exit 0 while the worker's heartbeat is fresh (Redis down or not)",
     )
     worker.set_defaults(func=cmd_worker)
 

@@ -15,11 +15,12 @@ from app.core.clock import system_clock
 from app.core.database import create_engine, create_sessionmaker
 from app.core.embedded import service_urls, stop_all
 from app.core.errors import PROBLEM_RESPONSES, install_error_handlers
+from app.core.gate import GateMiddleware
 from app.core.health import router as health_router
 from app.core.migrations import head_revisions
 from app.core.observability import ObservabilityMiddleware, configure_logging
 from app.core.queue import create_queue
-from app.core.ratelimit import RateLimitMiddleware
+from app.core.ratelimit import RateLimiter
 from app.core.response_cache import ResponseCache, ResponseCacheMiddleware
 from app.core.settings import Settings, get_settings
 from app.dashboard.router import router as dashboard_router
@@ -40,6 +41,14 @@ score on the national service index (Decision 766/QĐ-TTg).
 Errors are RFC 9457 `application/problem+json`. Lists share one envelope,
 `{"items": [...], "next": cursor-or-null}`. Send keys as `Authorization: Bearer <key>`.
 """
+
+# Routes whose bodies may reach CHISO_MAX_BODY_BYTES; every other body is capped at
+# CHISO_MAX_SMALL_BODY_BYTES (a single event, a subscription, a unit: a few hundred bytes).
+BULK_ROUTES = ("/v1/dossier-events/batch", "/v1/indicator-values/batch", "/v1/portal/dossiers")
+SMALL_BODY_TOO_LARGE = {
+    **PROBLEM_RESPONSES[413],
+    "description": "The body exceeds CHISO_MAX_SMALL_BODY_BYTES (16 KB by default)",
+}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -77,8 +86,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.response_cache = ResponseCache(settings.response_cache_seconds)
     if settings.response_cache_seconds > 0:
         app.add_middleware(ResponseCacheMiddleware, cache=app.state.response_cache)
-    app.add_middleware(RateLimitMiddleware, settings=settings)
-    app.add_middleware(ObservabilityMiddleware, max_body_bytes=settings.max_body_bytes)
+    # Keys, rate limits and body caps are settled from the headers, before any body is read.
+    app.state.rate_limiter = RateLimiter(settings)
+    app.add_middleware(
+        GateMiddleware, settings=settings, limiter=app.state.rate_limiter, bulk_routes=BULK_ROUTES
+    )
+    app.add_middleware(ObservabilityMiddleware)
     # Routes are matched in order, one by one: the hot ones (event ingestion, rankings) first.
     # They are added to the app's own router rather than through include_router(), whose
     # nested matching costs about a third of a small request's CPU on this FastAPI version.
@@ -100,6 +113,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for route in router.routes:
             if isinstance(route, APIRoute):
                 route.responses = {**PROBLEM_RESPONSES, **route.responses}
+                takes_body = bool((route.methods or set()) & {"POST", "PUT", "PATCH"})
+                if takes_body and route.path not in BULK_ROUTES:
+                    route.responses[413] = SMALL_BODY_TOO_LARGE
             app.router.routes.append(route)
     return app
 

@@ -117,6 +117,9 @@ def settings(database_url: str, servers: Servers) -> Settings:
         log_json=False,
         # Tests look at a ranking right after refreshing it: no per-process memory of it.
         response_cache_seconds=0,
+        # The suite sends bad keys on purpose, hundreds per run from one address; the limit on
+        # failed authentications is tested on apps of its own (tests/security/test_rate_limit.py).
+        rate_auth_failures_per_minute=0,
     )
 
 
@@ -152,6 +155,7 @@ async def clean(engine: AsyncEngine, redis: Redis) -> None:
 
 @pytest.fixture
 async def client(app: FastAPI, clean: None) -> AsyncIterator[httpx.AsyncClient]:
+    app.state.rate_limiter.local.state.clear()  # full buckets, as Redis' are after `clean`
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://chiso.test") as c:
         yield c
@@ -172,3 +176,15 @@ def clock(app: FastAPI) -> Iterator[Callable[[datetime], None]]:
 
     yield set_now
     app.state.clock = original
+
+
+@pytest.fixture
+def configure(app: FastAPI) -> Iterator[Callable[..., None]]:
+    """Change settings of the running app for one test: ``configure(store_notes=True)``."""
+    original = app.state.settings
+
+    def set_settings(**updates: object) -> None:
+        app.state.settings = original.model_copy(update=updates)
+
+    yield set_settings
+    app.state.settings = original

@@ -76,3 +76,28 @@ async def test_cli_reports_bad_csv_rows_without_storing_any(
     assert result.returncode == 2
     assert "line 3" in result.stderr
     assert (await client.get("/v1/units/H01")).status_code == 404
+
+
+def test_chiso_run_prints_the_admin_token_only_when_it_made_it(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from app.cli import dev_admin_token, dev_processes
+
+    data = Path(str(tmp_path))
+    operator = Settings(
+        environment="development",
+        admin_token="operator-secret-0123456789",  # type: ignore[arg-type]
+        data_dir=data,
+    )
+    token, shown = dev_admin_token(operator)
+    assert token == "operator-secret-0123456789"  # the API gets it, the banner does not
+    assert shown == "Bearer <the token from CHISO_ADMIN_TOKEN>"
+    assert not (data / "dev-admin-token").exists()
+
+    own = Settings(environment="development", admin_token=None, data_dir=data)
+    token, shown = dev_admin_token(own)
+    assert token.startswith("dev-")
+    assert shown == f"Bearer {token}  (development token, kept in {data / 'dev-admin-token'})"
+    assert dev_admin_token(own) == (token, shown)  # read back from the file the next time
+    # The API of `chiso run` takes X-Forwarded-For from no one unless told to.
+    assert "--no-proxy-headers" in dev_processes(8000, own)["api"]

@@ -49,9 +49,22 @@ def bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
+# Where the gate (app/core/gate.py) leaves the caller it resolved from the headers, before the
+# body was read; ``authenticate`` reuses it, so a key is looked up once per request.
+PRINCIPAL_STATE = "principal"
+
+# The dependencies made by ``require``: the gate refuses an anonymous body to a route that
+# depends on one of them (directly or through another dependency) without reading it.
+KEY_REQUIREMENTS: set[Callable[..., Awaitable[Principal]]] = set()
+
+
 async def authenticate(request: Request, session: AsyncSession) -> Principal | None:
     from app.keys.service import principal_for_key
 
+    state = request.scope.get("state")
+    if state is not None and PRINCIPAL_STATE in state:
+        resolved: Principal | None = state[PRINCIPAL_STATE]
+        return resolved
     token = bearer_token(request)
     if token is None:
         return None
@@ -79,6 +92,7 @@ def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
             raise Forbidden(f"This key lacks the {scope.value!r} scope.")
         return principal
 
+    KEY_REQUIREMENTS.add(dependency)
     return dependency
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import traceback
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -17,8 +18,10 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from pydantic import ValidationError
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 logger = logging.getLogger("chiso.errors")
 
@@ -204,6 +207,45 @@ class _HttpStatus(Problem):
         return "about:blank"
 
 
+_METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path, in a conventional order.
+
+    Starlette answers 405 from the first route whose path matches and names only that route's
+    methods, so a path served by separately registered routes (GET and PUT of a unit) would
+    advertise just one of them.
+    """
+    probe = {
+        "type": "http",
+        "path": request.scope["path"],
+        "root_path": request.scope.get("root_path", ""),
+        "method": request.method,
+    }
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        served = getattr(route, "methods", None)
+        if served and route.matches(probe)[0] is not Match.NONE:
+            methods.update(served)
+    order = {method: i for i, method in enumerate(_METHOD_ORDER)}
+    return sorted(methods, key=lambda m: (order.get(m, len(order)), m))
+
+
+def _method_not_allowed(request: Request, exc: StarletteHTTPException) -> Problem:
+    methods = allowed_methods(request)
+    if not methods and exc.headers and exc.headers.get("Allow"):
+        methods = [m.strip() for m in exc.headers["Allow"].split(",") if m.strip()]
+    detail = (
+        f"{request.method} is not allowed on {request.url.path}; it allows {', '.join(methods)}."
+        if methods
+        else f"{request.method} is not allowed on {request.url.path}."
+    )
+    problem = _HttpStatus(405, "Method Not Allowed", detail)
+    problem.headers["Allow"] = ", ".join(methods)
+    return problem
+
+
 _OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
     TimeoutError,
@@ -243,6 +285,10 @@ def is_outage(exc: BaseException) -> bool:
 _INPUT_SQLSTATES = frozenset({"22021", "22P05", "22003", "22008", "22007", "22P02", "22001"})
 
 
+# deadlock_detected, serialization_failure: the transaction was chosen to give way.
+CONTENTION_SQLSTATES = frozenset({"40P01", "40001"})
+
+
 def sqlstate(exc: BaseException) -> str | None:
     """The SQLSTATE behind a (wrapped) database error, if any."""
     seen: BaseException | None = exc
@@ -254,6 +300,141 @@ def sqlstate(exc: BaseException) -> str | None:
             return code
         seen = getattr(seen, "orig", None) or seen.__cause__
     return None
+
+
+# --- error text that is safe to log --------------------------------------------------------
+# A database error quotes the values of the statement that failed: PostgreSQL's DETAIL line
+# ("Key (event_id)=(...)", "Failing row contains (...)"), messages such as "invalid input
+# syntax for type integer: ...", and SQLAlchemy's "[parameters: ...]". A validation error
+# quotes the input. Logs keep their type, SQLSTATE, constraint and the statement's text (bound
+# parameters only, never values), and never the message.
+
+_DATABASE_MODULES = ("asyncpg", "sqlalchemy.dialects.", "sqlalchemy.connectors.")
+_MAX_STATEMENT = 600
+_CAUSE = "\nThe above exception was the direct cause of the following exception:\n\n"
+_CONTEXT = "\nDuring handling of the above exception, another exception occurred:\n\n"
+
+
+def quotes_values(exc: BaseException) -> bool:
+    """True for errors whose message may quote stored or submitted values."""
+    if isinstance(exc, sa_exc.StatementError | asyncpg.PostgresError | asyncpg.InterfaceError):
+        return True
+    if isinstance(exc, ValidationError):
+        return True
+    return type(exc).__module__.startswith(_DATABASE_MODULES)
+
+
+def _chain(exc: BaseException) -> list[tuple[BaseException, str]]:
+    """``exc`` and the exceptions behind it, innermost first, each with the line that
+    introduces the next one (as Python prints them)."""
+    chain: list[tuple[BaseException, str]] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    link = ""
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        chain.append((current, link))
+        if current.__cause__ is not None:
+            current, link = current.__cause__, _CAUSE
+        elif current.__context__ is not None and not current.__suppress_context__:
+            current, link = current.__context__, _CONTEXT
+        else:
+            current = None
+    return chain[::-1]
+
+
+def any_quotes_values(exc: BaseException) -> bool:
+    return any(quotes_values(e) for e, _ in _chain(exc)) or (
+        isinstance(exc, BaseExceptionGroup) and any(any_quotes_values(e) for e in exc.exceptions)
+    )
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line naming ``exc``: its message, unless the message may quote values."""
+    name = type(exc).__qualname__
+    module = type(exc).__module__
+    if module not in ("builtins", "__main__"):
+        name = f"{module}.{name}"
+    if isinstance(exc, ValidationError):
+        where = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+            for e in exc.errors(include_url=False, include_input=False, include_context=False)
+        )
+        return f"{name}: {exc.title}: {where}"
+    if not quotes_values(exc):
+        return traceback.format_exception_only(type(exc), exc)[-1].rstrip("\n")
+    facts = []
+    if code := sqlstate(exc):
+        facts.append(f"SQLSTATE {code}")
+    origin = _postgres_error(exc)
+    for attribute in ("table_name", "column_name", "constraint_name"):
+        if value := getattr(origin, attribute, None):
+            facts.append(f"{attribute.removesuffix('_name')} {value}")
+    text = f"{name}: {', '.join(facts) or 'database error'} (message withheld: it quotes values)"
+    statement = getattr(exc, "statement", None)
+    if isinstance(statement, str):
+        statement = " ".join(statement.split())
+        if len(statement) > _MAX_STATEMENT:
+            statement = statement[:_MAX_STATEMENT] + " ..."
+        text += f" [SQL: {statement}]"
+    return text
+
+
+def _postgres_error(exc: BaseException) -> BaseException | None:
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if seen is None or isinstance(seen, asyncpg.PostgresError):
+            return seen
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return None
+
+
+def format_exception_safely(exc: BaseException) -> str:
+    """The traceback Python would print for ``exc`` (chained causes included), with the
+    message of every error that may quote values replaced by :func:`describe_error`."""
+    parts: list[str] = []
+    for current, link in _chain(exc):
+        if current.__traceback__ is not None:
+            parts.append("Traceback (most recent call last):\n")
+            parts.extend(traceback.format_tb(current.__traceback__))
+        parts.append(describe_error(current) + "\n")
+        if isinstance(current, BaseExceptionGroup):
+            for number, member in enumerate(current.exceptions, 1):
+                nested = format_exception_safely(member).replace("\n", "\n  | ")
+                parts.append(f"  +---------------- {number} ----------------\n  | {nested}\n")
+        parts.append(link)
+    return "".join(parts).rstrip("\n")
+
+
+def redact_record(record: logging.LogRecord) -> None:
+    """Make a log record safe for any formatter: a safe traceback pre-rendered (formatters use
+    ``exc_text`` when it is set) and errors among the message's arguments (``"%s failed: %s",
+    exc``, as arq logs job failures) reduced to :func:`describe_error`."""
+    error = record.exc_info[1] if record.exc_info else None
+    if error is not None and not record.exc_text and any_quotes_values(error):
+        record.exc_text = format_exception_safely(error)
+    if isinstance(record.args, tuple):
+        record.args = tuple(_loggable(arg) for arg in record.args)
+    elif isinstance(record.args, dict):
+        record.args = {key: _loggable(arg) for key, arg in record.args.items()}
+
+
+def _loggable(value: object) -> object:
+    if isinstance(value, BaseException) and quotes_values(value):
+        return describe_error(value)
+    return value
+
+
+class RedactValues(logging.Filter):
+    """:func:`redact_record` as a filter, for loggers whose records must be safe even where
+    :func:`app.core.observability.configure_logging` did not run (an embedded app, tests)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        redact_record(record)
+        return True
+
+
+logger.addFilter(RedactValues())
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -268,6 +449,9 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else None
         cls = _HTTP_PROBLEMS.get(exc.status_code)
         problem: Problem
+        if exc.status_code == 405:
+            # RFC 9110: a 405 lists every method the target supports, in `Allow`.
+            return problem_response(_method_not_allowed(request, exc), request)
         if cls is not None and cls is not Unauthenticated:
             problem = cls(detail)
         elif cls is Unauthenticated:
@@ -300,15 +484,24 @@ def install_error_handlers(app: FastAPI) -> None:
                 "date or text beyond what the field holds."
             )
             return problem_response(Unprocessable(detail), request)
+        if sqlstate(exc) in CONTENTION_SQLSTATES:
+            # A deadlock or serialization failure outside a retried unit of work: the
+            # client's retry succeeds, so it is told to retry (never a 500).
+            logger.warning("transaction gave way", extra={"sqlstate": sqlstate(exc)})
+            return problem_response(
+                ServiceUnavailable("Concurrent writes got in the way; retry shortly."), request
+            )
         if not is_outage(exc):
             raise exc  # a genuine bug: let the server-error layer log it and answer 500
-        logger.warning("database unavailable", extra={"error": repr(exc)})
+        logger.warning("database unavailable", extra={"error": describe_error(exc)})
         return problem_response(
             ServiceUnavailable("The database is unreachable; retry shortly."), request
         )
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
-        logger.exception("unhandled error", exc_info=exc)
+        # Type and traceback; a database error's message (it quotes the statement's values)
+        # is withheld by redact_record.
+        logger.exception("unhandled error", exc_info=exc, extra={"error": describe_error(exc)})
         return problem_response(Problem(), request)
 
     app.add_exception_handler(Problem, on_problem)

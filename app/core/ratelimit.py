@@ -1,10 +1,19 @@
-"""Rate limits: a token bucket per client for public requests and per key for writes.
+"""Rate limits: token buckets per client address (requests without a valid key, and failed
+authentications) and per key (writes). The gate (``app/core/gate.py``) decides which buckets a
+request draws from; this module keeps the buckets.
 
-Write buckets live in Redis and are updated by one Lua script (atomic, with Redis' own clock),
-so every API process shares them. Public buckets (anonymous polls of rankings and lists) live in
-each API process by default (``CHISO_RATE_PUBLIC_STORE=local``): a poll then costs no network
-round trip, and a client spreading its connections over N processes gets at most N times its
-limit; ``redis`` shares them like write buckets, at one Redis round trip per request.
+A request draws from one or more buckets at once, all or nothing: a request with a bad key takes
+a token from its address's anonymous bucket *and* from its failed-authentication bucket, and a
+request without a key takes one from the anonymous bucket and must find the failure bucket not
+empty (an address that keeps failing is refused everything it does without a valid key).
+
+Write buckets live in Redis, named by key id (never by a token a client made up), and are
+updated by one Lua script (atomic, with Redis' own clock), so every API process shares them.
+Per-address buckets live in each API process by default (``CHISO_RATE_PUBLIC_STORE=local``), at
+most ``CHISO_RATE_MAX_BUCKETS`` of them, the least recently used dropped first: a poll then costs
+no network round trip, and a client spreading its connections over N processes gets at most N
+times its limit; ``redis`` shares them, at one Redis round trip per request. IPv6 clients are
+counted per /64, the block one subscriber gets, so rotating addresses does not buy new buckets.
 
 Limits in Redis fail open: when Redis is unreachable the request is served, a warning is logged
 and ``chiso_rate_limit_fail_open_total`` counts it; after a failure the limiter stays out of the
@@ -13,19 +22,21 @@ way for a few seconds instead of paying a timeout per request.
 
 from __future__ import annotations
 
-import hashlib
+import ipaddress
 import logging
 import math
 import time
+from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from starlette.requests import Request
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
-from app.core.errors import Problem, problem_response
+from app.core.errors import Problem
 from app.core.settings import Settings
 
 logger = logging.getLogger("chiso.ratelimit")
@@ -42,32 +53,49 @@ EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _BACKOFF_SECONDS = 5.0
 
-# KEYS[1] bucket; ARGV[1] tokens per second, ARGV[2] capacity. Returns {allowed, retry_after}.
-BUCKET_SCRIPT = """
-local rate = tonumber(ARGV[1])
-local capacity = tonumber(ARGV[2])
+# KEYS: the buckets; ARGV: rate (tokens a second), capacity and cost of each bucket in turn.
+# A cost of 0 only asks that the bucket not be empty. Tokens are taken only when every bucket
+# has enough, and only buckets that pay are written (a look creates no key). Returns
+# {index of the bucket that refused (0: none), seconds until it would accept}.
+BUCKETS_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(state[1])
-local ts = tonumber(state[2])
-if tokens == nil or ts == nil then
-  tokens = capacity
-  ts = now
+local levels = {}
+local refused, wait = 0, 0
+for i = 1, #KEYS do
+  local rate = tonumber(ARGV[3 * i - 2])
+  local capacity = tonumber(ARGV[3 * i - 1])
+  local cost = tonumber(ARGV[3 * i])
+  local state = redis.call('HMGET', KEYS[i], 'tokens', 'ts')
+  local tokens = tonumber(state[1])
+  local ts = tonumber(state[2])
+  if tokens == nil or ts == nil then
+    tokens = capacity
+    ts = now
+  end
+  tokens = math.min(capacity, tokens + math.max(0, now - ts) * rate)
+  levels[i] = tokens
+  local need = math.max(cost, 1)
+  if tokens < need and (need - tokens) / rate > wait then
+    refused = i
+    wait = (need - tokens) / rate
+  end
 end
-tokens = math.min(capacity, tokens + math.max(0, now - ts) * rate)
-local allowed = 0
-local retry = 0
-if tokens >= 1 then
-  tokens = tokens - 1
-  allowed = 1
-else
-  retry = (1 - tokens) / rate
+if refused == 0 then
+  for i = 1, #KEYS do
+    local rate = tonumber(ARGV[3 * i - 2])
+    local capacity = tonumber(ARGV[3 * i - 1])
+    local cost = tonumber(ARGV[3 * i])
+    if cost > 0 then
+      redis.call('HSET', KEYS[i], 'tokens', tostring(levels[i] - cost), 'ts', tostring(now))
+      redis.call('PEXPIRE', KEYS[i], math.ceil(capacity / rate * 1000) + 1000)
+    end
+  end
 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
-redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 1000)
-return {allowed, tostring(retry)}
+return {refused, tostring(wait)}
 """
+
+BucketKind = Literal["public", "write", "auth_failure"]
 
 
 class TooManyRequests(Problem):
@@ -82,6 +110,34 @@ class Limit:
     @property
     def per_second(self) -> float:
         return self.per_minute / 60
+
+
+@dataclass(frozen=True, slots=True)
+class Draw:
+    """What a request takes from one bucket: ``cost`` tokens (0: it must merely not be empty)."""
+
+    kind: BucketKind
+    key: str
+    limit: Limit
+    cost: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    draw: Draw
+    retry_after: float
+
+    def problem(self) -> TooManyRequests:
+        seconds = max(1, math.ceil(self.retry_after))
+        limit = self.draw.limit.per_minute
+        if self.draw.kind == "auth_failure":
+            detail = (
+                f"More than {limit} failed authentications per minute from this address; "
+                f"retry in {seconds} s."
+            )
+        else:
+            detail = f"More than {limit} requests per minute; retry in {seconds} s."
+        return TooManyRequests(detail, headers={"Retry-After": str(seconds)})
 
 
 def limits(settings: Settings) -> tuple[Limit | None, Limit | None]:
@@ -106,108 +162,68 @@ def client_address(scope: Scope, trust_forwarded_for: bool) -> str:
     return str(client[0]) if client else "unknown"
 
 
-def _bearer(scope: Scope) -> str | None:
-    for name, value in scope.get("headers") or []:
-        if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
-            if scheme.lower() != "bearer":
-                return None
-            return token.strip() or None
-    return None
+def bucket_address(address: str) -> str:
+    """The name of a client's bucket: its IPv4 address, or the /64 holding its IPv6 address."""
+    if ":" not in address:
+        return address
+    try:
+        ip = ipaddress.IPv6Address(address)
+    except ValueError:
+        return address[:64]
+    if ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ipaddress.IPv6Network((ip, 64), strict=False))
 
 
 class LocalBuckets:
-    """The same token bucket as :data:`BUCKET_SCRIPT`, in this process's memory."""
+    """The buckets of :data:`BUCKETS_SCRIPT`, in this process's memory, at most ``max_buckets``.
 
-    MAX_CLIENTS = 100_000
-
-    def __init__(self, limit: Limit) -> None:
-        self.limit = limit
-        self.state: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
-
-    def take(self, key: str, now: float) -> float | None:
-        rate, capacity = self.limit.per_second, float(self.limit.burst)
-        tokens, at = self.state.get(key, (capacity, now))
-        tokens = min(capacity, tokens + max(0.0, now - at) * rate)
-        if tokens >= 1:
-            if len(self.state) >= self.MAX_CLIENTS:
-                self._forget_full(now)
-            self.state[key] = (tokens - 1, now)
-            return None
-        self.state[key] = (tokens, now)
-        return (1 - tokens) / rate
-
-    def _forget_full(self, now: float) -> None:
-        """Drop buckets that have refilled: forgetting them changes no answer."""
-        rate, capacity = self.limit.per_second, self.limit.burst
-        self.state = {
-            k: (t, at) for k, (t, at) in self.state.items() if t + (now - at) * rate < capacity
-        }
-
-
-class RateLimitMiddleware:
-    """Pure ASGI: requests without a key are limited per client, writes with a key per key.
-
-    Reads made with a key are not limited here (their cost is bounded by pagination and
-    caching); operations endpoints never are.
+    The least recently charged bucket is dropped first; a dropped bucket starts full again,
+    which only ever lets a client through, so the bound costs some strictness, never a refusal.
     """
 
-    def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
-        self.app = app
-        self.public, self.write = limits(settings)
-        self.trust_forwarded_for = settings.rate_trust_forwarded_for
-        self.local = (
-            LocalBuckets(self.public)
-            if self.public is not None and settings.rate_public_store == "local"
-            else None
-        )
+    def __init__(self, max_buckets: int) -> None:
+        self.max_buckets = max_buckets
+        self.state: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key -> (tokens, at)
+
+    def draw(self, draws: Sequence[Draw], now: float) -> Refusal | None:
+        levels: list[float] = []
+        refusal: Refusal | None = None
+        for draw in draws:
+            rate, capacity = draw.limit.per_second, float(draw.limit.burst)
+            tokens, at = self.state.get(draw.key, (capacity, now))
+            level = min(capacity, tokens + max(0.0, now - at) * rate)
+            levels.append(level)
+            need = max(draw.cost, 1)
+            if level < need and (refusal is None or (need - level) / rate > refusal.retry_after):
+                refusal = Refusal(draw, (need - level) / rate)
+        if refusal is not None:
+            return refusal
+        for draw, level in zip(draws, levels, strict=True):
+            if draw.cost:
+                self.state[draw.key] = (level - draw.cost, now)
+                self.state.move_to_end(draw.key)
+        while len(self.state) > self.max_buckets:
+            self.state.popitem(last=False)
+        return None
+
+
+class RedisBuckets:
+    """The buckets in Redis, shared by every API process; failing open while Redis is down."""
+
+    def __init__(self) -> None:
         self._skip_until = 0.0
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("path") in EXEMPT_PATHS:
-            await self.app(scope, receive, send)
-            return
-        bucket = self._bucket(scope)
-        if bucket is not None:
-            kind, key, limit = bucket
-            if kind == "public" and self.local is not None:
-                retry_after = self.local.take(key, time.monotonic())
-            else:
-                retry_after = await self._take(scope, key, limit)
-            if retry_after is not None:
-                RATE_LIMITED.labels(kind).inc()
-                seconds = max(1, math.ceil(retry_after))
-                problem = TooManyRequests(
-                    f"More than {limit.per_minute} requests per minute; retry in {seconds} s.",
-                    headers={"Retry-After": str(seconds)},
-                )
-                response = problem_response(problem, Request(scope, receive))
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-    def _bucket(self, scope: Scope) -> tuple[str, str, Limit] | None:
-        token = _bearer(scope)
-        if token is None:
-            if self.public is None:
-                return None
-            client = client_address(scope, self.trust_forwarded_for)
-            return "public", f"chiso:rate:public:{client}", self.public
-        if self.write is None or scope.get("method") not in WRITE_METHODS:
-            return None
-        # Never the key itself in Redis: a digest names the bucket.
-        digest = hashlib.sha256(token.encode()).hexdigest()[:32]
-        return "write", f"chiso:rate:write:{digest}", self.write
-
-    async def _take(self, scope: Scope, key: str, limit: Limit) -> float | None:
-        """Seconds to wait when the bucket is empty; None when the request may go ahead."""
+    async def draw(self, redis: Redis, draws: Sequence[Draw]) -> Refusal | None:
         if time.monotonic() < self._skip_until:
             FAIL_OPEN.inc()
             return None
-        redis: Redis = scope["app"].state.queue
+        arguments: list[str] = []
+        for draw in draws:
+            arguments += [str(draw.limit.per_second), str(draw.limit.burst), str(draw.cost)]
         try:
-            allowed, retry = await redis.eval(  # type: ignore[misc]
-                BUCKET_SCRIPT, 1, key, str(limit.per_second), str(limit.burst)
+            refused, retry = await redis.eval(  # type: ignore[misc]
+                BUCKETS_SCRIPT, len(draws), *(d.key for d in draws), *arguments
             )
         except (RedisError, OSError, TimeoutError) as exc:
             self._skip_until = time.monotonic() + _BACKOFF_SECONDS
@@ -217,4 +233,52 @@ class RateLimitMiddleware:
                 extra={"error": repr(exc), "retry_in_seconds": _BACKOFF_SECONDS},
             )
             return None
-        return None if int(allowed) else float(retry)
+        index = int(refused)
+        return Refusal(draws[index - 1], float(retry)) if index else None
+
+
+class RateLimiter:
+    """The limits of one API process: which buckets each kind of request draws from.
+
+    - no key: the address's anonymous bucket, and its failure bucket must not be empty;
+    - a key that fails (unknown, revoked, malformed header): the anonymous bucket and the
+      failure bucket, one token each;
+    - a valid key: for writes, the key's own bucket (by key id); reads are not limited here
+      (their cost is bounded by pagination and caching).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.public, self.write = limits(settings)
+        failures = settings.rate_auth_failures_per_minute
+        self.failures = Limit(failures, failures) if failures else None
+        self.trust_forwarded_for = settings.rate_trust_forwarded_for
+        self.addresses_in_redis = settings.rate_public_store == "redis"
+        self.local = LocalBuckets(settings.rate_max_buckets)
+        self.redis = RedisBuckets()
+
+    async def anonymous(self, scope: Scope) -> Refusal | None:
+        return await self._by_address(scope, failure_cost=0)
+
+    async def failed(self, scope: Scope) -> Refusal | None:
+        return await self._by_address(scope, failure_cost=1)
+
+    async def keyed(self, scope: Scope, holder: str) -> Refusal | None:
+        """``holder`` names the key's bucket: its id, or ``admin`` for the admin token."""
+        if self.write is None or scope["method"] not in WRITE_METHODS:
+            return None
+        draw = Draw("write", f"chiso:rate:write:{holder}", self.write)
+        return await self.redis.draw(scope["app"].state.queue, [draw])
+
+    async def _by_address(self, scope: Scope, *, failure_cost: int) -> Refusal | None:
+        if self.public is None and self.failures is None:
+            return None
+        address = bucket_address(client_address(scope, self.trust_forwarded_for))
+        draws: list[Draw] = []
+        if self.public is not None:
+            draws.append(Draw("public", f"chiso:rate:public:{address}", self.public))
+        if self.failures is not None:
+            key = f"chiso:rate:auth-failures:{address}"
+            draws.append(Draw("auth_failure", key, self.failures, failure_cost))
+        if self.addresses_in_redis:
+            return await self.redis.draw(scope["app"].state.queue, draws)
+        return self.local.draw(draws, time.monotonic())

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
+import ssl
 from datetime import time
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -113,6 +116,60 @@ class Settings(BaseSettings):
         description="Behind a trusted proxy: the client is the first X-Forwarded-For address",
     )
 
+    rate_auth_failures_per_minute: int = Field(
+        default=30,
+        ge=0,
+        description="Failed authentications per client address and minute before 429 (0: off)",
+    )
+    rate_max_buckets: int = Field(
+        default=100_000,
+        ge=100,
+        description="Rate-limit buckets kept per process (least recently used dropped first)",
+    )
+
+    # Request bodies: small routes get a small cap (batches keep max_body_bytes).
+    max_small_body_bytes: int = Field(
+        default=16 * 1024,
+        ge=1024,
+        description="Cap of single-event, subscription and other small bodies",
+    )
+
+    # Webhooks go out, never in: public addresses only, unless an operator's range is allowed.
+    # NoDecode: the environment may give a comma-separated list as well as a JSON one.
+    webhook_allowed_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="CIDRs of the operator's own receivers (private ranges allowed for "
+        "webhooks; cloud metadata addresses never are)",
+    )
+    webhook_ca_bundle: Path | None = Field(
+        default=None, description="CA bundle for receivers with internal certificates"
+    )
+
+    # Ownership: a new dossier's code names its unit ({unit}-{yymmdd}-{sequence}).
+    dossier_code_prefix: Literal["required", "known"] = Field(
+        default="known",
+        description="`required`: a new dossier's code must start with the code of its unit or "
+        "of a unit above it; `known`: only codes starting with a known unit's code are so bound",
+    )
+
+    # Privacy: free-text notes are not kept unless an operator asks for them (scrubbed then).
+    store_notes: bool = Field(
+        default=False, description="Keep events' free-text notes (identity data scrubbed)"
+    )
+
+    # Units of work that hit a deadlock or serialization failure are retried this often.
+    retry_conflicts: int = Field(default=3, ge=0, le=10)
+
+    # The worker: a heartbeat file for `chiso worker --check`, and the lag check.
+    worker_heartbeat_file: Path | None = Field(
+        default=None,
+        description="Where the worker writes its heartbeat for `chiso worker --check` (default: "
+        "data_dir/worker-heartbeat.json, or the temp dir when data_dir cannot be written)",
+    )
+    derive_check_every_minutes: int = Field(
+        default=10, ge=1, le=1440, description="Re-queue dossiers whose state lags its history"
+    )
+
     @field_validator("intake_cutoff", mode="before")
     @classmethod
     def _empty_cutoff(cls, value: object) -> object:
@@ -122,6 +179,38 @@ class Settings(BaseSettings):
     @classmethod
     def _office_hours_parse(cls, value: str) -> str:
         parse_office_hours(value)
+        return value
+
+    @field_validator("webhook_allowed_networks", mode="before")
+    @classmethod
+    def _networks_from_text(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks_parse(cls, value: list[str]) -> list[str]:
+        # A typo here would silently admit (or shut out) receivers: refuse to start instead.
+        canonical = []
+        for text in value:
+            try:
+                canonical.append(str(ipaddress.ip_network(text.strip(), strict=True)))
+            except ValueError as exc:
+                raise ValueError(f"CHISO_WEBHOOK_ALLOWED_NETWORKS: {exc}") from None
+        return canonical
+
+    @field_validator("webhook_ca_bundle")
+    @classmethod
+    def _ca_bundle_loads(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            try:
+                ssl.create_default_context(cafile=str(value))
+            except (OSError, ssl.SSLError) as exc:
+                raise ValueError(f"CHISO_WEBHOOK_CA_BUNDLE {str(value)!r}: {exc}") from None
         return value
 
     @model_validator(mode="after")

@@ -21,8 +21,14 @@ from tests.security.conftest import DOSSIER_A, UNIT_A, World
 KINDS = ("none", "desk_a", "desk_b", "read_only", "revoked", "admin")
 
 
+def operations() -> dict[str, int]:
+    """Probes for orchestrators: whoever asks, whatever the header."""
+    return dict.fromkeys(KINDS, 200)
+
+
 def public(status: int = 200) -> dict[str, int]:
-    return dict.fromkeys(KINDS, status)
+    """Public endpoints: anyone, but a key that is sent must be valid (a revoked one is 401)."""
+    return {**dict.fromkeys(KINDS, status), "revoked": 401}
 
 
 def keyed(desk_a: int, desk_b: int, read_only: int, admin: int) -> dict[str, int]:
@@ -75,8 +81,8 @@ def _webhook(kind: str, _: World) -> dict[str, Any]:
 
 
 CASES = [
-    Case("GET", "/healthz", public()),
-    Case("GET", "/readyz", public()),
+    Case("GET", "/healthz", operations()),
+    Case("GET", "/readyz", operations()),
     Case("GET", "/v1/units", public()),
     Case("GET", "/v1/units/{code}", public(), path=lambda w: f"/v1/units/{UNIT_A}"),
     Case("PUT", "/v1/units/{code}", admin_only(200), path=lambda w: f"/v1/units/{UNIT_A}",

@@ -1,0 +1,279 @@
+"""The gate: who is calling, whether they may call now, and how much they may send — decided
+from the headers alone, before a byte of the body is read.
+
+FastAPI reads and parses a body before it solves dependencies such as ``require(scope)``, so
+without the gate an anonymous 32 MB body was read into memory only to be answered 401. Here one
+pure-ASGI middleware, for every request:
+
+1. resolves the bearer key (the admin token or an API key) once, in the session the request
+   then works in (``app.core.database.get_session`` hands it on: one connection checkout),
+   and leaves the caller in the request's state, where ``app.core.auth.authenticate`` picks
+   it up (no second lookup). There is no cache: a revoked key is refused at its next request,
+   whichever process revoked it;
+2. answers a bad key (unknown, revoked, malformed header) 401 on every route, public ones
+   included, and charges it to the address's anonymous and failed-authentication buckets
+   (429 once either is empty); a request without a key is charged to the anonymous bucket;
+   writes with a valid key to the key's own bucket (see ``app.core.ratelimit``);
+3. refuses, unread, an anonymous body sent to a route that wants a key (401), and a body over
+   the route's cap (413, from ``Content-Length`` or counted while it streams).
+
+A refused body is never read; uvicorn drops what still arrives of it, a cheap copy, and keeps
+the connection: closing it with unread data in flight would reset it, and the client would
+never read its 401 or 413.
+
+Routes that take credentials in the body (the portal protocol's login) depend on no
+``require``: their bodies are read, within the cap, and they check the credentials themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.auth import KEY_REQUIREMENTS, PRINCIPAL_STATE, Principal, authenticate
+from app.core.database import SESSION_STATE
+from app.core.errors import (
+    PayloadTooLarge,
+    Problem,
+    ServiceUnavailable,
+    Unauthenticated,
+    is_outage,
+    problem_response,
+)
+from app.core.ratelimit import EXEMPT_PATHS, RATE_LIMITED, RateLimiter, Refusal
+from app.core.settings import Settings
+
+logger = logging.getLogger("chiso.gate")
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+@dataclass(frozen=True, slots=True)
+class BodyRule:
+    """How large a route's body may be, and whether only a caller with a key may send one."""
+
+    cap: int
+    needs_key: bool
+
+
+def _needs_key(dependant: Dependant) -> bool:
+    return any(dep.call in KEY_REQUIREMENTS or _needs_key(dep) for dep in dependant.dependencies)
+
+
+class BodyRules:
+    """The rule of every route that takes a body, matched the way the router matches."""
+
+    def __init__(
+        self, routes: Collection[Any], *, small: int, large: int, bulk: Collection[str]
+    ) -> None:
+        self.default = BodyRule(small, needs_key=False)
+        self.rules: list[tuple[re.Pattern[str], frozenset[str], BodyRule]] = []
+        for route in routes:
+            if not isinstance(route, APIRoute) or not (route.methods or set()) & _BODY_METHODS:
+                continue
+            cap = large if route.path in bulk else small
+            rule = BodyRule(cap, needs_key=_needs_key(route.dependant))
+            self.rules.append((route.path_regex, frozenset(route.methods or ()), rule))
+
+    def for_request(self, scope: Scope) -> BodyRule:
+        path, method = scope["path"], scope["method"]
+        for pattern, methods, rule in self.rules:
+            if method in methods and pattern.match(path):
+                return rule
+        return self.default  # no such route: the router answers 404/405 without reading it
+
+
+class GateMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        settings: Settings,
+        limiter: RateLimiter,
+        bulk_routes: Collection[str],
+    ) -> None:
+        self.app = app
+        self.limiter = limiter
+        self.small = settings.max_small_body_bytes
+        self.large = settings.max_body_bytes
+        self.bulk_routes = frozenset(bulk_routes)
+        self._rules: BodyRules | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        if not any(name == b"authorization" for name, _ in scope["headers"]):
+            refusal = await self.limiter.anonymous(scope)
+            if refusal is not None:
+                await _refuse(_limited(refusal), scope, send)
+                return
+            state[PRINCIPAL_STATE] = None
+            await self._admit(None, scope, receive, send)
+            return
+        # The key is looked up in the session the request then works in: no second checkout.
+        async with scope["app"].state.sessionmaker() as session:
+            try:
+                principal = await self._resolve(scope, session)
+            except Unauthenticated as failed:
+                refusal = await self.limiter.failed(scope)
+                await _refuse(_limited(refusal) if refusal else failed, scope, send)
+                return
+            except ServiceUnavailable as down:
+                await _refuse(down, scope, send)
+                return
+            refusal = await self.limiter.keyed(scope, principal.key_id or principal.name)
+            if refusal is not None:
+                await _refuse(_limited(refusal), scope, send)
+                return
+            state[PRINCIPAL_STATE] = principal
+            state[SESSION_STATE] = session
+            await self._admit(principal, scope, receive, send)
+
+    async def _admit(
+        self, principal: Principal | None, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """Pass the request on, its body refused unread if it may not send one or is too big."""
+        if not _has_body(scope["headers"]):
+            await self.app(scope, receive, send)
+            return
+        rule = self._body_rule(scope)
+        if rule.needs_key and principal is None:
+            await _refuse(Unauthenticated(), scope, send)
+            return
+        await self._within_cap(rule.cap, scope, receive, send)
+
+    async def _resolve(self, scope: Scope, session: AsyncSession) -> Principal:
+        """The caller named by the Authorization header; Unauthenticated when it names none."""
+        try:
+            principal = await authenticate(Request(scope), session)
+        except Unauthenticated:
+            raise
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            logger.warning("database unavailable", extra={"error": repr(exc)})
+            raise ServiceUnavailable("The database is unreachable; retry shortly.") from exc
+        if principal is None:  # an empty header: no key where one was announced
+            raise Unauthenticated("Send the key as `Authorization: Bearer <key>`.")
+        return principal
+
+    def _body_rule(self, scope: Scope) -> BodyRule:
+        if self._rules is None:  # routes are complete once the app serves its first request
+            self._rules = BodyRules(
+                scope["app"].router.routes,
+                small=self.small,
+                large=self.large,
+                bulk=self.bulk_routes,
+            )
+        return self._rules.for_request(scope)
+
+    async def _within_cap(self, cap: int, scope: Scope, receive: Receive, send: Send) -> None:
+        declared = _content_length(scope["headers"])
+        if declared is not None and declared > cap:
+            await _refuse(_too_large(cap), scope, send)
+            return
+        started = False
+
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            if declared is None:
+                # A body of unknown length is read, up to the cap, before the app sees it: an
+                # overflow found while the framework parses it would be answered 400.
+                receive = await _buffered(receive, cap)
+            await self.app(scope, _counted(receive, cap), watched_send)
+        except _BodyTooLarge:
+            if started:
+                raise
+            await _refuse(_too_large(cap), scope, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _limited(refusal: Refusal) -> Problem:
+    RATE_LIMITED.labels(refusal.draw.kind).inc()
+    return refusal.problem()
+
+
+def _has_body(headers: list[tuple[bytes, bytes]]) -> bool:
+    for name, value in headers:
+        if name == b"content-length":
+            return value.strip() not in (b"0", b"")
+        if name == b"transfer-encoding":
+            return True
+    return False
+
+
+def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+def _too_large(cap: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"The request body exceeds {cap} bytes, this endpoint's limit.")
+
+
+async def _buffered(receive: Receive, cap: int) -> Receive:
+    """Read the whole body (raising ``_BodyTooLarge`` past ``cap``), then replay it."""
+    messages: list[Message] = []
+    seen = 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            break
+        seen += len(message.get("body", b""))
+        if seen > cap:
+            raise _BodyTooLarge
+        if not message.get("more_body", False):
+            break
+    replay: Iterator[Message] = iter(messages)
+
+    async def replayed() -> Message:
+        return next(replay, None) or await receive()
+
+    return replayed
+
+
+def _counted(receive: Receive, cap: int) -> Receive:
+    """Refuse a body that grows past ``cap`` (a server that does not hold to Content-Length)."""
+    seen = 0
+
+    async def counted() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > cap:
+                raise _BodyTooLarge
+        return message
+
+    return counted
+
+
+async def _refuse(problem: Problem, scope: Scope, send: Send) -> None:
+    """Answer ``problem`` without reading the request's body."""
+    response = problem_response(problem, Request(scope))
+
+    async def nothing() -> Message:
+        return {"type": "http.disconnect"}
+
+    await response(scope, nothing, send)
