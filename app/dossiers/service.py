@@ -153,6 +153,10 @@ async def requeue_lagging(session: AsyncSession, margin_seconds: int = 300) -> i
 def _unsettled(check: repository.Checked) -> bool:
     """Another transaction that committed after this statement began created the dossier, or
     stored the same event: the statement could not see it, the next one will."""
+    if not (check.unit_known and check.procedure_known and check.in_scope):
+        return False  # refused whatever others did
+    if check.new_dossier and not check.prefix_ok:
+        return False
     return check.owner is None or (check.first and not check.written and check.same is None)
 
 

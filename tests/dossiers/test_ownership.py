@@ -231,3 +231,14 @@ async def test_a_resent_portal_record_with_a_new_appointment_is_an_update(
     assert dossier["due_at"] == "2026-03-06T10:00:00Z"  # Fri 6 Mar 17:00 local
     history = (await client.get(f"/v1/dossiers/{CODE}/events", headers=keys["own"])).json()
     assert len(history["items"]) == 1
+
+
+async def test_a_refused_event_for_a_new_dossier_is_refused_not_retried(
+    client: httpx.AsyncClient, keys: dict[str, dict[str, str]]
+) -> None:
+    unknown_unit = event("u1", "H01.01-260302-0009", 2, "2026-03-02 08:00", unit="H99")
+    response = await post(client, unknown_unit, ADMIN)
+    assert response.status_code == 422
+    assert response.json()["errors"] == [{"pointer": "#/unit_code", "detail": "unknown unit"}]
+    outside = event("u2", "H05.01-260302-0009", 2, "2026-03-02 08:00", unit="H05.01")
+    assert (await post(client, outside, keys["own"])).status_code == 403
