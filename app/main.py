@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="chiso",
-        version="0.1.0",
+        version="0.2.0",
         description=API_DESCRIPTION,
         lifespan=lifespan,
     )
