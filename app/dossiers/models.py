@@ -60,6 +60,10 @@ class DossierEvent(Base):
     paid_online: Mapped[bool | None] = mapped_column(Boolean)
     has_digitized_parts: Mapped[bool | None] = mapped_column(Boolean)
     source: Mapped[str] = mapped_column(String(16), nullable=False, server_default="api")
+    # A time chiso inferred (a terminal status without its date): kept as first inferred.
+    time_inferred: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, server_default=text("false")
+    )
     # The API key that posted it (null for the admin token).
     key_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     recorded_at: Mapped[datetime] = mapped_column(_TS, nullable=False, server_default=func.now())

@@ -46,8 +46,19 @@ def _array_type(column: str) -> str:
 _CONTENT_COLUMNS = tuple(c for c in _EVENT_COLUMNS if c not in ("event_id", "dossier_code"))
 
 
-def _content(alias: str) -> str:
-    return "ROW(" + ", ".join(f"{alias}.{c}" for c in _CONTENT_COLUMNS) + ")"
+def _content(alias: str, other: str | None = None) -> str:
+    """The event's content as a row; with ``other``, an inferred time is no difference when
+    both versions inferred it (it is kept as first inferred)."""
+    values = []
+    for column in _CONTENT_COLUMNS:
+        if column == "occurred_at" and other is not None:
+            values.append(
+                f"CASE WHEN {alias}.time_inferred AND {other}.time_inferred "
+                f"THEN NULL ELSE {alias}.occurred_at END"
+            )
+        else:
+            values.append(f"{alias}.{column}")
+    return "ROW(" + ", ".join(values) + ")"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,17 +99,18 @@ def _store_statement() -> TextClause:
         "(CAST(:scope_root AS text) IS NULL OR EXISTS (SELECT 1 FROM lineage l "
         "WHERE l.unit = {unit} AND l.ancestor = CAST(:scope_root AS text)))"
     )
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _CONTENT_COLUMNS)
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _CONTENT_COLUMNS if c != "occurred_at")
     return text(
         f"""
         WITH RECURSIVE
         raw AS (
-            SELECT * FROM unnest({unnest}, CAST(:unit_from_prefix AS boolean[]))
-                WITH ORDINALITY AS r({raw}, unit_from_prefix, ord)
+            SELECT * FROM unnest({unnest}, CAST(:unit_from_prefix AS boolean[]),
+                                 CAST(:time_inferred AS boolean[]))
+                WITH ORDINALITY AS r({raw}, unit_from_prefix, time_inferred, ord)
         ),
         input AS (
             -- A portal record's unit is the one its MaHoSo prefix names, when chiso knows it.
-            SELECT {others}, ord, r.prefix,
+            SELECT {others}, ord, r.prefix, r.time_inferred,
                    CASE WHEN r.unit_from_prefix
                              AND EXISTS (SELECT 1 FROM units pu WHERE pu.code = r.prefix)
                         THEN r.prefix ELSE r.raw_unit_code
@@ -161,15 +173,21 @@ def _store_statement() -> TextClause:
             FROM valid ORDER BY dossier_code, event_id, ord
         ),
         stored AS (
-            INSERT INTO dossier_events ({names}, source, key_id)
-            SELECT {names}, CAST(:source AS text), CAST(:key_id AS uuid)
+            INSERT INTO dossier_events ({names}, source, key_id, time_inferred)
+            SELECT {names}, CAST(:source AS text), CAST(:key_id AS uuid), v.time_inferred
             FROM valid v WHERE v.ord IN (SELECT ord FROM firsts)
             ORDER BY v.dossier_code, v.event_id
             ON CONFLICT (dossier_code, event_id) DO UPDATE SET {updates},
+                -- A time inferred again is kept as first inferred: re-sending moves nothing.
+                occurred_at = CASE WHEN dossier_events.time_inferred AND EXCLUDED.time_inferred
+                                   THEN dossier_events.occurred_at
+                                   ELSE EXCLUDED.occurred_at END,
+                time_inferred = EXCLUDED.time_inferred,
                 key_id = EXCLUDED.key_id, recorded_at = now()
             -- Only chiso's own ids (read off a portal snapshot) take a re-sent snapshot's values.
             WHERE CAST(:replaceable AS boolean) AND dossier_events.source <> 'api'
-              AND {_content("dossier_events")} IS DISTINCT FROM {_content("EXCLUDED")}
+              AND {_content("dossier_events", "EXCLUDED")}
+                  IS DISTINCT FROM {_content("EXCLUDED", "dossier_events")}
             RETURNING dossier_code, event_id, (xmax = 0) AS inserted
         ),
         queued AS (
@@ -185,9 +203,9 @@ def _store_statement() -> TextClause:
                f.ord IS NOT NULL AS first, s.event_id IS NOT NULL AS written,
                coalesce(s.inserted, false) AS inserted,
                CASE WHEN f.ord IS NULL AND fv.ord IS NOT NULL
-                    THEN {_content("c")} IS NOT DISTINCT FROM {_content("fv")}
+                    THEN {_content("c", "fv")} IS NOT DISTINCT FROM {_content("fv", "c")}
                     WHEN e.id IS NOT NULL
-                    THEN {_content("c")} IS NOT DISTINCT FROM {_content("e")}
+                    THEN {_content("c", "e")} IS NOT DISTINCT FROM {_content("e", "c")}
                END AS same,
                e.recorded_at
         FROM checked c
@@ -216,6 +234,7 @@ async def store_events(
     key_id: str | None,
     prefix_required: bool,
     unit_from_prefix: Sequence[bool] | None = None,
+    time_inferred: Sequence[bool] | None = None,
     replaceable: bool = False,
 ) -> list[Checked]:
     """Check, claim, insert and queue a batch in one statement; one :class:`Checked` per event.
@@ -233,6 +252,7 @@ async def store_events(
     params = {
         **columns,
         "unit_from_prefix": list(unit_from_prefix or [False] * len(events)),
+        "time_inferred": list(time_inferred or [False] * len(events)),
         "source": source,
         "scope_root": scope_root,
         "key_id": key_id,

@@ -91,6 +91,7 @@ async def ingest(
     pointer_prefix: str | None = "/events",
     derive_now: bool = False,
     unit_from_prefix: bool = False,
+    time_inferred: Sequence[bool] | None = None,
 ) -> Ingested:
     """Store new events and queue their dossiers for derivation; the caller commits.
 
@@ -98,8 +99,8 @@ async def ingest(
     :func:`repository.store_events` for the ownership and idempotency rules). The worker
     derives queued dossiers within about a second (:func:`derive_queued`); ``derive_now``
     derives the touched dossiers in this transaction instead. ``unit_from_prefix``: portal
-    records, whose unit is the one their code's prefix names. Raises :class:`Contention` when
-    another transaction created one of these dossiers meanwhile: the caller runs it again.
+    records, whose unit is the one their code's prefix names; ``time_inferred`` (parallel to
+    ``items``): events whose time chiso inferred, kept as first inferred when re-sent.
     """
     results: dict[int, ItemResult] = {}
     valid: dict[int, DossierEventIn] = {}
@@ -109,7 +110,8 @@ async def ingest(
         else:
             valid[index] = item if settings.store_notes else _without_note(item)
 
-    checks = await _store(session, settings, principal, valid, source, unit_from_prefix)
+    inferred = {i: bool(time_inferred[i]) if time_inferred else False for i in valid}
+    checks = await _store(session, settings, principal, valid, inferred, source, unit_from_prefix)
     touched: set[str] = set()
     for (index, event), check in zip(valid.items(), checks, strict=True):
         errors = _refusals(pointer_prefix, index, event, check)
@@ -165,6 +167,7 @@ async def _store(
     settings: Settings,
     principal: Principal,
     events: dict[int, DossierEventIn],
+    inferred: dict[int, bool],
     source: str,
     unit_from_prefix: bool,
     passes: int = 3,
@@ -173,6 +176,7 @@ async def _store(
     statement (which sees that writer's commit), so a race costs a few items, not a retry
     of the whole batch."""
     pending = list(events.values())
+    flags = list(inferred.values())
     checks: dict[int, repository.Checked] = {}
     order = list(range(len(pending)))
     for _ in range(passes):
@@ -184,6 +188,7 @@ async def _store(
             key_id=principal.key_id,
             prefix_required=settings.dossier_code_prefix == "required",
             unit_from_prefix=[unit_from_prefix] * len(pending),
+            time_inferred=[flags[i] for i in order],
             replaceable=source != "api",
         )
         again = [(i, e) for i, e, c in zip(order, pending, found, strict=True) if _unsettled(c)]
