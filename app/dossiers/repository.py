@@ -415,7 +415,8 @@ async def limits(session: AsyncSession, procedure_codes: set[str]) -> dict[str, 
     rows = await session.execute(
         text(
             "SELECT code, limit_value, limit_unit FROM procedures "
-            "WHERE code = ANY(CAST(:codes AS text[]))"
+            # A procedure learned from records has no limit yet: its appointment rules.
+            "WHERE code = ANY(CAST(:codes AS text[])) AND limit_value IS NOT NULL"
         ),
         {"codes": sorted(procedure_codes)},
     )

@@ -29,12 +29,17 @@ async def list_procedures(
     page: Annotated[PageParams, Depends(page_params)],
     field_code: Annotated[str | None, Query(max_length=64)] = None,
     full_online: bool | None = None,
+    verified: Annotated[
+        bool | None,
+        Query(description="false: procedures learned from records, waiting for their limits"),
+    ] = None,
 ) -> Page[ProcedureOut]:
     after = page.after((Text(max_length=64),))
     rows = await repository.list_procedures(
         session,
         field_code=field_code,
         full_online=full_online,
+        verified=verified,
         after=after[0] if after else None,
         limit=page.limit,
     )
@@ -42,7 +47,11 @@ async def list_procedures(
     return Page(items=[ProcedureOut.model_validate(p) for p in items], next=next_cursor)
 
 
-@router.get("/{code}", response_model=ProcedureOut, summary="One procedure")
+@router.get(
+    "/{code}",
+    response_model=ProcedureOut,
+    summary="One procedure (a local variant code such as 1.001022.000.00.00.H01 finds 1.001022)",
+)
 async def get_procedure(session: Session, code: CodePath) -> ProcedureOut:
     return ProcedureOut.model_validate(await service.get(session, code))
 
@@ -50,7 +59,7 @@ async def get_procedure(session: Session, code: CodePath) -> ProcedureOut:
 @router.put(
     "/{code}",
     response_model=ProcedureOut,
-    summary="Create or update a procedure (admin bound to no unit, idempotent)",
+    summary="Create or update a procedure, verifying it (admin bound to no unit, idempotent)",
     responses={201: {"model": ProcedureOut, "description": "Created"}},
 )
 async def put_procedure(

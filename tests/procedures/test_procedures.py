@@ -27,11 +27,14 @@ async def test_put_then_get_round_trips_a_fractional_limit(client: httpx.AsyncCl
         "code": "1.001193",
         "name": "Đăng ký khai sinh",
         "field_code": "HOTICH",
+        "field_name": None,
         "limit_value": "0.50",
         "limit_unit": "working_days",
         "has_fees": False,
         "full_online": True,
         "online_allowed": None,
+        "verified": True,
+        "learned_at": None,
     }
 
 
