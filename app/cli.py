@@ -63,6 +63,14 @@ async def load_reference_data(session: AsyncSession) -> str:
     return f"reference data: {len(units)} units and {len(procedures)} procedures changed"
 
 
+async def load_simulator_units(session: AsyncSession) -> str:
+    from app.portal.simulator import SIMULATOR_UNITS_CSV
+    from app.units.service import load_units_csv
+
+    units = await load_units_csv(session, read_csv(SIMULATOR_UNITS_CSV))
+    return f"simulator units: {len(units)} changed (their identifiers resolve the simulator's)"
+
+
 def read_csv(path: Path) -> str:
     return path.read_text(encoding="utf-8-sig")
 
@@ -91,13 +99,21 @@ def cmd_reference(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_units_load(args: argparse.Namespace, settings: Settings) -> int:
-    from app.units.service import load_units_csv
+    from app.units.service import load_units
 
     with _services(settings) as (database_url, _):
-        changed = _in_session(
-            settings, database_url, lambda s: load_units_csv(s, read_csv(Path(args.file)))
+        loaded = _in_session(
+            settings, database_url, lambda s: load_units(s, read_csv(Path(args.file)))
         )
+    changed = loaded.changed
     print(f"{len(changed)} units created or changed ({sum(changed.values())} new)")
+    if loaded.released:
+        # The worker ingests them (within a minute: the outbox relay runs every minute).
+        print(
+            f"quarantined portal records wait for {len(loaded.released)} of these identifiers "
+            f"or codes: their release is queued ({', '.join(loaded.released[:10])}"
+            f"{', ...' if len(loaded.released) > 10 else ''})"
+        )
     return 0
 
 
@@ -176,15 +192,33 @@ def cmd_portal_sim(args: argparse.Namespace, settings: Settings) -> int:
     """Serve the portal simulator (development, demos, tests)."""
     import uvicorn
 
-    from app.portal.simulator import Faults, PortalSimulator
+    from app.portal.client import AdapterProtocol
+    from app.portal.simulator import SIMULATOR_UNITS_CSV, Faults, PortalSimulator
 
     faults = Faults(
         latency=args.latency, error_rate=args.error_rate, burst_every=args.burst_every,
         session_calls=args.session_calls, malformed_rate=args.malformed_rate,
-        repeat_page_at=args.repeat_page_at,
+        unmapped_rate=args.unmapped_rate, repeat_page_at=args.repeat_page_at,
     )  # fmt: skip
-    simulator = PortalSimulator(dossiers=args.dossiers, seed=args.seed, faults=faults)
-    print(f"portal simulator: {args.dossiers} dossiers on http://{args.host}:{args.port}")
+    # The same protocol settings as the worker's (CHISO_PORTAL_*), so that `make run` matches.
+    protocol = AdapterProtocol(
+        auth_path=args.auth_path or settings.portal_auth_path,
+        integration_path=args.integration_path or settings.portal_integration_path,
+        list_service=args.list_service or settings.portal_list_service,
+        cursor_field=settings.portal_cursor_field,
+        page_size_field=settings.portal_page_size_field,
+        remaining_field=settings.portal_remaining_field,
+        records_field=settings.portal_records_field,
+    )
+    simulator = PortalSimulator(
+        dossiers=args.dossiers, seed=args.seed, faults=faults, protocol=protocol,
+        units_file=args.units_file or SIMULATOR_UNITS_CSV,
+    )  # fmt: skip
+    print(
+        f"portal simulator: {args.dossiers} dossiers on http://{args.host}:{args.port} "
+        f"(login {protocol.auth_path}, services {protocol.integration_path}, "
+        f"listing {protocol.list_service})"
+    )
     uvicorn.run(simulator.app(), host=args.host, port=args.port, log_level="warning")
     return 0
 
@@ -240,6 +274,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     with _services(settings) as (database_url, redis_url):
         upgrade(database_url)
         print(_in_session(settings, database_url, load_reference_data))
+        # Demo data for the simulator only: its units, whose identifiers its dossiers carry.
+        print(_in_session(settings, database_url, load_simulator_units))
         env = {
             **os.environ,
             "CHISO_DATABASE_URL": database_url,
@@ -325,7 +361,18 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--burst-every", type=int, default=0, help="a 429 burst every N requests")
     sim.add_argument("--session-calls", type=int, default=0, help="session expires after N")
     sim.add_argument("--malformed-rate", type=float, default=0.0, help="share of bad records")
+    sim.add_argument(
+        "--unmapped-rate", type=float, default=0.0,
+        help="share of records from a unit identifier the units file does not list",
+    )  # fmt: skip
     sim.add_argument("--repeat-page-at", type=int, default=0, help="repeat the N-th page")
+    sim.add_argument(
+        "--units-file", type=Path, default=None,
+        help="units CSV (code,name,level,parent_code,identifier; default: the bundled one)",
+    )  # fmt: skip
+    sim.add_argument("--auth-path", help="login path (default: CHISO_PORTAL_AUTH_PATH)")
+    sim.add_argument("--integration-path", help="services path (CHISO_PORTAL_INTEGRATION_PATH)")
+    sim.add_argument("--list-service", help="listing service (CHISO_PORTAL_LIST_SERVICE)")
     sim.set_defaults(func=cmd_portal_sim)
 
     migrate = sub.add_parser("migrate", help="apply database migrations")
@@ -338,7 +385,11 @@ def build_parser() -> argparse.ArgumentParser:
     units = sub.add_parser("units", help="administrative units").add_subparsers(
         dest="units_command", required=True
     )
-    units_load = units.add_parser("load", help="upsert units from a CSV file")
+    units_load = units.add_parser(
+        "load",
+        help="upsert units from a CSV file (code,name,level,parent_code,valid_from,valid_to,"
+        "successor_code[,identifier])",
+    )
     units_load.add_argument("file")
     units_load.set_defaults(func=cmd_units_load)
 

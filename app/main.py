@@ -28,7 +28,10 @@ from app.dossiers.router import router as dossiers_router
 from app.indicators.router import router as indicators_router
 from app.insights.router import router as insights_router
 from app.keys.router import router as keys_router
+from app.portal.dvcqg import BULK_PATHS as DVCQG_BULK_PATHS
+from app.portal.dvcqg import router as dvcqg_router
 from app.portal.router import router as portal_router
+from app.portal.unmapped_router import router as unmapped_router
 from app.procedures.router import router as procedures_router
 from app.scores.router import router as scores_router
 from app.units.router import router as units_router
@@ -44,7 +47,12 @@ Errors are RFC 9457 `application/problem+json`. Lists share one envelope,
 
 # Routes whose bodies may reach CHISO_MAX_BODY_BYTES; every other body is capped at
 # CHISO_MAX_SMALL_BODY_BYTES (a single event, a subscription, a unit: a few hundred bytes).
-BULK_ROUTES = ("/v1/dossier-events/batch", "/v1/indicator-values/batch", "/v1/portal/dossiers")
+BULK_ROUTES = (
+    "/v1/dossier-events/batch",
+    "/v1/indicator-values/batch",
+    "/v1/portal/dossiers",
+    *DVCQG_BULK_PATHS,
+)
 SMALL_BODY_TOO_LARGE = {
     **PROBLEM_RESPONSES[413],
     "description": "The body exceeds CHISO_MAX_SMALL_BODY_BYTES (16 KB by default)",
@@ -105,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         calendar_router,
         indicators_router,
         portal_router,
+        unmapped_router,
         webhooks_router,
         insights_router,
         audit_router,
@@ -117,6 +126,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 if takes_body and route.path not in BULK_ROUTES:
                     route.responses[413] = SMALL_BODY_TOO_LARGE
             app.router.routes.append(route)
+    # The national portal's protocol answers in its own envelope (never problem+json), so its
+    # routes are documented as they are, without the shared problem responses.
+    app.router.routes.extend(dvcqg_router.routes)
     return app
 
 

@@ -3,11 +3,24 @@
 from app.audit.models import AuditEntry
 from app.calendar.models import CalendarDay
 from app.core.outbox import OutboxJob
-from app.dossiers.models import Dossier, DossierEvent
+from app.dossiers.models import (
+    DerivationCheck,
+    Dossier,
+    DossierBacklog,
+    DossierEvent,
+    DossierOwner,
+)
 from app.indicators.models import IndicatorValue
 from app.insights.models import IntegrityFlag, ScoreProjection
 from app.keys.models import ApiKey
-from app.portal.models import OfficialScore, PortalSyncState, QuarantinedRecord
+from app.portal.models import (
+    OfficialScore,
+    PortalSession,
+    PortalSyncState,
+    PortalUnmapped,
+    QuarantinedRecord,
+    StoredDossierFacts,
+)
 from app.procedures.models import Procedure
 from app.scores.models import (
     DirtyPeriod,
@@ -23,21 +36,27 @@ __all__ = [
     "ApiKey",
     "AuditEntry",
     "CalendarDay",
+    "DerivationCheck",
     "DirtyPeriod",
     "Dossier",
+    "DossierBacklog",
     "DossierEvent",
+    "DossierOwner",
     "IndicatorValue",
     "IntegrityFlag",
     "OfficialScore",
     "OutboxJob",
     "PeriodAmendment",
     "PeriodState",
+    "PortalSession",
     "PortalSyncState",
+    "PortalUnmapped",
     "Procedure",
     "QuarantinedRecord",
     "RankingSnapshot",
     "ScoreProjection",
     "ScoreSnapshot",
+    "StoredDossierFacts",
     "Unit",
     "Webhook",
     "WebhookDelivery",

@@ -36,7 +36,7 @@ from app.dossiers.jobs import (
     sweep_overdue,
 )
 from app.insights.jobs import check_integrity, project_scores
-from app.portal.jobs import fetch_official_results, sync_portal
+from app.portal.jobs import fetch_official_results, release_unmapped, sync_portal
 from app.portal.sync import SyncReport
 from app.scores.jobs import close_periods, refresh_scores
 from app.webhooks.jobs import JOBS as WEBHOOK_JOBS
@@ -45,7 +45,7 @@ JOBS: list[Any] = [
     instrumented(job)
     for job in (recompute_open_dossiers, relay_outbox, derive_dossiers, sweep_overdue, sync_portal,
                 fetch_official_results, daily_digest, refresh_scores, close_periods,
-                check_integrity, project_scores, check_derived_states)
+                check_integrity, project_scores, check_derived_states, release_unmapped)
 ]  # fmt: skip
 _BY_NAME = {job.__name__: job for job in JOBS}
 FUNCTIONS = JOBS

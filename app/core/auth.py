@@ -58,6 +58,23 @@ PRINCIPAL_STATE = "principal"
 KEY_REQUIREMENTS: set[Callable[..., Awaitable[Principal]]] = set()
 
 
+async def own_credentials() -> None:
+    """Dependency marking a route that authenticates its caller itself, from the body or a
+    header of its own protocol (the national portal's login and sessions, under ``/dvcqg/``).
+
+    The gate neither refuses such a route's anonymous body nor charges it to the anonymous
+    bucket; it only refuses an address whose buckets are empty. The route charges the outcome
+    through ``app.state.rate_limiter``: ``keyed`` for a caller it accepts, ``failed`` else.
+    """
+
+
+# Bearer credentials other than keys, accepted on the routes under a path prefix (the portal
+# protocol's sessions under /dvcqg/, registered by app/portal/dvcqg.py). Tried only when the
+# token is no key; a resolver returns None for a token it does not know.
+BearerResolver = Callable[[Request, AsyncSession, str], Awaitable["Principal | None"]]
+BEARER_ALTERNATIVES: dict[str, BearerResolver] = {}
+
+
 async def authenticate(request: Request, session: AsyncSession) -> Principal | None:
     from app.keys.service import principal_for_key
 
@@ -75,6 +92,10 @@ async def authenticate(request: Request, session: AsyncSession) -> Principal | N
         return ADMIN
     principal = await principal_for_key(session, token)
     if principal is None:
+        path = request.scope["path"]
+        for prefix, resolve in BEARER_ALTERNATIVES.items():
+            if path.startswith(prefix) and (principal := await resolve(request, session, token)):
+                return principal
         raise Unauthenticated("The key is unknown or revoked.")
     return principal
 

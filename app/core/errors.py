@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import logging
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import asyncpg
@@ -171,7 +171,18 @@ def item_errors(raw_errors: Sequence[Any], prefix: str, index: int) -> list[dict
     ]
 
 
+# Routes that speak another protocol's error envelope render a problem their way, by path
+# prefix: the national portal's `{error_code, message}` under /dvcqg/ (app/portal/envelope.py
+# registers it), so even the gate's 413 or 429 there is an answer its clients can read.
+PROBLEM_RENDERERS: dict[str, Callable[[Problem, Request], Response]] = {}
+
+
 def problem_response(problem: Problem, request: Request | None = None) -> Response:
+    if request is not None and PROBLEM_RENDERERS:
+        path: str = request.scope["path"]
+        for prefix, render in PROBLEM_RENDERERS.items():
+            if path.startswith(prefix):
+                return render(problem, request)
     instance = request.url.path if request is not None else None
     return Response(
         orjson.dumps(problem.body(instance)),

@@ -21,8 +21,12 @@ A refused body is never read; uvicorn drops what still arrives of it, a cheap co
 the connection: closing it with unread data in flight would reset it, and the client would
 never read its 401 or 413.
 
-Routes that take credentials in the body (the portal protocol's login) depend on no
-``require``: their bodies are read, within the cap, and they check the credentials themselves.
+Routes that take credentials in the body (the portal protocol's login and session calls under
+``/dvcqg/``) depend on ``app.core.auth.own_credentials`` instead of a ``require``: without an
+``Authorization`` header their bodies are read, within the cap, and they check the credentials
+and charge the outcome themselves; the gate only refuses, unread, an address whose anonymous or
+failure bucket is empty. With the header they are gated like any route (a portal session is a
+bearer credential there: ``app.core.auth.BEARER_ALTERNATIVES``).
 """
 
 from __future__ import annotations
@@ -39,7 +43,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.auth import KEY_REQUIREMENTS, PRINCIPAL_STATE, Principal, authenticate
+from app.core.auth import (
+    KEY_REQUIREMENTS,
+    PRINCIPAL_STATE,
+    Principal,
+    authenticate,
+    own_credentials,
+)
 from app.core.database import SESSION_STATE
 from app.core.errors import (
     PayloadTooLarge,
@@ -63,10 +73,15 @@ class BodyRule:
 
     cap: int
     needs_key: bool
+    own_credentials: bool = False
 
 
 def _needs_key(dependant: Dependant) -> bool:
     return any(dep.call in KEY_REQUIREMENTS or _needs_key(dep) for dep in dependant.dependencies)
+
+
+def _own_credentials(dependant: Dependant) -> bool:
+    return any(dep.call is own_credentials for dep in dependant.dependencies)
 
 
 class BodyRules:
@@ -81,7 +96,11 @@ class BodyRules:
             if not isinstance(route, APIRoute) or not (route.methods or set()) & _BODY_METHODS:
                 continue
             cap = large if route.path in bulk else small
-            rule = BodyRule(cap, needs_key=_needs_key(route.dependant))
+            rule = BodyRule(
+                cap,
+                needs_key=_needs_key(route.dependant),
+                own_credentials=_own_credentials(route.dependant),
+            )
             self.rules.append((route.path_regex, frozenset(route.methods or ()), rule))
 
     def for_request(self, scope: Scope) -> BodyRule:
@@ -114,7 +133,10 @@ class GateMiddleware:
             return
         state = scope.setdefault("state", {})
         if not any(name == b"authorization" for name, _ in scope["headers"]):
-            refusal = await self.limiter.anonymous(scope)
+            if scope["method"] in _BODY_METHODS and self._body_rule(scope).own_credentials:
+                refusal = await self.limiter.may_try(scope)  # the route charges the outcome
+            else:
+                refusal = await self.limiter.anonymous(scope)
             if refusal is not None:
                 await _refuse(_limited(refusal), scope, send)
                 return

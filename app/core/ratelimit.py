@@ -262,6 +262,12 @@ class RateLimiter:
     async def failed(self, scope: Scope) -> Refusal | None:
         return await self._by_address(scope, failure_cost=1)
 
+    async def may_try(self, scope: Scope) -> Refusal | None:
+        """For a route that authenticates its caller itself (``app.core.auth.own_credentials``):
+        refused while the address's anonymous or failure bucket is empty; nothing is taken,
+        the route charges the outcome (``keyed`` or ``failed``)."""
+        return await self._by_address(scope, failure_cost=0, public_cost=0)
+
     async def keyed(self, scope: Scope, holder: str) -> Refusal | None:
         """``holder`` names the key's bucket: its id, or ``admin`` for the admin token."""
         if self.write is None or scope["method"] not in WRITE_METHODS:
@@ -269,13 +275,16 @@ class RateLimiter:
         draw = Draw("write", f"chiso:rate:write:{holder}", self.write)
         return await self.redis.draw(scope["app"].state.queue, [draw])
 
-    async def _by_address(self, scope: Scope, *, failure_cost: int) -> Refusal | None:
+    async def _by_address(
+        self, scope: Scope, *, failure_cost: int, public_cost: int = 1
+    ) -> Refusal | None:
         if self.public is None and self.failures is None:
             return None
         address = bucket_address(client_address(scope, self.trust_forwarded_for))
         draws: list[Draw] = []
         if self.public is not None:
-            draws.append(Draw("public", f"chiso:rate:public:{address}", self.public))
+            key = f"chiso:rate:public:{address}"
+            draws.append(Draw("public", key, self.public, public_cost))
         if self.failures is not None:
             key = f"chiso:rate:auth-failures:{address}"
             draws.append(Draw("auth_failure", key, self.failures, failure_cost))

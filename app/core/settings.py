@@ -16,6 +16,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
+# An adapter path (``/login``, ``/api/dvcqg/service``) and a field or service name on its wire.
+ADAPTER_PATH_PATTERN = r"^/[A-Za-z0-9._~/-]*$"
+WIRE_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+
+
 class PortalSourceSettings(BaseModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     base_url: str
@@ -23,6 +28,17 @@ class PortalSourceSettings(BaseModel):
     password: SecretStr
     madonvi: str | None = None
     page_size: int = Field(default=200, ge=1, le=500)
+    # Where the adapter takes the login and the service calls (OpenCPS-style settings
+    # auth_endpoint / integration_endpoint).
+    auth_path: str = Field(default="/login", pattern=ADAPTER_PATH_PATTERN)
+    integration_path: str = Field(default="/service", pattern=ADAPTER_PATH_PATTERN)
+    # The listing of changed dossiers is chiso's convention: no public source names the
+    # portal's, so a source that calls it or its paging fields otherwise says so here.
+    list_service: str = Field(default="LayDanhSachHoSo", pattern=WIRE_NAME_PATTERN)
+    cursor_field: str = Field(default="cursor", pattern=WIRE_NAME_PATTERN)
+    page_size_field: str = Field(default="sodong", pattern=WIRE_NAME_PATTERN)
+    remaining_field: str = Field(default="conlai", pattern=WIRE_NAME_PATTERN)
+    records_field: str = Field(default="data", pattern=WIRE_NAME_PATTERN)
 
 
 class Settings(BaseSettings):
@@ -56,11 +72,22 @@ class Settings(BaseSettings):
     portal_password: SecretStr | None = None
     portal_madonvi: str | None = None
     portal_page_size: int = Field(default=200, ge=1, le=500)
+    portal_auth_path: str = Field(default="/login", pattern=ADAPTER_PATH_PATTERN)
+    portal_integration_path: str = Field(default="/service", pattern=ADAPTER_PATH_PATTERN)
+    portal_list_service: str = Field(default="LayDanhSachHoSo", pattern=WIRE_NAME_PATTERN)
+    portal_cursor_field: str = Field(default="cursor", pattern=WIRE_NAME_PATTERN)
+    portal_page_size_field: str = Field(default="sodong", pattern=WIRE_NAME_PATTERN)
+    portal_remaining_field: str = Field(default="conlai", pattern=WIRE_NAME_PATTERN)
+    portal_records_field: str = Field(default="data", pattern=WIRE_NAME_PATTERN)
     portal_sources: list[PortalSourceSettings] = Field(
         default_factory=list, description="JSON list of {name, base_url, username, password, ...}"
     )
     portal_timeout_seconds: float = Field(default=20.0, gt=0)
     portal_max_tries: int = Field(default=6, ge=1, le=20)
+    # One-stop systems that push to chiso under the portal protocol (/dvcqg) log in first.
+    portal_session_hours: float = Field(
+        default=4, gt=0, le=168, description="Lifetime of a /dvcqg/login session, in hours"
+    )
 
     # Derivation of queued dossiers (the worker's background loop).
     derive_chunk: int = Field(default=2000, ge=1, le=10_000, description="Dossiers per transaction")
@@ -254,6 +281,13 @@ def portal_sources(settings: Settings) -> list[PortalSourceSettings]:
                 password=settings.portal_password or SecretStr(""),
                 madonvi=settings.portal_madonvi,
                 page_size=settings.portal_page_size,
+                auth_path=settings.portal_auth_path,
+                integration_path=settings.portal_integration_path,
+                list_service=settings.portal_list_service,
+                cursor_field=settings.portal_cursor_field,
+                page_size_field=settings.portal_page_size_field,
+                remaining_field=settings.portal_remaining_field,
+                records_field=settings.portal_records_field,
             ),
         )
     return sources

@@ -111,11 +111,19 @@ def _store_statement() -> TextClause:
         input AS (
             -- A portal record's unit is the one its MaHoSo prefix names, when chiso knows it.
             SELECT {others}, ord, r.prefix, r.time_inferred,
-                   CASE WHEN r.unit_from_prefix
-                             AND EXISTS (SELECT 1 FROM units pu WHERE pu.code = r.prefix)
+                   CASE WHEN r.unit_from_prefix AND r.prefix IS NOT NULL
                         THEN r.prefix ELSE r.raw_unit_code
                    END AS unit_code
-            FROM (SELECT *, split_part(dossier_code, '-', 1) AS prefix FROM raw) r
+            FROM (
+                -- The unit a code's prefix names: by its electronic identifier, else its code.
+                SELECT raw.*, (SELECT pu.code FROM units pu
+                               WHERE pu.identifier = split_part(raw.dossier_code, '-', 1)
+                                  OR pu.code = split_part(raw.dossier_code, '-', 1)
+                               ORDER BY pu.identifier IS NOT DISTINCT FROM
+                                        split_part(raw.dossier_code, '-', 1) DESC
+                               LIMIT 1) AS prefix
+                FROM raw
+            ) r
         ),
         known AS (
             SELECT o.code, o.unit_code AS owner FROM dossier_owners o
@@ -135,8 +143,7 @@ def _store_statement() -> TextClause:
                    p.code IS NOT NULL AS procedure_known,
                    {in_scope_of.format(unit="i.unit_code")} AS in_scope,
                    -- A code that starts with a unit's code belongs to that unit's subtree.
-                   CASE WHEN CAST(:prefix_required AS boolean) OR EXISTS (
-                            SELECT 1 FROM units pu WHERE pu.code = i.prefix)
+                   CASE WHEN CAST(:prefix_required AS boolean) OR i.prefix IS NOT NULL
                         THEN EXISTS (SELECT 1 FROM lineage l
                                      WHERE l.unit = i.unit_code AND l.ancestor = i.prefix)
                         ELSE true
@@ -409,6 +416,24 @@ async def owner_of(session: AsyncSession, code: str) -> str | None:
         text("SELECT unit_code FROM dossier_owners WHERE code = :code"), {"code": code}
     )
     return result.scalar_one_or_none()
+
+
+async def basics(session: AsyncSession, codes: Sequence[str]) -> dict[str, tuple[str, str, int]]:
+    """Owner, procedure and channel of known dossiers (their latest event's procedure and
+    channel): what a progress item needs to become an event of its dossier."""
+    rows = await session.execute(
+        text(
+            """
+            SELECT DISTINCT ON (e.dossier_code) e.dossier_code, o.unit_code, e.procedure_code,
+                   e.channel
+            FROM dossier_events e JOIN dossier_owners o ON o.code = e.dossier_code
+            WHERE e.dossier_code = ANY(CAST(:codes AS text[]))
+            ORDER BY e.dossier_code, e.occurred_at DESC, e.id DESC
+            """
+        ),
+        {"codes": sorted(set(codes))},
+    )
+    return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
 
 async def limits(session: AsyncSession, procedure_codes: set[str]) -> dict[str, Limit]:

@@ -1,4 +1,5 @@
-"""Worker jobs of the portal domain: incremental dossier sync and official results."""
+"""Worker jobs of the portal domain: incremental dossier sync, official results, and the
+release of records that waited for their unit."""
 
 from __future__ import annotations
 
@@ -9,17 +10,21 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import system_clock
 from app.core.settings import Settings, portal_sources
-from app.portal import repository
-from app.portal.client import PortalClient, PortalError, PortalSource, RetryPolicy
+from app.core.uow import committed
+from app.portal import repository, unmapped
+from app.portal.client import PortalClient, PortalError, RetryPolicy, source_from_settings
 from app.portal.sync import SyncReport, sync_source
 from app.scores.repository import mark_dirty
 from app.units.repository import existing_codes
 
 logger = logging.getLogger("chiso.portal.jobs")
 GROUP_CODES = ("CKMB", "TDGQ", "CLGQ", "TTTT", "MDHL", "MDSH")
+# Records released per transaction: a commit every few hundred keeps each one short.
+RELEASE_CHUNK = 500
 
 
 def clients(ctx: dict[str, Any]) -> list[PortalClient]:
@@ -30,14 +35,7 @@ def clients(ctx: dict[str, Any]) -> list[PortalClient]:
     )
     return [
         PortalClient(
-            PortalSource(
-                name=s.name,
-                base_url=s.base_url,
-                username=s.username,
-                password=s.password.get_secret_value(),
-                madonvi=s.madonvi,
-                page_size=s.page_size,
-            ),
+            source_from_settings(s),
             http,
             policy,
             sleep=ctx.get("sleep") or asyncio.sleep,
@@ -105,3 +103,29 @@ def _official(row: dict[str, Any], time_type: str, period: str) -> dict[str, Any
     except (KeyError, InvalidOperation, TypeError, ValueError):
         logger.warning("skipping malformed official result", extra={"row": str(row)[:200]})
         return None
+
+
+async def release_unmapped(ctx: dict[str, Any], identifier: str) -> dict[str, int]:
+    """``identifier`` now names a unit: ingest the records that waited for it, a chunk per
+    transaction. Idempotent: a chunk's records leave the quarantine when it commits, so a run
+    cut short is resumed by the next one (or by putting the unit again)."""
+    settings: Settings = ctx["settings"]
+    chunk: int = ctx.get("release_chunk") or RELEASE_CHUNK
+    totals: dict[str, int] = {"taken": 0, "held": 0}
+    while True:
+        async with ctx["sessionmaker"]() as session:
+
+            async def release(session: AsyncSession = session) -> unmapped.Released:
+                return await unmapped.release_chunk(session, settings, identifier, chunk)
+
+            outcome = await committed(session, release, retries=settings.retry_conflicts)
+        totals["taken"] += outcome.taken
+        totals["held"] += outcome.held
+        for result, count in outcome.results.items():
+            totals[result] = totals.get(result, 0) + count
+        # A short chunk was the last; one that all went back to waiting would come round again.
+        if outcome.taken < chunk or outcome.waiting_again == outcome.taken:
+            break
+    if totals["taken"]:
+        logger.info("released quarantined records", extra={"identifier": identifier, **totals})
+    return totals

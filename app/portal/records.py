@@ -1,303 +1,146 @@
-"""The portal's dossier records (``DongBoHoSoMC``), read into our dossier events.
+"""The portal's dossier records (``DongBoHoSoMC``), read into our dossier events and facts.
 
-A record is a snapshot of one dossier, not an event: the events are read off its dates. Pure
-functions, shared by ``POST /v1/portal/dossiers`` and the portal sync worker.
+A record is a snapshot of one dossier, not an event: the events are read off its dates. Real
+producers leave gaps (a finished dossier without its end date, no channel, values outside the
+documented sets, ISO dates in nested lists): such a record is stored with the best evidence
+and notes saying what was taken from where, because refusing it would drop the dossier from
+every count. A record is refused only when it cannot be a dossier at all. Pure functions,
+shared by the portal endpoints and the portal sync worker.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Annotated, Any, TypeVar
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime
+from typing import Any
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
+from pydantic import ValidationError
+
+from app.dossiers.privacy import scrub, scrub_value
+from app.dossiers.schemas import (
+    CODE_PATTERN,
+    DOSSIER_CODE_PATTERN,
+    Channel,
+    DossierEventIn,
+    DossierStatus,
 )
-from pydantic_core import PydanticCustomError
+from app.portal.facts import DATABASES, FEES, PAPERS, RESULTS, DossierFacts, read_facts
+from app.portal.values import (
+    COMPACT_TIME_FORMAT,
+    PORTAL_TZ,
+    PortalFormatError,
+    ValueReader,
+    as_text,
+    compact,
+    horizon_after,
+    json_type,
+    parse_compact_time,
+    parse_portal_time,
+    scrubbed,
+    shown,
+)
 
-from app.dossiers.schemas import CODE_PATTERN, Channel, DossierEventIn, DossierStatus
+__all__ = [
+    "COMPACT_TIME_FORMAT",
+    "PORTAL_TZ",
+    "SUPPLEMENTS",
+    "UNKNOWN_PROCEDURE",
+    "ParsedRecord",
+    "PortalFormatError",
+    "PortalRecordError",
+    "ProcedureSeen",
+    "event_id",
+    "minimised",
+    "parse_compact_time",
+    "parse_portal_batch",
+    "parse_portal_time",
+    "parse_records",
+    "records_to_events",
+]
 
-PORTAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
-COMPACT_TIME_FORMAT = "%Y%m%d%H%M%S"
 SUPPLEMENTS = "DanhSachHoSoBoSung"
+# The procedure of a record whose MaTTHC is empty or not a code.
+UNKNOWN_PROCEDURE = "unknown"
+ARRIVAL = "arrival"  # the evidence named in notes when a time is the record's arrival
 
-_COMPACT_TIME = re.compile(r"[0-9]{14}")
 _CODE = re.compile(CODE_PATTERN)
-_SHOWN_CHARS = 40
+_DOSSIER_CODE = re.compile(DOSSIER_CODE_PATTERN)
+# A supplement request's own id, when it is safe inside an event id.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,47}")
+_NAME_CHARS = 1000  # TenTTHC, TenLinhVuc
 
-_T = TypeVar("_T")
-
-
-class PortalFormatError(ValueError):
-    """A portal value that does not follow the portal's wire format."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+S = DossierStatus
+_CLOSING = {S.not_accepted, S.withdrawn, S.stopped}
+# Where a terminal status finds its time: its own fields (a plain fact), then the record's other
+# end dates (evidence: the event is marked inferred and a note says so), then the arrival.
+_END_TIME: dict[DossierStatus, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # A refusal's own dates are both NgayKetThucXuLy (what producers have long sent) and
+    # NgayTuChoi (the refusal date): either is the fact, not a guess.
+    S.not_accepted: (("NgayKetThucXuLy", "NgayTuChoi"), ()),
+    S.withdrawn: (("NgayKetThucXuLy",), ("NgayTuChoi", "NgayTra")),
+    S.stopped: (("NgayKetThucXuLy",), ("NgayTuChoi", "NgayTra")),
+    S.finished: (("NgayKetThucXuLy",), ("NgayTra",)),
+    S.returned: (("NgayTra",), ("NgayKetThucXuLy",)),
+}
+_CHANNELS = {str(channel.value): channel for channel in Channel}
+_PAYMENT = {"0": False, "1": True, "2": True, "true": True, "false": False}
 
 
 class PortalRecordError(ValueError):
-    """A record that yields no events; ``errors`` are ``{"pointer", "detail"}`` items."""
+    """A record that cannot be a dossier; ``errors`` are ``{"pointer", "detail"}`` items.
+
+    Details quote the sender's values scrubbed: they are answered, logged and quarantined, and
+    a value in the wrong field may be a phone or an identity number.
+    """
 
     def __init__(self, errors: list[dict[str, str]]) -> None:
         super().__init__(f"portal dossier record rejected ({len(errors)} error(s))")
-        self.errors = errors
+        self.errors = [{**error, "detail": scrub(error["detail"])} for error in errors]
 
 
-def _shown(value: str) -> str:
-    return repr(value if len(value) <= _SHOWN_CHARS else value[:_SHOWN_CHARS] + "…")
+@dataclass(frozen=True, slots=True)
+class ProcedureSeen:
+    """The procedure as the record names it: ``MaTTHC`` as sent (national or a local variant),
+    and what is needed to learn it when chiso has never seen it."""
+
+    code: str
+    name: str | None = None  # TenTTHC
+    field_code: str | None = None  # MaLinhVuc
+    field_name: str | None = None  # TenLinhVuc
 
 
-def parse_compact_time(value: str, field: str) -> datetime | None:
-    """``yyyyMMddHHmmss`` in Vietnam time → an aware datetime; blank → None."""
-    text = value.strip()
-    if not text:
-        return None
-    if not _COMPACT_TIME.fullmatch(text):
-        raise PortalFormatError(field, f"expected yyyyMMddHHmmss, got {_shown(value)}")
-    year = int(text[:4])
-    if not 2000 <= year < 2100:
-        raise PortalFormatError(field, f"year {year} is out of range (2000 to 2099)")
-    # Sliced, not strptime: strptime accepts 1-digit months and days and could misread the run.
-    month, day, hour, minute, second = (int(text[i : i + 2]) for i in range(4, 14, 2))
-    try:
-        return datetime(year, month, day, hour, minute, second, tzinfo=PORTAL_TZ)
-    except ValueError as exc:
-        raise PortalFormatError(
-            field, f"{_shown(text)} is not a real date and time: {exc}"
-        ) from None
+@dataclass(frozen=True, slots=True)
+class ParsedRecord:
+    """What one record says: its events (sorted by time, then status), whether chiso had to
+    infer each event's time (``inferred[i]`` for ``events[i]``), notes on what was odd, the
+    index facts, the unit token and the procedure.
 
-
-# --- field types of a record -------------------------------------------------------------------
-
-
-def _format_error(message: str) -> PydanticCustomError:
-    # The message goes through the context so braces in a sender's value are not a template.
-    return PydanticCustomError("portal_format", "{message}", {"message": message})
-
-
-def _json_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return "a string" if isinstance(value, str) else type(value).__name__
-
-
-def _text(value: Any) -> str | None:
-    """The portal value as stripped text; numbers are accepted; None when it is not text at all."""
-    if value is None:
-        return ""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return value.strip() if isinstance(value, str) else None
-
-
-def _as_text(value: Any) -> Any:
-    text = _text(value)
-    return value if text is None else text  # leave other types to fail as "not a string"
-
-
-def _required_text(value: str, info: ValidationInfo) -> str:
-    if not value:
-        raise _format_error(f"{info.field_name} is required")
-    return value
-
-
-def _code_format(value: str) -> str:
-    if value and not _CODE.match(value):
-        raise _format_error(
-            f"{_shown(value)} is not a code: letters, digits and . _ : / - only, at most 64"
-        )
-    return value
-
-
-def _compact_time(value: Any, info: ValidationInfo) -> datetime | None:
-    text = _text(value)
-    if text is None:
-        raise _format_error(f"expected a yyyyMMddHHmmss string, got {_json_type(value)}")
-    try:
-        return parse_compact_time(text, info.field_name or "")
-    except PortalFormatError as exc:
-        raise _format_error(exc.message) from None
-
-
-def _required_compact_time(value: Any, info: ValidationInfo) -> datetime:
-    parsed = _compact_time(value, info)
-    if parsed is None:
-        raise _format_error(f"{info.field_name} is required")
-    return parsed
-
-
-def _choice(value: Any, choices: Mapping[str, _T], expected: str) -> _T:
-    text = _text(value)
-    if text is not None and text in choices:
-        return choices[text]
-    shown = _shown(text) if text is not None else _json_type(value)
-    raise _format_error(f"expected {expected}, got {shown}")
-
-
-_STATUSES = {str(status.value): status for status in DossierStatus}
-_CHANNELS = {str(channel.value): channel for channel in Channel}
-_APPLICANT_KINDS: dict[str, int | None] = {"": None, "1": 1, "2": 2, "3": 3, "4": 4}
-_FLAGS: dict[str, bool | None] = {"": None, "1": True, "0": False, "true": True, "false": False}
-
-
-def _status(value: Any) -> DossierStatus:
-    return _choice(value, _STATUSES, "a status code 1 to 10")
-
-
-def _channel(value: Any) -> Channel:
-    return _choice(value, _CHANNELS, "'1' (in person), '2' (online) or '3' (postal)")
-
-
-def _applicant_kind(value: Any) -> int | None:
-    return _choice(value, _APPLICANT_KINDS, "'1' to '4' or ''")
-
-
-def _flag(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    text = _text(value)
-    return _choice(text.lower() if text is not None else value, _FLAGS, "'1', '0' or ''")
-
-
-def _none_as_empty(value: Any) -> Any:
-    return [] if value is None else value
-
-
-Text = Annotated[str, BeforeValidator(_as_text)]
-Code = Annotated[str, BeforeValidator(_as_text), AfterValidator(_code_format)]
-# After-validators run in order: "required" is reported before "not a code".
-RequiredCode = Annotated[
-    str, BeforeValidator(_as_text), AfterValidator(_required_text), AfterValidator(_code_format)
-]
-CompactTime = Annotated[datetime | None, BeforeValidator(_compact_time)]
-RequiredCompactTime = Annotated[datetime, BeforeValidator(_required_compact_time)]
-Flag = Annotated[bool | None, BeforeValidator(_flag)]
-
-
-class PortalSupplement(BaseModel):
-    """One entry of ``DanhSachHoSoBoSung``: a supplement request and, once met, its supply."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    NgayBoSung: RequiredCompactTime  # requested
-    NgayTiepNhanBoSung: CompactTime = None  # papers supplied: the clock restarts
-    NgayHenTraMoi: CompactTime = None  # the new appointment
-
-
-class PortalDossierRecord(BaseModel):
-    """One dossier as the portal syncs it. Every value is a string; ``""`` means none.
-
-    The owner's identity (``ChuHoSo``, ``SoDienThoai``, ``Email``, ``SoCMND``/``SoGiayTo``, ...)
-    is deliberately not modelled: unknown fields are dropped, so it never goes further.
+    ``unit_token`` is the ``MaHoSo`` prefix (text before the first ``-``), ``None`` when there
+    is none. The events carry a provisional ``unit_code``: ``?madonvi=`` when given, else the
+    record's ``MaDonVi`` (no real producer sends it; accepted as a last resort), else the
+    prefix. The caller resolves the prefix first, then ``madonvi``, then ``unit_declared``.
     """
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    MaHoSo: RequiredCode
-    MaTTHC: RequiredCode
-    MaDonVi: Code = ""
-    MaLinhVuc: Text = ""
-    TenTTHC: Text = ""
-    KenhThucHien: Annotated[Channel, BeforeValidator(_channel)]
-    LoaiDoiTuong: Annotated[int | None, BeforeValidator(_applicant_kind)] = None
-    NgayTiepNhan: CompactTime = None
-    NgayHenTra: CompactTime = None
-    TrangThaiHoSo: Annotated[DossierStatus, BeforeValidator(_status)]
-    NgayKetThucXuLy: CompactTime = None
-    NgayTra: CompactTime = None
-    DuocThanhToanTrucTuyen: Flag = None
-    HoSoCoThanhPhanSoHoa: Flag = None
-    DanhSachHoSoBoSung: Annotated[list[PortalSupplement], BeforeValidator(_none_as_empty)] = Field(
-        default_factory=list
-    )
+    dossier_code: str
+    events: list[DossierEventIn]
+    inferred: list[bool]
+    notes: list[str]
+    facts: DossierFacts
+    unit_token: str | None
+    procedure: ProcedureSeen
+    unit_declared: str | None = None  # the record's MaDonVi, when it is a code
 
 
-# --- rules across fields -----------------------------------------------------------------------
-
-_RECEIPT_NEEDED = {
-    DossierStatus.registered,
-    DossierStatus.accepted,
-    DossierStatus.processing,
-    DossierStatus.financial_obligation,
-}
-_CLOSING_STATUSES = {DossierStatus.not_accepted, DossierStatus.withdrawn, DossierStatus.stopped}
-_END_NEEDED = {*_CLOSING_STATUSES, DossierStatus.finished}
-
-
-def _blank(value: Any) -> bool:
-    return _text(value) == ""
-
-
-def _unit_code(ma_don_vi: str, default_unit: str | None, ma_ho_so: str) -> tuple[str, str] | None:
-    """The unit code and the record field it came from (for error pointers)."""
-    if ma_don_vi:
-        return ma_don_vi, "MaDonVi"
-    if default_unit and default_unit.strip():
-        return default_unit.strip(), "MaDonVi"
-    prefix, dash, _ = ma_ho_so.partition("-")  # {unit code}-{yymmdd}-{sequence}
-    return (prefix, "MaHoSo") if dash and prefix else None
-
-
-def _rule_errors(raw: Mapping[str, Any], default_unit: str | None) -> list[tuple[str, str]]:
-    """(field path, detail) for what the current status needs but the record lacks.
-
-    Read off the raw values, so these are reported alongside malformed fields, not after them.
-    """
-    errors: list[tuple[str, str]] = []
-    ma_don_vi, ma_ho_so = _text(raw.get("MaDonVi")), _text(raw.get("MaHoSo"))
-    if ma_don_vi == "" and ma_ho_so and not _unit_code("", default_unit, ma_ho_so):
-        detail = "no unit code: MaDonVi and ?madonvi= are empty and MaHoSo has no unit prefix"
-        errors.append(("MaDonVi", detail))
-    try:
-        status = _status(raw.get("TrangThaiHoSo"))
-    except PydanticCustomError:
-        return errors  # reported as a field error
-
-    def need(name: str) -> None:
-        if _blank(raw.get(name)):
-            errors.append((name, f"status {status.value} needs {name}"))
-
-    if status in _RECEIPT_NEEDED:
-        need("NgayTiepNhan")
-    elif status in _END_NEEDED:
-        need("NgayKetThucXuLy")
-    elif status is DossierStatus.returned:
-        need("NgayTra")
-    elif status is DossierStatus.supplement_requested:
-        entries = _none_as_empty(raw.get(SUPPLEMENTS))
-        if isinstance(entries, list) and not any(
-            isinstance(entry, dict) and _blank(entry.get("NgayTiepNhanBoSung")) for entry in entries
-        ):
-            errors.append((SUPPLEMENTS, "status 5 but no open supplement request"))
-    return errors
-
-
-# --- events ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _ImpliedEvent:
-    """One event a snapshot implies, and the record fields its times were read from."""
+@dataclass(frozen=True, slots=True)
+class _Implied:
+    """One event the snapshot implies; ``key`` makes its id (see :func:`event_id`)."""
 
     status: DossierStatus
     occurred_at: datetime
+    key: str
+    inferred: bool = False
     received_at: datetime | None = None
     due_at: datetime | None = None
     supplement_supplied_at: datetime | None = None
@@ -305,107 +148,297 @@ class _ImpliedEvent:
     sources: Mapping[str, str] = field(default_factory=dict)
 
 
-def _implied_events(record: PortalDossierRecord) -> list[_ImpliedEvent]:
-    implied: list[_ImpliedEvent] = []
-    status = record.TrangThaiHoSo
-    if record.NgayTiepNhan:
-        if status in (DossierStatus.registered, DossierStatus.not_accepted):
-            # Registered online but never accepted: NgayTiepNhan is the submission, and an
-            # "accepted" event would be false (and would start a deadline).
-            implied.append(
-                _ImpliedEvent(
-                    DossierStatus.registered,
-                    record.NgayTiepNhan,
-                    sources={"occurred_at": "NgayTiepNhan"},
+def event_id(dossier_code: str, key: str) -> str:
+    """``portal:{MaHoSo}:{key}``. A status that happens once per dossier is its own key (``2``,
+    ``9``, …): a re-sent record with a corrected (or inferred) time names the same event. A
+    supplement request is ``5:{HoSoBoSungId or NgayBoSung}`` and its supply ``4:{the same}``.
+    A time chiso inferred is never part of an id."""
+    return f"portal:{dossier_code}:{key}"
+
+
+def _pointer(index: int, path: str = "") -> str:
+    return f"#/{index}/{path}" if path else f"#/{index}"
+
+
+# --- what makes a record a dossier -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Identity:
+    code: str
+    procedure: ProcedureSeen
+    status: DossierStatus | None
+    received_at: datetime | None
+    unit_code: str
+    unit_token: str | None
+    unit_declared: str | None
+
+
+def _status(raw: Mapping[str, Any]) -> DossierStatus | str | None:
+    """The status, ``None`` when blank, or why the value is not a status."""
+    text = as_text(raw.get("TrangThaiHoSo"))
+    if text is None:
+        return f"expected a status code 1 to 10, got {json_type(raw.get('TrangThaiHoSo'))}"
+    if not text:
+        return None
+    if text.isascii() and text.isdigit() and 1 <= int(text) <= 10:
+        return DossierStatus(int(text))
+    return f"expected a status code 1 to 10, got {shown(text)}"
+
+
+def _identity(
+    raw: Mapping[str, Any], index: int, default_unit: str | None, reader: ValueReader
+) -> _Identity:
+    """The fields without which a record is not a dossier; raises with every one missing."""
+    errors: list[dict[str, str]] = []
+
+    def refuse(path: str, detail: str) -> None:
+        errors.append({"pointer": _pointer(index, path), "detail": detail})
+
+    code = as_text(raw.get("MaHoSo"))
+    if not code:
+        refuse("MaHoSo", "MaHoSo is required")
+    elif not _DOSSIER_CODE.match(code):
+        refuse(
+            "MaHoSo",
+            f"{shown(code)} is not a dossier code: letters, digits and . _ : - only, at most 64",
+        )
+    procedure = reader.text(raw.get("MaTTHC"), "MaTTHC")
+    if procedure is None or not _CODE.match(procedure):
+        # OpenCPS sends "" for a procedure it has not mapped to a national code: the dossier
+        # still counts for its unit (its deadline is NgayHenTra), under a code operators see.
+        what = "empty" if procedure is None else f"{shown(procedure)} is not a code"
+        reader.note(f"MaTTHC: {what}; stored under procedure {UNKNOWN_PROCEDURE!r}")
+        procedure = UNKNOWN_PROCEDURE
+    status = _status(raw)
+    if isinstance(status, str):
+        refuse("TrangThaiHoSo", status)
+    received = reader.time(raw.get("NgayTiepNhan"), "NgayTiepNhan")
+    if status is None and received is None:
+        refuse(
+            "TrangThaiHoSo",
+            "TrangThaiHoSo and NgayTiepNhan are both empty: without a status or a receipt "
+            "the record is not a dossier",
+        )
+        if "NgayTiepNhan" in reader.problems:
+            refuse("NgayTiepNhan", reader.problems["NgayTiepNhan"])
+
+    prefix, dash, _ = (code or "").partition("-")  # {identifier}-{yyMMdd}-{sequence}
+    unit_token = prefix if dash and prefix else None
+    declared = reader.text(raw.get("MaDonVi"), "MaDonVi")
+    if declared and not _CODE.match(declared):
+        reader.note(f"MaDonVi: {shown(declared)} is not a unit code; ignored")
+        declared = None
+    given = default_unit.strip() if default_unit and _CODE.match(default_unit.strip()) else None
+    unit_code = given or declared or unit_token
+    if code and _DOSSIER_CODE.match(code) and unit_code is None:
+        refuse(
+            "MaHoSo",
+            "no unit: MaHoSo has no identifier prefix ({identifier}-{yyMMdd}-{sequence}) and "
+            "no madonvi was given",
+        )
+    if errors or not code or isinstance(status, str) or unit_code is None:
+        raise PortalRecordError(errors)
+
+    def name(field_name: str) -> str | None:
+        text = reader.text(raw.get(field_name), field_name)
+        return scrubbed(text)[:_NAME_CHARS] if text else None
+
+    return _Identity(
+        code=code,
+        procedure=ProcedureSeen(
+            code=procedure,
+            name=name("TenTTHC"),
+            field_code=name("MaLinhVuc"),
+            field_name=name("TenLinhVuc"),
+        ),
+        status=status,
+        received_at=received,
+        unit_code=unit_code,
+        unit_token=unit_token,
+        unit_declared=declared,
+    )
+
+
+# --- the events a snapshot implies -------------------------------------------------------------
+
+
+class _Snapshot:
+    """One record's values, read once, and the events they imply."""
+
+    def __init__(
+        self, raw: Mapping[str, Any], who: _Identity, reader: ValueReader, arrived_at: datetime
+    ) -> None:
+        self.raw = raw
+        self.who = who
+        self.reader = reader
+        self.arrived_at = arrived_at
+        self.implied: list[_Implied] = []
+
+    def time(self, name: str) -> datetime | None:
+        return self.reader.time(self.raw.get(name), name)
+
+    def evidence(self, fields: Sequence[str]) -> tuple[datetime, str]:
+        """The first of ``fields`` the record states, else the arrival."""
+        for name in fields:
+            value = self.time(name)
+            if value is not None:
+                return value, name
+        return self.arrived_at, ARRIVAL
+
+    def add(self, implied: _Implied) -> None:
+        self.implied.append(implied)
+
+    def receipt(self) -> None:
+        status, received = self.who.status, self.who.received_at
+        due = self.time("NgayHenTra")
+        if received is not None:
+            if status in (S.registered, S.not_accepted):
+                # Registered online but never accepted: NgayTiepNhan is the submission, and an
+                # "accepted" event would be false (and would start a deadline).
+                self.add(_Implied(S.registered, received, "1",
+                                  sources={"occurred_at": "NgayTiepNhan"}))  # fmt: skip
+                return
+            self.add(
+                _Implied(
+                    S.accepted, received, "2", received_at=received, due_at=due,
+                    sources={"occurred_at": "NgayTiepNhan", "received_at": "NgayTiepNhan",
+                             "due_at": "NgayHenTra"},
                 )
-            )
-        else:
-            implied.append(
-                _ImpliedEvent(
-                    DossierStatus.accepted,
-                    record.NgayTiepNhan,
-                    received_at=record.NgayTiepNhan,
-                    due_at=record.NgayHenTra,
-                    sources={
-                        "occurred_at": "NgayTiepNhan",
-                        "received_at": "NgayTiepNhan",
-                        "due_at": "NgayHenTra",
-                    },
-                )
-            )
-            if status == DossierStatus.processing:
+            )  # fmt: skip
+            if status is S.processing:
                 # The snapshot says "processing" but carries no time for it: the work started
                 # no earlier than the receipt, so that is when we place it (the status order
                 # puts it after the acceptance at the same instant).
-                implied.append(
-                    _ImpliedEvent(
-                        DossierStatus.processing,
-                        record.NgayTiepNhan,
-                        sources={"occurred_at": "NgayTiepNhan"},
-                    )
-                )
-    for j, entry in enumerate(record.DanhSachHoSoBoSung):
-        path = f"{SUPPLEMENTS}/{j}"
-        supplied, new_due = entry.NgayTiepNhanBoSung, entry.NgayHenTraMoi
-        implied.append(
-            _ImpliedEvent(
-                DossierStatus.supplement_requested,
-                entry.NgayBoSung,
-                supplement_new_due_at=None if supplied else new_due,
-                sources={
-                    "occurred_at": f"{path}/NgayBoSung",
-                    "supplement_new_due_at": f"{path}/NgayHenTraMoi",
-                },
+                self.add(_Implied(S.processing, received, "4",
+                                  sources={"occurred_at": "NgayTiepNhan"}))  # fmt: skip
+            return
+        if status in (S.registered, S.accepted, S.processing):
+            # The status is the only evidence the dossier was taken in: placed at the
+            # submission if stated, else when the record arrived.
+            at, source = self.evidence(("NgayNopHoSo",))
+            what = {S.registered: "registration", S.accepted: "receipt"}.get(status, "processing")
+            self.reader.note(
+                f"status {status.value} without NgayTiepNhan: {what} time taken from {source}"
             )
+            self.add(
+                _Implied(
+                    status, at, str(status.value), inferred=True,
+                    due_at=due if status is not S.registered else None,
+                    sources={"occurred_at": source, "due_at": "NgayHenTra"},
+                )
+            )  # fmt: skip
+
+    def supplements(self) -> None:
+        entries = self.reader.entries(self.raw.get(SUPPLEMENTS), SUPPLEMENTS) or []
+        keys: set[str] = set()
+        open_requests = 0
+        for j, entry in entries:
+            path = f"{SUPPLEMENTS}/{j}"
+            requested = self.reader.time(entry.get("NgayBoSung"), f"{path}/NgayBoSung")
+            supplied = self.reader.time(
+                entry.get("NgayTiepNhanBoSung"), f"{path}/NgayTiepNhanBoSung"
+            )
+            new_due = self.reader.time(entry.get("NgayHenTraMoi"), f"{path}/NgayHenTraMoi")
+            if requested is None:
+                self.reader.note(f"{path}: no NgayBoSung; the request is left out")
+                continue
+            request_id = as_text(entry.get("HoSoBoSungId")) or ""
+            key = request_id if _REQUEST_ID.fullmatch(request_id) else compact(requested)
+            if key in keys:
+                self.reader.note(f"{path}: the same request as an earlier entry; left out")
+                continue
+            keys.add(key)
+            self.add(
+                _Implied(
+                    S.supplement_requested, requested, f"5:{key}",
+                    supplement_new_due_at=None if supplied else new_due,
+                    sources={"occurred_at": f"{path}/NgayBoSung",
+                             "supplement_new_due_at": f"{path}/NgayHenTraMoi"},
+                )
+            )  # fmt: skip
+            if supplied is None:
+                open_requests += 1
+                continue
+            self.add(
+                _Implied(
+                    S.processing, supplied, f"4:{key}",
+                    supplement_supplied_at=supplied, supplement_new_due_at=new_due,
+                    sources={"occurred_at": f"{path}/NgayTiepNhanBoSung",
+                             "supplement_supplied_at": f"{path}/NgayTiepNhanBoSung",
+                             "supplement_new_due_at": f"{path}/NgayHenTraMoi"},
+                )
+            )  # fmt: skip
+        if self.who.status is S.supplement_requested and not open_requests:
+            # Inventing a request would count one more (two requests = overdue): say it instead.
+            self.reader.note(
+                f"status 5 without an open request in {SUPPLEMENTS}: no pause recorded"
+            )
+
+    def end(self) -> None:
+        status = self.who.status
+        if status in _END_TIME:
+            own, others = _END_TIME[status]
+            at, source = self.evidence((*own, *others))
+            inferred = source not in own
+            if inferred:
+                self.reader.note(
+                    f"status {status.value} without {' or '.join(own)}: "
+                    f"end time taken from {source}"
+                )
+            self.add(_Implied(status, at, str(status.value), inferred=inferred,
+                              sources={"occurred_at": source}))  # fmt: skip
+        if status in _CLOSING:
+            # NgayTra (papers handed back) is left out: "returned" would contradict the status.
+            return
+        # The other end dates a record states are events of their own.
+        for own_status, name in ((S.finished, "NgayKetThucXuLy"), (S.returned, "NgayTra")):
+            at_ = self.time(name)
+            if at_ is not None and own_status is not status:
+                self.add(_Implied(own_status, at_, str(own_status.value),
+                                  sources={"occurred_at": name}))  # fmt: skip
+
+    def fallback(self) -> None:
+        """Statuses 5 and 6 with no receipt and no dated step: the dossier is being worked on
+        (what both statuses pause), placed at the submission or the arrival."""
+        if self.implied or self.who.status is None:
+            return
+        at, source = self.evidence(("NgayNopHoSo",))
+        self.reader.note(
+            f"status {self.who.status.value} without NgayTiepNhan: processing time taken "
+            f"from {source}"
         )
-        if supplied:
-            implied.append(
-                _ImpliedEvent(
-                    DossierStatus.processing,
-                    supplied,
-                    supplement_supplied_at=supplied,
-                    supplement_new_due_at=new_due,
-                    sources={
-                        "occurred_at": f"{path}/NgayTiepNhanBoSung",
-                        "supplement_supplied_at": f"{path}/NgayTiepNhanBoSung",
-                        "supplement_new_due_at": f"{path}/NgayHenTraMoi",
-                    },
-                )
-            )
-    if status in _CLOSING_STATUSES:
-        # NgayKetThucXuLy is when the dossier was refused, withdrawn or stopped, not finished;
-        # NgayTra (papers handed back) is left out: "returned" would contradict the status.
-        if record.NgayKetThucXuLy:
-            implied.append(
-                _ImpliedEvent(
-                    status, record.NgayKetThucXuLy, sources={"occurred_at": "NgayKetThucXuLy"}
-                )
-            )
-    else:
-        if record.NgayKetThucXuLy:
-            implied.append(
-                _ImpliedEvent(
-                    DossierStatus.finished,
-                    record.NgayKetThucXuLy,
-                    sources={"occurred_at": "NgayKetThucXuLy"},
-                )
-            )
-        if record.NgayTra:
-            implied.append(
-                _ImpliedEvent(
-                    DossierStatus.returned, record.NgayTra, sources={"occurred_at": "NgayTra"}
-                )
-            )
-    # Status 6 (financial obligation requested) adds nothing: the portal shape carries no time
-    # for the request, nor for the payment, so the pause cannot be placed from a snapshot.
-    return implied
+        self.add(_Implied(S.processing, at, "4", inferred=True,
+                          due_at=self.time("NgayHenTra"),
+                          sources={"occurred_at": source, "due_at": "NgayHenTra"}))  # fmt: skip
+
+    def read(self) -> list[_Implied]:
+        if self.who.status is None:
+            self.reader.note("TrangThaiHoSo is empty: the status is read from the dates")
+        self.receipt()
+        self.supplements()
+        self.end()
+        self.fallback()
+        implied = sorted(self.implied, key=lambda i: (i.occurred_at, i.status))
+        due = self.time("NgayHenTra")
+        if (
+            due is not None
+            and implied
+            and not any(i.due_at for i in implied)
+            and self.who.status not in (S.registered, S.not_accepted)
+        ):
+            # No receipt to carry the appointment: the first event carries it, since the
+            # dossier's deadline is its first stated due time.
+            first = implied[0]
+            implied[0] = _Implied(
+                first.status, first.occurred_at, first.key, first.inferred, first.received_at,
+                due, first.supplement_supplied_at, first.supplement_new_due_at,
+                {**first.sources, "due_at": "NgayHenTra"},
+            )  # fmt: skip
+        return implied
 
 
-def event_id(dossier_code: str, status: DossierStatus, occurred_at: datetime) -> str:
-    """Deterministic, so a re-sent snapshot yields the same ids, i.e. duplicates."""
-    local = occurred_at.astimezone(PORTAL_TZ).strftime(COMPACT_TIME_FORMAT)
-    return f"portal:{dossier_code}:{status.value}:{local}"
-
+# --- events ------------------------------------------------------------------------------------
 
 # Where each DossierEventIn field comes from, when the same for every event of a record.
 _EVENT_FIELD_SOURCES = {
@@ -419,40 +452,66 @@ _EVENT_FIELD_SOURCES = {
 }
 
 
-def _pointer(index: int, path: str = "") -> str:
-    return f"#/{index}/{path}" if path else f"#/{index}"
+@dataclass(frozen=True, slots=True)
+class _Common:
+    """The values every event of a record shares."""
+
+    channel: Channel
+    applicant_kind: int | None
+    paid_online: bool | None
+    has_digitized_parts: bool | None
+
+
+def _common(raw: Mapping[str, Any], facts: DossierFacts, reader: ValueReader) -> _Common:
+    channel_text = reader.text(raw.get("KenhThucHien"), "KenhThucHien")
+    channel = _CHANNELS.get(channel_text or "1")
+    if channel is None:
+        reader.note(f"KenhThucHien: {shown(channel_text or '')} is not 1, 2 or 3; taken as 1")
+        channel = Channel.in_person
+    # (HinhThuc is how the result is returned, not the channel: it is a fact, not read here.)
+    kind = facts.applicant_kind
+    if kind is not None and not 1 <= kind <= 4:
+        reader.note(f"LoaiDoiTuong: {kind} is not 1 to 4; kept as a fact only")
+        kind = None
+    paid: bool | None = None
+    if facts.payment_code is not None:
+        paid = _PAYMENT.get(facts.payment_code.lower())
+        if paid is None:
+            reader.note(
+                f"DuocThanhToanTrucTuyen: {shown(facts.payment_code)} is not 0, 1 or 2; "
+                "kept as sent, paid online unknown"
+            )
+    return _Common(channel, kind, paid, facts.has_digitised_parts)
 
 
 def _build_event(
-    record: PortalDossierRecord,
-    unit: tuple[str, str],
-    implied: _ImpliedEvent,
-    index: int,
+    who: _Identity, common: _Common, implied: _Implied, index: int
 ) -> DossierEventIn | list[dict[str, str]]:
-    unit_code, unit_source = unit
     try:
         return DossierEventIn(
-            event_id=event_id(record.MaHoSo, implied.status, implied.occurred_at),
-            dossier_code=record.MaHoSo,
-            unit_code=unit_code,
-            procedure_code=record.MaTTHC,
+            event_id=event_id(who.code, implied.key),
+            dossier_code=who.code,
+            unit_code=who.unit_code,
+            procedure_code=who.procedure.code,
             status=implied.status,
             occurred_at=implied.occurred_at,
-            channel=record.KenhThucHien,
+            channel=common.channel,
             due_at=implied.due_at,
             received_at=implied.received_at,
             supplement_supplied_at=implied.supplement_supplied_at,
             supplement_new_due_at=implied.supplement_new_due_at,
-            applicant_kind=record.LoaiDoiTuong,
-            paid_online=record.DuocThanhToanTrucTuyen,
-            has_digitized_parts=record.HoSoCoThanhPhanSoHoa,
+            applicant_kind=common.applicant_kind,
+            paid_online=common.paid_online,
+            has_digitized_parts=common.has_digitized_parts,
         )
-    except ValidationError as exc:
-        sources = {**_EVENT_FIELD_SOURCES, "unit_code": unit_source, **implied.sources}
+    except ValidationError as exc:  # a value the readers let through but events refuse
+        sources = {**_EVENT_FIELD_SOURCES, "unit_code": "MaHoSo", **implied.sources}
         errors = []
         for error in exc.errors(include_url=False):
             name = str(error["loc"][0]) if error["loc"] else ""
             source = sources.get(name, "")
+            if source == ARRIVAL:
+                source = ""
             detail = f"{name}: {error['msg']}" if name else error["msg"]
             errors.append({"pointer": _pointer(index, source), "detail": detail})
         return errors
@@ -469,95 +528,127 @@ def _unique(errors: list[dict[str, str]]) -> list[dict[str, str]]:
     return unique
 
 
-def _field_errors(exc: ValidationError, index: int) -> list[dict[str, str]]:
-    errors = []
-    for error in exc.errors(include_url=False):
-        loc = [str(part) for part in error["loc"]]
-        if error["type"] == "missing":
-            detail = f"{loc[-1]} is required"
-        elif error["type"] in ("model_type", "dict_type"):
-            detail = "expected an object"
-        elif error["type"] == "list_type":
-            detail = "expected an array"
-        else:
-            detail = error["msg"]
-        errors.append({"pointer": _pointer(index, "/".join(loc)), "detail": detail})
-    return errors
-
-
-def records_to_events(raw: Any, index: int, default_unit: str | None) -> list[DossierEventIn]:
-    """The events one portal record implies, sorted by time then status.
+def records_to_events(
+    raw: Any, index: int, default_unit: str | None, arrived_at: datetime | None = None
+) -> ParsedRecord:
+    """What one portal record says: its events, notes, facts, unit token and procedure.
 
     ``index`` is the record's place in the request body (for error pointers); ``default_unit``
-    is the request's ``?madonvi=``. Raises :class:`PortalRecordError` with every problem found.
+    is the call's ``madonvi`` / ``MaDinhDanhDV``; ``arrived_at`` is the time of last resort for
+    a status whose own date the record lacks (a progress item's time, or when the record
+    arrived; now when not given). Raises :class:`PortalRecordError` only when the record cannot
+    be a dossier: no ``MaHoSo``, a status outside 1–10, neither a status nor a receipt, or no
+    unit at all.
     """
-    if not isinstance(raw, dict):
-        detail = f"expected an object (one dossier record), got {_json_type(raw)}"
+    if not isinstance(raw, Mapping):
+        detail = f"expected an object (one dossier record), got {json_type(raw)}"
         raise PortalRecordError([{"pointer": _pointer(index), "detail": detail}])
+    arrived = (arrived_at if arrived_at is not None else datetime.now(UTC)).astimezone(PORTAL_TZ)
+    reader = ValueReader(horizon_after(arrived))
+    who = _identity(raw, index, default_unit, reader)
+    implied = _Snapshot(raw, who, reader, arrived).read()
+    facts = read_facts(raw, reader)
+    common = _common(raw, facts, reader)
 
-    errors: list[dict[str, str]] = []
-    record: PortalDossierRecord | None = None
-    try:
-        record = PortalDossierRecord.model_validate(raw)
-    except ValidationError as exc:
-        errors.extend(_field_errors(exc, index))
-    for path, detail in _rule_errors(raw, default_unit):
-        errors.append({"pointer": _pointer(index, path), "detail": detail})
-    if errors or record is None:
-        raise PortalRecordError(_unique(errors))
-
-    unit = _unit_code(record.MaDonVi, default_unit, record.MaHoSo)
-    if unit is None:  # already reported by _rule_errors; kept for the type checker
-        raise PortalRecordError([{"pointer": _pointer(index, "MaDonVi"), "detail": "no unit code"}])
     events: list[DossierEventIn] = []
-    for implied in _implied_events(record):
-        built = _build_event(record, unit, implied, index)
+    errors: list[dict[str, str]] = []
+    for item in implied:
+        built = _build_event(who, common, item, index)
         if isinstance(built, list):
             errors.extend(built)
         else:
             events.append(built)
     if errors:
         raise PortalRecordError(_unique(errors))
-    return sorted(events, key=lambda event: (event.occurred_at, event.status))
+    return ParsedRecord(
+        dossier_code=who.code,
+        events=events,
+        inferred=[item.inferred for item in implied],
+        notes=reader.notes,
+        facts=facts,
+        unit_token=who.unit_token,
+        procedure=who.procedure,
+        unit_declared=who.unit_declared,
+    )
 
 
-def parse_portal_batch(
-    raw_records: list[Any], default_unit: str | None
-) -> list[tuple[int, list[DossierEventIn] | None, list[dict[str, str]] | None]]:
-    """Per record, in order: ``(index, events, None)`` or ``(index, None, errors)``."""
-    results: list[tuple[int, list[DossierEventIn] | None, list[dict[str, str]] | None]] = []
+ParsedBatch = list[tuple[int, ParsedRecord | None, list[dict[str, str]] | None]]
+
+
+def parse_records(
+    raw_records: Sequence[Any], default_unit: str | None, arrived_at: datetime | None = None
+) -> ParsedBatch:
+    """Per record, in order: ``(index, parsed, None)`` or ``(index, None, errors)``."""
+    arrived = arrived_at if arrived_at is not None else datetime.now(UTC)
+    results: ParsedBatch = []
     for index, raw in enumerate(raw_records):
         try:
-            results.append((index, records_to_events(raw, index, default_unit), None))
+            results.append((index, records_to_events(raw, index, default_unit, arrived), None))
         except PortalRecordError as exc:
             results.append((index, None, exc.errors))
     return results
 
 
-def minimised(raw: Any) -> Any:
-    """A raw record reduced to the portal fields we model, free text scrubbed: what may be kept
-    (e.g. in quarantine) without keeping the applicant's name, identity number, phone or
-    e-mail, whatever fields they came in. Every value kept is scrubbed, whatever its type: a
-    malformed record may carry a phone in a date field, or a CCCD as a number or a list."""
-    from app.dossiers.privacy import scrub_value
+def parse_portal_batch(
+    raw_records: Sequence[Any], default_unit: str | None, arrived_at: datetime | None = None
+) -> list[tuple[int, list[DossierEventIn] | None, list[dict[str, str]] | None]]:
+    """:func:`parse_records` reduced to the events, for callers that need nothing else."""
+    return [
+        (index, parsed.events if parsed else None, errors)
+        for index, parsed, errors in parse_records(raw_records, default_unit, arrived_at)
+    ]
 
+
+# --- what may be kept of a raw record ----------------------------------------------------------
+
+# The record fields chiso reads, and within each list the fields it reads: everything else
+# (owner, phones, e-mails, identity numbers, free text, who handled it) is dropped.
+_KEPT_FIELDS = frozenset({
+    "MaHoSo", "MaTTHC", "TenTTHC", "MaLinhVuc", "TenLinhVuc", "MaDonVi", "KenhThucHien",
+    "HinhThuc", "NoiNopHoSo", "NgayNopHoSo", "LoaiDoiTuong", "NgayTiepNhan", "NgayHenTra",
+    "TrangThaiHoSo", "NgayKetThucXuLy", "NgayTra", "NgayTuChoi", "DuocThanhToanTrucTuyen",
+    "HoSoCoThanhPhanSoHoa", "TaiKhoanDuocXacThucVoiVNeID",
+})  # fmt: skip
+_KEPT_IN_LISTS: dict[str, frozenset[str]] = {
+    SUPPLEMENTS: frozenset({"HoSoBoSungId", "NgayBoSung", "NgayTiepNhanBoSung", "NgayHenTraMoi"}),
+    PAPERS: frozenset({"TepDinhKemId", "IsDeleted", "MaThanhPhanHoSo", "DuongDanTaiTepTin",
+                       "DuocSoHoa", "DuocTaiSuDung", "DuocLayTuKhoDMQG", "MaKetQuaThayThe"}),
+    FEES: frozenset({"MaPhiLePhi", "HinhThucThu", "Gia", "LoaiPhiLePhi"}),
+    RESULTS: frozenset({"MaThanhPhanHoSo", "GiayToId", "DuongDanTepTinKetQua"}),
+    DATABASES: frozenset({"MaCSDL"}),
+}  # fmt: skip
+# A file's address is never kept; that there is one is (it is an index fact).
+_FILE_ADDRESSES = frozenset({"DuongDanTaiTepTin", "DuongDanTepTinKetQua"})
+FILE_PLACEHOLDER = "[file]"
+
+
+def minimised(raw: Any) -> Any:
+    """A raw record reduced to the portal fields chiso reads, every value scrubbed: what may be
+    kept (e.g. in quarantine) without keeping the applicant's name, identity number, phone or
+    e-mail, whatever fields they came in, nor file addresses. Reading the minimised record
+    gives the same events and facts as the original. Every value kept is scrubbed, whatever
+    its type: a malformed record may carry a phone in a date field, or a CCCD as a number."""
     if isinstance(raw, list):
         return [minimised(item) for item in raw]
     if not isinstance(raw, dict):
         return scrub_value(raw)
-    allowed = set(PortalDossierRecord.model_fields)
+
+    def kept_value(key: str, value: Any) -> Any:
+        if key in _FILE_ADDRESSES and value is not None:
+            return FILE_PLACEHOLDER if as_text(value) != "" else ""
+        return scrub_value(value)
+
+    def kept_entry(key: str, entry: Any) -> Any:
+        if isinstance(entry, dict):
+            return {k: kept_value(k, v) for k, v in entry.items() if k in _KEPT_IN_LISTS[key]}
+        if key == DATABASES and isinstance(entry, str):
+            return scrub_value(entry)  # a bare list of database codes
+        return None
+
     kept: dict[str, Any] = {}
     for key, value in raw.items():
-        if key not in allowed:
-            continue
-        if key == SUPPLEMENTS and isinstance(value, list):
-            fields = set(PortalSupplement.model_fields)
-            kept[key] = [
-                {k: scrub_value(v) for k, v in entry.items() if k in fields}
-                if isinstance(entry, dict)
-                else None
-                for entry in value
-            ]
-        else:
+        if key in _KEPT_IN_LISTS and isinstance(value, list):
+            kept[key] = [kept_entry(key, entry) for entry in value]
+        elif key in _KEPT_FIELDS or key in _KEPT_IN_LISTS:
             kept[key] = scrub_value(value)
     return kept

@@ -12,6 +12,7 @@ from app.core.auth import Principal, Scope, require
 from app.core.database import get_session
 from app.core.errors import PayloadTooLarge, Unprocessable
 from app.core.pagination import Integer, Page, PageParams, page_params, paginate
+from app.core.params import NO_NUL_PATTERN
 from app.core.prefer import REPRESENTATION_APPLIED, PreferHeader, wants_representation
 from app.core.uow import committed
 from app.dossiers.schemas import CODE_PATTERN, MAX_BATCH
@@ -37,7 +38,9 @@ async def post_portal_dossiers(
     response: Response,
     session: Annotated[AsyncSession, Depends(get_session)],
     principal: Annotated[Principal, Depends(require(Scope.dossiers_write))],
-    records: Annotated[list[Any], Body()],
+    # The array's bounds are stated in the schema; the route checks them itself, to answer
+    # 413 (not 422) for too many records.
+    records: Annotated[list[Any], Body(json_schema_extra={"minItems": 1, "maxItems": MAX_BATCH})],
     madonvi: Annotated[
         str | None,
         Query(pattern=CODE_PATTERN, description="Unit code for records without MaDonVi"),
@@ -106,7 +109,7 @@ async def quarantine(
     session: Annotated[AsyncSession, Depends(get_session)],
     _: QuarantineAdmin,
     page: Annotated[PageParams, Depends(page_params)],
-    source: Annotated[str | None, Query(max_length=64)] = None,
+    source: Annotated[str | None, Query(max_length=64, pattern=NO_NUL_PATTERN)] = None,
 ) -> Page[QuarantinedOut]:
     after = page.after((Integer(minimum=1),))
     rows = await repository.quarantined(session, source, after[0] if after else None, page.limit)

@@ -5,13 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class PortalRecordResult(BaseModel):
     index: int
     MaHoSo: str | None
-    result: Literal["stored", "updated", "duplicate", "rejected"]
+    result: Literal["stored", "updated", "duplicate", "quarantined", "rejected"] = Field(
+        description="`stored`: new events; `updated`: a re-sent record changed stored values; "
+        "`duplicate`: nothing new; `quarantined`: kept until its unit's identifier is mapped; "
+        "`rejected`: see `errors`"
+    )
+    reason: str | None = Field(
+        default=None,
+        description="Why it was rejected or quarantined, or what was odd but stored",
+    )
     events_stored: int
     events_updated: int = 0
     events_duplicate: int
@@ -21,6 +29,7 @@ class PortalRecordResult(BaseModel):
 class PortalSyncResult(BaseModel):
     stored: int
     updated: int = 0
+    quarantined: int = 0
     duplicate: int
     rejected: int
     items: list[PortalRecordResult]

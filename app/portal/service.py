@@ -1,21 +1,53 @@
-"""Store portal-shape dossier snapshots through the same ingestion path as the JSON API."""
+"""Store the portal's records and progress items through the same ingestion path as the JSON API.
+
+A record is read as its producer sent it (``records.py``), its unit resolved by identifier or
+code (the ``MaHoSo`` prefix first, then ``madonvi``, then ``MaDonVi``), its procedure resolved
+by national code or learned; a record whose unit no one knows yet is kept until its identifier
+is mapped. The events then go through :func:`app.dossiers.service.ingest` (ownership,
+idempotency, one statement) and the facts that feed the index are kept beside the dossier.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import Principal
 from app.core.settings import Settings
+from app.dossiers import repository as dossiers_repository
 from app.dossiers import service as dossiers
-from app.dossiers.schemas import DossierEventIn
-from app.portal.records import parse_portal_batch
+from app.dossiers.schemas import Channel, DossierEventIn, ItemResult
+from app.portal import repository
+from app.portal.facts import DossierFacts
+from app.portal.facts_repository import upsert_facts
+from app.portal.progress import progress_dossier_code, progress_to_events
+from app.portal.records import ParsedRecord, PortalRecordError, parse_records
+from app.portal.repository import PUSHED, UnmappedRecord
 from app.portal.schemas import PortalRecordResult, PortalSyncResult
+from app.procedures.service import ProcedureSeen, resolve_or_learn
+from app.units.service import resolve_units
 
-# Ingestion reports an event's unknown unit/procedure by its JSON field; say it in the portal's.
-_PORTAL_FIELD = {"unit_code": "MaDonVi", "procedure_code": "MaTTHC"}
+# Ingestion reports an event's fields by their JSON names; say them in the portal's.
+_PORTAL_FIELD = {"unit_code": "MaHoSo", "procedure_code": "MaTTHC", "dossier_code": "MaHoSo"}
+Outcome = Literal["stored", "updated", "duplicate", "quarantined", "rejected"]
+
+
+@dataclass
+class _Record:
+    """One record on its way: parsed, then placed (unit, procedure), then stored."""
+
+    index: int
+    code: str | None
+    parsed: ParsedRecord | None = None
+    errors: list[dict[str, Any]] | None = None
+    unit: str | None = None
+    unknown_unit: str | None = None
+    procedure: str | None = None
+    first_event: int = 0  # where its events start in the flat list sent to ingestion
 
 
 async def ingest_records(
@@ -26,59 +58,235 @@ async def ingest_records(
     default_unit: str | None,
     source: str = "portal",
     derive_now: bool = False,
+    is_updating: bool | None = None,
 ) -> PortalSyncResult:
-    parsed = parse_portal_batch(list(raw_records), default_unit)
+    """Store a batch of records; one result per record, in order. The caller commits."""
+    arrived_at = datetime.now(UTC)
+    records = [
+        _Record(index, _dossier_code(raw_records[index]), parsed, errors)
+        for index, parsed, errors in parse_records(list(raw_records), default_unit, arrived_at)
+    ]
+    await _place_units(session, records, default_unit)
+    await _place_procedures(session, records)
+
+    kept = [r for r in records if r.parsed is not None and r.unknown_unit is not None]
+    if kept:
+        await repository.quarantine_unmapped(
+            session,
+            [
+                UnmappedRecord(
+                    dossier_code=r.parsed.dossier_code,  # type: ignore[union-attr]
+                    identifier=r.unknown_unit,  # type: ignore[arg-type]
+                    record=raw_records[r.index],
+                    source=PUSHED if source == "push" else source,
+                    principal=principal,
+                    madonvi=default_unit,
+                    is_updating=is_updating,
+                )
+                for r in kept
+            ],
+        )
+
     flat: list[DossierEventIn] = []
-    owner: list[int] = []
-    for index, events, _ in parsed:
-        for event in events or []:
-            flat.append(event)
-            owner.append(index)
+    inferred: list[bool] = []
+    storable = [r for r in records if r.parsed is not None and r.errors is None and r.unit]
+    for record in storable:
+        parsed = record.parsed
+        assert parsed is not None and record.unit is not None and record.procedure is not None
+        record.first_event = len(flat)
+        for event in parsed.events:
+            flat.append(
+                event.model_copy(
+                    update={"unit_code": record.unit, "procedure_code": record.procedure}
+                )
+            )
+        inferred.extend(parsed.inferred)
     outcome = await dossiers.ingest(
         session, settings, principal, flat, source=source, derive_now=derive_now,
-        unit_from_prefix=True,
+        time_inferred=inferred,
     )  # fmt: skip
 
-    per_record: dict[int, list[Any]] = {}
-    for flat_index, result in enumerate(outcome.results):
-        per_record.setdefault(owner[flat_index], []).append(result)
-
     items: list[PortalRecordResult] = []
-    for index, events, errors in parsed:
-        code = _dossier_code(raw_records[index])
-        results = per_record.get(index, [])
-        rejected = [r for r in results if r.result in ("rejected", "conflict")]
-        if errors or rejected or not events:
-            record_errors = list(errors or [])
-            for result in rejected:
-                for error in result.errors or []:
-                    field = error["pointer"].rsplit("/", 1)[-1]
-                    pointer = f"#/{index}/{_PORTAL_FIELD.get(field, field)}"
-                    record_errors.append({"pointer": pointer, "detail": error["detail"]})
+    facts: list[tuple[str, DossierFacts]] = []
+    for record in records:
+        if record.errors is not None or record.parsed is None:
+            items.append(_rejected(record, record.errors or []))
+            continue
+        if record.unknown_unit is not None:
             items.append(
                 PortalRecordResult(
-                    index=index, MaHoSo=code, result="rejected", events_stored=0,
-                    events_duplicate=0, errors=_unique(record_errors),
+                    index=record.index, MaHoSo=record.code, result="quarantined",
+                    reason=f"đơn vị {record.unknown_unit!r} chưa được khai báo — kept until "
+                    f"the identifier {record.unknown_unit!r} is mapped to a unit",
+                    events_stored=0, events_duplicate=0,
                 )
             )  # fmt: skip
             continue
-        stored = sum(1 for r in results if r.result == "stored")
-        updated = sum(1 for r in results if r.result == "updated")
+        results = outcome.results[
+            record.first_event : record.first_event + len(record.parsed.events)
+        ]
+        items.append(_stored(record, results))
+        if items[-1].result != "rejected":
+            facts.append((record.parsed.dossier_code, record.parsed.facts))
+    if facts:
+        await upsert_facts(session, facts)
+    return _summary(items)
+
+
+async def ingest_progress(
+    session: AsyncSession,
+    settings: Settings,
+    principal: Principal,
+    raw_items: Sequence[Any],
+    default_unit: str | None = None,
+    source: str = "portal",
+    derive_now: bool = False,
+) -> PortalSyncResult:
+    """Store processing steps (``CapNhatTienDoHoSoMC``) as events of their known dossiers.
+
+    A step's dossier must have been synced first (its unit, procedure and channel come from
+    it); the ingest statement checks the key against the dossier's owner as for any event.
+    """
+    codes = [progress_dossier_code(raw) for raw in raw_items]
+    known = await dossiers_repository.basics(session, [c for c in codes if c])
+    items: list[PortalRecordResult] = []
+    flat: list[DossierEventIn] = []
+    spans: list[tuple[int, int, list[str]]] = []
+    for index, (raw, code) in enumerate(zip(raw_items, codes, strict=True)):
+        basics = known.get(code) if code else None
+        if code is not None and basics is None:
+            items.append(
+                _rejected(
+                    _Record(index, code),
+                    [{"pointer": f"#/{index}/MaHoSo",
+                      "detail": "hồ sơ chưa được đồng bộ — the dossier is unknown: sync its "
+                                "record (DongBoHoSoMC) first"}],
+                )
+            )  # fmt: skip
+            continue
+        unit, procedure, channel = basics if basics else ("", "", 1)
+        try:
+            parsed = progress_to_events(raw, index, unit, procedure, Channel(channel))
+        except PortalRecordError as exc:
+            items.append(_rejected(_Record(index, code), exc.errors))
+            continue
+        spans.append((index, len(flat), parsed.notes))
+        flat.extend(parsed.events)
         items.append(
             PortalRecordResult(
-                index=index, MaHoSo=code,
-                result="stored" if stored else "updated" if updated else "duplicate",
-                events_stored=stored, events_updated=updated,
-                events_duplicate=len(results) - stored - updated,
+                index=index, MaHoSo=code, result="stored", events_stored=0, events_duplicate=0
             )
-        )  # fmt: skip
-    return PortalSyncResult(
-        stored=sum(1 for i in items if i.result == "stored"),
-        updated=sum(1 for i in items if i.result == "updated"),
-        duplicate=sum(1 for i in items if i.result == "duplicate"),
-        rejected=sum(1 for i in items if i.result == "rejected"),
-        items=items,
+        )
+    outcome = await dossiers.ingest(
+        session, settings, principal, flat, source=source, derive_now=derive_now
     )
+    by_index = {item.index: n for n, item in enumerate(items)}
+    for position, (index, start, notes) in enumerate(spans):
+        end = spans[position + 1][1] if position + 1 < len(spans) else len(flat)
+        record = _Record(index, items[by_index[index]].MaHoSo)
+        result = _stored(record, outcome.results[start:end], notes)
+        items[by_index[index]] = result
+    return _summary(items)
+
+
+async def _place_units(
+    session: AsyncSession, records: Sequence[_Record], default_unit: str | None
+) -> None:
+    """Each record's unit: the first of its MaHoSo prefix, ``madonvi`` and ``MaDonVi`` that
+    names a unit (by identifier, else by chiso code); none → kept for when it is mapped."""
+    tokens: set[str] = set()
+    for record in records:
+        if record.parsed is not None:
+            tokens.update(t for t in _candidates(record.parsed, default_unit) if t)
+    found = await resolve_units(session, tokens) if tokens else {}
+    for record in records:
+        if record.parsed is None:
+            continue
+        candidates = [t for t in _candidates(record.parsed, default_unit) if t]
+        unit = next((found[t] for t in candidates if t in found), None)
+        if unit is not None:
+            record.unit = unit
+        elif candidates:
+            record.unknown_unit = candidates[0]
+        else:
+            detail = "no unit: MaHoSo has no unit prefix and madonvi is empty"
+            record.errors = [{"pointer": f"#/{record.index}/MaHoSo", "detail": detail}]
+
+
+def _candidates(parsed: ParsedRecord, default_unit: str | None) -> list[str | None]:
+    return [parsed.unit_token, default_unit, parsed.unit_declared]
+
+
+async def _place_procedures(session: AsyncSession, records: Sequence[_Record]) -> None:
+    placed = [r for r in records if r.parsed is not None and r.unit is not None]
+    if not placed:
+        return
+    seen = {
+        r.parsed.procedure.code: ProcedureSeen(  # type: ignore[union-attr]
+            code=r.parsed.procedure.code,  # type: ignore[union-attr]
+            name=r.parsed.procedure.name or "",  # type: ignore[union-attr]
+            field_code=r.parsed.procedure.field_code or "",  # type: ignore[union-attr]
+            field_name=r.parsed.procedure.field_name or "",  # type: ignore[union-attr]
+        )
+        for r in placed
+    }
+    resolved = await resolve_or_learn(session, list(seen.values()))
+    for record in placed:
+        assert record.parsed is not None
+        code = resolved.get(record.parsed.procedure.code)
+        if code is None:
+            record.errors = [{"pointer": f"#/{record.index}/MaTTHC",
+                              "detail": f"MaTTHC {record.parsed.procedure.code!r} cannot name "
+                                        "a procedure"}]  # fmt: skip
+        else:
+            record.procedure = code
+
+
+def _stored(
+    record: _Record, results: Sequence[ItemResult], notes: Sequence[str] | None = None
+) -> PortalRecordResult:
+    """A record's result from its events' results."""
+    refused = [r for r in results if r.result in ("rejected", "conflict")]
+    if refused:
+        errors = [
+            {"pointer": f"#/{record.index}/{_portal_field(e['pointer'])}", "detail": e["detail"]}
+            for r in refused
+            for e in r.errors or []
+        ]
+        return _rejected(record, errors)
+    stored = sum(1 for r in results if r.result == "stored")
+    updated = sum(1 for r in results if r.result == "updated")
+    result: Outcome = "stored" if stored else "updated" if updated else "duplicate"
+    notes = list(notes if notes is not None else record.parsed.notes if record.parsed else [])
+    return PortalRecordResult(
+        index=record.index, MaHoSo=record.code, result=result,
+        reason="; ".join(notes) or None, events_stored=stored, events_updated=updated,
+        events_duplicate=len(results) - stored - updated,
+    )  # fmt: skip
+
+
+def _rejected(record: _Record, errors: Sequence[dict[str, Any]]) -> PortalRecordResult:
+    unique = _unique(list(errors))
+    return PortalRecordResult(
+        index=record.index, MaHoSo=record.code, result="rejected",
+        reason="; ".join(str(e.get("detail", "")) for e in unique) or "từ chối",
+        events_stored=0, events_duplicate=0, errors=unique,
+    )  # fmt: skip
+
+
+def _summary(items: list[PortalRecordResult]) -> PortalSyncResult:
+    def count(result: str) -> int:
+        return sum(1 for i in items if i.result == result)
+
+    return PortalSyncResult(
+        stored=count("stored"), updated=count("updated"), duplicate=count("duplicate"),
+        quarantined=count("quarantined"), rejected=count("rejected"), items=items,
+    )  # fmt: skip
+
+
+def _portal_field(pointer: str) -> str:
+    field = pointer.rsplit("/", 1)[-1]
+    return _PORTAL_FIELD.get(field, field)
 
 
 def _dossier_code(raw: Any) -> str | None:

@@ -122,5 +122,7 @@ async def _store_page(
     ]  # fmt: skip
     await repository.quarantine(session, source.name, bad)
     return PageCounts(
-        stored=result.stored + result.updated, duplicate=result.duplicate, quarantined=len(bad)
+        stored=result.stored + result.updated,
+        duplicate=result.duplicate,
+        quarantined=len(bad) + result.quarantined,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, String, Text
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.database import Base, Timestamped
@@ -34,6 +34,9 @@ class Unit(Timestamped, Base):
     successor_code: Mapped[str | None] = mapped_column(
         ForeignKey("units.code", onupdate="CASCADE"), nullable=True
     )
+    # The electronic identifier (mã định danh, e.g. ``000.00.12.H01``) other systems name the
+    # unit by: portal records carry it as madonvi, MaDinhDanhDV and their MaHoSo prefix.
+    identifier: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     __table_args__ = (
         CheckConstraint(
@@ -45,6 +48,9 @@ class Unit(Timestamped, Base):
             name="validity_ordered",
         ),
         CheckConstraint("parent_code IS NULL OR parent_code <> code", name="not_own_parent"),
+        CheckConstraint("identifier ~ '^[A-Za-z0-9][A-Za-z0-9.]{0,63}$'", name="identifier_format"),
+        # Checked at the end of each statement, so one load may swap two units' identifiers.
+        UniqueConstraint("identifier", deferrable=True, initially="IMMEDIATE"),
         Index("ix_units_parent_code_code", "parent_code", "code"),
         Index("ix_units_level_code", "level", "code"),
     )

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import date
 from typing import Any
 
 from sqlalchemy import Select, func, literal, select, text
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.units.models import Unit
 from app.units.schemas import UnitRecord
 
 _UPSERT_COLUMNS = ("name", "level", "parent_code", "valid_from", "valid_to", "successor_code")
+# Advisory lock buckets for unit tokens (see lock_tokens): few enough that a load of thousands
+# of units holds a bounded number of locks, many enough that unrelated tokens rarely wait.
+_TOKEN_LOCK_BUCKETS = 64
+_IDENTIFIER_UNIQUE = "uq_units_identifier"
+
+
+class IdentifierTaken(Exception):
+    """A concurrent transaction gave one of the upserted identifiers to another unit."""
 
 
 def subtree_codes(root: str) -> Select[tuple[str]]:
@@ -73,8 +82,11 @@ async def list_units(
     valid_at: date | None,
     after: str | None,
     limit: int,
+    identifier: str | None = None,
 ) -> list[Unit]:
     query = select(Unit).order_by(Unit.code).limit(limit + 1)
+    if identifier is not None:
+        query = query.where(Unit.identifier == identifier)
     if level is not None:
         query = query.where(Unit.level == level)
     if parent_code is not None:
@@ -94,25 +106,52 @@ async def upsert(session: AsyncSession, records: Sequence[UnitRecord]) -> dict[s
 
     Rows whose values are unchanged are not touched (``updated_at`` stays), which makes a
     repeated upsert a true no-op. Parents and children may arrive in the same statement:
-    PostgreSQL checks the foreign keys at the end of it.
+    PostgreSQL checks the foreign keys (and the identifiers' uniqueness) at the end of it.
+    The records either all give their identifier (a CSV with the column) or none does (then
+    stored identifiers stay as they are).
     """
     if not records:
         return {}
+    given = {r.sets_identifier for r in records}
+    if len(given) > 1:
+        raise ValueError("either every record gives its identifier or none does")
+    columns = (*_UPSERT_COLUMNS, "identifier") if given == {True} else _UPSERT_COLUMNS
     values: list[dict[str, Any]] = [r.model_dump(mode="python") for r in records]
     for value in values:
         value["level"] = str(value["level"])
     stmt = insert(Unit).values(values)
     excluded = stmt.excluded
-    changed = func.row(*(getattr(Unit, c) for c in _UPSERT_COLUMNS)).is_distinct_from(
-        func.row(*(getattr(excluded, c) for c in _UPSERT_COLUMNS))
+    changed = func.row(*(getattr(Unit, c) for c in columns)).is_distinct_from(
+        func.row(*(getattr(excluded, c) for c in columns))
     )
     upsert_stmt = stmt.on_conflict_do_update(
         index_elements=[Unit.code],
-        set_={**{c: getattr(excluded, c) for c in _UPSERT_COLUMNS}, "updated_at": func.now()},
+        set_={**{c: getattr(excluded, c) for c in columns}, "updated_at": func.now()},
         where=changed,
     ).returning(Unit.code, text("(xmax = 0) AS created"))
-    rows = await session.execute(upsert_stmt)
+    try:
+        # A savepoint, so that losing the identifier to a concurrent writer leaves the
+        # transaction usable for finding out who has it.
+        async with session.begin_nested():
+            rows = (await session.execute(upsert_stmt)).all()
+    except IntegrityError as exc:
+        if _constraint(exc) == _IDENTIFIER_UNIQUE:
+            raise IdentifierTaken from exc
+        raise
     return {code: bool(created) for code, created in rows}
+
+
+def _constraint(exc: BaseException) -> str | None:
+    """The name of the constraint a (wrapped) asyncpg error violated."""
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if seen is None:
+            return None
+        name = getattr(seen, "constraint_name", None)
+        if isinstance(name, str):
+            return name
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return None
 
 
 async def codes_in_cycles(session: AsyncSession, codes: Sequence[str]) -> list[str]:
@@ -135,3 +174,61 @@ async def codes_in_cycles(session: AsyncSession, codes: Sequence[str]) -> list[s
         {"codes": list(codes)},
     )
     return [r[0] for r in rows]
+
+
+# --- identifiers --------------------------------------------------------------------------------
+
+
+async def resolve(session: AsyncSession, tokens: Collection[str]) -> dict[str, str]:
+    """``{token: unit code}`` for the tokens naming a unit: by identifier, else by code."""
+    if not tokens:
+        return {}
+    rows = await session.execute(
+        text(
+            """
+            SELECT t.token, coalesce(by_identifier.code, by_code.code) AS code
+            FROM unnest(CAST(:tokens AS text[])) AS t(token)
+            LEFT JOIN units by_identifier ON by_identifier.identifier = t.token
+            LEFT JOIN units by_code ON by_code.code = t.token
+            WHERE by_identifier.code IS NOT NULL OR by_code.code IS NOT NULL
+            """
+        ),
+        {"tokens": sorted(set(tokens))},
+    )
+    return {token: code for token, code in rows}
+
+
+async def token_holders(
+    session: AsyncSession, *, excluding: Collection[str], tokens: Collection[str]
+) -> list[Unit]:
+    """Units outside ``excluding`` whose identifier or code is one of ``tokens``, by code."""
+    if not tokens:
+        return []
+    wanted = sorted(set(tokens))
+    query = (
+        select(Unit)
+        .where(
+            Unit.code.not_in(set(excluding)), Unit.identifier.in_(wanted) | Unit.code.in_(wanted)
+        )
+        .order_by(Unit.code)
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def lock_tokens(session: AsyncSession, tokens: Collection[str]) -> None:
+    """Serialise, until the end of the transaction, changes to what ``tokens`` resolve to with
+    the records that wait for them (``portal_unmapped``): whichever of the two commits second
+    sees the other's work, so a record quarantined while its identifier is being mapped is
+    released, not stranded. Tokens share a bounded set of lock buckets, taken in order."""
+    if not tokens:
+        return
+    await session.execute(
+        text(
+            """
+            SELECT pg_advisory_xact_lock(hashtext('unit-token'), b.bucket)
+            FROM (SELECT DISTINCT abs(hashtext(t) % :buckets) AS bucket
+                  FROM unnest(CAST(:tokens AS text[])) AS t ORDER BY 1) b
+            """
+        ),
+        {"tokens": sorted(set(tokens)), "buckets": _TOKEN_LOCK_BUCKETS},
+    )

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.database import get_session
+from app.core.outbox import relay_soon
 from app.core.pagination import Page, PageParams, Text, page_params, paginate
 from app.core.params import IsoDate
 from app.keys.access import UnitAdmin
 from app.units import service
 from app.units.models import UnitLevel
-from app.units.schemas import UNIT_CODE_PATTERN, UnitDetail, UnitIn, UnitOut
+from app.units.schemas import (
+    UNIT_CODE_PATTERN,
+    UNIT_IDENTIFIER_PATTERN,
+    UnitDetail,
+    UnitIn,
+    UnitOut,
+)
 
 router = APIRouter(prefix="/v1/units", tags=["units"])
 
@@ -28,6 +35,10 @@ async def list_units(
     level: UnitLevel | None = None,
     parent: Annotated[str | None, Query(pattern=UNIT_CODE_PATTERN)] = None,
     valid_at: Annotated[IsoDate | None, Query(description="Only units valid on this date")] = None,
+    identifier: Annotated[
+        str | None,
+        Query(pattern=UNIT_IDENTIFIER_PATTERN, description="The unit with this identifier"),
+    ] = None,
 ) -> Page[UnitOut]:
     after = page.after((Text(max_length=64),))
     rows = await service.list_units(
@@ -37,6 +48,7 @@ async def list_units(
         valid_at=valid_at,
         after=after[0] if after else None,
         limit=page.limit,
+        identifier=identifier,
     )
     items, next_cursor = paginate(rows, page.limit, lambda u: (u.code,))
     return Page(items=[UnitOut.model_validate(u) for u in items], next=next_cursor)
@@ -51,12 +63,23 @@ async def get_unit(session: Session, code: CodePath) -> UnitDetail:
     "/{code}",
     response_model=UnitDetail,
     summary="Create or update a unit (admin, idempotent; a unit-bound admin: inside its subtree)",
-    responses={201: {"model": UnitDetail, "description": "Created"}},
+    responses={
+        201: {"model": UnitDetail, "description": "Created"},
+        409: {"description": "The identifier belongs to another unit (`unit_code` names it)"},
+    },
 )
 async def put_unit(
-    session: Session, admin: UnitAdmin, code: CodePath, body: UnitIn, response: Response
+    request: Request,
+    session: Session,
+    admin: UnitAdmin,
+    code: CodePath,
+    body: UnitIn,
+    response: Response,
+    background: BackgroundTasks,
 ) -> UnitDetail:
-    detail, created = await service.upsert_unit(session, code, body, by=admin)
+    detail, created, releasing = await service.upsert_unit(session, code, body, by=admin)
     await session.commit()
+    if releasing:  # portal records waited for this unit's identifier or code: a job frees them
+        background.add_task(relay_soon, request.app)
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return detail

@@ -29,7 +29,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from app.cli import load_reference_data
+from app.cli import load_reference_data, load_simulator_units
 from app.core.database import async_url, create_sessionmaker
 from app.core.embedded import EmbeddedPostgres, EmbeddedRedis
 from app.core.migrations import upgrade
@@ -200,7 +200,8 @@ async def create_database(server_url: str, name: str, template: str | None = Non
 
 
 async def prepare_database(server_url: str, name: str = DATABASE) -> None:
-    """A migrated database with the shipped reference data (provinces, sample procedures)."""
+    """A migrated database with the shipped reference data (provinces, sample procedures)
+    and the portal simulator's units, as ``make run`` loads them."""
     await create_database(server_url, name)
     url = with_database(server_url, name)
     await asyncio.to_thread(in_thread, lambda: upgrade(url))
@@ -208,6 +209,7 @@ async def prepare_database(server_url: str, name: str = DATABASE) -> None:
     try:
         async with create_sessionmaker(engine)() as session:
             await load_reference_data(session)
+            await load_simulator_units(session)
             await session.commit()
     finally:
         await engine.dispose()

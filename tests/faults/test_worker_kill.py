@@ -64,10 +64,13 @@ async def _scalar(engine: AsyncEngine, query: str) -> Any:
         return (await conn.execute(text(query))).scalar()
 
 
+# A time chiso had to infer (a terminal status without its date) is the record's arrival: the
+# two runs pulled it at different moments, so such times are compared as "inferred" only.
+_AT = "CASE WHEN time_inferred THEN NULL ELSE occurred_at END"
 SYNC_STATE = {
-    "events": "SELECT event_id, dossier_code, status, occurred_at FROM dossier_events",
+    "events": f"SELECT event_id, dossier_code, status, {_AT}, time_inferred FROM dossier_events",
     "dossiers": "SELECT code, unit_code, procedure_code, status, channel, received_at, due_at, "
-    "end_at, outcome, supplement_requests, pauses FROM dossiers",
+    "end_at IS NULL, outcome, supplement_requests, pauses FROM dossiers",
     "cursor": "SELECT source, cursor, records_synced FROM portal_sync_state",
 }
 

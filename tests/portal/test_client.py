@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import httpx
 import pytest
+from pydantic import SecretStr
 
+from app.core.settings import PortalSourceSettings, Settings, portal_sources
 from app.portal.client import (
+    AdapterProtocol,
+    ChangedPage,
     PortalClient,
     PortalError,
     PortalSource,
     PortalUnavailable,
     RetryPolicy,
+    source_from_settings,
 )
 from app.portal.simulator import Faults, PortalSimulator
 
@@ -73,7 +81,8 @@ async def test_429_honours_retry_after_and_5xx_backs_off() -> None:
 
 
 async def test_bounded_tries_end_in_portal_unavailable() -> None:
-    sim = PortalSimulator(dossiers=5, seed=1, faults=Faults(error_rate=1.0))
+    # Retry-After 0 on the 503s: what is measured is the client's own backoff.
+    sim = PortalSimulator(dossiers=5, seed=1, faults=Faults(error_rate=1.0, retry_after=0))
     sleeps = Sleeps()
     client = client_for(sim, sleeps, max_tries=4)
     with pytest.raises(PortalUnavailable, match="failed 4 times"):
@@ -124,3 +133,101 @@ async def test_simulator_serves_evaluation_results() -> None:
     first = rows[0]
     assert set(first["groupScores"]) == {"CKMB", "TDGQ", "CLGQ", "TTTT", "MDHL", "MDSH"}
     assert first["totalScore"] == pytest.approx(sum(first["groupScores"].values()), abs=0.02)
+
+
+def adapter(answers: list[httpx.Response], seen: list[dict[str, Any]]) -> httpx.AsyncClient:
+    """A scripted adapter: the login, then ``answers`` in turn; requests are kept in ``seen``."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append({"path": request.url.path, **json.loads(request.content)})
+        if request.url.path.endswith("/login"):
+            return httpx.Response(200, json={"error_code": "0", "session": f"s{len(seen)}"})
+        return answers.pop(0)
+
+    return httpx.AsyncClient(transport=httpx.MockTransport(handler))
+
+
+def page(code: Any = 0, **result: Any) -> httpx.Response:
+    body = {"data": [], "cursor": "c1", "conlai": 0, **result}
+    return httpx.Response(200, json={"error_code": code, "message": "m", "result": body})
+
+
+@pytest.mark.parametrize("code", [0, "0", "00", " 0 "])
+async def test_error_code_is_read_as_a_number_whatever_its_json_type(code: Any) -> None:
+    seen: list[dict[str, Any]] = []
+    client = PortalClient(SOURCE, adapter([page(code, data=[{"MaHoSo": "A"}])], seen))
+    result = await client.changed_dossiers(None)
+    assert result.records == [{"MaHoSo": "A"}]
+    # The call itself: the session from the login, the unit, the listing and its paging.
+    assert seen[1] == {"path": "/service", "session": "s1", "madonvi": "",
+                       "service": "LayDanhSachHoSo", "cursor": "", "sodong": 200}  # fmt: skip
+
+
+async def test_a_non_zero_string_code_is_an_error_with_its_number() -> None:
+    client = PortalClient(SOURCE, adapter([page("05")], []))
+    with pytest.raises(PortalError, match="LayDanhSachHoSo: error_code '05': m") as error:
+        await client.changed_dossiers(None)
+    assert error.value.error_code == 5
+
+
+async def test_error_code_8_is_waited_out_like_a_503() -> None:
+    seen: list[dict[str, Any]] = []
+    busy = httpx.Response(
+        200, json={"error_code": 8, "message": "bận"}, headers={"Retry-After": "4"}
+    )
+    sleeps = Sleeps()
+    client = PortalClient(SOURCE, adapter([busy, page(data=[{"MaHoSo": "A"}])], seen), sleep=sleeps)
+    assert (await client.changed_dossiers(None)).records == [{"MaHoSo": "A"}]
+    assert len(sleeps.delays) == 1 and sleeps.delays[0] >= 4
+    assert [s["path"] for s in seen] == ["/login", "/service", "/service"]  # same session
+
+
+async def test_a_page_of_records_without_a_cursor_is_refused_not_fetched_forever() -> None:
+    client = PortalClient(SOURCE, adapter([page(data=[{"MaHoSo": "A"}], cursor="")], []))
+    with pytest.raises(PortalError, match="without 'cursor' to resume from"):
+        await client.changed_dossiers("c0")
+    # An empty page without one is simply "caught up": resume from where we were.
+    caught_up = PortalClient(SOURCE, adapter([page(cursor=None, conlai=None)], []))
+    assert await caught_up.changed_dossiers("c0") == ChangedPage([], "c0", None)
+
+
+async def test_remaining_may_come_as_a_string_or_not_at_all() -> None:
+    answers = [page(data=[{"MaHoSo": "A"}], conlai="12"), page(data=[{"MaHoSo": "B"}], conlai="")]
+    client = PortalClient(SOURCE, adapter(answers, []))
+    assert (await client.changed_dossiers(None)).remaining == 12
+    assert (await client.changed_dossiers("c1")).remaining is None  # untold: page until empty
+
+
+async def test_a_lookup_answers_the_record_or_none() -> None:
+    sim = PortalSimulator(dossiers=8, seed=2)
+    client = client_for(sim, Sleeps())
+    record = sim.records[3]
+    assert await client.lookup(record["MaHoSo"]) == record
+    assert await client.lookup(record["MaHoSo"] + "0") is None
+    # Some adapters answer the object itself rather than a list of one.
+    single = PortalClient(SOURCE, adapter([httpx.Response(200, json={
+        "error_code": 0, "message": "ok", "result": {"MaHoSo": "X"}})], []))  # fmt: skip
+    assert await single.lookup("X") == {"MaHoSo": "X"}
+
+
+def test_a_source_speaks_the_protocol_its_settings_name() -> None:
+    settings = Settings(
+        portal_base_url="https://lgsp.example.vn/dvcqg", portal_username="motcua",
+        portal_password=SecretStr("secret"), portal_madonvi="000.00.00.H01",
+        portal_auth_path="/api/login", portal_list_service="DanhSachHoSo",
+        portal_cursor_field="vitri",
+        portal_sources=[PortalSourceSettings(name="hcm", base_url="https://hcm.example.vn",
+                                             username="u", password=SecretStr("p"))],
+    )  # fmt: skip
+    first, second = (source_from_settings(s) for s in portal_sources(settings))
+    assert (first.name, first.madonvi, first.password) == ("default", "000.00.00.H01", "secret")
+    assert first.protocol == AdapterProtocol(
+        auth_path="/api/login", integration_path="/service", list_service="DanhSachHoSo",
+        cursor_field="vitri", page_size_field="sodong", remaining_field="conlai",
+        records_field="data",
+    )  # fmt: skip
+    assert second.protocol == AdapterProtocol()  # chiso's convention unless told otherwise
+    assert AdapterProtocol().list_service == "LayDanhSachHoSo"
+    with pytest.raises(ValueError, match="auth_path"):
+        PortalSourceSettings(name="x", base_url="h", username="u", password=SecretStr("p"),
+                             auth_path="login")  # fmt: skip

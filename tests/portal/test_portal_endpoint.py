@@ -68,7 +68,7 @@ async def test_portal_record_stores_the_same_dossier_as_the_json_api(
     body = response.json()
     assert (body["error_code"], body["message"]) == (0, "Thành công")
     assert body["result"]["items"] == [
-        {"index": 0, "MaHoSo": "H01.01-260302-0001", "result": "stored",
+        {"index": 0, "MaHoSo": "H01.01-260302-0001", "result": "stored", "reason": None,
          "events_stored": 5, "events_updated": 0, "events_duplicate": 0, "errors": None}
     ]  # fmt: skip
     await post_events(client, JSON_EVENTS)
@@ -90,20 +90,29 @@ async def test_resending_a_snapshot_is_a_duplicate(client: httpx.AsyncClient, se
     assert again["result"]["items"][0]["events_duplicate"] == 5
 
 
-async def test_bad_records_are_rejected_with_portal_pointers(
+async def test_records_are_refused_only_when_they_cannot_be_a_dossier(
     client: httpx.AsyncClient, setup: None
 ) -> None:
     good = {**RECORD, "MaHoSo": "H01.01-260302-0003"}
-    bad_date = {**RECORD, "MaHoSo": "H01.01-260302-0004", "NgayTiepNhan": "2026-03-02 08:00"}
-    unknown_unit = {**RECORD, "MaHoSo": "H77.01-260302-0005"}
-    unknown_procedure = {**RECORD, "MaHoSo": "H01.01-260302-0006", "MaTTHC": "NOPE"}
-    body = (await post_portal(client, [good, bad_date, unknown_unit, unknown_procedure])).json()
-    assert body["error_code"] == 1
+    no_code = {**RECORD, "MaHoSo": ""}
+    bad_status = {**RECORD, "MaHoSo": "H01.01-260302-0004", "TrangThaiHoSo": "11"}
+    unknown_unit = {**RECORD, "MaHoSo": "000.00.77.H77-260302-0005"}
+    new_procedure = {**RECORD, "MaHoSo": "H01.01-260302-0006", "MaTTHC": "1.009999.000.00.00.H01"}
+    body = (
+        await post_portal(client, [good, no_code, bad_status, unknown_unit, new_procedure])
+    ).json()
+    assert body["error_code"] == 1  # something was refused: real clients send it again
     items = body["result"]["items"]
-    assert [i["result"] for i in items] == ["stored", "rejected", "rejected", "rejected"]
-    assert items[1]["errors"][0]["pointer"] == "#/1/NgayTiepNhan"
-    assert items[2]["errors"] == [{"pointer": "#/2/MaDonVi", "detail": "unknown unit"}]
-    assert items[3]["errors"] == [{"pointer": "#/3/MaTTHC", "detail": "unknown procedure"}]
+    assert [i["result"] for i in items] == [
+        "stored", "rejected", "rejected", "quarantined", "stored"
+    ]  # fmt: skip
+    assert items[1]["errors"][0]["pointer"] == "#/1/MaHoSo"
+    assert items[2]["errors"][0]["pointer"] == "#/2/TrangThaiHoSo"
+    assert "000.00.77.H77" in items[3]["reason"]  # kept until that identifier is mapped
+    # A procedure never seen is learned from the record, by its national code, unverified.
+    learned = (await client.get("/v1/procedures/1.009999")).json()
+    assert (learned["name"], learned["verified"]) == ("Cấp giấy phép xây dựng", False)
+    assert (await get_dossier(client, "H01.01-260302-0006"))["procedure_code"] == "1.009999"
 
 
 async def test_madonvi_parameter_names_the_unit(client: httpx.AsyncClient, setup: None) -> None:

@@ -1,4 +1,11 @@
-"""Portal dossier snapshots (DongBoHoSoMC records) read into dossier events, worked by hand."""
+"""Portal dossier snapshots (DongBoHoSoMC records) read into dossier events, worked by hand.
+
+Issue 14 made the reader take what real producers send: event ids no longer carry times
+(``portal:{MaHoSo}:{status}``, supplements keyed by their request), and what used to refuse a
+record (a malformed date, a terminal status without its end date, an unknown channel or
+payment value) now stores it with notes. The tests below that encoded the old strictness say
+so; the producers' real shapes are tested in test_records_real.py.
+"""
 
 import json
 from datetime import UTC, datetime
@@ -9,15 +16,24 @@ import pytest
 
 from app.dossiers.schemas import Channel, DossierEventIn, DossierStatus
 from app.portal.records import (
-    PortalDossierRecord,
     PortalFormatError,
     PortalRecordError,
+    minimised,
     parse_compact_time,
     parse_portal_batch,
     records_to_events,
 )
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
+ARRIVED = datetime.fromisoformat("2026-10-25T10:00:00+07:00")
+
+
+def events_of(raw: Any, index: int = 0, default_unit: str | None = None) -> list[DossierEventIn]:
+    return records_to_events(raw, index, default_unit, ARRIVED).events
+
+
+def notes_of(raw: Any) -> list[str]:
+    return records_to_events(raw, 0, None, ARRIVED).notes
 
 
 def at(text: str) -> datetime:
@@ -31,7 +47,7 @@ def dumped(events: list[DossierEventIn]) -> list[dict[str, Any]]:
 
 def errors_of(raw: Any, index: int = 0, default_unit: str | None = None) -> list[dict[str, str]]:
     with pytest.raises(PortalRecordError) as caught:
-        records_to_events(raw, index, default_unit)
+        records_to_events(raw, index, default_unit, ARRIVED)
     return caught.value.errors
 
 
@@ -125,7 +141,7 @@ def test_a_dossier_finished_and_returned_in_person() -> None:
     expected = [
         DossierEventIn(
             **common,
-            event_id="portal:H15.50.05.13-261008-0975:2:20261008083000",
+            event_id="portal:H15.50.05.13-261008-0975:2",
             status=DossierStatus.accepted,
             occurred_at=at("2026-10-08 08:30"),
             received_at=at("2026-10-08 08:30"),
@@ -133,18 +149,18 @@ def test_a_dossier_finished_and_returned_in_person() -> None:
         ),
         DossierEventIn(
             **common,
-            event_id="portal:H15.50.05.13-261008-0975:9:20261009100500",
+            event_id="portal:H15.50.05.13-261008-0975:9",
             status=DossierStatus.finished,
             occurred_at=at("2026-10-09 10:05"),
         ),
         DossierEventIn(
             **common,
-            event_id="portal:H15.50.05.13-261008-0975:10:20261009143000",
+            event_id="portal:H15.50.05.13-261008-0975:10",
             status=DossierStatus.returned,
             occurred_at=at("2026-10-09 14:30"),
         ),
     ]
-    assert dumped(records_to_events(RETURNED, 0, None)) == dumped(expected)
+    assert dumped(events_of(RETURNED)) == dumped(expected)
 
 
 def test_an_online_dossier_with_a_supplement_supplied_and_a_new_due_date() -> None:
@@ -160,7 +176,7 @@ def test_an_online_dossier_with_a_supplement_supplied_and_a_new_due_date() -> No
     expected = [
         DossierEventIn(
             **common,
-            event_id="portal:000.00.12.H29-261009-0042:2:20261009101500",
+            event_id="portal:000.00.12.H29-261009-0042:2",
             status=DossierStatus.accepted,
             occurred_at=at("2026-10-09 10:15"),
             received_at=at("2026-10-09 10:15"),
@@ -174,7 +190,7 @@ def test_an_online_dossier_with_a_supplement_supplied_and_a_new_due_date() -> No
         ),
         DossierEventIn(
             **common,
-            event_id="portal:000.00.12.H29-261009-0042:4:20261014143000",
+            event_id="portal:000.00.12.H29-261009-0042:4:20261012090000",
             status=DossierStatus.processing,
             occurred_at=at("2026-10-14 14:30"),
             supplement_supplied_at=at("2026-10-14 14:30"),
@@ -182,12 +198,12 @@ def test_an_online_dossier_with_a_supplement_supplied_and_a_new_due_date() -> No
         ),
         DossierEventIn(
             **common,
-            event_id="portal:000.00.12.H29-261009-0042:9:20261020153000",
+            event_id="portal:000.00.12.H29-261009-0042:9",
             status=DossierStatus.finished,
             occurred_at=at("2026-10-20 15:30"),
         ),
     ]
-    assert dumped(records_to_events(SUPPLEMENTED, 0, None)) == dumped(expected)
+    assert dumped(events_of(SUPPLEMENTED)) == dumped(expected)
 
 
 def test_a_dossier_waiting_for_papers_ends_on_the_open_request() -> None:
@@ -203,7 +219,7 @@ def test_a_dossier_waiting_for_papers_ends_on_the_open_request() -> None:
     expected = [
         DossierEventIn(
             **common,
-            event_id="portal:H01.12-261015-0003:2:20261015080000",
+            event_id="portal:H01.12-261015-0003:2",
             status=DossierStatus.accepted,
             occurred_at=at("2026-10-15 08:00"),
             received_at=at("2026-10-15 08:00"),
@@ -216,7 +232,7 @@ def test_a_dossier_waiting_for_papers_ends_on_the_open_request() -> None:
             occurred_at=at("2026-10-19 10:00"),
         ),
     ]
-    assert dumped(records_to_events(WAITING, 0, None)) == dumped(expected)
+    assert dumped(events_of(WAITING)) == dumped(expected)
 
 
 def test_a_new_due_date_without_supply_stays_on_the_request() -> None:
@@ -226,24 +242,25 @@ def test_a_new_due_date_without_supply_stays_on_the_request() -> None:
             {"NgayBoSung": "20261019100000", "NgayTiepNhanBoSung": "", "NgayHenTraMoi": "20261030"}
         ],
     }
-    assert errors_of(record, 4) == [
-        {
-            "pointer": "#/4/DanhSachHoSoBoSung/0/NgayHenTraMoi",
-            "detail": "expected yyyyMMddHHmmss, got '20261030'",
-        }
+    # Was refused (issue 13); now the unreadable new due date is left out, with a note.
+    parsed = records_to_events(record, 4, None, ARRIVED)
+    assert parsed.events[-1].supplement_new_due_at is None
+    assert parsed.notes == [
+        "DanhSachHoSoBoSung/0/NgayHenTraMoi: expected yyyyMMddHHmmss or an ISO 8601 date-time, "
+        "got '20261030'; ignored"
     ]
     record["DanhSachHoSoBoSung"][0]["NgayHenTraMoi"] = "20261030170000"
-    request = records_to_events(record, 4, None)[-1]
+    request = events_of(record, 4)[-1]
     assert request.status == DossierStatus.supplement_requested
     assert request.supplement_new_due_at == at("2026-10-30 17:00")
     assert request.supplement_supplied_at is None
 
 
 def test_the_owner_never_leaves_the_record() -> None:
-    assert not set(OWNER) & set(PortalDossierRecord.model_fields)
     for raw in (RETURNED, SUPPLEMENTED, WAITING):
+        assert not set(OWNER) & set(minimised(raw))
         text = json.dumps(
-            [event.model_dump(mode="json") for event in records_to_events(raw, 0, None)],
+            [event.model_dump(mode="json") for event in events_of(raw)],
             ensure_ascii=False,
         )
         for value in OWNER.values():
@@ -253,9 +270,9 @@ def test_the_owner_never_leaves_the_record() -> None:
 
 def test_a_registered_online_dossier_is_not_yet_accepted() -> None:
     record = {**WAITING, "TrangThaiHoSo": "1", "DanhSachHoSoBoSung": []}
-    [event] = records_to_events(record, 0, None)
+    [event] = events_of(record)
     assert (event.status, event.occurred_at) == (DossierStatus.registered, at("2026-10-15 08:00"))
-    assert event.event_id == "portal:H01.12-261015-0003:1:20261015080000"
+    assert event.event_id == "portal:H01.12-261015-0003:1"
     assert event.received_at is None and event.due_at is None
 
 
@@ -266,7 +283,7 @@ def test_a_refused_dossier_was_registered_then_not_accepted() -> None:
         "NgayKetThucXuLy": "20261008090000",
         "NgayTra": "20261008093000",
     }
-    events = records_to_events(record, 0, None)
+    events = events_of(record)
     assert [(e.status, e.occurred_at) for e in events] == [
         (DossierStatus.registered, at("2026-10-08 08:30")),
         (DossierStatus.not_accepted, at("2026-10-08 09:00")),
@@ -280,7 +297,7 @@ def test_withdrawn_and_stopped_happen_at_ngay_ket_thuc_xu_ly(
     status: str, expected: DossierStatus
 ) -> None:
     record = {**RETURNED, "TrangThaiHoSo": status, "NgayTra": ""}
-    events = records_to_events(record, 0, None)
+    events = events_of(record)
     assert [(e.status, e.occurred_at) for e in events] == [
         (DossierStatus.accepted, at("2026-10-08 08:30")),
         (expected, at("2026-10-09 10:05")),
@@ -289,7 +306,7 @@ def test_withdrawn_and_stopped_happen_at_ngay_ket_thuc_xu_ly(
 
 def test_a_financial_obligation_adds_no_event_of_its_own() -> None:
     record = {**RETURNED, "TrangThaiHoSo": "6", "NgayKetThucXuLy": "", "NgayTra": ""}
-    assert [e.status for e in records_to_events(record, 0, None)] == [DossierStatus.accepted]
+    assert [e.status for e in events_of(record)] == [DossierStatus.accepted]
 
 
 def test_events_are_sorted_by_time_then_status() -> None:
@@ -301,7 +318,7 @@ def test_events_are_sorted_by_time_then_status() -> None:
             {"NgayBoSung": "20261012090000", "NgayTiepNhanBoSung": "20261014143000"},
         ],
     }
-    events = records_to_events(record, 0, None)
+    events = events_of(record)
     assert [(e.occurred_at, e.status) for e in events] == [
         (at("2026-10-09 10:15"), DossierStatus.accepted),
         (at("2026-10-12 09:00"), DossierStatus.supplement_requested),
@@ -312,26 +329,30 @@ def test_events_are_sorted_by_time_then_status() -> None:
     ]
 
 
-# --- malformed records -------------------------------------------------------------------------
+# --- odd records: stored with notes since issue 14; refused only when not a dossier -----------
 
 
 def test_a_date_in_the_wrong_format() -> None:
+    # Was refused; now the record is stored without a receipt, its due time on its first event.
     record = {**RETURNED, "NgayTiepNhan": "2026-13-01 10:00"}
-    assert errors_of(record, 3) == [
-        {
-            "pointer": "#/3/NgayTiepNhan",
-            "detail": "expected yyyyMMddHHmmss, got '2026-13-01 10:00'",
-        }
+    parsed = records_to_events(record, 3, None, ARRIVED)
+    assert [(e.status, e.occurred_at, e.due_at) for e in parsed.events] == [
+        (DossierStatus.finished, at("2026-10-09 10:05"), at("2026-10-09 16:30")),
+        (DossierStatus.returned, at("2026-10-09 14:30"), None),
+    ]
+    assert parsed.notes == [
+        "NgayTiepNhan: expected yyyyMMddHHmmss or an ISO 8601 date-time, "
+        "got '2026-13-01 10:00'; ignored"
     ]
 
 
 def test_month_13() -> None:
-    record = {**RETURNED, "NgayHenTra": "20261301100000"}
-    assert errors_of(record, 2) == [
-        {
-            "pointer": "#/2/NgayHenTra",
-            "detail": "'20261301100000' is not a real date and time: month must be in 1..12",
-        }
+    # Was refused; now the appointment is left out. The note quotes the value scrubbed: not a
+    # real date, so to the scrubber it is a 14-digit number, possibly someone's.
+    parsed = records_to_events({**RETURNED, "NgayHenTra": "20261301100000"}, 2, None, ARRIVED)
+    assert [e.due_at for e in parsed.events] == [None, None, None]
+    assert parsed.notes == [
+        "NgayHenTra: '[id]' is not a real date and time: month must be in 1..12; ignored"
     ]
 
 
@@ -347,31 +368,62 @@ def test_status_11() -> None:
 
 
 def test_status_9_without_ngay_ket_thuc_xu_ly() -> None:
-    record = {**SUPPLEMENTED, "NgayKetThucXuLy": ""}
-    assert errors_of(record, 7) == [
-        {"pointer": "#/7/NgayKetThucXuLy", "detail": "status 9 needs NgayKetThucXuLy"}
-    ]
+    # Was refused; now finished when the record arrived (SUPPLEMENTED has no NgayTra either).
+    parsed = records_to_events({**SUPPLEMENTED, "NgayKetThucXuLy": ""}, 7, None, ARRIVED)
+    assert (parsed.events[-1].status, parsed.events[-1].occurred_at) == (
+        DossierStatus.finished,
+        ARRIVED,
+    )
+    assert parsed.inferred == [False, False, False, True]
+    assert parsed.notes == ["status 9 without NgayKetThucXuLy: end time taken from arrival"]
 
 
 @pytest.mark.parametrize(
-    ("changes", "pointer", "detail"),
+    ("changes", "expected", "note"),
     [
-        ({"TrangThaiHoSo": "10", "NgayTra": ""}, "NgayTra", "status 10 needs NgayTra"),
+        (
+            {"TrangThaiHoSo": "10", "NgayTra": ""},
+            [(2, "2026-10-08 08:30", False), (9, "2026-10-09 10:05", False),
+             (10, "2026-10-09 10:05", True)],
+            "status 10 without NgayTra: end time taken from NgayKetThucXuLy",
+        ),
         (
             {"TrangThaiHoSo": "8", "NgayKetThucXuLy": ""},
-            "NgayKetThucXuLy",
-            "status 8 needs NgayKetThucXuLy",
+            [(2, "2026-10-08 08:30", False), (8, "2026-10-09 14:30", True)],
+            "status 8 without NgayKetThucXuLy: end time taken from NgayTra",
         ),
-        ({"TrangThaiHoSo": "4", "NgayTiepNhan": ""}, "NgayTiepNhan", "status 4 needs NgayTiepNhan"),
-        ({"TrangThaiHoSo": "1", "NgayTiepNhan": ""}, "NgayTiepNhan", "status 1 needs NgayTiepNhan"),
-        ({"TrangThaiHoSo": "5"}, "DanhSachHoSoBoSung", "status 5 but no open supplement request"),
+        (
+            {"TrangThaiHoSo": "4", "NgayTiepNhan": "", "NgayKetThucXuLy": "", "NgayTra": ""},
+            [(4, "2026-10-25 10:00", True)],
+            "status 4 without NgayTiepNhan: processing time taken from arrival",
+        ),
+        (
+            {"TrangThaiHoSo": "1", "NgayTiepNhan": "", "NgayKetThucXuLy": "", "NgayTra": "",
+             "NgayNopHoSo": "20261007200000"},
+            [(1, "2026-10-07 20:00", True)],
+            "status 1 without NgayTiepNhan: registration time taken from NgayNopHoSo",
+        ),
+        (
+            {"TrangThaiHoSo": "5", "NgayKetThucXuLy": "", "NgayTra": ""},
+            [(2, "2026-10-08 08:30", False)],
+            "status 5 without an open request in DanhSachHoSoBoSung: no pause recorded",
+        ),
     ],
-)
-def test_what_each_status_needs(changes: dict[str, str], pointer: str, detail: str) -> None:
-    assert errors_of({**RETURNED, **changes}) == [{"pointer": f"#/0/{pointer}", "detail": detail}]
+)  # fmt: skip
+def test_what_each_status_takes_when_its_date_is_missing(
+    changes: dict[str, str], expected: list[tuple[int, str, bool]], note: str
+) -> None:
+    # These were refused ("status N needs ..."); now stored with the best evidence.
+    parsed = records_to_events({**RETURNED, **changes}, 0, None, ARRIVED)
+    assert [
+        (e.status.value, e.occurred_at, inferred)
+        for e, inferred in zip(parsed.events, parsed.inferred, strict=True)
+    ] == [(status, at(when), inferred) for status, when, inferred in expected]
+    assert parsed.notes == [note]
 
 
-def test_every_problem_of_a_record_is_reported_at_once() -> None:
+def test_every_odd_value_of_a_record_is_noted_at_once() -> None:
+    # Was: seven errors and the record refused. Now stored: what could be read is kept.
     record = {
         **SUPPLEMENTED,
         "KenhThucHien": "4",
@@ -380,29 +432,33 @@ def test_every_problem_of_a_record_is_reported_at_once() -> None:
         "DuocThanhToanTrucTuyen": "có",
         "DanhSachHoSoBoSung": [{"NgayBoSung": "", "NgayTiepNhanBoSung": "20261014"}, "x"],
     }
-    assert errors_of(record, 5) == [
-        {
-            "pointer": "#/5/KenhThucHien",
-            "detail": "expected '1' (in person), '2' (online) or '3' (postal), got '4'",
-        },
-        {"pointer": "#/5/NgayTiepNhan", "detail": "expected yyyyMMddHHmmss, got '2026-10-09'"},
-        {"pointer": "#/5/DuocThanhToanTrucTuyen", "detail": "expected '1', '0' or '', got 'có'"},
-        {"pointer": "#/5/DanhSachHoSoBoSung/0/NgayBoSung", "detail": "NgayBoSung is required"},
-        {
-            "pointer": "#/5/DanhSachHoSoBoSung/0/NgayTiepNhanBoSung",
-            "detail": "expected yyyyMMddHHmmss, got '20261014'",
-        },
-        {"pointer": "#/5/DanhSachHoSoBoSung/1", "detail": "expected an object"},
-        {"pointer": "#/5/NgayTra", "detail": "status 10 needs NgayTra"},
+    parsed = records_to_events(record, 5, None, ARRIVED)
+    assert [(e.status, e.occurred_at, e.due_at) for e in parsed.events] == [
+        (DossierStatus.finished, at("2026-10-20 15:30"), at("2026-10-16 17:00")),
+        (DossierStatus.returned, at("2026-10-20 15:30"), None),
+    ]
+    assert parsed.inferred == [False, True]
+    assert {(e.channel, e.paid_online) for e in parsed.events} == {(Channel.in_person, None)}
+    assert parsed.facts.payment_code == "có"
+    assert parsed.notes == [
+        "NgayTiepNhan: expected yyyyMMddHHmmss or an ISO 8601 date-time, got '2026-10-09'; ignored",
+        "DanhSachHoSoBoSung/1: expected an object, got a string; ignored",
+        "DanhSachHoSoBoSung/0/NgayTiepNhanBoSung: expected yyyyMMddHHmmss or an ISO 8601 "
+        "date-time, got '20261014'; ignored",
+        "DanhSachHoSoBoSung/0: no NgayBoSung; the request is left out",
+        "status 10 without NgayTra: end time taken from NgayKetThucXuLy",
+        "KenhThucHien: '4' is not 1, 2 or 3; taken as 1",
+        "DuocThanhToanTrucTuyen: 'có' is not 0, 1 or 2; kept as sent, paid online unknown",
     ]
 
 
 def test_a_dossier_number_that_is_not_a_code() -> None:
+    # The detail now names the dossier-code rule ("/" was never storable: it is a path segment).
     assert errors_of({**RETURNED, "MaHoSo": "HS 0975/ông Lan"}) == [
         {
             "pointer": "#/0/MaHoSo",
-            "detail": "'HS 0975/ông Lan' is not a code: letters, digits and . _ : / - only, "
-            "at most 64",
+            "detail": "'HS 0975/ông Lan' is not a dossier code: letters, digits and . _ : - "
+            "only, at most 64",
         }
     ]
 
@@ -410,18 +466,21 @@ def test_a_dossier_number_that_is_not_a_code() -> None:
 # --- unit code ---------------------------------------------------------------------------------
 
 
-def test_the_unit_code_comes_from_ma_don_vi_first() -> None:
-    events = records_to_events(RETURNED, 0, "H15.50")
-    assert {event.unit_code for event in events} == {"H15.50.05.13"}
+def test_the_calls_madonvi_comes_before_ma_don_vi() -> None:
+    # Was: MaDonVi first. No real producer sends MaDonVi: it is now the last resort, and the
+    # MaHoSo prefix, when chiso knows it, wins over both (resolved by the caller).
+    parsed = records_to_events(RETURNED, 0, "H15.50", ARRIVED)
+    assert {event.unit_code for event in parsed.events} == {"H15.50"}
+    assert (parsed.unit_token, parsed.unit_declared) == ("H15.50.05.13", "H15.50.05.13")
 
 
-def test_then_from_the_requests_madonvi() -> None:
-    events = records_to_events({**RETURNED, "MaDonVi": ""}, 0, "H15.50")
-    assert {event.unit_code for event in events} == {"H15.50"}
+def test_then_ma_don_vi() -> None:
+    events = events_of({**RETURNED, "MaHoSo": "HS-0975", "MaDonVi": "H15.50.05"})
+    assert {event.unit_code for event in events} == {"H15.50.05"}
 
 
 def test_then_from_the_dossier_number() -> None:
-    events = records_to_events({**RETURNED, "MaDonVi": "  "}, 0, None)
+    events = events_of({**RETURNED, "MaDonVi": "  "})
     assert {event.unit_code for event in events} == {"H15.50.05.13"}
 
 
@@ -429,8 +488,9 @@ def test_no_unit_code_at_all() -> None:
     record = {**RETURNED, "MaDonVi": "", "MaHoSo": "HS0975"}
     assert errors_of(record, 9, "") == [
         {
-            "pointer": "#/9/MaDonVi",
-            "detail": "no unit code: MaDonVi and ?madonvi= are empty and MaHoSo has no unit prefix",
+            "pointer": "#/9/MaHoSo",
+            "detail": "no unit: MaHoSo has no identifier prefix ({identifier}-{yyMMdd}-{sequence}) "
+            "and no madonvi was given",
         }
     ]
 
@@ -439,10 +499,8 @@ def test_no_unit_code_at_all() -> None:
 
 
 def test_a_resent_snapshot_yields_the_same_ids() -> None:
-    first = [event.event_id for event in records_to_events(SUPPLEMENTED, 0, None)]
-    again = [
-        event.event_id for event in records_to_events(json.loads(json.dumps(SUPPLEMENTED)), 8, None)
-    ]
+    first = [event.event_id for event in events_of(SUPPLEMENTED)]
+    again = [event.event_id for event in events_of(json.loads(json.dumps(SUPPLEMENTED)), 8)]
     assert first == again
     assert len(set(first)) == 4
 

@@ -12,14 +12,15 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.cli import load_reference_data
+from app.cli import load_reference_data, read_csv
 from app.core.database import create_sessionmaker
 from app.core.settings import Settings
 from app.dossiers.jobs import derive_dossiers
 from app.portal.client import ChangedPage, PortalClient, PortalSource, RetryPolicy
 from app.portal.records import parse_portal_batch
-from app.portal.simulator import Faults, PortalSimulator
+from app.portal.simulator import SIMULATOR_UNITS_CSV, Faults, PortalSimulator
 from app.portal.sync import SyncReport, sync_source
+from app.units.service import load_units_csv
 from tests.helpers import ADMIN, instant, vn
 
 NOW = vn("2026-03-20 10:00")
@@ -42,6 +43,8 @@ async def sessionmaker(engine: AsyncEngine, clean: None) -> async_sessionmaker[A
     maker = create_sessionmaker(engine)
     async with maker() as session:
         await load_reference_data(session)
+        # The simulator's units and their identifiers, as `make run` loads them.
+        await load_units_csv(session, read_csv(SIMULATOR_UNITS_CSV))
         await session.commit()
     return maker
 
@@ -69,6 +72,10 @@ async def snapshot(engine: AsyncEngine) -> dict[str, Any]:
     return {"events": sorted(events), "dossiers": sorted(tuple(map(str, d)) for d in dossiers)}
 
 
+def portal_time(value: str | None) -> datetime | None:
+    return vn(f"{datetime.strptime(value, '%Y%m%d%H%M%S'):%Y-%m-%d %H:%M:%S}") if value else None
+
+
 def expected_events(sim: PortalSimulator) -> int:
     return sum(len(events or []) for _, events, _ in parse_portal_batch(sim.records, None))
 
@@ -84,7 +91,7 @@ async def test_full_sync_stores_exactly_the_simulators_dossiers(
     assert len(state["dossiers"]) == 300
     assert len(state["events"]) == expected_events(sim)
 
-    # A sample compared field by field with what the portal shows.
+    # Every dossier compared field by field with what the portal shows.
     async with engine.connect() as conn:
         rows = {
             r.code: r
@@ -95,23 +102,45 @@ async def test_full_sync_stores_exactly_the_simulators_dossiers(
                 )
             )
         }
-    for record in sim.records[::37]:
+    units = sim.unit_codes()
+    for record in sim.records:
         row = rows[record["MaHoSo"]]
-        assert row.unit_code == record["MaDonVi"]
-        assert row.procedure_code == record["MaTTHC"]
-        assert row.channel == int(record["KenhThucHien"])
-        assert row.status == int(record["TrangThaiHoSo"])
-        received = datetime.strptime(record["NgayTiepNhan"], "%Y%m%d%H%M%S")
-        assert row.received_at == vn(f"{received:%Y-%m-%d %H:%M:%S}")
-        if record["NgayKetThucXuLy"]:
-            finished = datetime.strptime(record["NgayKetThucXuLy"], "%Y%m%d%H%M%S")
-            assert row.end_at == vn(f"{finished:%Y-%m-%d %H:%M:%S}")
-        else:
+        # Owned by the unit its MaHoSo prefix names (records carry no MaDonVi).
+        assert row.unit_code == units[record["MaHoSo"].split("-")[0]]
+        # A local variant (1.001193.000.00.00.H01) is its national procedure.
+        assert row.procedure_code == record["MaTTHC"][:8]
+        # No KenhThucHien (OpenCPS sends HinhThuc, the result's return): in person.
+        assert row.channel == int(record.get("KenhThucHien") or "1")
+        if record["TrangThaiHoSo"] != "6":  # no time for the request: the receipt stands
+            assert row.status == int(record["TrangThaiHoSo"])
+        if record["TrangThaiHoSo"] != "3":  # not accepted: NgayTiepNhan is its registration
+            assert row.received_at == portal_time(record["NgayTiepNhan"])
+        ends = [portal_time(record[n]) for n in ("NgayKetThucXuLy", "NgayTra")]
+        if record["TrangThaiHoSo"] in ("1", "2", "4", "5", "6"):
             assert row.end_at is None
+        elif any(ends):
+            assert row.end_at == next(e for e in ends if e)  # finished before returned
+        else:
+            # Status 9 with its end date left empty: stored with the best evidence there is.
+            assert row.end_at is not None
+
+    # The applicants the records name are nowhere in what was stored.
+    async with engine.connect() as conn:
+        stored = " ".join(
+            (
+                await conn.execute(
+                    text(
+                        "SELECT string_agg(t::text, ' ') FROM dossier_events t "
+                        "UNION ALL SELECT string_agg(t::text, ' ') FROM dossiers t"
+                    )
+                )
+            ).scalars()
+        )
+    personal = ("ChuHoSo", "SoDienThoai", "SoGiayToChuHoSo", "Email")
+    assert not [r[f] for r in sim.records for f in personal if r[f] and r[f] in stored]
 
     # The simulator generated all three channels, supplements, late and open dossiers.
-    channels = {r["KenhThucHien"] for r in sim.records}
-    assert channels == {"1", "2", "3"}
+    assert {r.channel for r in rows.values()} == {1, 2, 3}
     assert any(r["DanhSachHoSoBoSung"] for r in sim.records)
     async with engine.connect() as conn:
         outcomes = dict(
@@ -192,7 +221,8 @@ async def test_malformed_records_are_quarantined_and_the_rest_stored(
     client: httpx.AsyncClient,
 ) -> None:
     sim = PortalSimulator(dossiers=120, seed=3, now=NOW, faults=Faults(malformed_rate=0.1))
-    bad = [r["MaHoSo"] for r in sim.records if "-" in r["NgayTiepNhan"][:8]]
+    # Its own status labels instead of codes: a record chiso cannot read as a dossier.
+    bad = [r["MaHoSo"] for r in sim.records if not r["TrangThaiHoSo"].isdigit()]
     assert bad  # the knob produced some
     report = await run(sessionmaker, settings, client_for(sim))
     assert report.quarantined == len(bad)
@@ -206,7 +236,7 @@ async def test_malformed_records_are_quarantined_and_the_rest_stored(
     assert sorted(q["dossier_code"] for q in listed["items"]) == sorted(bad)
     first = listed["items"][0]
     assert first["times_seen"] == 2
-    assert first["errors"][0]["pointer"].endswith("/NgayTiepNhan")
+    assert first["errors"][0]["pointer"].endswith("/TrangThaiHoSo")
     assert first["raw"]["MaHoSo"] == first["dossier_code"]
     assert (await client.get("/v1/portal/quarantine")).status_code == 401
 

@@ -52,6 +52,8 @@ class Case:
     path: Callable[[World], str] | None = None
     body: Body | None = None
     params: dict[str, str] = field(default_factory=dict)
+    # The national portal's protocol answers HTTP 200 with its own `error_code`: expected here.
+    codes: dict[str, int] | None = None
 
 
 def _event(kind: str, _: World) -> dict[str, Any]:
@@ -73,6 +75,24 @@ def _record(kind: str, _: World) -> list[dict[str, str]]:
         "MaHoSo": f"H01.01-260302-9{KINDS.index(kind)}", "MaTTHC": "P3", "KenhThucHien": "1",
         "NgayTiepNhan": "20260302080000", "TrangThaiHoSo": "2", "MaDonVi": UNIT_A,
     }]  # fmt: skip
+
+
+def portal() -> dict[str, int]:
+    """The national portal's protocol: HTTP 200 whoever asks; the envelope's code says."""
+    return dict.fromkeys(KINDS, 200)
+
+
+def _lgsp_record(kind: str, world: World) -> list[dict[str, str]]:
+    return [{k: v for k, v in _record(kind, world)[0].items() if k != "MaDonVi"}]
+
+
+def _progress(kind: str, _: World) -> list[dict[str, str]]:
+    return [{"MaHoSo": DOSSIER_A, "ThoiDiemXuLy": "20260303100000", "TrangThai": "4"}]
+
+
+# error_code per caller: 0 done, 1 a record refused (outside the key's unit), 2 no valid
+# credentials, 3 wrong login, 4 the key lacks the scope.
+PORTAL_WRITE = {"none": 2, "revoked": 2, "desk_a": 0, "desk_b": 1, "read_only": 4, "admin": 0}
 
 
 def _webhook(kind: str, _: World) -> dict[str, Any]:
@@ -129,6 +149,7 @@ CASES = [
     Case("POST", "/v1/portal/dossiers", keyed(200, 200, 403, 200), body=_record),
     Case("GET", "/v1/portal/sync-status", admin_only()),
     Case("GET", "/v1/portal/quarantine", admin_only()),
+    Case("GET", "/v1/portal/unmapped", admin_only()),
     Case("POST", "/v1/webhooks", keyed(201, 403, 201, 201), body=_webhook),
     Case("GET", "/v1/webhooks", keyed(200, 200, 200, 200)),
     Case("GET", "/v1/webhooks/{webhook_id}", keyed(200, 403, 200, 200),
@@ -157,6 +178,15 @@ CASES = [
     Case("POST", "/v1/units/{code}/integrity/{rule}/resolve", admin_only(404),
          path=lambda w: f"/v1/units/{UNIT_A}/integrity/quick_finish/resolve",
          body=lambda k, w: {"period": "2026-03", "note": "checked"}),
+    Case("POST", "/dvcqg/login", portal(), codes={**dict.fromkeys(KINDS, 3), "revoked": 2},
+         body=lambda k, w: {"username": "matrix", "password": "not-a-key"}),
+    Case("POST", "/dvcqg/service", portal(),
+         codes={**dict.fromkeys(KINDS, 0), "none": 2, "revoked": 2},
+         body=lambda k, w: {"service": "TraCuuHoSo", "mahoso": DOSSIER_A, "madonvi": ""}),
+    Case("POST", "/dvcqg/DongBoHoSoMC", portal(), codes=PORTAL_WRITE, body=_lgsp_record,
+         params={"MaDinhDanhDV": UNIT_A, "isUpdating": "False"}),
+    Case("POST", "/dvcqg/CapNhatTienDoHoSoMC", portal(), codes=PORTAL_WRITE, body=_progress,
+         params={"MaDinhDanhDV": UNIT_A}),
 ]  # fmt: skip
 
 
@@ -186,12 +216,19 @@ async def test_every_endpoint_answers_every_kind_of_caller_exactly(
                 json=case.body(kind, world) if case.body else None,
                 headers=world.keys[kind],
             )
+            if case.codes is not None and response.status_code == 200:
+                code = response.json().get("error_code")
+                if code != case.codes[kind]:
+                    mismatches.append(
+                        f"{case.method} {path} as {kind}: error_code {code} "
+                        f"(expected {case.codes[kind]}) {response.text[:200]}"
+                    )
             if response.status_code != case.expect[kind]:
                 mismatches.append(
                     f"{case.method} {path} as {kind}: {response.status_code} "
                     f"(expected {case.expect[kind]}) {response.text[:200]}"
                 )
-            elif response.status_code >= 400:
+            elif response.status_code >= 400 and case.codes is None:
                 assert response.headers["content-type"] == "application/problem+json"
                 if response.status_code == 401:
                     assert response.headers["www-authenticate"].startswith("Bearer")

@@ -386,6 +386,7 @@ ADMIN_ROUTES = {
     ("POST", "/v1/periods/{period}/close"): "national",
     ("POST", "/v1/periods/{period}/reopen"): "national",
     ("GET", "/v1/portal/quarantine"): "national",
+    ("GET", "/v1/portal/unmapped"): "subtree",
 }
 
 

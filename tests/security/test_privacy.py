@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import httpx
 from sqlalchemy import text
@@ -14,8 +15,9 @@ from app.cli import load_reference_data
 from app.core.database import create_sessionmaker
 from app.core.settings import Settings
 from app.portal.client import PortalClient, PortalSource, RetryPolicy
-from app.portal.simulator import Faults, PortalSimulator
+from app.portal.simulator import SIMULATOR_UNITS_CSV, Faults, PortalSimulator
 from app.portal.sync import sync_source
+from app.units.service import load_units
 from tests.helpers import ADMIN, DERIVED, vn
 from tests.security.conftest import UNIT_A, World
 
@@ -62,7 +64,8 @@ async def test_personal_data_sent_in_any_shape_is_stored_nowhere(
         "DanhSachHoSoBoSung": [{"NgayBoSung": "20260303100000", "LyDo": f"gọi {PHONE}",
                                  "NgayTiepNhanBoSung": "", "NgayHenTraMoi": ""}],
     }  # fmt: skip
-    bad_record = record | {"MaHoSo": "H01.01-260302-0043", "NgayTiepNhan": f"ngày {PHONE}"}
+    # A date that is no date is stored with a note; a status that is no status is refused.
+    bad_record = record | {"MaHoSo": "H01.01-260302-0043", "TrangThaiHoSo": f"gọi {PHONE}"}
     portal = await client.post(
         "/v1/portal/dossiers", json=[record, bad_record], headers={**ADMIN, **DERIVED}
     )
@@ -86,10 +89,21 @@ async def test_personal_data_sent_in_any_shape_is_stored_nowhere(
     async with create_sessionmaker(engine)() as session:
         await load_reference_data(session)  # the simulator's provinces and procedures
         await session.commit()
-    sim = PortalSimulator(dossiers=30, seed=4, now=now, faults=Faults(malformed_rate=0.3))
-    for item in sim._items:
-        item.record.update(PERSONAL)
-    sim._items[0].record["NgayTiepNhan"] = f"ngày {PHONE}"  # quoted back in its error
+
+    class Leaky(PortalSimulator):
+        """A producer that sends the owner's data in every record, and in one a status field
+        holding a phone number (quoted back in its error)."""
+
+        def _generate(self, index: int) -> dict[str, Any]:
+            record = {**super()._generate(index), **PERSONAL}
+            if index == 0:
+                record["TrangThaiHoSo"] = f"gọi {PHONE}"
+            return record
+
+    async with create_sessionmaker(engine)() as session:  # the simulator's units resolve
+        await load_units(session, SIMULATOR_UNITS_CSV.read_text(encoding="utf-8"))
+        await session.commit()
+    sim = Leaky(dossiers=30, seed=4, now=now, faults=Faults(malformed_rate=0.3))
     source = PortalSource(name="privacy", base_url="http://portal", username="chiso",
                           password="chiso-sim", page_size=10)  # fmt: skip
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sim.app())) as http:

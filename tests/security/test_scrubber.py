@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -16,8 +17,9 @@ from app.core.settings import Settings
 from app.dossiers.privacy import scrub, scrub_value
 from app.portal.client import PortalClient, PortalSource, RetryPolicy
 from app.portal.records import minimised
-from app.portal.simulator import PortalSimulator
+from app.portal.simulator import SIMULATOR_UNITS_CSV, PortalSimulator
 from app.portal.sync import sync_source
+from app.units.service import load_units
 from tests.helpers import ADMIN, vn
 
 # (what a clerk typed, what may be kept). Labels stay: they say what was there, not whose.
@@ -213,15 +215,27 @@ async def test_a_sync_quarantines_malformed_records_scrubbed(
     async with create_sessionmaker(engine)() as session:
         await load_reference_data(session)  # the simulator's provinces and procedures
         await session.commit()
-    sim = PortalSimulator(dossiers=2, seed=1, now=vn("2026-03-20 10:00"))
-    record = sim._items[0].record
-    record.update({
-        "TenTTHC": "Cấp bản sao trích lục hộ tịch (HC B 1234567)",
-        "NgayTiepNhan": "ngày 0912 345 678",
-        "TrangThaiHoSo": "5",
-        "DanhSachHoSoBoSung": [{"NgayBoSung": "gọi +84 912 345 678", "LyDo": "CCCD 079085001234"}],
-        "SoDienThoai": "0912345678",
-    })  # fmt: skip
+
+    class Garbling(PortalSimulator):
+        """A producer whose first record has personal data typed into its fields."""
+
+        def _generate(self, index: int) -> dict[str, Any]:
+            record = super()._generate(index)
+            if index == 0:
+                record.update({
+                    "TenTTHC": "Cấp bản sao trích lục hộ tịch (HC B 1234567)",
+                    "NgayTiepNhan": "ngày 0912 345 678",
+                    "TrangThaiHoSo": "gọi 0912 345 678",  # cannot be a status: refused
+                    "DanhSachHoSoBoSung": [{"NgayBoSung": "gọi +84 912 345 678",
+                                            "LyDo": "CCCD 079085001234"}],
+                    "SoDienThoai": "0912345678",
+                })  # fmt: skip
+            return record
+
+    sim = Garbling(dossiers=2, seed=1, now=vn("2026-03-20 10:00"))
+    async with create_sessionmaker(engine)() as session:  # the simulator's units resolve
+        await load_units(session, SIMULATOR_UNITS_CSV.read_text(encoding="utf-8"))
+        await session.commit()
     source = PortalSource(name="scrub", base_url="http://portal", username="chiso",
                           password="chiso-sim", page_size=10)  # fmt: skip
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sim.app())) as http:
@@ -236,6 +250,7 @@ async def test_a_sync_quarantines_malformed_records_scrubbed(
     [item] = listed.json()["items"]
     assert item["raw"]["TenTTHC"] == "Cấp bản sao trích lục hộ tịch (HC [id])"
     assert item["raw"]["NgayTiepNhan"] == "ngày [phone]"
+    assert item["raw"]["TrangThaiHoSo"] == "gọi [phone]"
     assert item["raw"]["DanhSachHoSoBoSung"] == [{"NgayBoSung": "gọi [phone]"}]
     assert "SoDienThoai" not in item["raw"] and "ChuHoSo" not in item["raw"]
     text = listed.text

@@ -1,0 +1,110 @@
+"""All SQL about the index facts kept per dossier (``dossier_facts``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import fields
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.sql import unnest_arrays
+from app.portal.facts import DossierFacts
+
+_TYPES = {
+    "dossier_code": "text",
+    "papers_total": "integer",
+    "papers_with_file": "integer",
+    "papers_digitised": "integer",
+    "papers_reused": "integer",
+    "papers_from_national_store": "integer",
+    "fees_count": "integer",
+    "fees_total": "numeric",
+    "fees_all_zero": "boolean",
+    "results_total": "integer",
+    "results_with_file": "integer",
+    "databases": "jsonb",  # a text[] per row: no 2-D array parameter can hold ragged rows
+    "vneid_verified": "boolean",
+    "has_digitised_parts": "boolean",
+    "submitted_where": "text",
+    "submitted_at": "timestamptz",
+    "refused_at": "timestamptz",
+    "payment_code": "text",
+    "result_return": "text",
+    "applicant_kind": "smallint",
+}
+_FACTS = tuple(f.name for f in fields(DossierFacts))
+assert set(_FACTS) == set(_TYPES) - {"dossier_code"}, "every fact has a column type"
+
+
+def _incoming(column: str) -> str:
+    if column == "databases":
+        return (
+            "CASE WHEN v.databases IS NULL THEN NULL "
+            "ELSE ARRAY(SELECT jsonb_array_elements_text(v.databases::jsonb)) END"
+        )
+    return f"v.{column}"
+
+
+def _upsert_statement() -> Any:
+    names = ", ".join(_TYPES)
+    # A fact the new record does not state (NULL: the producer did not send that field) keeps
+    # what an earlier record said; one it states replaces it. An unchanged row is not
+    # rewritten, so re-sent records leave updated_at alone.
+    kept = {c: f"COALESCE(EXCLUDED.{c}, dossier_facts.{c})" for c in _FACTS}
+    return text(
+        f"""
+        INSERT INTO dossier_facts ({names}, updated_at)
+        SELECT {", ".join(_incoming(c) for c in _TYPES)}, now()
+        FROM unnest({unnest_arrays(_TYPES)}) AS v({names})
+        ON CONFLICT (dossier_code) DO UPDATE SET
+            {", ".join(f"{c} = {kept[c]}" for c in _FACTS)}, updated_at = now()
+        WHERE ({", ".join(f"dossier_facts.{c}" for c in _FACTS)})
+              IS DISTINCT FROM ({", ".join(kept[c] for c in _FACTS)})
+        """  # noqa: S608 - column names are constants
+    )
+
+
+_UPSERT = _upsert_statement()
+_SELECT = text(
+    f"SELECT {', '.join(_FACTS)} FROM dossier_facts WHERE dossier_code = :code"  # noqa: S608
+)
+
+
+def _merged(facts: Sequence[tuple[str, DossierFacts]]) -> dict[str, DossierFacts]:
+    """One row per dossier: a later record of the same dossier in the batch completes and
+    overrides an earlier one, as it would in separate batches."""
+    by_code: dict[str, DossierFacts] = {}
+    for code, item in facts:
+        earlier = by_code.get(code)
+        by_code[code] = item if earlier is None else item.merged_over(earlier)
+    return by_code
+
+
+async def upsert_facts(session: AsyncSession, facts: Sequence[tuple[str, DossierFacts]]) -> None:
+    """Keep the latest facts of each dossier, one statement for the batch (the caller commits).
+
+    ``facts`` are ``(dossier_code, facts)`` in arrival order.
+    """
+    if not facts:
+        return
+    rows = _merged(facts)
+    params: dict[str, list[Any]] = {
+        name: [getattr(item, name) for item in rows.values()] for name in _FACTS
+    }
+    params["dossier_code"] = list(rows)
+    params["databases"] = [None if d is None else json.dumps(list(d)) for d in params["databases"]]
+    await session.execute(_UPSERT, params)
+
+
+async def facts_of(session: AsyncSession, dossier_code: str) -> DossierFacts | None:
+    """The facts kept for one dossier, ``None`` when none were."""
+    row = (await session.execute(_SELECT, {"code": dossier_code})).first()
+    if row is None:
+        return None
+    values = dict(zip(_FACTS, row, strict=True))
+    if values["databases"] is not None:
+        values["databases"] = tuple(values["databases"])
+    return DossierFacts(**values)
