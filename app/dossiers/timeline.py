@@ -54,6 +54,7 @@ class EventRecord:
     paid_online: bool | None = None
     has_digitized_parts: bool | None = None
     id: int = 0  # dossier_events.id: which stored events a state covers
+    time_inferred: bool = False  # a portal record's status without its date
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +169,11 @@ def derive(
         if event.unit_code != handled_by:
             flag("transfer", f"{handled_by} → {event.unit_code} (liên thông)", event)
             handled_by = event.unit_code
+    for event in history:
+        if event.time_inferred:
+            flag("time_inferred",
+                 f"status {event.status} came without its date: its time was taken from the "
+                 "record's other dates or its arrival", event)  # fmt: skip
     procedures = {e.procedure_code for e in history}
     if len(procedures) > 1:
         flag("procedure_changed", f"procedure_code differs: {sorted(procedures)}")
