@@ -11,6 +11,7 @@ from app.audit import service
 from app.audit.schemas import AuditEntryOut
 from app.core.database import get_session
 from app.core.pagination import Integer, Page, PageParams, page_params, paginate
+from app.core.params import NO_NUL_PATTERN
 from app.keys.access import UnitAdmin
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
@@ -28,8 +29,10 @@ async def list_entries(
     session: Session,
     admin: UnitAdmin,
     page: Annotated[PageParams, Depends(page_params)],
-    action: Annotated[str | None, Query(max_length=64, examples=["api_key.revoke"])] = None,
-    target: Annotated[str | None, Query(max_length=200)] = None,
+    action: Annotated[
+        str | None, Query(max_length=64, pattern=NO_NUL_PATTERN, examples=["api_key.revoke"])
+    ] = None,
+    target: Annotated[str | None, Query(max_length=200, pattern=NO_NUL_PATTERN)] = None,
 ) -> Page[AuditEntryOut]:
     after = page.after((Integer(minimum=1),))
     before_id = after[0] if after else None  # newest first: the next page is below this id

@@ -23,7 +23,17 @@ NationalAdmin = Annotated[
 ]
 
 
-@router.get("", response_model=CalendarOut, summary="Working days between two dates (public)")
+@router.get(
+    "",
+    response_model=CalendarOut,
+    summary="Working days between two dates (public)",
+    openapi_extra={
+        "x-rules": [
+            "`to` is not before `from` (422)",
+            f"at most {service.MAX_RANGE_DAYS} days from `from` to `to` (422)",
+        ]
+    },
+)
 async def get_calendar(
     request: Request,
     session: Session,

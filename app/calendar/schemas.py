@@ -8,15 +8,21 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.calendar.workdays import DayKind
+from app.core.params import NO_NUL_PATTERN
 
 
 class OverrideIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: DayKind
-    reason: Annotated[str, Field(min_length=1, max_length=500)]
+    reason: Annotated[str, Field(min_length=1, max_length=500, pattern=NO_NUL_PATTERN)]
     reference: Annotated[
-        str | None, Field(max_length=200, description="Dispatch number, e.g. 12729/VPCP-KGVX")
+        str | None,
+        Field(
+            max_length=200,
+            pattern=NO_NUL_PATTERN,
+            description="Dispatch number, e.g. 12729/VPCP-KGVX",
+        ),
     ] = None
 
 

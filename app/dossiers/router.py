@@ -48,6 +48,7 @@ from app.dossiers.schemas import (
     OverdueCountsOut,
     OverdueList,
 )
+from app.indicators.periods import PeriodText
 from app.units import repository as units_repository
 
 router = APIRouter(tags=["dossiers"])
@@ -155,7 +156,17 @@ async def post_event(
                         "type": "object",
                         "required": ["events"],
                         # Items are checked one by one: a bad one is rejected in its result.
-                        "properties": {"events": {"type": "array", "items": {}}},
+                        "properties": {
+                            "events": {
+                                "type": "array",
+                                "items": {},
+                                "maxItems": MAX_BATCH,
+                                "description": "Events shaped like the body of POST "
+                                "/v1/dossier-events (DossierEventIn); an item that is not is "
+                                "`rejected` in its result, the others are stored. More than "
+                                f"{MAX_BATCH:,}: 413.",
+                            }
+                        },
                     },
                     "example": {"events": []},
                 }
@@ -365,7 +376,7 @@ async def get_overdue_counts(
     request: Request,
     session: Session,
     code: CodePath,
-    period: Annotated[str | None, Query(max_length=16, examples=["2026-03"])] = None,
+    period: Annotated[PeriodText | None, Query()] = None,
 ) -> OverdueCountsOut:
     settings = _settings(request)
     if await units_repository.get(session, code) is None:

@@ -7,8 +7,18 @@ from decimal import Decimal
 from enum import IntEnum, StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    WithJsonSchema,
+    field_validator,
+)
 
+from app.core.params import JSON_INTEGER, NO_NUL_PATTERN
 from app.dossiers.privacy import scrub
 
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$"
@@ -33,7 +43,13 @@ def _instant_text(value: object) -> object:
     return value
 
 
-Instant = Annotated[AwareDatetime, BeforeValidator(_instant_text)]
+# RFC 3339 with an offset, dated 2000 or later as written; "at most two years ahead" moves
+# with the clock, so only the model's x-rules state it.
+Instant = Annotated[
+    AwareDatetime,
+    BeforeValidator(_instant_text),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": "^2[0-9]{3}-"}),
+]
 
 
 class DossierStatus(IntEnum):
@@ -68,7 +84,10 @@ class Timeliness(StrEnum):
 
 
 def _in_range(value: datetime | None) -> datetime | None:
-    if value is not None and not (EARLIEST <= value < datetime.now(UTC) + AHEAD):
+    # The lower bound is the year as written (the schema's pattern), whatever the offset.
+    if value is not None and not (
+        EARLIEST.year <= value.year and value < datetime.now(UTC) + AHEAD
+    ):
         raise ValueError("date out of range (from 2000-01-01 to two years from now)")
     return value
 
@@ -80,18 +99,33 @@ class DossierEventIn(BaseModel):
     number, phone or e-mail, and the service must not keep them.
     """
 
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="ignore",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "x-rules": [
+                "every time is before two years from now (422 `date out of range`)",
+                "unit_code and procedure_code name a known unit and procedure (422); the unit "
+                "lies in the key's subtree, and so does the owner of an existing dossier (403)",
+                "a new dossier's code starts with the code of its unit: "
+                "{unit}-{yymmdd}-{sequence} (422)",
+                "an event_id already stored for the dossier with other content: 409",
+            ]
+        },
+    )
 
     event_id: EventId
     dossier_code: DossierCode
     unit_code: Annotated[str, Field(pattern=CODE_PATTERN)]
     procedure_code: Annotated[str, Field(pattern=CODE_PATTERN)]
-    status: DossierStatus
+    status: Annotated[DossierStatus, JSON_INTEGER]
     occurred_at: Instant
-    channel: Channel
+    channel: Annotated[Channel, JSON_INTEGER]
     due_at: Instant | None = Field(default=None, description="NgayHenTra, when stated")
     received_at: Instant | None = Field(default=None, description="NgayTiepNhan")
-    note: Annotated[str | None, Field(max_length=2000)] = None
+    note: Annotated[
+        str | None, Field(max_length=2000, json_schema_extra={"pattern": NO_NUL_PATTERN})
+    ] = None
     supplement_supplied_at: Instant | None = Field(
         default=None, description="Papers supplied (NgayTiepNhanBoSung): the clock restarts"
     )
@@ -107,11 +141,11 @@ class DossierEventIn(BaseModel):
     apology_new_due_at: Instant | None = Field(
         default=None, description="The new appointment promised in the apology letter"
     )
-    applicant_kind: Annotated[int | None, Field(ge=1, le=4)] = Field(
+    applicant_kind: Annotated[int, Field(ge=1, le=4), JSON_INTEGER] | None = Field(
         default=None, description="LoaiDoiTuong: 1 citizen, 2 business, 3 agency, 4 other"
     )
-    paid_online: bool | None = Field(default=None, description="DuocThanhToanTrucTuyen")
-    has_digitized_parts: bool | None = Field(default=None, description="HoSoCoThanhPhanSoHoa")
+    paid_online: StrictBool | None = Field(default=None, description="DuocThanhToanTrucTuyen")
+    has_digitized_parts: StrictBool | None = Field(default=None, description="HoSoCoThanhPhanSoHoa")
 
     _dates_in_range = field_validator(
         "occurred_at",

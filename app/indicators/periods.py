@@ -10,12 +10,30 @@ import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
-from typing import Self
+from typing import Annotated, Self
+
+from pydantic import WithJsonSchema
 
 EARLIEST_YEAR = 2000
 LATEST_YEAR = 2099
 
-_PATTERN = re.compile(r"^(?P<year>\d{4})(?:-(?:Q(?P<quarter>\d)|(?P<month>\d{2})))?$")
+_PATTERN = re.compile(r"(?P<year>[0-9]{4})(?:-(?:Q(?P<quarter>[0-9])|(?P<month>[0-9]{2})))?")
+# Exactly the texts `Period.parse` accepts, as the OpenAPI schema states them (years
+# EARLIEST_YEAR–LATEST_YEAR; a test holds the two together).
+PERIOD_PATTERN = r"^20[0-9]{2}(-Q[1-4]|-(0[1-9]|1[0-2]))?$"
+MONTH_PATTERN = r"^20[0-9]{2}-(0[1-9]|1[0-2])$"
+
+# A period in a request, as text: the route parses it (422 says what is wrong with it); the
+# schema states the same rule, so no schema-valid period is refused.
+PeriodText = Annotated[
+    str,
+    WithJsonSchema(
+        {"type": "string", "pattern": PERIOD_PATTERN, "examples": ["2026-03", "2026-Q1", "2026"]}
+    ),
+]
+MonthText = Annotated[
+    str, WithJsonSchema({"type": "string", "pattern": MONTH_PATTERN, "examples": ["2026-03"]})
+]
 
 
 class PeriodKind(StrEnum):
@@ -45,8 +63,9 @@ class Period:
 
     @classmethod
     def parse(cls, text: str) -> Self:
-        """``2024-04`` (month), ``2024-Q2`` (quarter) or ``2024`` (year); anything else fails."""
-        match = _PATTERN.fullmatch(text.strip())
+        """``2024-04`` (month), ``2024-Q2`` (quarter) or ``2024`` (year); anything else fails
+        (ASCII digits, no surrounding blanks: exactly :data:`PERIOD_PATTERN`)."""
+        match = _PATTERN.fullmatch(text)
         if match is None:
             raise ValueError(
                 f"period {text!r} must look like 2024-04 (month), 2024-Q2 (quarter) or 2024 (year)"

@@ -27,6 +27,7 @@ from app.core.pagination import (
 from app.core.params import IsoDate
 from app.indicators import service
 from app.indicators.catalog import Catalog, CatalogVersion, shipped_catalog
+from app.indicators.periods import PeriodText
 from app.indicators.schemas import (
     MAX_BATCH,
     METRIC_CODE_PATTERN,
@@ -116,6 +117,29 @@ async def post_value(
     response_model=IndicatorBatchResult,
     summary=f"Submit up to {MAX_BATCH:,} values; each item gets its own result",
     responses={413: {"description": f"More than {MAX_BATCH:,} values"}},
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "required": ["values"],
+                        # Items are checked one by one: a bad one is rejected in its result.
+                        "properties": {
+                            "values": {
+                                "type": "array",
+                                "items": {},
+                                "maxItems": MAX_BATCH,
+                                "description": "Values shaped like the body of POST "
+                                "/v1/indicator-values (IndicatorValueIn); an item that is not "
+                                "is `rejected` in its result, the others are stored. More than "
+                                f"{MAX_BATCH:,}: 413.",
+                            }
+                        },
+                    }
+                }
+            }
+        }
+    },
 )
 async def post_batch(
     request: Request,
@@ -153,9 +177,7 @@ async def get_unit_values(
     principal: Reader,
     code: Annotated[str, Path(pattern=UNIT_CODE_PATTERN)],
     page: Annotated[PageParams, Depends(page_params)],
-    period: Annotated[
-        str | None, Query(max_length=16, description="2024-04, 2024-Q2 or 2024")
-    ] = None,
+    period: Annotated[PeriodText | None, Query(description="2024-04, 2024-Q2 or 2024")] = None,
     metric: Annotated[str | None, Query(pattern=METRIC_CODE_PATTERN)] = None,
     history: Annotated[bool, Query(description="Every revision, with who and when")] = False,
 ) -> Page[IndicatorValueOut]:

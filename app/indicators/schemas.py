@@ -6,14 +6,17 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
-from app.indicators.periods import Period, PeriodKind
+from app.core.params import JSON_INTEGER
+from app.indicators.periods import PERIOD_PATTERN, Period, PeriodKind
 from app.units.schemas import UNIT_CODE_PATTERN
 
 MAX_BATCH = 5_000
 METRIC_CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-BIGINT_MAX = 2**63 - 1
+# Counts stay within the integers every JSON client reads exactly (I-JSON, RFC 7493: ±2^53-1),
+# which is also what an OpenAPI schema can state exactly (its numbers are doubles).
+MAX_COUNT = 2**53 - 1
 
 
 def _normalised_period(text: str) -> str:
@@ -22,16 +25,33 @@ def _normalised_period(text: str) -> str:
 
 PeriodText = Annotated[
     str,
-    Field(max_length=16, examples=["2024-04", "2024-Q2", "2024"]),
     AfterValidator(_normalised_period),
+    WithJsonSchema(
+        {"type": "string", "pattern": PERIOD_PATTERN, "examples": ["2024-04", "2024-Q2", "2024"]}
+    ),
 ]
-Count = Annotated[int, Field(strict=True, ge=0, le=BIGINT_MAX)]
+
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT), JSON_INTEGER]
 
 
 class IndicatorValueIn(BaseModel):
     """One numerator/denominator pair of one unit, period and metric (or composite component)."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        # Rules that depend on stored units and the catalog in force: no schema states them.
+        json_schema_extra={
+            "x-rules": [
+                "unit_code names a unit that existed during the period (422), within the "
+                "key's subtree (403)",
+                "metric_code is a submitted metric (or component) of the catalog version in "
+                "force for the period, reported per the period's kind (422)",
+                "numerator is at most denominator for a share (422)",
+                "the period has started (422)",
+            ]
+        },
+    )
 
     unit_code: Annotated[str, Field(pattern=UNIT_CODE_PATTERN, examples=["H01.01"])]
     period: PeriodText

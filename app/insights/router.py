@@ -13,6 +13,7 @@ from app.core import clock
 from app.core.auth import Principal, Scope, require
 from app.core.database import get_session
 from app.core.pagination import Page, PageParams, Text, encode_cursor, page_params
+from app.indicators.periods import MonthText, PeriodText
 from app.indicators.router import CurrentCatalog
 from app.insights import service
 from app.insights.rules import RULE_CODES, Rules, shipped_rules
@@ -35,7 +36,8 @@ router = APIRouter(tags=["insights"], lifespan=load_rules)
 Session = Annotated[AsyncSession, Depends(get_session)]
 Reader = Annotated[Principal, Depends(require(Scope.dossiers_read))]
 CodePath = Annotated[str, Path(pattern=UNIT_CODE_PATTERN)]
-PeriodQuery = Annotated[str, Query(max_length=16, examples=["2026-03"])]
+PeriodQuery = Annotated[PeriodText, Query()]
+MonthQuery = Annotated[MonthText, Query()]
 
 
 def current_rules(request: Request) -> Rules:
@@ -57,7 +59,18 @@ async def get_what_if(
     catalog: CurrentCatalog,
     code: CodePath,
     period: PeriodQuery,
-    target: Annotated[str, Query(max_length=64, examples=["grade:Tốt", "rank:10", "score:80"])],
+    target: Annotated[
+        str,
+        Query(
+            max_length=64,
+            # Stated, and checked by the planner itself (its 422 says which part is wrong).
+            json_schema_extra={"pattern": service.TARGET_PATTERN},
+            examples=["grade:Tốt", "rank:10", "score:80"],
+            description="`grade:` a grade band's name or code in the period's catalog (422 "
+            "for an unknown one); `rank:` a whole number from 1; `score:` 0–100, at most two "
+            "decimals",
+        ),
+    ],
 ) -> WhatIfOut:
     return await service.what_if(
         session, request.app.state.settings, catalog, code, parse_period(period), target,
@@ -69,9 +82,10 @@ async def get_what_if(
     "/v1/units/{code}/projection",
     response_model=ProjectionReportOut,
     summary="Where a unit will land at month end, with a range; later beside the actual (public)",
+    openapi_extra={"x-rules": ["the month has started (422 for a month still to come)"]},
 )
 async def get_projection(
-    request: Request, session: Session, catalog: CurrentCatalog, code: CodePath, period: PeriodQuery
+    request: Request, session: Session, catalog: CurrentCatalog, code: CodePath, period: MonthQuery
 ) -> ProjectionReportOut:
     return await service.projection_report(
         session, request.app.state.settings, catalog, code, parse_period(period),

@@ -8,6 +8,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from app.core.params import NO_NUL_PATTERN
+from app.indicators.periods import MonthText
+
 # --- what-if ---------------------------------------------------------------------------------
 
 
@@ -169,5 +172,5 @@ class IntegrityFlagOut(BaseModel):
 
 
 class ResolveIn(BaseModel):
-    period: str = Field(max_length=16, examples=["2026-03"])
-    note: str = Field(min_length=1, max_length=2000)
+    period: MonthText = Field(description="The month of the flag (flags are kept per month)")
+    note: str = Field(min_length=1, max_length=2000, pattern=NO_NUL_PATTERN)

@@ -12,7 +12,7 @@ import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -77,7 +77,16 @@ PROJECTION_METHOD = (
 
 # --- what-if -------------------------------------------------------------------------------
 
-_TARGET = re.compile(r"^(grade|rank|score):(.+)$", re.IGNORECASE)
+# The three forms of a target, as one pattern for the OpenAPI schema and one per part for the
+# messages; ASCII classes only, so Python and the schema's ECMA regexes read them alike.
+_KIND = re.compile(r"([Gg][Rr][Aa][Dd][Ee]|[Rr][Aa][Nn][Kk]|[Ss][Cc][Oo][Rr][Ee]):(.*)", re.DOTALL)
+_GRADE_VALUE = r" *[^\x00-\x20][^\x00-\x1f]*"
+_RANK_VALUE = r" *[0-9]*[1-9][0-9]* *"
+_SCORE_VALUE = r" *(?:100(?:\.00?)?|[0-9]{1,2}(?:\.[0-9]{1,2})?) *"
+TARGET_PATTERN = (
+    f"^(?:[Gg][Rr][Aa][Dd][Ee]:{_GRADE_VALUE}|[Rr][Aa][Nn][Kk]:{_RANK_VALUE}"
+    f"|[Ss][Cc][Oo][Rr][Ee]:{_SCORE_VALUE})$"
+)
 TARGET_FORMS = "grade:Tốt, rank:10 or score:80"
 
 
@@ -95,25 +104,23 @@ class Target:
 
 def parse_target(text: str) -> Target:
     """``grade:Tốt`` (a grade band's Vietnamese or English name, or code), ``rank:10`` or
-    ``score:80`` (0–100, at most two decimals); anything else is a 422 naming ``target``."""
-    match = _TARGET.fullmatch(text.strip())
-    if match is None:
+    ``score:80`` (0–100, at most two decimals); anything else is a 422 naming ``target``.
+    Accepts exactly :data:`TARGET_PATTERN`."""
+    match = _KIND.fullmatch(text)
+    if match is None or not re.fullmatch(_GRADE_VALUE, match[2]):
         raise _bad_target(f"target {text!r} must look like {TARGET_FORMS}")
-    kind, value = match[1].lower(), match[2].strip()
+    kind, value = match[1].lower(), match[2].strip(" ")
     if kind == "rank":
-        if not value.isdigit() or int(value) < 1:
+        if not re.fullmatch(_RANK_VALUE, match[2]):
             raise _bad_target(f"rank target {value!r} must be a whole number from 1")
         return Target(kind, str(int(value)), rank=int(value))
     if kind == "score":
-        try:
-            points = Decimal(value)
-        except InvalidOperation:
-            points = Decimal("NaN")
-        if not points.is_finite() or not 0 <= points <= 100 or points != points.quantize(CENT):
+        if not re.fullmatch(_SCORE_VALUE, match[2]):
             raise _bad_target(
                 f"score target {value!r} must be a number from 0 to 100 with at most 2 decimals"
             )
-        return Target(kind, f"{points.quantize(CENT)}", points=points.quantize(CENT))
+        points = Decimal(value).quantize(CENT)
+        return Target(kind, f"{points}", points=points)
     return Target(kind, value)
 
 

@@ -9,13 +9,14 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.auth import Scope
+from app.core.params import NO_NUL_PATTERN
 from app.units.schemas import UnitCode
 
 
 class ApiKeyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Annotated[str, Field(min_length=1, max_length=200, pattern=NO_NUL_PATTERN)]
     scopes: Annotated[list[Scope], Field(min_length=1, max_length=8)]
     unit_code: UnitCode | None = None
 

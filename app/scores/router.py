@@ -17,6 +17,7 @@ from app.core import clock
 from app.core.auth import Principal
 from app.core.database import get_session
 from app.core.http_cache import cache_headers, matches, not_modified
+from app.indicators.periods import PeriodText
 from app.indicators.router import CurrentCatalog
 from app.keys.access import national_admin
 from app.scores import exports, service
@@ -27,7 +28,8 @@ from app.units.schemas import UNIT_CODE_PATTERN
 router = APIRouter(tags=["scores"])
 
 Session = Annotated[AsyncSession, Depends(get_session)]
-PeriodQuery = Annotated[str, Query(max_length=16, examples=["2026-03", "2026-Q1", "2026"])]
+PeriodQuery = Annotated[PeriodText, Query()]
+PeriodPath = Annotated[PeriodText, Path()]
 CodePath = Annotated[str, Path(pattern=UNIT_CODE_PATTERN)]
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 PeriodAdmin = Annotated[
@@ -126,13 +128,19 @@ async def get_scorecard(
     response_model=History,
     summary="A unit's total, grade, rank and group scores per period, for charts",
     responses={304: {"description": "Not modified"}},
+    openapi_extra={
+        "x-rules": [
+            "`to` is not before `from` (422)",
+            f"at most {service.MAX_HISTORY} periods of the granularity between them (422)",
+        ]
+    },
 )
 async def get_history(
     request: Request,
     session: Session,
     code: CodePath,
-    start: Annotated[str, Query(alias="from", max_length=16)],
-    end: Annotated[str, Query(alias="to", max_length=16)],
+    start: Annotated[PeriodText, Query(alias="from")],
+    end: Annotated[PeriodText, Query(alias="to")],
     granularity: Literal["month", "quarter", "year"] = "month",
 ) -> Response:
     periods = service.periods_between(
@@ -148,7 +156,7 @@ async def get_history(
 
 
 @router.get("/v1/periods/{period}", response_model=PeriodStateOut, summary="A period's state")
-async def get_period(session: Session, period: str) -> PeriodStateOut:
+async def get_period(session: Session, period: PeriodPath) -> PeriodStateOut:
     return await service.period_state(session, service.parse_period(period))
 
 
@@ -157,9 +165,14 @@ async def get_period(session: Session, period: str) -> PeriodStateOut:
     response_model=PeriodStateOut,
     summary="Publish a period: its scores and rankings become an immutable snapshot (admin "
     "bound to no unit)",
+    openapi_extra={"x-rules": ["the period has ended (422 before its last day is over)"]},
 )
 async def close_period(
-    request: Request, session: Session, catalog: CurrentCatalog, admin: PeriodAdmin, period: str
+    request: Request,
+    session: Session,
+    catalog: CurrentCatalog,
+    admin: PeriodAdmin,
+    period: PeriodPath,
 ) -> PeriodStateOut:
     wanted = service.parse_period(period)
     await service.close(
@@ -174,9 +187,14 @@ async def close_period(
     response_model=PeriodStateOut,
     summary="Re-open a closed period as a new revision and apply pending amendments (admin "
     "bound to no unit)",
+    openapi_extra={"x-rules": ["the period is closed (422 otherwise)"]},
 )
 async def reopen_period(
-    request: Request, session: Session, catalog: CurrentCatalog, admin: PeriodAdmin, period: str
+    request: Request,
+    session: Session,
+    catalog: CurrentCatalog,
+    admin: PeriodAdmin,
+    period: PeriodPath,
 ) -> PeriodStateOut:
     wanted = service.parse_period(period)
     await service.reopen(

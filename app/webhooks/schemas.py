@@ -14,6 +14,8 @@ from app.units.schemas import UnitCode
 # Printable ASCII without spaces: the secret is an HMAC key, and every receiver's language
 # must turn it into the same bytes.
 SIGNING_KEY_PATTERN = r"^[\x21-\x7e]{16,256}$"
+# http or https (any case), and an authority without user information ("user:pass@").
+URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^@/?#]+([/?#].*)?$"
 
 
 class WebhookKind(StrEnum):
@@ -35,7 +37,9 @@ class WebhookIn(BaseModel):
             "addresses only (no loopback, private, shared, link-local, unique-local, multicast, "
             "reserved or cloud metadata address), unless the operator allows the network; "
             "`https` is required outside development except to allowed networks. Checked "
-            "here (422) and again before every delivery."
+            "here (422) and again before every delivery. No credentials in it.",
+            # http(s) only, and no user information: what the validators below enforce.
+            json_schema_extra={"pattern": URL_PATTERN},
         ),
     ]
     unit_code: UnitCode = Field(description="Notifications of this unit and all its subunits")
