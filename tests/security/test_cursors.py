@@ -68,6 +68,7 @@ def lists(world: World) -> dict[str, tuple[str, dict[str, str], dict[str, str], 
             f"/v1/units/{UNIT_A}/indicator-values", {}, desk, ("text7", "text64", "revision"),
         ),
         "quarantine": ("/v1/portal/quarantine", {}, admin, ("id",)),
+        "unmapped": ("/v1/portal/unmapped", {}, admin, ("text64",)),
         "webhooks": ("/v1/webhooks", {}, desk, ("instant", "uuid")),
         "deliveries": (f"/v1/webhooks/{world.webhook_a}/deliveries", {}, desk, ("id",)),
         "integrity": (
@@ -80,7 +81,8 @@ def lists(world: World) -> dict[str, tuple[str, dict[str, str], dict[str, str], 
 
 LIST_NAMES = [
     "dossier events", "dossiers", "overdue", "due soon", "units", "procedures", "api keys",
-    "indicator values", "quarantine", "webhooks", "deliveries", "integrity", "audit",
+    "indicator values", "quarantine", "unmapped", "webhooks", "deliveries", "integrity",
+    "audit",
 ]  # fmt: skip
 
 
@@ -181,7 +183,7 @@ def test_every_list_with_a_cursor_is_fuzzed(app: FastAPI) -> None:
         for method, operation in operations.items()
         if any(p["name"] == "cursor" for p in operation.get("parameters", []))
     )
-    assert len(paged) == len(LIST_NAMES) == 13, paged
+    assert len(paged) == len(LIST_NAMES) == 14, paged
 
 
 @pytest.mark.parametrize("name", LIST_NAMES)
