@@ -51,7 +51,8 @@ async def stale_dossiers(engine: AsyncEngine, settings: Settings) -> list[str]:
             r.code: (r.status, r.event_count, r.end_at, r.due_at, r.derived_through)
             for r in await session.execute(
                 text(
-                    "SELECT code, status, event_count, end_at, due_at, derived_through FROM dossiers"
+                    "SELECT code, status, event_count, end_at, due_at, derived_through "
+                    "FROM dossiers"
                 )
             )
         }
@@ -110,8 +111,10 @@ async def test_concurrent_ingestion_and_derivation_leave_no_stale_state(
     while two workers derive in small chunks: at the end every state equals a fresh
     derivation, nothing is left queued or lost, and no request failed."""
     rng = random.Random(13)
-    statuses = [(2, "2026-03-02 08:00"), (4, "2026-03-02 10:00"), (5, "2026-03-03 09:00"),
-                (4, "2026-03-04 09:00"), (9, "2026-03-05 10:00"), (10, "2026-03-05 15:00")]  # fmt: skip
+    statuses = [
+        (2, "2026-03-02 08:00"), (4, "2026-03-02 10:00"), (5, "2026-03-03 09:00"),
+        (4, "2026-03-04 09:00"), (9, "2026-03-05 10:00"), (10, "2026-03-05 15:00"),
+    ]  # fmt: skip
     events = [
         event(f"c-{n}-{k}", f"H01.01-260302-{n:04d}", status, at)
         for n in range(200)
