@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.database import get_session
@@ -100,11 +101,22 @@ async def authenticate(request: Request, session: AsyncSession) -> Principal | N
     return principal
 
 
+# Declares the scheme in the OpenAPI (each keyed operation lists it); the key itself is read by
+# the gate before the body, so this never raises.
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="apiKey",
+    description="An API key (or the admin token) as `Authorization: Bearer <key>`",
+)
+
+
 def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
     """Dependency: 401 without a valid key, 403 when the key lacks ``scope``."""
 
     async def dependency(
-        request: Request, session: Annotated[AsyncSession, Depends(get_session)]
+        request: Request,
+        session: Annotated[AsyncSession, Depends(get_session)],
+        _: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None,
     ) -> Principal:
         principal = await authenticate(request, session)
         if principal is None:

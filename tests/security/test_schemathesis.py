@@ -14,8 +14,10 @@ Every check schemathesis has runs, with nothing turned off:
   a created resource is readable and a deleted one is not (`ensure_resource_availability`,
   `use_after_free`; the one exception: DELETE /v1/webhooks/{id} disables a webhook and keeps
   it readable with its delivery log, as docs/WEBHOOKS.md promises), and declared
-  authentication is enforced (`ignored_auth`, `object_level_authorization`: they run, but find
-  nothing to check while the schema declares no security scheme and no second identity).
+  authentication is enforced (`ignored_auth`: every keyed operation declares the bearer scheme,
+  and a request without or with a wrong key must be refused; `object_level_authorization`
+  runs but has no second identity here — tests/security/test_access_matrix.py is where two
+  unrelated units' keys meet every operation).
 `max_response_time` is the one check left out: it measures speed, not correctness, and this
 shared 2-core machine's timings say nothing about the service's.
 
