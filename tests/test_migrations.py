@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import asyncpg
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+import app.models  # noqa: F401 - every table in Base.metadata
+from app.core.database import Base
 from app.core.migrations import downgrade, head_revisions, upgrade
 from tests.conftest import (
     TEST_DATABASE,
@@ -63,3 +70,15 @@ async def test_migrations_run_from_empty_to_head_and_back(servers: Servers) -> N
 
 def test_there_is_exactly_one_head() -> None:
     assert len(head_revisions()) == 1
+
+
+async def test_the_migrated_schema_matches_the_models(engine: AsyncEngine) -> None:
+    """Every table, column, type, index and constraint the models declare is what the
+    migrations made: one check for the whole schema, so a model and its migration never drift."""
+
+    def differences(connection: Connection) -> list[Any]:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, Base.metadata))
+
+    async with engine.connect() as connection:
+        assert await connection.run_sync(differences) == []

@@ -49,8 +49,8 @@ class AuditEntry(Base):
     # national changes (procedures, calendar, periods, unbound keys). A unit-bound admin reads
     # the entries of its subtree only.
     unit_code: Mapped[str | None] = mapped_column(String(64))
-    before: Mapped[Any] = mapped_column(JSONB)
-    after: Mapped[Any] = mapped_column(JSONB)
+    before: Mapped[Any] = mapped_column(JSONB, nullable=True)
+    after: Mapped[Any] = mapped_column(JSONB, nullable=True)
 
     __table_args__ = (
         CheckConstraint(

@@ -14,16 +14,12 @@ from typing import Any
 
 import httpx
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import text
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import app.main as main
-from app.core.database import Base
 from app.core.settings import Settings
 from tests.helpers import ADMIN, create_key, province_with_communes, put_procedure, put_unit
 
@@ -609,13 +605,3 @@ def test_the_routes_are_documented_under_their_tag(app: FastAPI) -> None:
         "application/json"
     ]["examples"]
     assert set(examples) == {"DongBoHoSoMC", "CapNhatTienDoHoSoMC", "TraCuuHoSo", "LayThuTuc"}
-
-
-async def test_the_sessions_migration_matches_the_model(engine: AsyncEngine) -> None:
-    def differences(connection: Connection) -> list[Any]:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        return list(compare_metadata(context, Base.metadata))
-
-    async with engine.connect() as connection:
-        diffs = await connection.run_sync(differences)
-    assert [d for d in diffs if "portal_sessions" in repr(d)] == []

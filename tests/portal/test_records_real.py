@@ -11,13 +11,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from sqlalchemy import text
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.core.database import Base, create_sessionmaker
+from app.core.database import create_sessionmaker
 from app.dossiers.schemas import Channel, DossierEventIn, DossierStatus
 from app.portal.facts import DossierFacts
 from app.portal.facts_repository import facts_of, upsert_facts
@@ -882,13 +879,3 @@ async def test_a_record_sent_again_unchanged_rewrites_nothing(
         await upsert_facts(session, [("D-1", DossierFacts(papers_total=9))])
         await session.commit()
     assert await stored_at() > stamped
-
-
-async def test_the_facts_migration_matches_the_model(engine: AsyncEngine) -> None:
-    def differences(connection: Connection) -> list[Any]:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        return list(compare_metadata(context, Base.metadata))
-
-    async with engine.connect() as connection:
-        diffs = await connection.run_sync(differences)
-    assert [d for d in diffs if "dossier_facts" in repr(d)] == []

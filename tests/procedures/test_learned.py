@@ -9,14 +9,11 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from sqlalchemy import text
-from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.core.database import Base, create_sessionmaker
+from app.core.database import create_sessionmaker
 from app.core.migrations import downgrade, upgrade
 from app.core.settings import Settings
 from app.dossiers.jobs import derive_dossiers
@@ -315,16 +312,6 @@ async def test_portal_shape_of_a_procedure(
         "DONVITHOIHAN": None,
     }
     assert unknown is None
-
-
-async def test_migration_matches_the_model(engine: AsyncEngine) -> None:
-    def differences(connection: Connection) -> list[Any]:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        return list(compare_metadata(context, Base.metadata))
-
-    async with engine.connect() as connection:
-        diffs = await connection.run_sync(differences)
-    assert [d for d in diffs if "procedures" in repr(d)] == []
 
 
 async def test_downgrade_refuses_to_drop_limits_it_cannot_restore(servers: Servers) -> None:

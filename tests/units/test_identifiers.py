@@ -7,12 +7,10 @@ from typing import Any
 
 import httpx
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.core.database import Base, create_sessionmaker
+from app.core.database import create_sessionmaker
 from app.core.errors import Conflict, Unprocessable
 from app.units import repository
 from app.units.schemas import UnitRecord
@@ -289,17 +287,6 @@ async def test_resolve_units_by_identifier_then_by_code_in_one_query(
 
 
 # --- schema and races ------------------------------------------------------------------------
-
-
-async def test_the_migration_matches_the_models(engine: AsyncEngine) -> None:
-    def differences(connection: Any) -> list[Any]:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        return list(compare_metadata(context, Base.metadata))
-
-    async with engine.connect() as conn:
-        diff = await conn.run_sync(differences)
-    ours = [d for d in diff if "'units'" in repr(d) or "portal_unmapped" in repr(d)]
-    assert ours == []
 
 
 async def test_two_admins_giving_one_identifier_at_once_get_one_success_and_one_409(

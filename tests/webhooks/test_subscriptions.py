@@ -6,12 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-import app.models
-from app.core.database import Base
 from tests.helpers import ADMIN, create_key, province_with_communes
 
 HOOK = {
@@ -142,15 +137,3 @@ async def test_read_disable_and_log_access(client: httpx.AsyncClient) -> None:
     assert again.json()["disabled_at"] == disabled.json()["disabled_at"]
     log = await client.get(f"/v1/webhooks/{hook_id}/deliveries", headers=own)
     assert log.json() == {"items": [], "next": None}
-
-
-async def test_the_migration_matches_the_models(engine: AsyncEngine) -> None:
-    assert app.models.Webhook.__tablename__ == "webhooks"
-
-    def differences(connection: Any) -> list[Any]:
-        context = MigrationContext.configure(connection)
-        return list(compare_metadata(context, Base.metadata))
-
-    async with engine.connect() as conn:
-        diff = await conn.run_sync(differences)
-    assert [d for d in diff if "webhook" in repr(d)] == []
