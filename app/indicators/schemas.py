@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
 from app.core.params import JSON_INTEGER
+from app.indicators.catalog import Source
 from app.indicators.periods import PERIOD_PATTERN, Period, PeriodKind
 from app.units.schemas import UNIT_CODE_PATTERN
 
@@ -71,6 +72,12 @@ class IndicatorValueOut(BaseModel):
     period: str
     period_kind: PeriodKind
     metric_code: str
+    indicator: str | None = Field(
+        default=None, description='The official indicator ("4.3") of the metric; null if none'
+    )
+    source: Source | None = Field(
+        default=None, description="Where the metric's counts come from, per the catalog version"
+    )
     numerator: int
     denominator: int
     revision: int

@@ -159,7 +159,20 @@ async def submit_one(
         if any(e["detail"] == OUTSIDE_SCOPE for e in errors):
             raise Forbidden(f"This key is limited to unit {principal.unit_code} and its subunits.")
         raise Unprocessable(errors[0]["detail"] if errors else None, errors=errors)
-    return IndicatorValueOut.model_validate(outcome.rows[0]), result.result == "stored"
+    out = described(IndicatorValueOut.model_validate(outcome.rows[0]), catalog)
+    return out, result.result == "stored"
+
+
+def described(value: IndicatorValueOut, catalog: Catalog) -> IndicatorValueOut:
+    """The value with its metric's official indicator and source, per the period's version."""
+    version = catalog.for_period(Period.parse(value.period))
+    measure = version.measure(value.metric_code) if version is not None else None
+    if measure is None:
+        return value
+    part = measure.component or measure.metric
+    value.indicator = part.indicator
+    value.source = part.source
+    return value
 
 
 def _check(
@@ -188,7 +201,7 @@ def _check(
     measure = version.measure(value.metric_code)
     if measure is None:
         errors.append(error("metric_code", _unknown_metric(version, value.metric_code)))
-    elif measure.metric.source is Source.dossiers:
+    elif measure.metric.source is Source.records:
         errors.append(
             error(
                 "metric_code",

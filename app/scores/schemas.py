@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from app.indicators.catalog import Source
+
 
 class RankingItem(BaseModel):
     rank: int | None
@@ -42,6 +44,8 @@ class Ranking(BaseModel):
 
 class MetricLine(BaseModel):
     code: str
+    indicator: str | None = Field(description='The official indicator ("4.3"); null if none')
+    source: Source
     name: str
     points: Decimal | None
     max_points: Decimal
@@ -51,6 +55,10 @@ class MetricLine(BaseModel):
     rate: Decimal | None
     full_marks_rate: Decimal | None
     missing: bool
+    components: list[MetricLine] = Field(
+        default_factory=list,
+        description="A composite's parts (TTTT's A, B, C), each shown like a metric",
+    )
 
 
 class GroupLine(BaseModel):

@@ -26,7 +26,7 @@ from app.audit import service as audit
 from app.core.errors import NotFound, Unprocessable
 from app.core.http_cache import etag_for
 from app.core.settings import Settings
-from app.indicators.catalog import Catalog, CatalogVersion, Rule
+from app.indicators.catalog import Catalog, CatalogVersion, Component, Rule, Source
 from app.indicators.periods import Period, PeriodKind
 from app.indicators.scoring import Counts, Score, round_points, score
 from app.indicators.service import counts_for_period
@@ -575,6 +575,44 @@ def full_marks_rate(metric_rule: Rule, threshold: Decimal | None) -> Decimal | N
     return None
 
 
+def _component_full_marks(component: Component) -> Decimal:
+    """The rate from which a composite's term is full: cap ÷ coefficient when capped (B: 0.8)."""
+    if component.cap is None or component.cap >= component.coefficient:
+        return Decimal(1)
+    return (component.cap / component.coefficient).quantize(Decimal("0.0001"))
+
+
+def _metric_line(
+    data: dict[str, Any],
+    *,
+    code: str,
+    indicator: str | None,
+    source: Source,
+    name: str,
+    max_points: Decimal,
+    full_marks: Decimal | None,
+) -> MetricLine:
+    """One scorecard line from a snapshot's stored metric (or component) figures."""
+    points = _dec(data.get("points"))
+    numerator, denominator = data.get("numerator"), data.get("denominator")
+    return MetricLine(
+        code=code,
+        indicator=indicator,
+        source=source,
+        name=name,
+        points=points,
+        max_points=max_points,
+        lost=max_points - points if points is not None else None,
+        numerator=numerator,
+        denominator=denominator,
+        rate=(Decimal(numerator or 0) / Decimal(denominator)).quantize(Decimal("0.0001"))
+        if denominator
+        else None,
+        full_marks_rate=full_marks,
+        missing=points is None,
+    )
+
+
 async def _snapshot(session: AsyncSession, code: str, period: Period) -> tuple[ScoreSnapshot, Unit]:
     unit = await units_repository.get(session, code)
     if unit is None:
@@ -603,22 +641,28 @@ async def scorecard(
     shortfalls: list[MetricLine] = []
     for group, metric in version.metrics():
         data = metrics.get(metric.code, {})
-        points = _dec(data.get("points"))
-        numerator, denominator = data.get("numerator"), data.get("denominator")
-        line = MetricLine(
+        line = _metric_line(
+            data,
             code=metric.code,
+            indicator=metric.indicator,
+            source=metric.source,
             name=metric.name_vi,
-            points=points,
             max_points=metric.max_points,
-            lost=metric.max_points - points if points is not None else None,
-            numerator=numerator,
-            denominator=denominator,
-            rate=(Decimal(numerator or 0) / Decimal(denominator)).quantize(Decimal("0.0001"))
-            if denominator
-            else None,
-            full_marks_rate=full_marks_rate(metric.rule, metric.threshold),
-            missing=points is None,
+            full_marks=full_marks_rate(metric.rule, metric.threshold),
         )
+        parts = {c.get("code"): c for c in data.get("components", [])}
+        line.components = [
+            _metric_line(
+                parts.get(component.code, {}),
+                code=component.code,
+                indicator=component.indicator,
+                source=component.source,
+                name=component.name_vi,
+                max_points=component.max_term,
+                full_marks=_component_full_marks(component),
+            )
+            for component in metric.components
+        ]
         if not groups or groups[-1].code != group.code:
             groups.append(
                 GroupLine(

@@ -47,7 +47,7 @@ def test_shipped_version_has_the_six_groups_of_decision_766() -> None:
 def test_shipped_rules_are_the_observed_ones() -> None:
     version = catalog_in_force(date(2024, 4, 1))
     on_time = version.measure("ON_TIME_RATE")
-    assert on_time is not None and on_time.metric.source is Source.dossiers
+    assert on_time is not None and on_time.metric.source is Source.records
     receiving = version.measure("DOSSIER_RECEIVING_SATISFACTION")
     assert receiving is not None
     assert (receiving.metric.rule, receiving.metric.threshold) == (Rule.threshold, Decimal("0.9"))
@@ -65,6 +65,27 @@ def test_shipped_rules_are_the_observed_ones() -> None:
         ("ONLINE_PAYMENT.C", Decimal("2.5"), None),
     ]
     assert version.measure("ONLINE_PAYMENT") is None  # scored from components, not submitted
+
+
+def test_every_metric_names_its_official_indicator() -> None:
+    version = catalog_in_force(date(2024, 4, 1))
+    named = {
+        code: (m.component or m.metric).indicator
+        for code in version.counted_codes
+        if (m := version.measure(code)) is not None
+    }
+    assert named == {
+        "PUBLISH_ON_TIME": "1.1", "PUBLIC_UPDATE_ON_TIME": "1.2", "PUBLIC_CONTENT_FULL": "1.3",
+        "DOSSIER_SYNC": "1.4", "ON_TIME_RATE": "2.1", "FULL_ONLINE_RATE": "3.3",
+        "ONLINE_PAYMENT.A": "3.6", "ONLINE_PAYMENT.B": None, "ONLINE_PAYMENT.C": "3.5",
+        "PETITION_PROCESSING_ON_TIME": "5.2", "PETITION_HANDLING_SATISFACTION": "5.3",
+        "DOSSIER_RECEIVING_SATISFACTION": "5.4", "ORIGINAL_RESULT_AVAILABLE": "4.1",
+        "SO_HOA_GIAY_TO_GIAI_QUYET": "4.2", "ELECTRONIC_CERTIFIED_COPY": None,
+        "REUSED_DIGITIZED_DATA": "4.3", "SYNCED_WITH_DVCQG_PERSONAL_STORAGE": "4.4",
+        "CITIZEN_DATA_CONNECTED_DOSSIER": "4.5", "CITIZEN_DATA_CONNECTED_FORMALITY": "4.5",
+    }  # fmt: skip
+    payment = version.measure("ONLINE_PAYMENT.A")
+    assert payment is not None and payment.metric.indicator is None  # a group, not an indicator
 
 
 def test_no_version_before_the_first_one() -> None:
@@ -157,6 +178,18 @@ def _composite_unreachable(d: dict[str, Any]) -> None:
     metric_entry(d, "ONLINE_PAYMENT")["components"][0]["coefficient"] = 5  # 5 + 2 + 2.5 < 10
 
 
+def _indicator_unstated(d: dict[str, Any]) -> None:
+    del metric_entry(d, "DOSSIER_SYNC")["indicator"]  # null is fine; silence is not
+
+
+def _indicator_malformed(d: dict[str, Any]) -> None:
+    metric_entry(d, "DOSSIER_SYNC")["indicator"] = "1-4"
+
+
+def _source_unknown(d: dict[str, Any]) -> None:
+    metric_entry(d, "DOSSIER_SYNC")["source"] = "dossiers"  # the name before records
+
+
 def _validity_reversed(d: dict[str, Any]) -> None:
     d["valid_to"] = date(2021, 1, 1)
 
@@ -177,6 +210,9 @@ def _validity_reversed(d: dict[str, Any]) -> None:
         (_component_prefix, "must start with ONLINE_PAYMENT."),
         (_composite_unreachable, "full components reach 9.5"),
         (_validity_reversed, "valid_to must not be before valid_from"),
+        (_indicator_unstated, "indicator\n  Field required"),
+        (_indicator_malformed, "String should match pattern"),
+        (_source_unknown, "input_value='dossiers'"),
     ],
 )
 def test_broken_catalog_data_is_refused(breakage: Any, message: str) -> None:

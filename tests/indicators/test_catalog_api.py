@@ -36,7 +36,7 @@ async def test_the_version_in_force_is_public(client: httpx.AsyncClient) -> None
     ]  # fmt: skip
     metrics = {m["code"]: m for g in body["groups"] for m in g["metrics"]}
     assert len(metrics) == 17
-    assert metrics["ON_TIME_RATE"]["source"] == "dossiers"
+    assert metrics["ON_TIME_RATE"]["source"] == "records"
     receiving = metrics["DOSSIER_RECEIVING_SATISFACTION"]
     assert (receiving["rule"], receiving["threshold"], receiving["empty_denominator"]) == (
         "threshold", "0.9", "zero",

@@ -44,7 +44,8 @@ async def test_a_resubmission_is_a_new_revision_and_history_shows_who_and_when(
     assert first.status_code == 201
     assert first.json() | {"submitted_at": None} == {
         "unit_code": "H01.01", "period": "2024-04", "period_kind": "month",
-        "metric_code": "DOSSIER_SYNC", "numerator": 45, "denominator": 50, "revision": 1,
+        "metric_code": "DOSSIER_SYNC", "indicator": "1.4", "source": "submitted",
+        "numerator": 45, "denominator": 50, "revision": 1,
         "submitted_by": "Sở Nội vụ An Giang", "submitted_at": None, "key_id": key_id,
         "result": "stored",
     }  # fmt: skip
@@ -67,9 +68,9 @@ async def test_a_resubmission_is_a_new_revision_and_history_shows_who_and_when(
         "/v1/units/H01.01/indicator-values?period=2024-04&history=true", headers=key
     )
     items = history.json()["items"]
-    assert [(i["revision"], i["numerator"], i["submitted_by"]) for i in items] == [
-        (2, 47, "admin"),
-        (1, 45, "Sở Nội vụ An Giang"),
+    assert [(i["revision"], i["numerator"], i["submitted_by"], i["indicator"]) for i in items] == [
+        (2, 47, "admin", "1.4"),
+        (1, 45, "Sở Nội vụ An Giang", "1.4"),
     ]
     assert items[0]["key_id"] is None and items[1]["key_id"] == key_id
     assert items[0]["submitted_at"] >= items[1]["submitted_at"]
