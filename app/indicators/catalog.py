@@ -62,6 +62,7 @@ class EmptyDenominator(StrEnum):
 
     zero = "zero"
     full = "full"
+    missing = "missing"  # nothing to measure: missing, as the portal shows N/A (no points)
 
 
 class Source(StrEnum):
@@ -150,8 +151,16 @@ class Metric(_Data):
                 f"{code}: a composite sets `empty_denominator` and "
                 "`allow_numerator_above_denominator` per component"
             )
-        if self.source is not Source.submitted:
-            raise ValueError(f"{code}: a composite states the `source` per component")
+        parts = {c.source for c in self.components}
+        stated = (
+            next(iter(parts))
+            if len(parts) == 1 and Source.records_submitted not in parts
+            else Source.records_submitted
+        )
+        if self.source is not stated:
+            raise ValueError(
+                f"{code}: a composite's `source` sums up its components': {stated.value}"
+            )
         for component in self.components:
             if not component.code.startswith(f"{code}."):
                 raise ValueError(f"{code}: component {component.code} must start with {code}.")

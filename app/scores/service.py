@@ -33,6 +33,8 @@ from app.indicators.service import counts_for_period
 from app.insights.repository import open_flag_counts
 from app.scores import repository
 from app.scores.models import RankingSnapshot, ScoreSnapshot
+from app.scores.records import RecordCounts, counts_from_records, record_fed_codes
+from app.scores.repository import RECORD_COUNTS
 from app.scores.schemas import (
     GroupLine,
     History,
@@ -132,6 +134,18 @@ async def on_time_counts(
             totals[row.unit_code][0] += int(row.numerator)
             totals[row.unit_code][1] += int(row.denominator)
     return {code: Counts(n, d) for code, (n, d) in totals.items()}
+
+
+async def record_counts(
+    session: AsyncSession, settings: Settings, period: Period
+) -> dict[str, RecordCounts]:
+    """The record-based metrics' counts per unit subtree for dossiers received in the period:
+    one statement for every unit (the period's window, in ``CHISO_TIMEZONE``)."""
+    start, end = window(period, ZoneInfo(settings.timezone))
+    return {
+        row.unit_code: RecordCounts(**{name: int(getattr(row, name)) for name in RECORD_COUNTS})
+        for row in await repository.record_counts(session, start, end)
+    }
 
 
 def competition_ranks(totals: dict[str, Decimal | None]) -> dict[str, int]:
@@ -359,12 +373,18 @@ async def refresh_period(
     alive = [u for u in every_unit if u.valid_during(period)]
     submitted = await counts_for_period(session, [u.code for u in alive], period)
     on_time = await on_time_counts(session, settings, period)
+    record_fed = record_fed_codes(version)
+    records = await record_counts(session, settings, period) if record_fed else {}
 
     results: dict[str, Score] = {}
     for unit in alive:
-        counts: dict[str, Counts | None] = dict(submitted.get(unit.code, {}))
+        own = submitted.get(unit.code, {})
+        counts: dict[str, Counts | None] = dict(own)
         if unit.code in on_time:
             counts[ON_TIME_METRIC] = on_time[unit.code]
+        counts.update(
+            counts_from_records(record_fed, records.get(unit.code), own, on_time.get(unit.code))
+        )
         results[unit.code] = score(version, counts)
 
     values = {

@@ -31,7 +31,7 @@ def _parse(document: dict[str, Any]) -> None:
 def test_shipped_version_has_the_six_groups_of_decision_766() -> None:
     version = catalog_in_force(date(2024, 4, 1))
     assert version.version == "766-2022"
-    assert (version.valid_from, version.valid_to) == (date(2022, 1, 1), None)
+    assert (version.valid_from, version.valid_to) == (date(2022, 1, 1), date(2026, 11, 30))
     assert {g.code: g.max_points for g in version.groups} == {
         "CKMB": 18, "TDGQ": 20, "CLGQ": 12, "TTTT": 10, "MDHL": 18, "MDSH": 22,
     }  # fmt: skip

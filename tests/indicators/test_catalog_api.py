@@ -26,7 +26,7 @@ async def test_the_version_in_force_is_public(client: httpx.AsyncClient) -> None
     assert response.status_code == 200
     body = response.json()
     assert body["version"] == "766-2022"
-    assert (body["valid_from"], body["valid_to"]) == ("2022-01-01", None)
+    assert (body["valid_from"], body["valid_to"]) == ("2022-01-01", "2026-11-30")
     assert [(b["name_vi"], b["min_points"]) for b in body["grade_bands"]] == [
         ("Xuất sắc", "90"), ("Tốt", "80"), ("Khá", "70"), ("Trung bình", "50"), ("Yếu", "0"),
     ]  # fmt: skip

@@ -13,6 +13,7 @@ from app.indicators.catalog import (
     Rule,
     shipped_catalog,
 )
+from app.scores.records import RULES, record_fed_codes
 
 INDEX = Path(__file__).parents[2] / "docs" / "INDEX.md"
 HEADER = "| code | indicator | source | numerator | denominator | max | rule |"
@@ -70,3 +71,8 @@ def test_every_shipped_version_has_its_table_of_metrics() -> None:
             f"docs/INDEX.md's table for {version.version} differs from the catalog; print "
             "tests.indicators.test_index_doc.rows(version) and paste it"
         )
+
+
+def test_every_record_fed_metric_has_a_rule() -> None:
+    fed = {code for v in shipped_catalog().versions for code in record_fed_codes(v)}
+    assert fed == set(RULES)
