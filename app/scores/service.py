@@ -354,6 +354,57 @@ def _peer_from_snapshot(unit: UnitInfo, snap: ScoreSnapshot) -> Peer:
     )
 
 
+async def _score_units(
+    session: AsyncSession,
+    settings: Settings,
+    version: CatalogVersion,
+    period: Period,
+    alive: Sequence[UnitInfo],
+) -> dict[str, Score]:
+    """Every unit's score for the period under ``version``: submissions, 2.1 from the dossier
+    timelines and the record-fed metrics, each computed once for all units."""
+    submitted = await counts_for_period(session, [u.code for u in alive], period)
+    on_time = await on_time_counts(session, settings, period)
+    record_fed = record_fed_codes(version)
+    records = await record_counts(session, settings, period) if record_fed else {}
+    results: dict[str, Score] = {}
+    for unit in alive:
+        own = submitted.get(unit.code, {})
+        counts: dict[str, Counts | None] = dict(own)
+        if unit.code in on_time:
+            counts[ON_TIME_METRIC] = on_time[unit.code]
+        counts.update(
+            counts_from_records(record_fed, records.get(unit.code), own, on_time.get(unit.code))
+        )
+        results[unit.code] = score(version, counts)
+    return results
+
+
+async def _bridge(
+    session: AsyncSession,
+    settings: Settings,
+    version: CatalogVersion,
+    previous: Period,
+    every_unit: Sequence[UnitInfo],
+) -> dict[str, Peer]:
+    """The previous period rescored with ``version``, the first period's rules after a version
+    change: rank and score changes then measure the units, not the change of rules."""
+    alive = [u for u in every_unit if u.valid_during(previous)]
+    rescored = await _score_units(session, settings, version, previous, alive)
+    return {
+        u.code: Peer(
+            unit=u,
+            total=rescored[u.code].total,
+            grade=_grade(version, rescored[u.code]),
+            complete=rescored[u.code].complete,
+            completeness=rescored[u.code].completeness,
+            groups={g.code: _num(g.points) for g in rescored[u.code].groups},
+            catalog_version=version.version,
+        )
+        for u in alive
+    }
+
+
 async def refresh_period(
     session: AsyncSession, settings: Settings, catalog: Catalog, period: Period, at: datetime
 ) -> bool:
@@ -371,21 +422,7 @@ async def refresh_period(
     every_unit = await units(session)
     by_code = {u.code: u for u in every_unit}
     alive = [u for u in every_unit if u.valid_during(period)]
-    submitted = await counts_for_period(session, [u.code for u in alive], period)
-    on_time = await on_time_counts(session, settings, period)
-    record_fed = record_fed_codes(version)
-    records = await record_counts(session, settings, period) if record_fed else {}
-
-    results: dict[str, Score] = {}
-    for unit in alive:
-        own = submitted.get(unit.code, {})
-        counts: dict[str, Counts | None] = dict(own)
-        if unit.code in on_time:
-            counts[ON_TIME_METRIC] = on_time[unit.code]
-        counts.update(
-            counts_from_records(record_fed, records.get(unit.code), own, on_time.get(unit.code))
-        )
-        results[unit.code] = score(version, counts)
+    results = await _score_units(session, settings, version, period, alive)
 
     values = {
         u.code: _snapshot_values(u, name, state.revision, version, results[u.code], at)
@@ -422,6 +459,8 @@ async def refresh_period(
         for s in await repository.snapshots(session, previous_period)
         if s.unit_code in by_code
     }
+    if any(p.catalog_version != version.version for p in previous.values()):
+        previous = await _bridge(session, settings, version, period.previous(), every_unit)
     rankings = _rankings(
         source="computed",
         period=name,
@@ -633,6 +672,20 @@ def _metric_line(
     )
 
 
+async def _bridged_changes(
+    session: AsyncSession, level: str, code: str, period: Period
+) -> tuple[int | None, Decimal | None]:
+    """The unit's rank and score changes as its national ranking states them."""
+    stored = await repository.ranking(session, ranking_key("computed", level, None, str(period)))
+    if stored is None:
+        return None, None
+    item = next((i for i in orjson.loads(stored.body)["items"] if i["unit_code"] == code), None)
+    if item is None:
+        return None, None
+    change = item["score_change"]
+    return item["rank_change"], _dec(change) if change is not None else None
+
+
 async def _snapshot(session: AsyncSession, code: str, period: Period) -> tuple[ScoreSnapshot, Unit]:
     unit = await units_repository.get(session, code)
     if unit is None:
@@ -730,6 +783,12 @@ async def scorecard(
         and previous.rank is not None
         and snap.rank is not None
     )
+    rank_change = previous.rank - snap.rank if comparable else None  # type: ignore[operator, union-attr]
+    score_change = snap.total - previous.total if comparable else None  # type: ignore[operator, union-attr]
+    if previous is not None and previous.catalog_version != snap.catalog_version:
+        # A version change: the national ranking measured the change against the previous
+        # period rescored with this period's rules (see _bridge); show the same figures.
+        rank_change, score_change = await _bridged_changes(session, unit.level, code, period)
     return Scorecard(
         unit_code=code,
         name=unit.name,
@@ -743,8 +802,8 @@ async def scorecard(
         complete=snap.completeness == 1,
         completeness=snap.completeness,
         rank=f"{snap.rank}/{snap.ranked_of}" if snap.rank is not None else None,
-        rank_change=previous.rank - snap.rank if comparable else None,  # type: ignore[operator, union-attr]
-        score_change=snap.total - previous.total if comparable else None,  # type: ignore[operator, union-attr]
+        rank_change=rank_change,
+        score_change=score_change,
         groups=groups,
         shortfalls=shortfalls,
         official=official,

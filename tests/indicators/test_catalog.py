@@ -88,6 +88,41 @@ def test_every_metric_names_its_official_indicator() -> None:
     assert payment is not None and payment.metric.indicator is None  # a group, not an indicator
 
 
+def test_766_2026_takes_the_operators_thresholds_and_the_record_sources() -> None:
+    old, new = catalog_in_force(date(2026, 11, 30)), catalog_in_force(date(2026, 12, 1))
+    assert (old.version, new.version) == ("766-2022", "766-2026")
+
+    def rules(version: Any) -> dict[str, tuple[str, Decimal | None, str]]:
+        return {
+            m.code: (m.rule.value, m.threshold, m.source.value)
+            for _, m in version.metrics()
+            if m.code in ("FULL_ONLINE_RATE", "SO_HOA_GIAY_TO_GIAI_QUYET",
+                          "REUSED_DIGITIZED_DATA", "DOSSIER_RECEIVING_SATISFACTION")
+        }  # fmt: skip
+
+    assert rules(old) == {
+        "FULL_ONLINE_RATE": ("linear", None, "submitted"),
+        "SO_HOA_GIAY_TO_GIAI_QUYET": ("linear", None, "submitted"),
+        "REUSED_DIGITIZED_DATA": ("threshold", Decimal("0.8"), "submitted"),
+        "DOSSIER_RECEIVING_SATISFACTION": ("threshold", Decimal("0.9"), "submitted"),
+    }
+    assert rules(new) == {  # 3.3 from 50%, 4.2 and 4.3 from 80%, 5.4 from 90%
+        "FULL_ONLINE_RATE": ("threshold", Decimal("0.5"), "records+submitted"),
+        "SO_HOA_GIAY_TO_GIAI_QUYET": ("threshold", Decimal("0.8"), "records"),
+        "REUSED_DIGITIZED_DATA": ("threshold", Decimal("0.8"), "records"),
+        "DOSSIER_RECEIVING_SATISFACTION": ("threshold", Decimal("0.9"), "records+submitted"),
+    }
+    # Points per metric and group are the same in both versions (ranks stay comparable).
+    assert {m.code: m.max_points for _, m in old.metrics()} == {
+        m.code: m.max_points for _, m in new.metrics()
+    }
+    payment = new.measure("ONLINE_PAYMENT.A")
+    assert payment is not None and payment.metric.source.value == "records+submitted"
+    assert [c.source.value for c in payment.metric.components] == [
+        "records", "submitted", "submitted",
+    ]  # fmt: skip
+
+
 def test_no_version_before_the_first_one() -> None:
     with pytest.raises(NoVersionInForce, match="2021-12-31"):
         catalog_in_force(date(2021, 12, 31))

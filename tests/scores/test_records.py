@@ -164,9 +164,12 @@ async def test_twelve_records_give_the_hand_counted_figures_without_any_submissi
     assert commune["catalog_version"] == "766-2026"
     assert counts(commune) == EXPECTED
     found = lines(commune)
-    # 4.3 at 3/12 = 25% of the 80% for full points (step 3 changes no threshold of 4.3):
-    # 2 × 0.25 / 0.8 = 0.625 → 0.63.
-    assert found["REUSED_DIGITIZED_DATA"]["points"] == "0.63"
+    # Full points from the operator's thresholds: 4.3 at 3/12 of 80%: 2 × 0.25 / 0.8 = 0.625;
+    # 3.3 at 3/12 of 50%: 12 × 0.25 / 0.5 = 6; 4.2 at 2/12 of 80%: 4 × (1/6) / 0.8 = 0.833….
+    assert [
+        (found[code]["points"], found[code]["full_marks_rate"])
+        for code in ("REUSED_DIGITIZED_DATA", "FULL_ONLINE_RATE", "SO_HOA_GIAY_TO_GIAI_QUYET")
+    ] == [("0.63", "0.8"), ("6.00", "0.5"), ("0.83", "0.8")]
     # 3.6 is TTTT's A: 6 × 3/5 = 3.6 points, shown like any metric, from the records.
     payment = found["ONLINE_PAYMENT.A"]
     assert (payment["points"], payment["source"], payment["indicator"]) == (
@@ -321,3 +324,47 @@ def test_an_empty_denominator_is_missing_where_the_catalog_says_so() -> None:
         score(old, {"REUSED_DIGITIZED_DATA": Counts(0, 0)}).metric("REUSED_DIGITIZED_DATA").points
         == 0
     )
+
+
+async def test_rank_and_score_changes_across_the_version_change_use_the_new_rules(
+    client: httpx.AsyncClient, refresh: Callable[[], Any]
+) -> None:
+    await put_unit(client, "H05", "province", name="UBND tỉnh Bắc Ninh")
+    submit = [
+        # November (766-2022): H01 6 + 2 = 8, H05 6 → ranks 1, 2.
+        ("H01", "2026-11", "PUBLISH_ON_TIME", 10), ("H01", "2026-11", "REUSED_DIGITIZED_DATA", 10),
+        ("H05", "2026-11", "PUBLISH_ON_TIME", 10),
+        # December (766-2026): H01 6, H05 3 → ranks 1, 2.
+        ("H01", "2026-12", "PUBLISH_ON_TIME", 10), ("H05", "2026-12", "PUBLISH_ON_TIME", 5),
+    ]  # fmt: skip
+    values = [{"unit_code": u, "period": p, "metric_code": m, "numerator": n, "denominator": 10}
+              for u, p, m, n in submit]  # fmt: skip
+    response = await client.post(
+        "/v1/indicator-values/batch", json={"values": values}, headers=ADMIN
+    )
+    assert response.json()["rejected"] == 0, response.text
+    await refresh()
+    november = (
+        await client.get("/v1/rankings", params={"level": "province", "period": "2026-11"})
+    ).json()
+    assert [(i["unit_code"], i["total"]) for i in november["items"]] == [("H01", 8.0), ("H05", 6.0)]
+    december = (
+        await client.get("/v1/rankings", params={"level": "province", "period": "2026-12"})
+    ).json()
+    assert december["catalog_version"] == "766-2026"
+    rows = {i["unit_code"]: i for i in december["items"]}
+    # November rescored with 766-2026: 4.3 comes from the records (none), so H01's submitted
+    # 10/10 does not score: H01 6, H05 6, both rank 1. Against that, not against 8 and 6:
+    assert (rows["H01"]["rank"], rows["H01"]["rank_change"], rows["H01"]["score_change"]) == (
+        1,
+        0,
+        0.0,
+    )
+    assert (rows["H05"]["rank"], rows["H05"]["rank_change"], rows["H05"]["score_change"]) == (
+        2,
+        -1,
+        -3.0,
+    )
+    # The scorecard shows the same changes.
+    h01 = await card(client, "H01")
+    assert (h01["rank_change"], h01["score_change"]) == (0, "0.00")
