@@ -84,6 +84,11 @@ class IndicatorValueOut(BaseModel):
     submitted_by: str
     submitted_at: datetime
     key_id: uuid.UUID | None
+    admin_scope: bool = Field(
+        default=False,
+        description="Made with the admin scope: for a metric the records feed, only such a "
+        "value overrides the computed one (a unit's own is kept and shown, not scored)",
+    )
 
 
 class SubmissionResult(IndicatorValueOut):

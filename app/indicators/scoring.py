@@ -216,6 +216,14 @@ def metric_score(metric: Metric, counts_by_code: Mapping[str, Counts | None]) ->
     return MetricScore(metric.code, metric.max_points, counts, points)
 
 
+def points_of(metric: Metric, component: Component | None, counts: Counts) -> Decimal | None:
+    """What ``counts`` would earn for one metric (or one component's term) alone: to show the
+    value that did not score beside the one that did."""
+    if component is not None:
+        return _component(component, counts)
+    return metric_score(metric, {metric.code: counts}).points
+
+
 def _component(component: Component, counts: Counts | None) -> Decimal | None:
     if counts is None or _unmeasured(counts, component.empty_denominator):
         return None

@@ -18,16 +18,20 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
-from app.core.auth import Principal
+from app.core.auth import Principal, Scope
 from app.core.errors import Conflict, Forbidden, NotFound, Unprocessable, item_errors
 from app.indicators import repository
-from app.indicators.catalog import Catalog, CatalogVersion, Source
+from app.indicators.catalog import Catalog, CatalogVersion
 from app.indicators.periods import Period, PeriodKind
 from app.indicators.schemas import IndicatorItemResult, IndicatorValueIn, IndicatorValueOut
 from app.indicators.scoring import Counts, resolve_period_counts
 from app.scores.repository import mark_dirty
 from app.units import repository as units
 from app.units.service import ensure_in_scope
+
+# 2.1 is computed from dossier timelines and, as before, refuses submissions. Other record-fed
+# metrics take them: a unit's own is kept and shown, an admin-scope one overrides.
+ON_TIME_METRIC = "ON_TIME_RATE"
 
 OUTSIDE_SCOPE = "outside this key's unit"
 _STORE_ATTEMPTS = 3
@@ -201,7 +205,7 @@ def _check(
     measure = version.measure(value.metric_code)
     if measure is None:
         errors.append(error("metric_code", _unknown_metric(version, value.metric_code)))
-    elif measure.metric.source is Source.records:
+    elif value.metric_code == ON_TIME_METRIC:
         errors.append(
             error(
                 "metric_code",
@@ -288,6 +292,7 @@ async def _store(
             ],
             submitted_by=principal.name,
             key_id=key_id,
+            admin_scope=principal.has(Scope.admin),
         )
         raced = []
         for index, row in zip(pending, rows, strict=True):
@@ -343,7 +348,11 @@ async def unit_values(
 
 
 async def latest_counts(
-    session: AsyncSession, unit_codes: Sequence[str], periods: Sequence[Period]
+    session: AsyncSession,
+    unit_codes: Sequence[str],
+    periods: Sequence[Period],
+    *,
+    admin_scope_only: bool = False,
 ) -> dict[tuple[str, Period, str], Counts]:
     """Latest submitted revision per ``(unit_code, period, code)``, in one set-based query.
 
@@ -351,7 +360,9 @@ async def latest_counts(
     quarter or year built from its months.
     """
     by_text = {str(p): p for p in periods}
-    rows = await repository.latest_counts(session, unit_codes, list(by_text))
+    rows = await repository.latest_counts(
+        session, unit_codes, list(by_text), admin_scope_only=admin_scope_only
+    )
     return {
         (r.unit_code, by_text[r.period], r.metric_code): Counts(r.numerator, r.denominator)
         for r in rows
@@ -359,7 +370,11 @@ async def latest_counts(
 
 
 async def counts_for_period(
-    session: AsyncSession, unit_codes: Sequence[str], period: Period
+    session: AsyncSession,
+    unit_codes: Sequence[str],
+    period: Period,
+    *,
+    admin_scope_only: bool = False,
 ) -> dict[str, dict[str, Counts]]:
     """``{unit_code: {code: Counts}}`` for scoring ``period``, units without data left out.
 
@@ -368,7 +383,7 @@ async def counts_for_period(
     summed, never scores: a quarter's rate is Σ numerators ÷ Σ denominators.
     """
     periods = _with_parts(period)
-    latest = await latest_counts(session, unit_codes, periods)
+    latest = await latest_counts(session, unit_codes, periods, admin_scope_only=admin_scope_only)
     per_unit: dict[str, dict[tuple[Period, str], Counts]] = {}
     for (unit_code, part, code), counts in latest.items():
         per_unit.setdefault(unit_code, {})[(part, code)] = counts

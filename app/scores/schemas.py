@@ -42,6 +42,15 @@ class Ranking(BaseModel):
     next: None = None
 
 
+class ValueLine(BaseModel):
+    """One candidate value of a metric and what it earns on its own."""
+
+    numerator: int
+    denominator: int
+    rate: Decimal | None
+    points: Decimal | None
+
+
 class MetricLine(BaseModel):
     code: str
     indicator: str | None = Field(description='The official indicator ("4.3"); null if none')
@@ -55,6 +64,19 @@ class MetricLine(BaseModel):
     rate: Decimal | None
     full_marks_rate: Decimal | None
     missing: bool
+    scored_from: Literal["records", "submitted", "admin"] = Field(
+        description="Which value scored: computed from the records, submitted, or an "
+        "admin-scope submission overriding the computed value"
+    )
+    overridden: bool = Field(description="An admin-scope submission replaced the computed value")
+    computed: ValueLine | None = Field(
+        default=None, description="Computed from the records (record-fed metrics)"
+    )
+    submitted: ValueLine | None = Field(
+        default=None,
+        description="The latest submission for a record-fed metric: a unit's own is shown, "
+        "it does not score",
+    )
     components: list[MetricLine] = Field(
         default_factory=list,
         description="A composite's parts (TTTT's A, B, C), each shown like a metric",

@@ -28,7 +28,7 @@ from app.core.http_cache import etag_for
 from app.core.settings import Settings
 from app.indicators.catalog import Catalog, CatalogVersion, Component, Rule, Source
 from app.indicators.periods import Period, PeriodKind
-from app.indicators.scoring import Counts, Score, round_points, score
+from app.indicators.scoring import Counts, Score, points_of, round_points, score
 from app.indicators.service import counts_for_period
 from app.insights.repository import open_flag_counts
 from app.scores import repository
@@ -43,6 +43,7 @@ from app.scores.schemas import (
     Official,
     PeriodStateOut,
     Scorecard,
+    ValueLine,
 )
 from app.units import repository as units_repository
 from app.units.models import Unit
@@ -162,9 +163,47 @@ def _grade(version: CatalogVersion, result: Score) -> str | None:
     return result.grade.name_vi if result.grade is not None else None
 
 
-def _snapshot_values(
-    unit: UnitInfo, period: str, revision: int, version: CatalogVersion, result: Score, at: datetime
+def _counts_json(
+    version: CatalogVersion, code: str, counts: Counts | None
+) -> dict[str, Any] | None:
+    """A candidate value with what it earns alone (two decimals)."""
+    if counts is None:
+        return None
+    measure = version.measure(code)
+    points = points_of(measure.metric, measure.component, counts) if measure else None
+    return {
+        "numerator": counts.numerator,
+        "denominator": counts.denominator,
+        "points": _num(round_points(points) if points is not None else None),
+    }
+
+
+def _origin(
+    version: CatalogVersion, code: str, provenance: dict[str, Provenance]
 ) -> dict[str, Any]:
+    """Which value scored a code, and the candidates: computed, submitted (the latest,
+    any scope) and the admin override."""
+    found = provenance.get(code)
+    if found is None:
+        return {"scored_from": "records" if code == ON_TIME_METRIC else "submitted"}
+    return {
+        "scored_from": found.scored_from,
+        "computed": _counts_json(version, code, found.computed),
+        "submitted": _counts_json(version, code, found.submitted),
+        "admin": _counts_json(version, code, found.admin),
+    }
+
+
+def _snapshot_values(
+    unit: UnitInfo,
+    period: str,
+    revision: int,
+    version: CatalogVersion,
+    result: Score,
+    at: datetime,
+    provenance: dict[str, Provenance] | None = None,
+) -> dict[str, Any]:
+    origins = provenance or {}
     return {
         "unit_code": unit.code,
         "period": period,
@@ -181,12 +220,14 @@ def _snapshot_values(
                 "max_points": _num(m.max_points),
                 "numerator": m.counts.numerator if m.counts else None,
                 "denominator": m.counts.denominator if m.counts else None,
+                **_origin(version, m.code, origins),
                 "components": [
                     {
                         "code": c.code,
                         "points": _num(c.points),
                         "numerator": c.counts.numerator if c.counts else None,
                         "denominator": c.counts.denominator if c.counts else None,
+                        **_origin(version, c.code, origins),
                     }
                     for c in m.components
                 ],
@@ -354,30 +395,70 @@ def _peer_from_snapshot(unit: UnitInfo, snap: ScoreSnapshot) -> Peer:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Where a record-fed code's scored counts came from, and both candidates."""
+
+    scored_from: str  # records | admin (an admin-scope submission overrides)
+    computed: Counts | None
+    submitted: Counts | None  # the latest submission (any scope), shown; scores only as admin's
+    admin: Counts | None
+
+
+def _source(version: CatalogVersion, code: str) -> Source:
+    measure = version.measure(code)
+    assert measure is not None
+    return (measure.component or measure.metric).source
+
+
 async def _score_units(
     session: AsyncSession,
     settings: Settings,
     version: CatalogVersion,
     period: Period,
     alive: Sequence[UnitInfo],
-) -> dict[str, Score]:
+) -> tuple[dict[str, Score], dict[str, dict[str, Provenance]]]:
     """Every unit's score for the period under ``version``: submissions, 2.1 from the dossier
-    timelines and the record-fed metrics, each computed once for all units."""
-    submitted = await counts_for_period(session, [u.code for u in alive], period)
+    timelines and the record-fed metrics, each computed once for all units. For a record-fed
+    metric the computed counts score unless an admin-scope submission overrides them; a unit's
+    own submission is kept (and shown) but does not score."""
+    codes = [u.code for u in alive]
+    submitted = await counts_for_period(session, codes, period)
     on_time = await on_time_counts(session, settings, period)
     record_fed = record_fed_codes(version)
+    # Only a `records` metric's own figure can be overridden; a records+submitted metric's
+    # submission is its submitted part, whoever makes it.
+    overridable = {code for code in record_fed if _source(version, code) is Source.records}
     records = await record_counts(session, settings, period) if record_fed else {}
+    admin = (
+        await counts_for_period(session, codes, period, admin_scope_only=True) if record_fed else {}
+    )
     results: dict[str, Score] = {}
+    provenance: dict[str, dict[str, Provenance]] = {}
     for unit in alive:
         own = submitted.get(unit.code, {})
         counts: dict[str, Counts | None] = dict(own)
         if unit.code in on_time:
             counts[ON_TIME_METRIC] = on_time[unit.code]
-        counts.update(
-            counts_from_records(record_fed, records.get(unit.code), own, on_time.get(unit.code))
+        by_admin = admin.get(unit.code, {})
+        # The submitted parts of records+submitted metrics (1.4's reporting total, 5.4's
+        # complaint share): the admin's value if there is one, else the unit's latest.
+        parts = {**own, **by_admin}
+        computed = counts_from_records(
+            record_fed, records.get(unit.code), parts, on_time.get(unit.code)
         )
+        provenance[unit.code] = {}
+        for code, value in computed.items():
+            override = by_admin.get(code) if code in overridable else None
+            counts[code] = override if override is not None else value
+            provenance[unit.code][code] = Provenance(
+                scored_from="admin" if override is not None else "records",
+                computed=value,
+                submitted=parts.get(code) if code not in overridable else own.get(code),
+                admin=override,
+            )
         results[unit.code] = score(version, counts)
-    return results
+    return results, provenance
 
 
 async def _bridge(
@@ -390,7 +471,7 @@ async def _bridge(
     """The previous period rescored with ``version``, the first period's rules after a version
     change: rank and score changes then measure the units, not the change of rules."""
     alive = [u for u in every_unit if u.valid_during(previous)]
-    rescored = await _score_units(session, settings, version, previous, alive)
+    rescored, _ = await _score_units(session, settings, version, previous, alive)
     return {
         u.code: Peer(
             unit=u,
@@ -422,10 +503,12 @@ async def refresh_period(
     every_unit = await units(session)
     by_code = {u.code: u for u in every_unit}
     alive = [u for u in every_unit if u.valid_during(period)]
-    results = await _score_units(session, settings, version, period, alive)
+    results, provenance = await _score_units(session, settings, version, period, alive)
 
     values = {
-        u.code: _snapshot_values(u, name, state.revision, version, results[u.code], at)
+        u.code: _snapshot_values(
+            u, name, state.revision, version, results[u.code], at, provenance.get(u.code, {})
+        )
         for u in alive
     }
     # National rank among peers of the same level, kept with the snapshot for history.
@@ -654,7 +737,14 @@ def _metric_line(
     """One scorecard line from a snapshot's stored metric (or component) figures."""
     points = _dec(data.get("points"))
     numerator, denominator = data.get("numerator"), data.get("denominator")
+    scored_from = data.get("scored_from") or (
+        "records" if source is Source.records else "submitted"
+    )
     return MetricLine(
+        scored_from=scored_from,
+        overridden=scored_from == "admin",
+        computed=_value_line(data.get("computed")),
+        submitted=_value_line(data.get("submitted")),
         code=code,
         indicator=indicator,
         source=source,
@@ -664,9 +754,7 @@ def _metric_line(
         lost=max_points - points if points is not None else None,
         numerator=numerator,
         denominator=denominator,
-        rate=(Decimal(numerator or 0) / Decimal(denominator)).quantize(Decimal("0.0001"))
-        if denominator
-        else None,
+        rate=_rate(numerator, denominator),
         full_marks_rate=full_marks,
         missing=points is None,
     )
@@ -684,6 +772,24 @@ async def _bridged_changes(
         return None, None
     change = item["score_change"]
     return item["rank_change"], _dec(change) if change is not None else None
+
+
+def _value_line(data: dict[str, Any] | None) -> ValueLine | None:
+    if not data:
+        return None
+    numerator, denominator = data["numerator"], data["denominator"]
+    return ValueLine(
+        numerator=numerator,
+        denominator=denominator,
+        rate=_rate(numerator, denominator),
+        points=_dec(data.get("points")),
+    )
+
+
+def _rate(numerator: int | None, denominator: int | None) -> Decimal | None:
+    if not denominator:
+        return None
+    return (Decimal(numerator or 0) / Decimal(denominator)).quantize(Decimal("0.0001"))
 
 
 async def _snapshot(session: AsyncSession, code: str, period: Period) -> tuple[ScoreSnapshot, Unit]:

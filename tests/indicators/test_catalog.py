@@ -107,7 +107,7 @@ def test_766_2026_takes_the_operators_thresholds_and_the_record_sources() -> Non
         "DOSSIER_RECEIVING_SATISFACTION": ("threshold", Decimal("0.9"), "submitted"),
     }
     assert rules(new) == {  # 3.3 from 50%, 4.2 and 4.3 from 80%, 5.4 from 90%
-        "FULL_ONLINE_RATE": ("threshold", Decimal("0.5"), "records+submitted"),
+        "FULL_ONLINE_RATE": ("threshold", Decimal("0.5"), "records"),
         "SO_HOA_GIAY_TO_GIAI_QUYET": ("threshold", Decimal("0.8"), "records"),
         "REUSED_DIGITIZED_DATA": ("threshold", Decimal("0.8"), "records"),
         "DOSSIER_RECEIVING_SATISFACTION": ("threshold", Decimal("0.9"), "records+submitted"),

@@ -47,10 +47,10 @@ async def test_a_resubmission_is_a_new_revision_and_history_shows_who_and_when(
         "metric_code": "DOSSIER_SYNC", "indicator": "1.4", "source": "submitted",
         "numerator": 45, "denominator": 50, "revision": 1,
         "submitted_by": "Sở Nội vụ An Giang", "submitted_at": None, "key_id": key_id,
-        "result": "stored",
+        "admin_scope": False, "result": "stored",
     }  # fmt: skip
 
-    same = await post(client, value(), ADMIN)
+    same = await post(client, value(), key)
     assert same.status_code == 200
     assert (same.json()["result"], same.json()["revision"]) == ("unchanged", 1)
     assert same.json()["submitted_by"] == "Sở Nội vụ An Giang"  # the revision that stands
@@ -58,6 +58,10 @@ async def test_a_resubmission_is_a_new_revision_and_history_shows_who_and_when(
     corrected = await post(client, value(numerator=47), ADMIN)
     assert corrected.status_code == 201
     assert (corrected.json()["revision"], corrected.json()["submitted_by"]) == (2, "admin")
+    assert corrected.json()["admin_scope"] is True
+    # The unit sending the admin's figure changes nothing: the admin's revision stands.
+    echoed = await post(client, value(numerator=47), key)
+    assert (echoed.status_code, echoed.json()["revision"]) == (200, 2)
 
     latest = await client.get("/v1/units/H01.01/indicator-values?period=2024-04", headers=key)
     assert latest.status_code == 200

@@ -21,7 +21,16 @@ from app.indicators.catalog import shipped_catalog
 from app.indicators.scoring import Counts, score
 from app.scores.jobs import refresh_scores
 from app.scores.records import counts_from_records
-from tests.helpers import ADMIN, event, get_dossier, post_events, put_procedure, put_unit, vn
+from tests.helpers import (
+    ADMIN,
+    create_key,
+    event,
+    get_dossier,
+    post_events,
+    put_procedure,
+    put_unit,
+    vn,
+)
 
 NOW = vn("2027-01-10 09:00")
 DERIVED = {"Prefer": "return=representation"}
@@ -243,19 +252,26 @@ async def test_a_submitted_reporting_total_widens_1_4_and_3_3(
     client: httpx.AsyncClient, refresh: Callable[[], Any]
 ) -> None:
     await send(client, TWELVE, "H01.01")
+    _, unit_key = await create_key(client, ["indicators:write"], "H01.01")
     # The reporting system counted 20 dossiers received in December: 1.4 = 12/20, and 3.3's
     # 3/12 times the sync rate 12/20 = 3/20.
     body = {"unit_code": "H01.01", "period": "2026-12", "metric_code": "DOSSIER_SYNC",
             "numerator": 12, "denominator": 20}  # fmt: skip
-    assert (await client.post("/v1/indicator-values", json=body, headers=ADMIN)).status_code == 201
+    assert (
+        await client.post("/v1/indicator-values", json=body, headers=unit_key)
+    ).status_code == 201
     await refresh()
     found = counts(await card(client, "H01.01"))
     assert (found["DOSSIER_SYNC"], found["FULL_ONLINE_RATE"]) == ((12, 20), (3, 20))
     # A total below the records' count does not lower it: max(12, 5) = 12.
     body |= {"numerator": 5, "denominator": 5}
-    assert (await client.post("/v1/indicator-values", json=body, headers=ADMIN)).status_code == 201
+    assert (
+        await client.post("/v1/indicator-values", json=body, headers=unit_key)
+    ).status_code == 201
     await refresh()
-    assert counts(await card(client, "H01.01"))["DOSSIER_SYNC"] == (12, 12)
+    sync = lines(await card(client, "H01.01"))["DOSSIER_SYNC"]
+    assert (sync["numerator"], sync["denominator"], sync["scored_from"]) == (12, 12, "records")
+    assert (sync["submitted"]["numerator"], sync["submitted"]["denominator"]) == (5, 5)
 
 
 async def test_5_4_takes_the_late_share_from_the_records_and_the_complaints_submitted(
@@ -279,10 +295,15 @@ async def test_5_4_takes_the_late_share_from_the_records_and_the_complaints_subm
         "numerator": 1,
         "denominator": 10,
     }
+    # Made by the provincial office (admin scope): it is the submitted part, not an override.
     assert (await client.post("/v1/indicator-values", json=body, headers=ADMIN)).status_code == 201
     await refresh()
     satisfaction = lines(await card(client, "H01.01"))["DOSSIER_RECEIVING_SATISFACTION"]
     assert (satisfaction["numerator"], satisfaction["denominator"]) == (26, 40)
+    assert (satisfaction["scored_from"], satisfaction["overridden"]) == ("records", False)
+    assert (satisfaction["submitted"]["numerator"], satisfaction["submitted"]["denominator"]) == (
+        1, 10,
+    )  # fmt: skip
     # 6 × 0.65 / 0.9 = 4.333… → 4.33
     assert satisfaction["points"] == "4.33"
 
@@ -337,12 +358,15 @@ async def test_rank_and_score_changes_across_the_version_change_use_the_new_rule
         # December (766-2026): H01 6, H05 3 → ranks 1, 2.
         ("H01", "2026-12", "PUBLISH_ON_TIME", 10), ("H05", "2026-12", "PUBLISH_ON_TIME", 5),
     ]  # fmt: skip
-    values = [{"unit_code": u, "period": p, "metric_code": m, "numerator": n, "denominator": 10}
-              for u, p, m, n in submit]  # fmt: skip
-    response = await client.post(
-        "/v1/indicator-values/batch", json={"values": values}, headers=ADMIN
-    )
-    assert response.json()["rejected"] == 0, response.text
+    # Each province submits its own (an admin-scope value would override the records).
+    for province in ("H01", "H05"):
+        _, key = await create_key(client, ["indicators:write"], province)
+        values = [{"unit_code": u, "period": p, "metric_code": m, "numerator": n,
+                   "denominator": 10} for u, p, m, n in submit if u == province]  # fmt: skip
+        response = await client.post(
+            "/v1/indicator-values/batch", json={"values": values}, headers=key
+        )
+        assert response.json()["rejected"] == 0, response.text
     await refresh()
     november = (
         await client.get("/v1/rankings", params={"level": "province", "period": "2026-11"})
@@ -368,3 +392,65 @@ async def test_rank_and_score_changes_across_the_version_change_use_the_new_rule
     # The scorecard shows the same changes.
     h01 = await card(client, "H01")
     assert (h01["rank_change"], h01["score_change"]) == (0, "0.00")
+
+
+async def test_a_units_own_value_is_shown_not_scored_and_the_admins_overrides(
+    client: httpx.AsyncClient, refresh: Callable[[], Any]
+) -> None:
+    await send(client, TWELVE, "H01.01")
+    _, unit_key = await create_key(client, ["indicators:write"], "H01.01")
+    # 2.1 is still refused; every other record-fed metric takes submissions.
+    refused = {"unit_code": "H01.01", "period": "2026-12", "metric_code": "ON_TIME_RATE",
+               "numerator": 1, "denominator": 1}  # fmt: skip
+    assert (
+        await client.post("/v1/indicator-values", json=refused, headers=unit_key)
+    ).status_code == 422
+    own = {"unit_code": "H01.01", "period": "2026-12", "metric_code": "REUSED_DIGITIZED_DATA",
+           "numerator": 10, "denominator": 10}  # fmt: skip
+    stored = await client.post("/v1/indicator-values", json=own, headers=unit_key)
+    assert (stored.status_code, stored.json()["admin_scope"], stored.json()["source"]) == (
+        201, False, "records",
+    )  # fmt: skip
+    await refresh()
+    reused = lines(await card(client, "H01.01"))["REUSED_DIGITIZED_DATA"]
+    # The computed 3/12 scores (0.63); the unit's 10/10 (2 points) is shown beside it.
+    assert (reused["numerator"], reused["denominator"], reused["points"]) == (3, 12, "0.63")
+    assert (reused["scored_from"], reused["overridden"]) == ("records", False)
+    assert reused["computed"] == {
+        "numerator": 3,
+        "denominator": 12,
+        "rate": "0.2500",
+        "points": "0.63",
+    }
+    assert reused["submitted"] == {
+        "numerator": 10,
+        "denominator": 10,
+        "rate": "1.0000",
+        "points": "2.00",
+    }
+
+    # The provincial office enters the portal's own figure, 6/12: it overrides.
+    portal = own | {"numerator": 6, "denominator": 12}
+    assert (
+        await client.post("/v1/indicator-values", json=portal, headers=ADMIN)
+    ).status_code == 201
+    # The unit submits again afterwards: its value is the latest, but it cannot undo the override.
+    again = own | {"numerator": 9, "denominator": 10}
+    assert (
+        await client.post("/v1/indicator-values", json=again, headers=unit_key)
+    ).status_code == 201
+    await refresh()
+    scorecard = await card(client, "H01.01")
+    reused = lines(scorecard)["REUSED_DIGITIZED_DATA"]
+    # 2 × 0.5 / 0.8 = 1.25
+    assert (reused["numerator"], reused["denominator"], reused["points"]) == (6, 12, "1.25")
+    assert (reused["scored_from"], reused["overridden"]) == ("admin", True)
+    assert reused["computed"]["numerator"] == 3 and reused["submitted"]["numerator"] == 9
+    # A metric the records cannot feed scores from submissions, as before.
+    assert lines(scorecard)["PUBLISH_ON_TIME"]["scored_from"] == "submitted"
+    # The office confirming the unit's own figure makes it an override: a new revision.
+    confirmed = await client.post("/v1/indicator-values", json=again, headers=ADMIN)
+    assert (confirmed.status_code, confirmed.json()["admin_scope"]) == (201, True)
+    await refresh()
+    reused = lines(await card(client, "H01.01"))["REUSED_DIGITIZED_DATA"]
+    assert (reused["numerator"], reused["denominator"], reused["scored_from"]) == (9, 10, "admin")
