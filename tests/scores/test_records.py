@@ -454,3 +454,38 @@ async def test_a_units_own_value_is_shown_not_scored_and_the_admins_overrides(
     await refresh()
     reused = lines(await card(client, "H01.01"))["REUSED_DIGITIZED_DATA"]
     assert (reused["numerator"], reused["denominator"], reused["scored_from"]) == (9, 10, "admin")
+
+
+async def test_a_desk_posting_events_with_the_facts_feeds_the_same_metrics(
+    client: httpx.AsyncClient, refresh: Callable[[], Any]
+) -> None:
+    def received(n: int, procedure: str, channel: int = 1, **facts: Any) -> dict[str, Any]:
+        code = f"H01.01-261201-{n:04d}"
+        return event(f"{code}-r", code, 2, "2026-12-01 08:00", procedure=procedure,
+                     channel=channel, received_at="2026-12-01 08:00", **facts)  # fmt: skip
+
+    await post_events(client, [
+        # charged, paid (gateway); online with an e-result; 4.2, 4.3, 4.4, 4.5 (store)
+        received(1, "FEE", 2, payment_code="2", fees_count=1, fees_total=50000,
+                 fees_all_zero=False, results_total=1, results_with_file=1, papers_total=1,
+                 papers_with_file=1, papers_from_national_store=1, has_digitized_parts=True),
+        # every fee 0: not charged (paid_online alone would have counted it paid)
+        received(2, "FEE", paid_online=True, fees_all_zero=True),
+        # charged; the code 3 wins over paid_online: not paid online
+        received(3, "FEE", payment_code="3", paid_online=True),
+        # online, no paper result due; 4.5 (VNeID and the population database)
+        received(4, "FREE", 2, vneid_verified=True, databases=["CSDLQGDC", "CSDLQGDC"]),
+    ])  # fmt: skip
+    await refresh()
+    assert counts(await card(client, "H01.01")) == {
+        "DOSSIER_SYNC": (4, 4), "FULL_ONLINE_RATE": (2, 4), "ONLINE_PAYMENT.A": (1, 2),
+        "ORIGINAL_RESULT_AVAILABLE": (1, 3), "SO_HOA_GIAY_TO_GIAI_QUYET": (1, 4),
+        "REUSED_DIGITIZED_DATA": (1, 4), "SYNCED_WITH_DVCQG_PERSONAL_STORAGE": (1, 4),
+        "CITIZEN_DATA_CONNECTED_DOSSIER": (2, 4),
+    }  # fmt: skip
+    # A later event of dossier 3 states it was paid on the portal: the latest statement wins.
+    code = "H01.01-261201-0003"
+    await post_events(client, [event(f"{code}-p", code, 4, "2026-12-02 08:00", procedure="FEE",
+                                     payment_code="1")])  # fmt: skip
+    await refresh()
+    assert counts(await card(client, "H01.01"))["ONLINE_PAYMENT.A"] == (2, 2)
