@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import date
+from collections.abc import Callable, Iterator
+from datetime import date, datetime
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from tests.helpers import vn
 from tests.indicators import switched_catalog
 
 
@@ -53,10 +54,17 @@ async def test_the_version_in_force_is_public(client: httpx.AsyncClient) -> None
     ]
 
 
-async def test_without_a_date_today_is_asked(client: httpx.AsyncClient) -> None:
+@pytest.mark.parametrize(
+    ("now", "version"),
+    [("2026-11-30 23:59", "766-2022"), ("2026-12-01 00:00", "766-2026")],
+)
+async def test_without_a_date_today_is_asked(
+    client: httpx.AsyncClient, clock: Callable[[datetime], None], now: str, version: str
+) -> None:
+    clock(vn(now))  # today in CHISO_TIMEZONE: 1 December starts at 00:00 Vietnam time
     response = await client.get("/v1/indicators")
     assert response.status_code == 200
-    assert response.json()["version"] == "766-2022"
+    assert response.json()["version"] == version
 
 
 async def test_no_version_in_force_is_a_404_problem(client: httpx.AsyncClient) -> None:
