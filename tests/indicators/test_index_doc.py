@@ -31,12 +31,17 @@ def _rule(metric: Metric) -> str:
         text += _percent(metric.threshold)
     if metric.empty_denominator is EmptyDenominator.full:
         text += "; nothing to measure: full points"
+    if metric.empty_denominator is EmptyDenominator.missing:
+        text += "; nothing to measure: missing"
     return text
 
 
 def _term(component: Component) -> str:
     term = f"{component.coefficient} × rate"
-    return term if component.cap is None else f"min({component.cap}, {term})"
+    term = term if component.cap is None else f"min({component.cap}, {term})"
+    if component.empty_denominator is EmptyDenominator.missing:
+        term += "; nothing to measure: missing"
+    return term
 
 
 def rows(version: CatalogVersion) -> list[str]:
