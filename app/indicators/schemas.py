@@ -103,7 +103,12 @@ class IndicatorItemResult(BaseModel):
     unit_code: str | None = None
     period: str | None = None
     metric_code: str | None = None
+    indicator: str | None = Field(default=None, description="The metric's official indicator")
+    source: Source | None = Field(default=None, description="Where the metric's counts come from")
     revision: int | None = Field(default=None, description="The stored (or latest) revision")
+    admin_scope: bool | None = Field(
+        default=None, description="The stored (or latest) revision was made with the admin scope"
+    )
     errors: list[dict[str, Any]] | None = None
 
 

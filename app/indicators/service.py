@@ -136,13 +136,19 @@ async def submit(
     await audit.record_indicator_revisions(session, principal, revisions)
     for index, row in stored.items():
         value = accepted[index][0]
+        version = catalog.for_period(accepted[index][1])
+        measure = version.measure(value.metric_code) if version is not None else None
+        part = (measure.component or measure.metric) if measure is not None else None
         results[index] = IndicatorItemResult(
             index=index,
             result="unchanged" if row.unchanged else "stored",
             unit_code=value.unit_code,
             period=value.period,
             metric_code=value.metric_code,
+            indicator=part.indicator if part is not None else None,
+            source=part.source if part is not None else None,
             revision=row.revision,
+            admin_scope=row.admin_scope,
         )
     return Submitted(results=[results[i] for i in sorted(results)], rows=stored)
 

@@ -181,6 +181,9 @@ async def test_a_batch_answers_per_item(client: httpx.AsyncClient, units: None) 
         "rejected",
     ]  # fmt: skip
     assert results[0]["revision"] == 1
+    described = [(results[i]["indicator"], results[i]["source"], results[i]["admin_scope"])
+                 for i in (0, 1)]  # fmt: skip
+    assert described == [("1.4", "submitted", False), ("1.1", "submitted", False)]
     assert results[2]["errors"] == [
         {"pointer": "#/values/2/unit_code", "detail": "outside this key's unit"}
     ]
