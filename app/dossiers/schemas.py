@@ -28,6 +28,15 @@ DossierCode = Annotated[str, Field(pattern=DOSSIER_CODE_PATTERN, examples=["H01.
 EventId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
 
 MAX_BATCH = 10_000
+PAYMENT_CODE_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+FactCount = Annotated[int, Field(ge=0, le=100_000), JSON_INTEGER]
+FactAmount = Annotated[int, Field(ge=0, le=10**15), JSON_INTEGER]
+# The index facts an event may state, by their name in ``DossierFacts``.
+EVENT_FACTS = (
+    "papers_total", "papers_with_file", "papers_digitised", "papers_reused",
+    "papers_from_national_store", "fees_count", "fees_total", "fees_all_zero", "results_total",
+    "results_with_file", "databases", "vneid_verified", "payment_code",
+)  # fmt: skip
 # Timestamps outside this window are typos (year 0226, 20226), not history; and nothing about
 # a dossier is dated years ahead (periods end in 2099: a date near it broke score refreshes).
 EARLIEST = datetime.fromisoformat("2000-01-01T00:00:00+00:00")
@@ -146,6 +155,41 @@ class DossierEventIn(BaseModel):
     )
     paid_online: StrictBool | None = Field(default=None, description="DuocThanhToanTrucTuyen")
     has_digitized_parts: StrictBool | None = Field(default=None, description="HoSoCoThanhPhanSoHoa")
+    # The dossier's index facts, as a portal record states them (docs/INDEX.md, "Computed from
+    # the records"): optional, null = not stated (an earlier statement stands).
+    papers_total: FactCount | None = Field(default=None, description="TaiLieuNop entries")
+    papers_with_file: FactCount | None = Field(
+        default=None, description="… with an attached file (4.2)"
+    )
+    papers_digitised: FactCount | None = Field(default=None, description="… DuocSoHoa = 1 (4.3)")
+    papers_reused: FactCount | None = Field(default=None, description="… DuocTaiSuDung = 1")
+    papers_from_national_store: FactCount | None = Field(
+        default=None, description="… DuocLayTuKhoDMQG = 1 (4.4, 4.5)"
+    )
+    fees_count: FactCount | None = Field(default=None, description="DanhSachLePhi entries")
+    fees_total: FactAmount | None = Field(default=None, description="Sum of their Gia, in dong")
+    fees_all_zero: StrictBool | None = Field(
+        default=None, description="Every fee is 0: the dossier does not count in 3.6"
+    )
+    results_total: FactCount | None = Field(
+        default=None, description="DanhSachGiayToKetQua entries"
+    )
+    results_with_file: FactCount | None = Field(
+        default=None,
+        description="… with DuongDanTepTinKetQua: an electronic result (3.3, 4.1, 4.2, 4.4)",
+    )
+    databases: (
+        Annotated[list[Annotated[str, Field(pattern=CODE_PATTERN)]], Field(max_length=50)] | None
+    ) = Field(default=None, description="DSKetNoiCSDL MaCSDL codes (CSDLQGDC: population, 4.5)")
+    vneid_verified: StrictBool | None = Field(
+        default=None, description="TaiKhoanDuocXacThucVoiVNeID (4.5)"
+    )
+    payment_code: Annotated[str, Field(pattern=PAYMENT_CODE_PATTERN)] | None = Field(
+        default=None,
+        description="DuocThanhToanTrucTuyen as sent: 1 national portal, 2 the province's "
+        "gateway (paid online, 3.6); any other code is not paid online. Takes precedence over "
+        "paid_online",
+    )
 
     _dates_in_range = field_validator(
         "occurred_at",
@@ -157,6 +201,16 @@ class DossierEventIn(BaseModel):
         "apology_issued_at",
         "apology_new_due_at",
     )(_in_range)
+
+    @property
+    def facts(self) -> dict[str, Any]:
+        """The index facts this event states (an empty dict: none)."""
+        stated = {name: getattr(self, name) for name in EVENT_FACTS}
+        if self.has_digitized_parts is not None:
+            stated["has_digitised_parts"] = self.has_digitized_parts
+        if self.applicant_kind is not None:
+            stated["applicant_kind"] = self.applicant_kind
+        return {name: value for name, value in stated.items() if value is not None}
 
     @field_validator("note")
     @classmethod

@@ -32,6 +32,8 @@ from app.dossiers.schemas import (
     Pause,
 )
 from app.dossiers.timeline import DossierRules, DossierState, derive, order, standing
+from app.portal.facts import DossierFacts
+from app.portal.facts_repository import upsert_facts
 from app.scores.repository import mark_dirty
 from app.scores.service import periods_touched
 from app.units import repository as units
@@ -138,6 +140,18 @@ async def ingest(
             stored_at=stored_at,
         )
 
+    if source == "api":
+        # Index facts stated by accepted events, in arrival order (a later statement wins,
+        # field by field); portal records keep theirs through the portal's own path.
+        stated = [
+            (event.dossier_code, _facts(event))
+            for index, event in valid.items()
+            if results[index].result in ("stored", "updated", "duplicate") and event.facts
+        ]
+        if stated:
+            await upsert_facts(session, stated)
+            touched.update(code for code, _ in stated)  # re-derived: their periods rescore
+
     codes = sorted(touched)
     if codes and derive_now:
         await repository.take_queued(session, codes)
@@ -198,6 +212,15 @@ async def _store(
         order = [i for i, _ in again]
         pending = [e for _, e in again]
     raise Contention(pending[0].dossier_code)
+
+
+def _facts(event: DossierEventIn) -> DossierFacts:
+    stated = event.facts
+    if "databases" in stated:
+        stated["databases"] = tuple(dict.fromkeys(stated["databases"]))
+    if "fees_total" in stated:
+        stated["fees_total"] = Decimal(stated["fees_total"])
+    return DossierFacts(**stated)
 
 
 def _without_note(event: DossierEventIn) -> DossierEventIn:

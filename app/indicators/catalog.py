@@ -34,10 +34,13 @@ TOTAL_POINTS = Decimal(100)
 
 CODE_PATTERN = r"^[A-Z][A-Z0-9_]{0,47}$"
 COMPONENT_CODE_PATTERN = r"^[A-Z][A-Z0-9_]{0,47}\.[A-Z0-9_]{1,15}$"
+# The official indicator number of the operator's description ("4.3"); see INDICATORS-766.
+INDICATOR_PATTERN = r"^[1-9]\.[1-9][0-9]?$"
 VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"
 
 Points = Annotated[Decimal, Field(gt=0, le=TOTAL_POINTS)]
 Label = Annotated[str, Field(min_length=1, max_length=300)]
+Indicator = Annotated[str, Field(pattern=INDICATOR_PATTERN, examples=["4.3"])]
 
 
 class CatalogDataError(ValueError):
@@ -59,11 +62,17 @@ class EmptyDenominator(StrEnum):
 
     zero = "zero"
     full = "full"
+    missing = "missing"  # nothing to measure: missing, as the portal shows N/A (no points)
 
 
 class Source(StrEnum):
+    """Where a metric's counts come from (docs/INDEX.md, "Sources and precedence")."""
+
     submitted = "submitted"  # units submit numerator and denominator
-    dossiers = "dossiers"  # computed by chiso from dossier timelines; submissions are refused
+    records = "records"  # computed by chiso from dossier records; a unit's submission never scores
+    # The numerator from records, part of the rest submitted (1.4's reporting-system total,
+    # 5.4's complaint share).
+    records_submitted = "records+submitted"
 
 
 ALL_PERIOD_KINDS = (PeriodKind.month, PeriodKind.quarter, PeriodKind.year)
@@ -77,12 +86,15 @@ class Component(_Data):
     """One ratio of a composite metric, submitted under its own code (``ONLINE_PAYMENT.A``)."""
 
     code: Annotated[str, Field(pattern=COMPONENT_CODE_PATTERN)]
+    # Required, null where the description has no such indicator: the data must say which.
+    indicator: Indicator | None
     name_vi: Label
     name_en: Label
     numerator: Label
     denominator: Label
     coefficient: Annotated[Decimal, Field(gt=0, le=TOTAL_POINTS)]
     cap: Points | None = Field(default=None, description="The term is min(cap, coefficient × rate)")
+    source: Source = Source.submitted
     empty_denominator: EmptyDenominator = EmptyDenominator.zero
     allow_numerator_above_denominator: bool = False
 
@@ -93,6 +105,8 @@ class Component(_Data):
 
 class Metric(_Data):
     code: Annotated[str, Field(pattern=CODE_PATTERN)]
+    # Required, null where the description has no such indicator: the data must say which.
+    indicator: Indicator | None
     name_vi: Label
     name_en: Label
     numerator: Label | None = None
@@ -137,8 +151,16 @@ class Metric(_Data):
                 f"{code}: a composite sets `empty_denominator` and "
                 "`allow_numerator_above_denominator` per component"
             )
-        if self.source is not Source.submitted:
-            raise ValueError(f"{code}: composite components are submitted, not computed")
+        parts = {c.source for c in self.components}
+        stated = (
+            next(iter(parts))
+            if len(parts) == 1 and Source.records_submitted not in parts
+            else Source.records_submitted
+        )
+        if self.source is not stated:
+            raise ValueError(
+                f"{code}: a composite's `source` sums up its components': {stated.value}"
+            )
         for component in self.components:
             if not component.code.startswith(f"{code}."):
                 raise ValueError(f"{code}: component {component.code} must start with {code}.")

@@ -15,7 +15,7 @@ from app.units.repository import subtree_codes
 
 _NAMES = (
     "id", "unit_code", "period", "period_kind", "metric_code", "numerator", "denominator",
-    "revision", "submitted_by", "submitted_at", "key_id",
+    "revision", "submitted_by", "submitted_at", "key_id", "admin_scope",
 )  # fmt: skip
 _COLUMNS = ", ".join(_NAMES)
 
@@ -54,6 +54,7 @@ async def store_revisions(
     *,
     submitted_by: str,
     key_id: uuid.UUID | None,
+    admin_scope: bool = False,
 ) -> list[Row[Any]]:
     """Add the next revision of every value that differs from its latest revision.
 
@@ -84,15 +85,18 @@ async def store_revisions(
             candidates AS (
                 SELECT i.*, COALESCE(l.revision, 0) + 1 AS next_revision,
                        (l.numerator, l.denominator) IS NOT DISTINCT FROM
-                       (i.numerator, i.denominator) AS unchanged
+                       (i.numerator, i.denominator)
+                       -- the admin confirming a unit's value makes it an override: a revision
+                       AND (l.admin_scope OR NOT CAST(:admin_scope AS boolean)) AS unchanged
                 FROM incoming i LEFT JOIN latest l USING (unit_code, period, metric_code)
             ),
             stored AS (
                 INSERT INTO indicator_values (unit_code, period, period_kind, metric_code,
                                               numerator, denominator, revision, submitted_by,
-                                              key_id)
+                                              key_id, admin_scope)
                 SELECT unit_code, period, period_kind, metric_code, numerator, denominator,
-                       next_revision, CAST(:submitted_by AS text), CAST(:key_id AS uuid)
+                       next_revision, CAST(:submitted_by AS text), CAST(:key_id AS uuid),
+                       CAST(:admin_scope AS boolean)
                 FROM candidates WHERE NOT unchanged
                 ORDER BY unit_code, period, metric_code
                 ON CONFLICT (unit_code, period, metric_code, revision) DO NOTHING
@@ -118,6 +122,7 @@ async def store_revisions(
             "denominator": [v[4] for v in values],
             "submitted_by": submitted_by,
             "key_id": key_id,
+            "admin_scope": admin_scope,
         },
     )
     return list(rows)
@@ -175,9 +180,14 @@ async def list_values(
 
 
 async def latest_counts(
-    session: AsyncSession, unit_codes: Sequence[str], periods: Sequence[str]
+    session: AsyncSession,
+    unit_codes: Sequence[str],
+    periods: Sequence[str],
+    *,
+    admin_scope_only: bool = False,
 ) -> list[Row[Any]]:
-    """``(unit_code, period, metric_code, numerator, denominator)`` of the latest revisions."""
+    """``(unit_code, period, metric_code, numerator, denominator)`` of the latest revisions
+    (of those made with the admin scope, with ``admin_scope_only``)."""
     if not unit_codes or not periods:
         return []
     rows = await session.execute(
@@ -188,9 +198,14 @@ async def latest_counts(
             FROM indicator_values
             WHERE unit_code = ANY(CAST(:units AS text[]))
               AND period = ANY(CAST(:periods AS text[]))
+              AND (admin_scope OR NOT CAST(:admin_only AS boolean))
             ORDER BY unit_code, period, metric_code, revision DESC
             """
         ),
-        {"units": sorted(set(unit_codes)), "periods": sorted(set(periods))},
+        {
+            "units": sorted(set(unit_codes)),
+            "periods": sorted(set(periods)),
+            "admin_only": admin_scope_only,
+        },
     )
     return list(rows)

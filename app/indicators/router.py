@@ -174,6 +174,7 @@ async def post_batch(
 )
 async def get_unit_values(
     session: Session,
+    catalog: CurrentCatalog,
     principal: Reader,
     code: Annotated[str, Path(pattern=UNIT_CODE_PATTERN)],
     page: Annotated[PageParams, Depends(page_params)],
@@ -195,7 +196,9 @@ async def get_unit_values(
         after=after,
         limit=page.limit,
     )
-    items = [IndicatorValueOut.model_validate(r) for r in rows[: page.limit]]
+    items = [
+        service.described(IndicatorValueOut.model_validate(r), catalog) for r in rows[: page.limit]
+    ]
     next_cursor = (
         encode_cursor([items[-1].period, items[-1].metric_code, items[-1].revision])
         if len(rows) > page.limit

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
 from app.core.params import JSON_INTEGER
+from app.indicators.catalog import Source
 from app.indicators.periods import PERIOD_PATTERN, Period, PeriodKind
 from app.units.schemas import UNIT_CODE_PATTERN
 
@@ -71,12 +72,23 @@ class IndicatorValueOut(BaseModel):
     period: str
     period_kind: PeriodKind
     metric_code: str
+    indicator: str | None = Field(
+        default=None, description='The official indicator ("4.3") of the metric; null if none'
+    )
+    source: Source | None = Field(
+        default=None, description="Where the metric's counts come from, per the catalog version"
+    )
     numerator: int
     denominator: int
     revision: int
     submitted_by: str
     submitted_at: datetime
     key_id: uuid.UUID | None
+    admin_scope: bool = Field(
+        default=False,
+        description="Made with the admin scope: for a metric the records feed, only such a "
+        "value overrides the computed one (a unit's own is kept and shown, not scored)",
+    )
 
 
 class SubmissionResult(IndicatorValueOut):
@@ -91,7 +103,12 @@ class IndicatorItemResult(BaseModel):
     unit_code: str | None = None
     period: str | None = None
     metric_code: str | None = None
+    indicator: str | None = Field(default=None, description="The metric's official indicator")
+    source: Source | None = Field(default=None, description="Where the metric's counts come from")
     revision: int | None = Field(default=None, description="The stored (or latest) revision")
+    admin_scope: bool | None = Field(
+        default=None, description="The stored (or latest) revision was made with the admin scope"
+    )
     errors: list[dict[str, Any]] | None = None
 
 

@@ -209,13 +209,30 @@ def metric_score(metric: Metric, counts_by_code: Mapping[str, Counts | None]) ->
     if counts is None:
         return MetricScore(metric.code, metric.max_points, None, None)
     assert metric.empty_denominator is not None  # set for every non-composite rule
+    if _unmeasured(counts, metric.empty_denominator):
+        return MetricScore(metric.code, metric.max_points, counts, None)
     threshold = metric.threshold if metric.rule is Rule.threshold else None
     points = ratio_points(metric.max_points, counts, metric.empty_denominator, threshold)
     return MetricScore(metric.code, metric.max_points, counts, points)
 
 
+def points_of(metric: Metric, component: Component | None, counts: Counts) -> Decimal | None:
+    """What ``counts`` would earn for one metric (or one component's term) alone: to show the
+    value that did not score beside the one that did."""
+    if component is not None:
+        return _component(component, counts)
+    return metric_score(metric, {metric.code: counts}).points
+
+
 def _component(component: Component, counts: Counts | None) -> Decimal | None:
-    return None if counts is None else component_points(component, counts)
+    if counts is None or _unmeasured(counts, component.empty_denominator):
+        return None
+    return component_points(component, counts)
+
+
+def _unmeasured(counts: Counts, empty: EmptyDenominator | None) -> bool:
+    """Nothing to measure, and the catalog says that is missing data (never 0 points)."""
+    return counts.denominator == 0 and empty is EmptyDenominator.missing
 
 
 def score(version: CatalogVersion, counts_by_code: Mapping[str, Counts | None]) -> Score:

@@ -18,16 +18,20 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
-from app.core.auth import Principal
+from app.core.auth import Principal, Scope
 from app.core.errors import Conflict, Forbidden, NotFound, Unprocessable, item_errors
 from app.indicators import repository
-from app.indicators.catalog import Catalog, CatalogVersion, Source
+from app.indicators.catalog import Catalog, CatalogVersion
 from app.indicators.periods import Period, PeriodKind
 from app.indicators.schemas import IndicatorItemResult, IndicatorValueIn, IndicatorValueOut
 from app.indicators.scoring import Counts, resolve_period_counts
 from app.scores.repository import mark_dirty
 from app.units import repository as units
 from app.units.service import ensure_in_scope
+
+# 2.1 is computed from dossier timelines and, as before, refuses submissions. Other record-fed
+# metrics take them: a unit's own is kept and shown, an admin-scope one overrides.
+ON_TIME_METRIC = "ON_TIME_RATE"
 
 OUTSIDE_SCOPE = "outside this key's unit"
 _STORE_ATTEMPTS = 3
@@ -132,13 +136,19 @@ async def submit(
     await audit.record_indicator_revisions(session, principal, revisions)
     for index, row in stored.items():
         value = accepted[index][0]
+        version = catalog.for_period(accepted[index][1])
+        measure = version.measure(value.metric_code) if version is not None else None
+        part = (measure.component or measure.metric) if measure is not None else None
         results[index] = IndicatorItemResult(
             index=index,
             result="unchanged" if row.unchanged else "stored",
             unit_code=value.unit_code,
             period=value.period,
             metric_code=value.metric_code,
+            indicator=part.indicator if part is not None else None,
+            source=part.source if part is not None else None,
             revision=row.revision,
+            admin_scope=row.admin_scope,
         )
     return Submitted(results=[results[i] for i in sorted(results)], rows=stored)
 
@@ -159,7 +169,20 @@ async def submit_one(
         if any(e["detail"] == OUTSIDE_SCOPE for e in errors):
             raise Forbidden(f"This key is limited to unit {principal.unit_code} and its subunits.")
         raise Unprocessable(errors[0]["detail"] if errors else None, errors=errors)
-    return IndicatorValueOut.model_validate(outcome.rows[0]), result.result == "stored"
+    out = described(IndicatorValueOut.model_validate(outcome.rows[0]), catalog)
+    return out, result.result == "stored"
+
+
+def described(value: IndicatorValueOut, catalog: Catalog) -> IndicatorValueOut:
+    """The value with its metric's official indicator and source, per the period's version."""
+    version = catalog.for_period(Period.parse(value.period))
+    measure = version.measure(value.metric_code) if version is not None else None
+    if measure is None:
+        return value
+    part = measure.component or measure.metric
+    value.indicator = part.indicator
+    value.source = part.source
+    return value
 
 
 def _check(
@@ -188,7 +211,7 @@ def _check(
     measure = version.measure(value.metric_code)
     if measure is None:
         errors.append(error("metric_code", _unknown_metric(version, value.metric_code)))
-    elif measure.metric.source is Source.dossiers:
+    elif value.metric_code == ON_TIME_METRIC:
         errors.append(
             error(
                 "metric_code",
@@ -275,6 +298,7 @@ async def _store(
             ],
             submitted_by=principal.name,
             key_id=key_id,
+            admin_scope=principal.has(Scope.admin),
         )
         raced = []
         for index, row in zip(pending, rows, strict=True):
@@ -330,7 +354,11 @@ async def unit_values(
 
 
 async def latest_counts(
-    session: AsyncSession, unit_codes: Sequence[str], periods: Sequence[Period]
+    session: AsyncSession,
+    unit_codes: Sequence[str],
+    periods: Sequence[Period],
+    *,
+    admin_scope_only: bool = False,
 ) -> dict[tuple[str, Period, str], Counts]:
     """Latest submitted revision per ``(unit_code, period, code)``, in one set-based query.
 
@@ -338,7 +366,9 @@ async def latest_counts(
     quarter or year built from its months.
     """
     by_text = {str(p): p for p in periods}
-    rows = await repository.latest_counts(session, unit_codes, list(by_text))
+    rows = await repository.latest_counts(
+        session, unit_codes, list(by_text), admin_scope_only=admin_scope_only
+    )
     return {
         (r.unit_code, by_text[r.period], r.metric_code): Counts(r.numerator, r.denominator)
         for r in rows
@@ -346,7 +376,11 @@ async def latest_counts(
 
 
 async def counts_for_period(
-    session: AsyncSession, unit_codes: Sequence[str], period: Period
+    session: AsyncSession,
+    unit_codes: Sequence[str],
+    period: Period,
+    *,
+    admin_scope_only: bool = False,
 ) -> dict[str, dict[str, Counts]]:
     """``{unit_code: {code: Counts}}`` for scoring ``period``, units without data left out.
 
@@ -355,7 +389,7 @@ async def counts_for_period(
     summed, never scores: a quarter's rate is Σ numerators ÷ Σ denominators.
     """
     periods = _with_parts(period)
-    latest = await latest_counts(session, unit_codes, periods)
+    latest = await latest_counts(session, unit_codes, periods, admin_scope_only=admin_scope_only)
     per_unit: dict[str, dict[tuple[Period, str], Counts]] = {}
     for (unit_code, part, code), counts in latest.items():
         per_unit.setdefault(unit_code, {})[(part, code)] = counts

@@ -34,6 +34,15 @@ class Procedure(Timestamped, Base):
     full_online: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     # None: not stated; False: served in person only (online dossiers for it get flagged).
     online_allowed: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    # Must return a paper result (a licence, a certificate): indicators 3.3, 4.1 and 4.2 then
+    # ask each dossier for an electronic result. Default true, the common case.
+    paper_result: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=True, server_default=text("true")
+    )
+    # Applicants are citizens (indicator 4.5's procedures). Default true.
+    for_citizens: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=True, server_default=text("true")
+    )
     verified: Mapped[bool] = mapped_column(
         Boolean, nullable=False, default=True, server_default=text("true")
     )

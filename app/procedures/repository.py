@@ -16,7 +16,7 @@ from app.procedures.schemas import ProcedureRecord
 
 _UPSERT_COLUMNS = (
     "name", "field_code", "field_name", "limit_value", "limit_unit", "has_fees", "full_online",
-    "online_allowed", "verified",
+    "online_allowed", "paper_result", "for_citizens", "verified",
 )  # fmt: skip
 
 

@@ -91,6 +91,14 @@ class ProcedureIn(BaseModel):
     full_online: StrictBool = False
     # False: in person only (an online dossier for it is an integrity flag); None: not stated.
     online_allowed: StrictBool | None = None
+    paper_result: StrictBool = Field(
+        default=True,
+        description="Must return a paper result: indicators 3.3, 4.1, 4.2 then count a dossier "
+        "only with an electronic result",
+    )
+    for_citizens: StrictBool = Field(
+        default=True, description="Applicants are citizens (indicator 4.5's procedures)"
+    )
 
     @model_validator(mode="after")
     def _whole_for_days_and_months(self) -> Self:
@@ -117,5 +125,7 @@ class ProcedureOut(BaseModel):
     has_fees: bool
     full_online: bool
     online_allowed: bool | None
+    paper_result: bool
+    for_citizens: bool
     verified: bool
     learned_at: datetime | None

@@ -195,16 +195,20 @@ async def upsert_procedure(
     return after, changed.get(code, False)
 
 
+# Flag columns of the CSV and their value when the column is absent or the cell empty.
+_CSV_FLAGS = {"has_fees": False, "full_online": False, "paper_result": True, "for_citizens": True}
+
+
 def parse_procedures_csv(text: str) -> list[ProcedureRecord]:
     """Columns: ``code,name,field_code,limit_value,limit_unit,has_fees,full_online``, and
-    optionally ``field_name``."""
+    optionally ``field_name``, ``paper_result`` and ``for_citizens`` (default true)."""
     records: list[ProcedureRecord] = []
     errors: list[dict[str, Any]] = []
     for line, row in enumerate(csv.DictReader(io.StringIO(text)), start=2):
         cleaned: dict[str, Any] = {k.strip(): (v.strip() or None) for k, v in row.items() if k}
-        for flag in ("has_fees", "full_online"):
+        for flag, default in _CSV_FLAGS.items():
             raw = cleaned.get(flag)
-            cleaned[flag] = _BOOL.get(raw.lower(), raw) if isinstance(raw, str) else False
+            cleaned[flag] = _BOOL.get(raw.lower(), raw) if isinstance(raw, str) else default
         try:
             records.append(ProcedureRecord.model_validate(cleaned))
         except ValidationError as exc:

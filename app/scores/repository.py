@@ -152,6 +152,80 @@ async def on_time_counts(
     return list(rows)
 
 
+# MaCSDL of the national population database in DSKetNoiCSDL: "CSDLQGDC" as real one-stop
+# systems send it, "1" as the portal's own numbering (and the simulator) has it.
+POPULATION_DATABASE_CODES = ("1", "CSDLQGDC")
+
+# The conditions the record-based indicators count, over ``dossiers d`` joined to its procedure
+# ``p`` and its facts ``f`` (NULL facts: no record said; an event-fed dossier has only the
+# dossier's own columns). docs/INDEX.md, "Computed from the records", states each rule.
+_ELECTRONIC_RESULT = "coalesce(f.results_with_file, 0) > 0"
+_RESULT_AS_REQUIRED = f"(NOT p.paper_result OR {_ELECTRONIC_RESULT})"
+_CHARGED = "(p.has_fees AND f.fees_all_zero IS NOT TRUE)"
+# DuocThanhToanTrucTuyen 1 (national portal) or 2 (the province's gateway); any other code is
+# not paid online. Without the code, what the dossier's events said.
+_PAID_ONLINE = (
+    "CASE WHEN f.payment_code IS NOT NULL THEN f.payment_code IN ('1', '2') "
+    "ELSE coalesce(d.paid_online, false) END"
+)
+_DIGITISED_PARTS = (
+    "coalesce(f.has_digitised_parts, d.has_digitized_parts, coalesce(f.papers_digitised, 0) > 0)"
+)
+_FROM_STORE = "coalesce(f.papers_from_national_store, 0) > 0"
+_POPULATION_DATA = (
+    f"(f.vneid_verified IS TRUE OR {_FROM_STORE} "
+    "OR coalesce(f.databases && CAST(:population AS text[]), false))"
+)
+RECORD_COUNTS = {
+    "received": "true",
+    "online": f"d.channel = 2 AND {_RESULT_AS_REQUIRED}",
+    "charged": _CHARGED,
+    "paid_online": f"{_CHARGED} AND {_PAID_ONLINE}",
+    "paper_result": "p.paper_result",
+    "electronic_result": f"p.paper_result AND {_ELECTRONIC_RESULT}",
+    "digitised": f"coalesce(f.papers_with_file, 0) > 0 AND {_RESULT_AS_REQUIRED}",
+    "reused": _DIGITISED_PARTS,
+    "linked_to_store": f"({_FROM_STORE} OR {_ELECTRONIC_RESULT})",
+    "population_data": _POPULATION_DATA,
+}
+_COUNTS_SQL = ",\n".join(
+    f"count(*) FILTER (WHERE {rule}) AS {name}" for name, rule in RECORD_COUNTS.items()
+)
+_SUMS_SQL = ", ".join(f"sum(p.{name})::bigint AS {name}" for name in RECORD_COUNTS)
+_RECORD_COUNTS = text(
+    f"""
+    WITH RECURSIVE per_unit AS (
+        SELECT d.unit_code, {_COUNTS_SQL}
+        FROM dossiers d
+        JOIN procedures p ON p.code = d.procedure_code
+        LEFT JOIN dossier_facts f ON f.dossier_code = d.code
+        WHERE d.counted AND d.received_at >= :start AND d.received_at <= :end
+        GROUP BY d.unit_code
+    ),
+    tree(root, code) AS (
+        SELECT code, code FROM units
+        UNION ALL
+        SELECT t.root, u.code FROM units u JOIN tree t ON u.parent_code = t.code
+    )
+    SELECT t.root AS unit_code, {_SUMS_SQL}
+    FROM tree t JOIN per_unit p ON p.unit_code = t.code
+    GROUP BY t.root
+    """  # noqa: S608 - built from the constants above
+)
+
+
+async def record_counts(session: AsyncSession, start: datetime, end: datetime) -> list[Row[Any]]:
+    """The record-based indicators' counts per unit *subtree* for dossiers received in
+    ``[start, end]``: one pass over the window's dossiers grouped by their own unit, then
+    rolled up the unit tree (the tree, not the dossiers, is walked). Withdrawn before
+    acceptance and without a receipt time: not counted (``d.counted``)."""
+    rows = await session.execute(
+        _RECORD_COUNTS,
+        {"start": start, "end": end, "population": list(POPULATION_DATABASE_CODES)},
+    )
+    return list(rows)
+
+
 async def snapshots(
     session: AsyncSession,
     period: str,

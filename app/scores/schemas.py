@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from app.indicators.catalog import Source
+
 
 class RankingItem(BaseModel):
     rank: int | None
@@ -40,8 +42,19 @@ class Ranking(BaseModel):
     next: None = None
 
 
+class ValueLine(BaseModel):
+    """One candidate value of a metric and what it earns on its own."""
+
+    numerator: int
+    denominator: int
+    rate: Decimal | None
+    points: Decimal | None
+
+
 class MetricLine(BaseModel):
     code: str
+    indicator: str | None = Field(description='The official indicator ("4.3"); null if none')
+    source: Source
     name: str
     points: Decimal | None
     max_points: Decimal
@@ -51,6 +64,23 @@ class MetricLine(BaseModel):
     rate: Decimal | None
     full_marks_rate: Decimal | None
     missing: bool
+    scored_from: Literal["records", "submitted", "admin"] = Field(
+        description="Which value scored: computed from the records, submitted, or an "
+        "admin-scope submission overriding the computed value"
+    )
+    overridden: bool = Field(description="An admin-scope submission replaced the computed value")
+    computed: ValueLine | None = Field(
+        default=None, description="Computed from the records (record-fed metrics)"
+    )
+    submitted: ValueLine | None = Field(
+        default=None,
+        description="The latest submission for a record-fed metric: a unit's own is shown, "
+        "it does not score",
+    )
+    components: list[MetricLine] = Field(
+        default_factory=list,
+        description="A composite's parts (TTTT's A, B, C), each shown like a metric",
+    )
 
 
 class GroupLine(BaseModel):

@@ -26,13 +26,15 @@ from app.audit import service as audit
 from app.core.errors import NotFound, Unprocessable
 from app.core.http_cache import etag_for
 from app.core.settings import Settings
-from app.indicators.catalog import Catalog, CatalogVersion, Rule
+from app.indicators.catalog import Catalog, CatalogVersion, Component, Rule, Source
 from app.indicators.periods import Period, PeriodKind
-from app.indicators.scoring import Counts, Score, round_points, score
+from app.indicators.scoring import Counts, Score, points_of, round_points, score
 from app.indicators.service import counts_for_period
 from app.insights.repository import open_flag_counts
 from app.scores import repository
 from app.scores.models import RankingSnapshot, ScoreSnapshot
+from app.scores.records import RecordCounts, counts_from_records, record_fed_codes
+from app.scores.repository import RECORD_COUNTS
 from app.scores.schemas import (
     GroupLine,
     History,
@@ -41,6 +43,7 @@ from app.scores.schemas import (
     Official,
     PeriodStateOut,
     Scorecard,
+    ValueLine,
 )
 from app.units import repository as units_repository
 from app.units.models import Unit
@@ -134,6 +137,18 @@ async def on_time_counts(
     return {code: Counts(n, d) for code, (n, d) in totals.items()}
 
 
+async def record_counts(
+    session: AsyncSession, settings: Settings, period: Period
+) -> dict[str, RecordCounts]:
+    """The record-based metrics' counts per unit subtree for dossiers received in the period:
+    one statement for every unit (the period's window, in ``CHISO_TIMEZONE``)."""
+    start, end = window(period, ZoneInfo(settings.timezone))
+    return {
+        row.unit_code: RecordCounts(**{name: int(getattr(row, name)) for name in RECORD_COUNTS})
+        for row in await repository.record_counts(session, start, end)
+    }
+
+
 def competition_ranks(totals: dict[str, Decimal | None]) -> dict[str, int]:
     """1, 2, 2, 4: ties share a rank and the next rank skips. Units without a total are not
     ranked."""
@@ -148,9 +163,47 @@ def _grade(version: CatalogVersion, result: Score) -> str | None:
     return result.grade.name_vi if result.grade is not None else None
 
 
-def _snapshot_values(
-    unit: UnitInfo, period: str, revision: int, version: CatalogVersion, result: Score, at: datetime
+def _counts_json(
+    version: CatalogVersion, code: str, counts: Counts | None
+) -> dict[str, Any] | None:
+    """A candidate value with what it earns alone (two decimals)."""
+    if counts is None:
+        return None
+    measure = version.measure(code)
+    points = points_of(measure.metric, measure.component, counts) if measure else None
+    return {
+        "numerator": counts.numerator,
+        "denominator": counts.denominator,
+        "points": _num(round_points(points) if points is not None else None),
+    }
+
+
+def _origin(
+    version: CatalogVersion, code: str, provenance: dict[str, Provenance]
 ) -> dict[str, Any]:
+    """Which value scored a code, and the candidates: computed, submitted (the latest,
+    any scope) and the admin override."""
+    found = provenance.get(code)
+    if found is None:
+        return {"scored_from": "records" if code == ON_TIME_METRIC else "submitted"}
+    return {
+        "scored_from": found.scored_from,
+        "computed": _counts_json(version, code, found.computed),
+        "submitted": _counts_json(version, code, found.submitted),
+        "admin": _counts_json(version, code, found.admin),
+    }
+
+
+def _snapshot_values(
+    unit: UnitInfo,
+    period: str,
+    revision: int,
+    version: CatalogVersion,
+    result: Score,
+    at: datetime,
+    provenance: dict[str, Provenance] | None = None,
+) -> dict[str, Any]:
+    origins = provenance or {}
     return {
         "unit_code": unit.code,
         "period": period,
@@ -167,12 +220,14 @@ def _snapshot_values(
                 "max_points": _num(m.max_points),
                 "numerator": m.counts.numerator if m.counts else None,
                 "denominator": m.counts.denominator if m.counts else None,
+                **_origin(version, m.code, origins),
                 "components": [
                     {
                         "code": c.code,
                         "points": _num(c.points),
                         "numerator": c.counts.numerator if c.counts else None,
                         "denominator": c.counts.denominator if c.counts else None,
+                        **_origin(version, c.code, origins),
                     }
                     for c in m.components
                 ],
@@ -340,6 +395,97 @@ def _peer_from_snapshot(unit: UnitInfo, snap: ScoreSnapshot) -> Peer:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Where a record-fed code's scored counts came from, and both candidates."""
+
+    scored_from: str  # records | admin (an admin-scope submission overrides)
+    computed: Counts | None
+    submitted: Counts | None  # the latest submission (any scope), shown; scores only as admin's
+    admin: Counts | None
+
+
+def _source(version: CatalogVersion, code: str) -> Source:
+    measure = version.measure(code)
+    assert measure is not None
+    return (measure.component or measure.metric).source
+
+
+async def _score_units(
+    session: AsyncSession,
+    settings: Settings,
+    version: CatalogVersion,
+    period: Period,
+    alive: Sequence[UnitInfo],
+) -> tuple[dict[str, Score], dict[str, dict[str, Provenance]]]:
+    """Every unit's score for the period under ``version``: submissions, 2.1 from the dossier
+    timelines and the record-fed metrics, each computed once for all units. For a record-fed
+    metric the computed counts score unless an admin-scope submission overrides them; a unit's
+    own submission is kept (and shown) but does not score."""
+    codes = [u.code for u in alive]
+    submitted = await counts_for_period(session, codes, period)
+    on_time = await on_time_counts(session, settings, period)
+    record_fed = record_fed_codes(version)
+    # Only a `records` metric's own figure can be overridden; a records+submitted metric's
+    # submission is its submitted part, whoever makes it.
+    overridable = {code for code in record_fed if _source(version, code) is Source.records}
+    records = await record_counts(session, settings, period) if record_fed else {}
+    admin = (
+        await counts_for_period(session, codes, period, admin_scope_only=True) if record_fed else {}
+    )
+    results: dict[str, Score] = {}
+    provenance: dict[str, dict[str, Provenance]] = {}
+    for unit in alive:
+        own = submitted.get(unit.code, {})
+        counts: dict[str, Counts | None] = dict(own)
+        if unit.code in on_time:
+            counts[ON_TIME_METRIC] = on_time[unit.code]
+        by_admin = admin.get(unit.code, {})
+        # The submitted parts of records+submitted metrics (1.4's reporting total, 5.4's
+        # complaint share): the admin's value if there is one, else the unit's latest.
+        parts = {**own, **by_admin}
+        computed = counts_from_records(
+            record_fed, records.get(unit.code), parts, on_time.get(unit.code)
+        )
+        provenance[unit.code] = {}
+        for code, value in computed.items():
+            override = by_admin.get(code) if code in overridable else None
+            counts[code] = override if override is not None else value
+            provenance[unit.code][code] = Provenance(
+                scored_from="admin" if override is not None else "records",
+                computed=value,
+                submitted=parts.get(code) if code not in overridable else own.get(code),
+                admin=override,
+            )
+        results[unit.code] = score(version, counts)
+    return results, provenance
+
+
+async def _bridge(
+    session: AsyncSession,
+    settings: Settings,
+    version: CatalogVersion,
+    previous: Period,
+    every_unit: Sequence[UnitInfo],
+) -> dict[str, Peer]:
+    """The previous period rescored with ``version``, the first period's rules after a version
+    change: rank and score changes then measure the units, not the change of rules."""
+    alive = [u for u in every_unit if u.valid_during(previous)]
+    rescored, _ = await _score_units(session, settings, version, previous, alive)
+    return {
+        u.code: Peer(
+            unit=u,
+            total=rescored[u.code].total,
+            grade=_grade(version, rescored[u.code]),
+            complete=rescored[u.code].complete,
+            completeness=rescored[u.code].completeness,
+            groups={g.code: _num(g.points) for g in rescored[u.code].groups},
+            catalog_version=version.version,
+        )
+        for u in alive
+    }
+
+
 async def refresh_period(
     session: AsyncSession, settings: Settings, catalog: Catalog, period: Period, at: datetime
 ) -> bool:
@@ -357,18 +503,12 @@ async def refresh_period(
     every_unit = await units(session)
     by_code = {u.code: u for u in every_unit}
     alive = [u for u in every_unit if u.valid_during(period)]
-    submitted = await counts_for_period(session, [u.code for u in alive], period)
-    on_time = await on_time_counts(session, settings, period)
-
-    results: dict[str, Score] = {}
-    for unit in alive:
-        counts: dict[str, Counts | None] = dict(submitted.get(unit.code, {}))
-        if unit.code in on_time:
-            counts[ON_TIME_METRIC] = on_time[unit.code]
-        results[unit.code] = score(version, counts)
+    results, provenance = await _score_units(session, settings, version, period, alive)
 
     values = {
-        u.code: _snapshot_values(u, name, state.revision, version, results[u.code], at)
+        u.code: _snapshot_values(
+            u, name, state.revision, version, results[u.code], at, provenance.get(u.code, {})
+        )
         for u in alive
     }
     # National rank among peers of the same level, kept with the snapshot for history.
@@ -402,6 +542,8 @@ async def refresh_period(
         for s in await repository.snapshots(session, previous_period)
         if s.unit_code in by_code
     }
+    if any(p.catalog_version != version.version for p in previous.values()):
+        previous = await _bridge(session, settings, version, period.previous(), every_unit)
     rankings = _rankings(
         source="computed",
         period=name,
@@ -575,6 +717,81 @@ def full_marks_rate(metric_rule: Rule, threshold: Decimal | None) -> Decimal | N
     return None
 
 
+def _component_full_marks(component: Component) -> Decimal:
+    """The rate from which a composite's term is full: cap ÷ coefficient when capped (B: 0.8)."""
+    if component.cap is None or component.cap >= component.coefficient:
+        return Decimal(1)
+    return (component.cap / component.coefficient).quantize(Decimal("0.0001"))
+
+
+def _metric_line(
+    data: dict[str, Any],
+    *,
+    code: str,
+    indicator: str | None,
+    source: Source,
+    name: str,
+    max_points: Decimal,
+    full_marks: Decimal | None,
+) -> MetricLine:
+    """One scorecard line from a snapshot's stored metric (or component) figures."""
+    points = _dec(data.get("points"))
+    numerator, denominator = data.get("numerator"), data.get("denominator")
+    scored_from = data.get("scored_from") or (
+        "records" if source is Source.records else "submitted"
+    )
+    return MetricLine(
+        scored_from=scored_from,
+        overridden=scored_from == "admin",
+        computed=_value_line(data.get("computed")),
+        submitted=_value_line(data.get("submitted")),
+        code=code,
+        indicator=indicator,
+        source=source,
+        name=name,
+        points=points,
+        max_points=max_points,
+        lost=max_points - points if points is not None else None,
+        numerator=numerator,
+        denominator=denominator,
+        rate=_rate(numerator, denominator),
+        full_marks_rate=full_marks,
+        missing=points is None,
+    )
+
+
+async def _bridged_changes(
+    session: AsyncSession, level: str, code: str, period: Period
+) -> tuple[int | None, Decimal | None]:
+    """The unit's rank and score changes as its national ranking states them."""
+    stored = await repository.ranking(session, ranking_key("computed", level, None, str(period)))
+    if stored is None:
+        return None, None
+    item = next((i for i in orjson.loads(stored.body)["items"] if i["unit_code"] == code), None)
+    if item is None:
+        return None, None
+    change = item["score_change"]
+    return item["rank_change"], _dec(change) if change is not None else None
+
+
+def _value_line(data: dict[str, Any] | None) -> ValueLine | None:
+    if not data:
+        return None
+    numerator, denominator = data["numerator"], data["denominator"]
+    return ValueLine(
+        numerator=numerator,
+        denominator=denominator,
+        rate=_rate(numerator, denominator),
+        points=_dec(data.get("points")),
+    )
+
+
+def _rate(numerator: int | None, denominator: int | None) -> Decimal | None:
+    if not denominator:
+        return None
+    return (Decimal(numerator or 0) / Decimal(denominator)).quantize(Decimal("0.0001"))
+
+
 async def _snapshot(session: AsyncSession, code: str, period: Period) -> tuple[ScoreSnapshot, Unit]:
     unit = await units_repository.get(session, code)
     if unit is None:
@@ -603,22 +820,28 @@ async def scorecard(
     shortfalls: list[MetricLine] = []
     for group, metric in version.metrics():
         data = metrics.get(metric.code, {})
-        points = _dec(data.get("points"))
-        numerator, denominator = data.get("numerator"), data.get("denominator")
-        line = MetricLine(
+        line = _metric_line(
+            data,
             code=metric.code,
+            indicator=metric.indicator,
+            source=metric.source,
             name=metric.name_vi,
-            points=points,
             max_points=metric.max_points,
-            lost=metric.max_points - points if points is not None else None,
-            numerator=numerator,
-            denominator=denominator,
-            rate=(Decimal(numerator or 0) / Decimal(denominator)).quantize(Decimal("0.0001"))
-            if denominator
-            else None,
-            full_marks_rate=full_marks_rate(metric.rule, metric.threshold),
-            missing=points is None,
+            full_marks=full_marks_rate(metric.rule, metric.threshold),
         )
+        parts = {c.get("code"): c for c in data.get("components", [])}
+        line.components = [
+            _metric_line(
+                parts.get(component.code, {}),
+                code=component.code,
+                indicator=component.indicator,
+                source=component.source,
+                name=component.name_vi,
+                max_points=component.max_term,
+                full_marks=_component_full_marks(component),
+            )
+            for component in metric.components
+        ]
         if not groups or groups[-1].code != group.code:
             groups.append(
                 GroupLine(
@@ -666,6 +889,12 @@ async def scorecard(
         and previous.rank is not None
         and snap.rank is not None
     )
+    rank_change = previous.rank - snap.rank if comparable else None  # type: ignore[operator, union-attr]
+    score_change = snap.total - previous.total if comparable else None  # type: ignore[operator, union-attr]
+    if previous is not None and previous.catalog_version != snap.catalog_version:
+        # A version change: the national ranking measured the change against the previous
+        # period rescored with this period's rules (see _bridge); show the same figures.
+        rank_change, score_change = await _bridged_changes(session, unit.level, code, period)
     return Scorecard(
         unit_code=code,
         name=unit.name,
@@ -679,8 +908,8 @@ async def scorecard(
         complete=snap.completeness == 1,
         completeness=snap.completeness,
         rank=f"{snap.rank}/{snap.ranked_of}" if snap.rank is not None else None,
-        rank_change=previous.rank - snap.rank if comparable else None,  # type: ignore[operator, union-attr]
-        score_change=snap.total - previous.total if comparable else None,  # type: ignore[operator, union-attr]
+        rank_change=rank_change,
+        score_change=score_change,
         groups=groups,
         shortfalls=shortfalls,
         official=official,

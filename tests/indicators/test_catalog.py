@@ -31,7 +31,7 @@ def _parse(document: dict[str, Any]) -> None:
 def test_shipped_version_has_the_six_groups_of_decision_766() -> None:
     version = catalog_in_force(date(2024, 4, 1))
     assert version.version == "766-2022"
-    assert (version.valid_from, version.valid_to) == (date(2022, 1, 1), None)
+    assert (version.valid_from, version.valid_to) == (date(2022, 1, 1), date(2026, 11, 30))
     assert {g.code: g.max_points for g in version.groups} == {
         "CKMB": 18, "TDGQ": 20, "CLGQ": 12, "TTTT": 10, "MDHL": 18, "MDSH": 22,
     }  # fmt: skip
@@ -47,7 +47,7 @@ def test_shipped_version_has_the_six_groups_of_decision_766() -> None:
 def test_shipped_rules_are_the_observed_ones() -> None:
     version = catalog_in_force(date(2024, 4, 1))
     on_time = version.measure("ON_TIME_RATE")
-    assert on_time is not None and on_time.metric.source is Source.dossiers
+    assert on_time is not None and on_time.metric.source is Source.records
     receiving = version.measure("DOSSIER_RECEIVING_SATISFACTION")
     assert receiving is not None
     assert (receiving.metric.rule, receiving.metric.threshold) == (Rule.threshold, Decimal("0.9"))
@@ -65,6 +65,62 @@ def test_shipped_rules_are_the_observed_ones() -> None:
         ("ONLINE_PAYMENT.C", Decimal("2.5"), None),
     ]
     assert version.measure("ONLINE_PAYMENT") is None  # scored from components, not submitted
+
+
+def test_every_metric_names_its_official_indicator() -> None:
+    version = catalog_in_force(date(2024, 4, 1))
+    named = {
+        code: (m.component or m.metric).indicator
+        for code in version.counted_codes
+        if (m := version.measure(code)) is not None
+    }
+    assert named == {
+        "PUBLISH_ON_TIME": "1.1", "PUBLIC_UPDATE_ON_TIME": "1.2", "PUBLIC_CONTENT_FULL": "1.3",
+        "DOSSIER_SYNC": "1.4", "ON_TIME_RATE": "2.1", "FULL_ONLINE_RATE": "3.3",
+        "ONLINE_PAYMENT.A": "3.6", "ONLINE_PAYMENT.B": None, "ONLINE_PAYMENT.C": "3.5",
+        "PETITION_PROCESSING_ON_TIME": "5.2", "PETITION_HANDLING_SATISFACTION": "5.3",
+        "DOSSIER_RECEIVING_SATISFACTION": "5.4", "ORIGINAL_RESULT_AVAILABLE": "4.1",
+        "SO_HOA_GIAY_TO_GIAI_QUYET": "4.2", "ELECTRONIC_CERTIFIED_COPY": None,
+        "REUSED_DIGITIZED_DATA": "4.3", "SYNCED_WITH_DVCQG_PERSONAL_STORAGE": "4.4",
+        "CITIZEN_DATA_CONNECTED_DOSSIER": "4.5", "CITIZEN_DATA_CONNECTED_FORMALITY": "4.5",
+    }  # fmt: skip
+    payment = version.measure("ONLINE_PAYMENT.A")
+    assert payment is not None and payment.metric.indicator is None  # a group, not an indicator
+
+
+def test_766_2026_takes_the_operators_thresholds_and_the_record_sources() -> None:
+    old, new = catalog_in_force(date(2026, 11, 30)), catalog_in_force(date(2026, 12, 1))
+    assert (old.version, new.version) == ("766-2022", "766-2026")
+
+    def rules(version: Any) -> dict[str, tuple[str, Decimal | None, str]]:
+        return {
+            m.code: (m.rule.value, m.threshold, m.source.value)
+            for _, m in version.metrics()
+            if m.code in ("FULL_ONLINE_RATE", "SO_HOA_GIAY_TO_GIAI_QUYET",
+                          "REUSED_DIGITIZED_DATA", "DOSSIER_RECEIVING_SATISFACTION")
+        }  # fmt: skip
+
+    assert rules(old) == {
+        "FULL_ONLINE_RATE": ("linear", None, "submitted"),
+        "SO_HOA_GIAY_TO_GIAI_QUYET": ("linear", None, "submitted"),
+        "REUSED_DIGITIZED_DATA": ("threshold", Decimal("0.8"), "submitted"),
+        "DOSSIER_RECEIVING_SATISFACTION": ("threshold", Decimal("0.9"), "submitted"),
+    }
+    assert rules(new) == {  # 3.3 from 50%, 4.2 and 4.3 from 80%, 5.4 from 90%
+        "FULL_ONLINE_RATE": ("threshold", Decimal("0.5"), "records"),
+        "SO_HOA_GIAY_TO_GIAI_QUYET": ("threshold", Decimal("0.8"), "records"),
+        "REUSED_DIGITIZED_DATA": ("threshold", Decimal("0.8"), "records"),
+        "DOSSIER_RECEIVING_SATISFACTION": ("threshold", Decimal("0.9"), "records+submitted"),
+    }
+    # Points per metric and group are the same in both versions (ranks stay comparable).
+    assert {m.code: m.max_points for _, m in old.metrics()} == {
+        m.code: m.max_points for _, m in new.metrics()
+    }
+    payment = new.measure("ONLINE_PAYMENT.A")
+    assert payment is not None and payment.metric.source.value == "records+submitted"
+    assert [c.source.value for c in payment.metric.components] == [
+        "records", "submitted", "submitted",
+    ]  # fmt: skip
 
 
 def test_no_version_before_the_first_one() -> None:
@@ -157,6 +213,18 @@ def _composite_unreachable(d: dict[str, Any]) -> None:
     metric_entry(d, "ONLINE_PAYMENT")["components"][0]["coefficient"] = 5  # 5 + 2 + 2.5 < 10
 
 
+def _indicator_unstated(d: dict[str, Any]) -> None:
+    del metric_entry(d, "DOSSIER_SYNC")["indicator"]  # null is fine; silence is not
+
+
+def _indicator_malformed(d: dict[str, Any]) -> None:
+    metric_entry(d, "DOSSIER_SYNC")["indicator"] = "1-4"
+
+
+def _source_unknown(d: dict[str, Any]) -> None:
+    metric_entry(d, "DOSSIER_SYNC")["source"] = "dossiers"  # the name before records
+
+
 def _validity_reversed(d: dict[str, Any]) -> None:
     d["valid_to"] = date(2021, 1, 1)
 
@@ -177,6 +245,9 @@ def _validity_reversed(d: dict[str, Any]) -> None:
         (_component_prefix, "must start with ONLINE_PAYMENT."),
         (_composite_unreachable, "full components reach 9.5"),
         (_validity_reversed, "valid_to must not be before valid_from"),
+        (_indicator_unstated, "indicator\n  Field required"),
+        (_indicator_malformed, "String should match pattern"),
+        (_source_unknown, "input_value='dossiers'"),
     ],
 )
 def test_broken_catalog_data_is_refused(breakage: Any, message: str) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import date
+from collections.abc import Callable, Iterator
+from datetime import date, datetime
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from tests.helpers import vn
 from tests.indicators import switched_catalog
 
 
@@ -26,7 +27,7 @@ async def test_the_version_in_force_is_public(client: httpx.AsyncClient) -> None
     assert response.status_code == 200
     body = response.json()
     assert body["version"] == "766-2022"
-    assert (body["valid_from"], body["valid_to"]) == ("2022-01-01", None)
+    assert (body["valid_from"], body["valid_to"]) == ("2022-01-01", "2026-11-30")
     assert [(b["name_vi"], b["min_points"]) for b in body["grade_bands"]] == [
         ("Xuất sắc", "90"), ("Tốt", "80"), ("Khá", "70"), ("Trung bình", "50"), ("Yếu", "0"),
     ]  # fmt: skip
@@ -36,7 +37,7 @@ async def test_the_version_in_force_is_public(client: httpx.AsyncClient) -> None
     ]  # fmt: skip
     metrics = {m["code"]: m for g in body["groups"] for m in g["metrics"]}
     assert len(metrics) == 17
-    assert metrics["ON_TIME_RATE"]["source"] == "dossiers"
+    assert metrics["ON_TIME_RATE"]["source"] == "records"
     receiving = metrics["DOSSIER_RECEIVING_SATISFACTION"]
     assert (receiving["rule"], receiving["threshold"], receiving["empty_denominator"]) == (
         "threshold", "0.9", "zero",
@@ -53,10 +54,17 @@ async def test_the_version_in_force_is_public(client: httpx.AsyncClient) -> None
     ]
 
 
-async def test_without_a_date_today_is_asked(client: httpx.AsyncClient) -> None:
+@pytest.mark.parametrize(
+    ("now", "version"),
+    [("2026-11-30 23:59", "766-2022"), ("2026-12-01 00:00", "766-2026")],
+)
+async def test_without_a_date_today_is_asked(
+    client: httpx.AsyncClient, clock: Callable[[datetime], None], now: str, version: str
+) -> None:
+    clock(vn(now))  # today in CHISO_TIMEZONE: 1 December starts at 00:00 Vietnam time
     response = await client.get("/v1/indicators")
     assert response.status_code == 200
-    assert response.json()["version"] == "766-2022"
+    assert response.json()["version"] == version
 
 
 async def test_no_version_in_force_is_a_404_problem(client: httpx.AsyncClient) -> None:

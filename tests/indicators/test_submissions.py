@@ -44,12 +44,13 @@ async def test_a_resubmission_is_a_new_revision_and_history_shows_who_and_when(
     assert first.status_code == 201
     assert first.json() | {"submitted_at": None} == {
         "unit_code": "H01.01", "period": "2024-04", "period_kind": "month",
-        "metric_code": "DOSSIER_SYNC", "numerator": 45, "denominator": 50, "revision": 1,
+        "metric_code": "DOSSIER_SYNC", "indicator": "1.4", "source": "submitted",
+        "numerator": 45, "denominator": 50, "revision": 1,
         "submitted_by": "Sở Nội vụ An Giang", "submitted_at": None, "key_id": key_id,
-        "result": "stored",
+        "admin_scope": False, "result": "stored",
     }  # fmt: skip
 
-    same = await post(client, value(), ADMIN)
+    same = await post(client, value(), key)
     assert same.status_code == 200
     assert (same.json()["result"], same.json()["revision"]) == ("unchanged", 1)
     assert same.json()["submitted_by"] == "Sở Nội vụ An Giang"  # the revision that stands
@@ -57,6 +58,10 @@ async def test_a_resubmission_is_a_new_revision_and_history_shows_who_and_when(
     corrected = await post(client, value(numerator=47), ADMIN)
     assert corrected.status_code == 201
     assert (corrected.json()["revision"], corrected.json()["submitted_by"]) == (2, "admin")
+    assert corrected.json()["admin_scope"] is True
+    # The unit sending the admin's figure changes nothing: the admin's revision stands.
+    echoed = await post(client, value(numerator=47), key)
+    assert (echoed.status_code, echoed.json()["revision"]) == (200, 2)
 
     latest = await client.get("/v1/units/H01.01/indicator-values?period=2024-04", headers=key)
     assert latest.status_code == 200
@@ -67,9 +72,9 @@ async def test_a_resubmission_is_a_new_revision_and_history_shows_who_and_when(
         "/v1/units/H01.01/indicator-values?period=2024-04&history=true", headers=key
     )
     items = history.json()["items"]
-    assert [(i["revision"], i["numerator"], i["submitted_by"]) for i in items] == [
-        (2, 47, "admin"),
-        (1, 45, "Sở Nội vụ An Giang"),
+    assert [(i["revision"], i["numerator"], i["submitted_by"], i["indicator"]) for i in items] == [
+        (2, 47, "admin", "1.4"),
+        (1, 45, "Sở Nội vụ An Giang", "1.4"),
     ]
     assert items[0]["key_id"] is None and items[1]["key_id"] == key_id
     assert items[0]["submitted_at"] >= items[1]["submitted_at"]
@@ -176,6 +181,9 @@ async def test_a_batch_answers_per_item(client: httpx.AsyncClient, units: None) 
         "rejected",
     ]  # fmt: skip
     assert results[0]["revision"] == 1
+    described = [(results[i]["indicator"], results[i]["source"], results[i]["admin_scope"])
+                 for i in (0, 1)]  # fmt: skip
+    assert described == [("1.4", "submitted", False), ("1.1", "submitted", False)]
     assert results[2]["errors"] == [
         {"pointer": "#/values/2/unit_code", "detail": "outside this key's unit"}
     ]

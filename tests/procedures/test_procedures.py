@@ -33,6 +33,8 @@ async def test_put_then_get_round_trips_a_fractional_limit(client: httpx.AsyncCl
         "has_fees": False,
         "full_online": True,
         "online_allowed": None,
+        "paper_result": True,
+        "for_citizens": True,
         "verified": True,
         "learned_at": None,
     }
@@ -89,3 +91,25 @@ def test_shipped_sample_covers_every_limit_unit() -> None:
         "months",
     }
     assert any(r.limit_value == 0.5 for r in records)
+
+
+async def test_the_index_facts_of_a_procedure_default_to_true_and_can_be_stated(
+    client: httpx.AsyncClient,
+) -> None:
+    body = {"name": "Cấp phiếu lý lịch tư pháp", "limit_value": 10, "limit_unit": "working_days",
+            "paper_result": False, "for_citizens": False}  # fmt: skip
+    assert (
+        await client.put("/v1/procedures/2.000488", json=body, headers=ADMIN)
+    ).status_code == 201
+    fetched = (await client.get("/v1/procedures/2.000488")).json()
+    assert (fetched["paper_result"], fetched["for_citizens"]) == (False, False)
+
+
+def test_the_procedure_csv_states_the_index_facts_or_leaves_the_defaults() -> None:
+    one, two = parse_procedures_csv(
+        "code,name,field_code,limit_value,limit_unit,has_fees,full_online,paper_result\n"
+        "1.1,Một,,3,working_days,true,false,false\n"
+        "1.2,Hai,,3,working_days,true,false,\n"
+    )
+    assert (one.paper_result, one.for_citizens) == (False, True)  # column absent: true
+    assert (two.paper_result, two.for_citizens) == (True, True)  # empty cell: true

@@ -349,3 +349,32 @@ async def test_each_process_answers_repeated_polls_from_memory_for_a_while(
     # Without the cache (the suite's setting) the change shows at once.
     fresh = await client.get("/v1/rankings", params=params)
     assert fresh.headers["etag"] == later.headers["etag"]
+
+
+async def test_scorecard_lines_name_their_indicator_source_and_components(
+    client: httpx.AsyncClient, scenario: dict[str, Any]
+) -> None:
+    card = (await client.get("/v1/units/H05/scorecard", params={"period": "2026-02"})).json()
+    lines = {m["code"]: m for g in card["groups"] for m in g["metrics"]}
+    assert (lines["DOSSIER_SYNC"]["indicator"], lines["DOSSIER_SYNC"]["source"]) == (
+        "1.4", "submitted",
+    )  # fmt: skip
+    on_time = lines["ON_TIME_RATE"]
+    assert (on_time["indicator"], on_time["source"]) == ("2.1", "records")
+    assert lines["ELECTRONIC_CERTIFIED_COPY"]["indicator"] is None
+    payment = lines["ONLINE_PAYMENT"]
+    assert (payment["indicator"], payment["points"], payment["numerator"]) == (None, "10.00", None)
+    # Each component as a line of its own: 10/10 each; B's term is capped at 2 (from a rate 0.8).
+    assert [
+        (c["code"], c["indicator"], c["numerator"], c["denominator"], c["points"],
+         c["max_points"], c["full_marks_rate"])
+        for c in payment["components"]
+    ] == [
+        ("ONLINE_PAYMENT.A", "3.6", 10, 10, "6.00", "6", "1"),
+        ("ONLINE_PAYMENT.B", None, 10, 10, "2.00", "2", "0.8000"),
+        ("ONLINE_PAYMENT.C", "3.5", 10, 10, "2.50", "2.5", "1"),
+    ]  # fmt: skip
+    # H05 lost PUBLISH_ON_TIME (0/10): its shortfall line names the indicator too.
+    assert (card["shortfalls"][0]["code"], card["shortfalls"][0]["indicator"]) == (
+        "PUBLISH_ON_TIME", "1.1",
+    )  # fmt: skip
