@@ -92,9 +92,7 @@ def _store_statement() -> TextClause:
     dossier code), so overlapping batches wait for each other instead of deadlocking.
     """
     unnest = ", ".join(f"CAST(:{c} AS {_array_type(c)})" for c in _EVENT_COLUMNS)
-    raw = ", ".join("raw_unit_code" if c == "unit_code" else c for c in _EVENT_COLUMNS)
     names = ", ".join(_EVENT_COLUMNS)
-    others = ", ".join(c for c in _EVENT_COLUMNS if c != "unit_code")
     in_scope_of = (
         "(CAST(:scope_root AS text) IS NULL OR EXISTS (SELECT 1 FROM lineage l "
         "WHERE l.unit = {unit} AND l.ancestor = CAST(:scope_root AS text)))"
@@ -104,26 +102,18 @@ def _store_statement() -> TextClause:
         f"""
         WITH RECURSIVE
         raw AS (
-            SELECT * FROM unnest({unnest}, CAST(:unit_from_prefix AS boolean[]),
-                                 CAST(:time_inferred AS boolean[]))
-                WITH ORDINALITY AS r({raw}, unit_from_prefix, time_inferred, ord)
+            SELECT * FROM unnest({unnest}, CAST(:time_inferred AS boolean[]))
+                WITH ORDINALITY AS r({names}, time_inferred, ord)
         ),
         input AS (
-            -- A portal record's unit is the one its MaHoSo prefix names, when chiso knows it.
-            SELECT {others}, ord, r.prefix, r.time_inferred,
-                   CASE WHEN r.unit_from_prefix AND r.prefix IS NOT NULL
-                        THEN r.prefix ELSE r.raw_unit_code
-                   END AS unit_code
-            FROM (
-                -- The unit a code's prefix names: by its electronic identifier, else its code.
-                SELECT raw.*, (SELECT pu.code FROM units pu
-                               WHERE pu.identifier = split_part(raw.dossier_code, '-', 1)
-                                  OR pu.code = split_part(raw.dossier_code, '-', 1)
-                               ORDER BY pu.identifier IS NOT DISTINCT FROM
-                                        split_part(raw.dossier_code, '-', 1) DESC
-                               LIMIT 1) AS prefix
-                FROM raw
-            ) r
+            -- The unit a code's prefix names: by its electronic identifier, else its code.
+            SELECT raw.*, (SELECT pu.code FROM units pu
+                           WHERE pu.identifier = split_part(raw.dossier_code, '-', 1)
+                              OR pu.code = split_part(raw.dossier_code, '-', 1)
+                           ORDER BY pu.identifier IS NOT DISTINCT FROM
+                                    split_part(raw.dossier_code, '-', 1) DESC
+                           LIMIT 1) AS prefix
+            FROM raw
         ),
         known AS (
             SELECT o.code, o.unit_code AS owner FROM dossier_owners o
@@ -240,14 +230,14 @@ async def store_events(
     scope_root: str | None,
     key_id: str | None,
     prefix_required: bool,
-    unit_from_prefix: Sequence[bool] | None = None,
     time_inferred: Sequence[bool] | None = None,
     replaceable: bool = False,
 ) -> list[Checked]:
     """Check, claim, insert and queue a batch in one statement; one :class:`Checked` per event.
 
-    A dossier seen for the first time is owned by the unit of its first valid event (a portal
-    record's: the unit its code's prefix names); events for a dossier whose owner lies outside
+    A dossier seen for the first time is owned by the unit of its first valid event (whose
+    code, when it starts with a unit's code or identifier, must lie in that unit's subtree);
+    events for a dossier whose owner lies outside
     ``scope_root``'s subtree are refused whatever unit they name. New events are inserted
     unless their (dossier, event_id) exists, and their dossiers queued for derivation.
     """
@@ -258,7 +248,6 @@ async def store_events(
     columns["channel"] = [int(c) for c in columns["channel"]]
     params = {
         **columns,
-        "unit_from_prefix": list(unit_from_prefix or [False] * len(events)),
         "time_inferred": list(time_inferred or [False] * len(events)),
         "source": source,
         "scope_root": scope_root,

@@ -92,7 +92,6 @@ async def ingest(
     source: str = "api",
     pointer_prefix: str | None = "/events",
     derive_now: bool = False,
-    unit_from_prefix: bool = False,
     time_inferred: Sequence[bool] | None = None,
 ) -> Ingested:
     """Store new events and queue their dossiers for derivation; the caller commits.
@@ -100,8 +99,7 @@ async def ingest(
     One statement checks, claims new dossiers, inserts and queues the whole batch (see
     :func:`repository.store_events` for the ownership and idempotency rules). The worker
     derives queued dossiers within about a second (:func:`derive_queued`); ``derive_now``
-    derives the touched dossiers in this transaction instead. ``unit_from_prefix``: portal
-    records, whose unit is the one their code's prefix names; ``time_inferred`` (parallel to
+    derives the touched dossiers in this transaction instead. ``time_inferred`` (parallel to
     ``items``): events whose time chiso inferred, kept as first inferred when re-sent.
     """
     results: dict[int, ItemResult] = {}
@@ -113,7 +111,7 @@ async def ingest(
             valid[index] = item if settings.store_notes else _without_note(item)
 
     inferred = {i: bool(time_inferred[i]) if time_inferred else False for i in valid}
-    checks = await _store(session, settings, principal, valid, inferred, source, unit_from_prefix)
+    checks = await _store(session, settings, principal, valid, inferred, source)
     touched: set[str] = set()
     for (index, event), check in zip(valid.items(), checks, strict=True):
         errors = _refusals(pointer_prefix, index, event, check)
@@ -183,7 +181,6 @@ async def _store(
     events: dict[int, DossierEventIn],
     inferred: dict[int, bool],
     source: str,
-    unit_from_prefix: bool,
     passes: int = 3,
 ) -> list[repository.Checked]:
     """Store the events; those a concurrent writer got to first are stored again by a new
@@ -201,7 +198,6 @@ async def _store(
             scope_root=principal.unit_code,
             key_id=principal.key_id,
             prefix_required=settings.dossier_code_prefix == "required",
-            unit_from_prefix=[unit_from_prefix] * len(pending),
             time_inferred=[flags[i] for i in order],
             replaceable=source != "api",
         )

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -517,11 +517,15 @@ def _build_event(
         return errors
 
 
-def _unique(errors: list[dict[str, str]]) -> list[dict[str, str]]:
+_E = TypeVar("_E", bound=Mapping[str, Any])
+
+
+def unique_errors(errors: list[_E]) -> list[_E]:
+    """Errors in order, each (pointer, detail) once."""
     seen: set[tuple[str, str]] = set()
     unique = []
     for error in errors:
-        key = (error["pointer"], error["detail"])
+        key = (str(error.get("pointer", "")), str(error.get("detail", "")))
         if key not in seen:
             seen.add(key)
             unique.append(error)
@@ -559,7 +563,7 @@ def records_to_events(
         else:
             events.append(built)
     if errors:
-        raise PortalRecordError(_unique(errors))
+        raise PortalRecordError(unique_errors(errors))
     return ParsedRecord(
         dossier_code=who.code,
         events=events,

@@ -25,7 +25,7 @@ from app.portal import repository
 from app.portal.facts import DossierFacts
 from app.portal.facts_repository import upsert_facts
 from app.portal.progress import progress_dossier_code, progress_to_events
-from app.portal.records import ParsedRecord, PortalRecordError, parse_records
+from app.portal.records import ParsedRecord, PortalRecordError, parse_records, unique_errors
 from app.portal.repository import PUSHED, UnmappedRecord
 from app.portal.schemas import PortalRecordResult, PortalSyncResult
 from app.procedures.service import ProcedureSeen, resolve_or_learn
@@ -266,7 +266,7 @@ def _stored(
 
 
 def _rejected(record: _Record, errors: Sequence[dict[str, Any]]) -> PortalRecordResult:
-    unique = _unique(list(errors))
+    unique = unique_errors(list(errors))
     return PortalRecordResult(
         index=record.index, MaHoSo=record.code, result="rejected",
         reason="; ".join(str(e.get("detail", "")) for e in unique) or "từ chối",
@@ -292,14 +292,3 @@ def _portal_field(pointer: str) -> str:
 def _dossier_code(raw: Any) -> str | None:
     value = raw.get("MaHoSo") if isinstance(raw, dict) else None
     return str(value) if value not in (None, "") else None
-
-
-def _unique(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    seen: set[tuple[str, str]] = set()
-    out = []
-    for error in errors:
-        key = (error.get("pointer", ""), error.get("detail", ""))
-        if key not in seen:
-            seen.add(key)
-            out.append(error)
-    return out
