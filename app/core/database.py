@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, func
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -89,3 +90,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     async with sessionmaker() as session:
         yield session
+
+
+# The request's unit of work, as a route parameter: ``session: DbSession``.
+DbSession = Annotated[AsyncSession, Depends(get_session)]

@@ -29,10 +29,16 @@ REFERENCE_DIR = Path(__file__).parent / "reference"
 PROVINCES_CSV = REFERENCE_DIR / "provinces-2026.csv"
 
 
-async def get_detail(session: AsyncSession, code: str) -> UnitDetail:
+async def require_unit(session: AsyncSession, code: str) -> Unit:
+    """The unit ``code``, or 404 with the one text every route gives for an unknown unit."""
     unit = await repository.get(session, code)
     if unit is None:
         raise NotFound(f"No unit with code {code!r}.")
+    return unit
+
+
+async def get_detail(session: AsyncSession, code: str) -> UnitDetail:
+    unit = await require_unit(session, code)
     parents = await repository.ancestors(session, code)
     return UnitDetail(
         **UnitOut.model_validate(unit).model_dump(),
