@@ -19,6 +19,7 @@ from app.core.gate import GateMiddleware
 from app.core.health import router as health_router
 from app.core.migrations import head_revisions
 from app.core.observability import ObservabilityMiddleware, configure_logging
+from app.core.query_params import KnownQueryMiddleware
 from app.core.queue import create_queue
 from app.core.ratelimit import RateLimiter
 from app.core.response_cache import ResponseCache, ResponseCacheMiddleware
@@ -88,6 +89,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.clock = system_clock
     install_error_handlers(app)
+    # A /v1/ route refuses query parameters it does not take (400 naming them).
+    app.add_middleware(KnownQueryMiddleware, routes=app.router.routes)
     # Large lists (rankings, exports) are compressed for clients that accept gzip.
     app.add_middleware(GZipMiddleware, minimum_size=1000)
     # Polled public answers (rankings, scorecards) from memory for a few seconds; see the module.
