@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     max_supplement_requests: int = Field(
         default=1, ge=0, description="More supplement requests than this count as overdue"
     )
+    future_tolerance_minutes: int = Field(
+        default=15,
+        ge=0,
+        le=1440,
+        description="A time stated later than its event's arrival by more than this is "
+        "flagged `dated_in_future`",
+    )
     due_soon_hours: int = Field(default=8, ge=1, le=400)
 
     # Portal adapter to pull dossiers from (one source; more through CHISO_PORTAL_SOURCES).

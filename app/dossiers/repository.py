@@ -378,7 +378,8 @@ async def histories(session: AsyncSession, codes: Sequence[str]) -> dict[str, li
             SELECT dossier_code, id, event_id, status, occurred_at, channel, unit_code,
                    procedure_code, due_at, received_at, supplement_supplied_at,
                    supplement_new_due_at, fee_paid_at, apology_issued_at, apology_new_due_at,
-                   applicant_kind, paid_online, has_digitized_parts, time_inferred
+                   applicant_kind, paid_online, has_digitized_parts, time_inferred,
+                   recorded_at
             FROM dossier_events WHERE dossier_code = ANY(CAST(:codes AS text[]))
             """
         ),

@@ -44,7 +44,10 @@ _EVENT_LIST = TypeAdapter(list[DossierEventIn])
 
 
 def rules_from(settings: Settings) -> DossierRules:
-    return DossierRules(max_supplement_requests=settings.max_supplement_requests)
+    return DossierRules(
+        max_supplement_requests=settings.max_supplement_requests,
+        future_tolerance=timedelta(minutes=settings.future_tolerance_minutes),
+    )
 
 
 # --- ingestion ---------------------------------------------------------------------------

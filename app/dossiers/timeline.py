@@ -33,6 +33,9 @@ class DossierRules:
 
     # More supplement requests than this → the dossier counts as overdue (indicator 2.1).
     max_supplement_requests: int = 1
+    # A time stated later than the event's arrival by more than this is dated in the future
+    # (a desk's clock may run a little ahead; a wrong date or year runs hours or days ahead).
+    future_tolerance: timedelta = timedelta(minutes=15)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +58,7 @@ class EventRecord:
     has_digitized_parts: bool | None = None
     id: int = 0  # dossier_events.id: which stored events a state covers
     time_inferred: bool = False  # a portal record's status without its date
+    recorded_at: datetime | None = None  # when chiso stored the event
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +117,17 @@ class DossierState:
 def order(events: Iterable[EventRecord]) -> list[EventRecord]:
     """The one order of a history: time, then status (accepted before processing), then id."""
     return sorted(events, key=lambda e: (e.occurred_at, e.status, e.event_id))
+
+
+def _span(delta: timedelta) -> str:
+    """``3 h 20 min`` / ``2 d 4 h``: how far ahead a time was stated, to the minute."""
+    minutes = int(delta.total_seconds() // 60)
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    parts = [f"{days} d"] if days else []
+    parts += [f"{hours} h"] if hours else []
+    parts += [f"{minutes} min"] if minutes or not parts else []
+    return " ".join(parts)
 
 
 def _first(values: Iterable[datetime | None]) -> datetime | None:
@@ -174,6 +189,16 @@ def derive(
             flag("time_inferred",
                  f"status {event.status} came without its date: its time was taken from the "
                  "record's other dates or its arrival", event)  # fmt: skip
+    for event in history:
+        if event.recorded_at is None:
+            continue
+        for name in ("occurred_at", "received_at"):
+            stated: datetime | None = getattr(event, name)
+            if stated is not None and stated - event.recorded_at > rules.future_tolerance:
+                flag("dated_in_future",
+                     f"{name} {stated.isoformat()} is {_span(stated - event.recorded_at)} "
+                     f"after the event reached chiso ({event.recorded_at.isoformat()})",
+                     event)  # fmt: skip
     procedures = {e.procedure_code for e in history}
     if len(procedures) > 1:
         flag("procedure_changed", f"procedure_code differs: {sorted(procedures)}")

@@ -313,3 +313,38 @@ async def test_two_workers_share_the_backlog_without_deriving_a_dossier_twice(
         queued = (await conn.execute(text("SELECT count(*) FROM dossier_backlog"))).scalar()
     assert sorted(set(rows)) == [(9, 3)] and len(rows) == 60
     assert queued == 0
+
+
+async def test_a_receipt_dated_hours_ahead_of_its_arrival_is_flagged(
+    client: httpx.AsyncClient, setup: None
+) -> None:
+    """A desk whose clock or date is wrong sends times hours ahead of now: the event is kept
+    (it may be right and the clock wrong) and the dossier says so; a few minutes of clock skew
+    (within CHISO_FUTURE_TOLERANCE_MINUTES, 15 by default) is not flagged."""
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    ahead = (now + timedelta(hours=3, minutes=20)).replace(microsecond=0)
+    skewed = (now + timedelta(minutes=5)).replace(microsecond=0)
+    _, key = await create_key(client, ["dossiers:write", "dossiers:read"], "H01")
+    future = event("F-1", "H01.01-F", 2, "2026-03-02 08:00")
+    future["occurred_at"] = future["received_at"] = ahead.isoformat()
+    near = event("N-1", "H01.01-N", 2, "2026-03-02 08:00")
+    near["occurred_at"] = skewed.isoformat()
+
+    stored = await post_events(client, [future, near], headers=key)
+    assert [item["result"] for item in stored["items"]] == ["stored", "stored"]
+
+    flagged = await get_dossier(client, "H01.01-F", key)
+    anomalies = [a for a in flagged["anomalies"] if a["code"] == "dated_in_future"]
+    assert [(a["event_id"], a["detail"].split(" ", 1)[0]) for a in anomalies] == [
+        ("F-1", "occurred_at"),
+        ("F-1", "received_at"),
+    ]
+    # 3 h 20 min ahead, give or take the seconds the request took.
+    assert all(" is 3 h 19 min after " in a["detail"] or " is 3 h 20 min after " in a["detail"]
+               for a in anomalies)  # fmt: skip
+    assert flagged["received_at"] is not None  # kept as stated
+
+    plain = await get_dossier(client, "H01.01-N", key)
+    assert [a for a in plain["anomalies"] if a["code"] == "dated_in_future"] == []
