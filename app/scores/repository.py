@@ -40,6 +40,14 @@ async def mark_dirty(session: AsyncSession, periods: Sequence[str], kind: str) -
     )
 
 
+async def lock_period(session: AsyncSession, period: str) -> None:
+    """One refresh of a period at a time (the worker and on-demand reads may race): held
+    until the transaction ends."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext('scores:' || :p))"), {"p": period}
+    )
+
+
 async def take_dirty(session: AsyncSession) -> list[str]:
     rows = await session.execute(text("DELETE FROM score_dirty_periods RETURNING period"))
     return sorted(r[0] for r in rows)
@@ -306,6 +314,19 @@ async def ranking(session: AsyncSession, key: str) -> RankingSnapshot | None:
     return await session.get(RankingSnapshot, key)
 
 
+async def rankings_of(session: AsyncSession, period: str) -> list[Row[str, str, bytes, datetime]]:
+    """Every stored ranking of a period: ``(key, period, body, computed_at)``."""
+    rows = await session.execute(
+        select(
+            RankingSnapshot.key,
+            RankingSnapshot.period,
+            RankingSnapshot.body,
+            RankingSnapshot.computed_at,
+        ).where(RankingSnapshot.period == period)
+    )
+    return list(rows.all())
+
+
 async def official(
     session: AsyncSession, periods: Sequence[str], unit_code: str | None = None
 ) -> list[Row[Any]]:
@@ -351,6 +372,16 @@ async def close(session: AsyncSession, period: str, by: str, at: datetime) -> No
         .where(PeriodState.period == period)
         .values(status="closed", closed_at=at, closed_by=by)
     )
+
+
+async def open_months(session: AsyncSession) -> list[str]:
+    """The months whose state is open (quarters and years are never closed on a schedule)."""
+    rows = await session.execute(
+        text(
+            "SELECT period FROM period_states WHERE status = 'open' AND period ~ '^\\d{4}-\\d{2}$'"
+        )
+    )
+    return [name for (name,) in rows]
 
 
 async def reopen(session: AsyncSession, period: str) -> None:
