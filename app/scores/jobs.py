@@ -25,7 +25,7 @@ async def refresh_scores(ctx: dict[str, Any]) -> list[str]:
             return []
         async with ctx["sessionmaker"]() as session:
             queue = await refresh.take_dirty(session)
-            await session.commit()
+            await session.commit()  # input arriving from now on marks its periods again
             known = set(queue)
             refreshed = []
             while queue:
@@ -36,7 +36,7 @@ async def refresh_scores(ctx: dict[str, Any]) -> list[str]:
                     if follower is not None and follower not in known:
                         known.add(follower)
                         queue.append(follower)
-                await session.commit()
+                await session.commit()  # one period, one unit of work
             return refreshed
 
 
