@@ -21,6 +21,7 @@ from arq import cron
 from arq.cron import CronJob
 from prometheus_client import start_http_server
 
+from app import wiring  # noqa: F401 - registers what domains get from those above
 from app.calendar.jobs import recompute_open_dossiers
 from app.core.clock import system_clock
 from app.core.database import create_engine, create_sessionmaker

@@ -384,7 +384,7 @@ async def get_overdue_counts(
     now = clock.now(request)
     at = now
     if period is not None:
-        from app.scores.service import parse_period, window
+        from app.indicators.periods import parse_period, window
 
         _, end = window(parse_period(period), ZoneInfo(settings.timezone))
         at = min(end, now)

@@ -32,10 +32,10 @@ from app.dossiers.schemas import (
     Pause,
 )
 from app.dossiers.timeline import DossierRules, DossierState, derive, order, standing
+from app.indicators.periods import periods_touched
 from app.portal.facts import DossierFacts
 from app.portal.facts_repository import upsert_facts
 from app.scores.repository import mark_dirty
-from app.scores.service import periods_touched
 from app.units import repository as units
 from app.units.service import ensure_in_scope
 

@@ -1,18 +1,29 @@
-"""Scoring periods of the service index: a month (``2024-04``), a quarter (``2024-Q2``), a year.
+"""Scoring periods of the service index: a month (``2024-04``), a quarter (``2024-Q2``), a year,
+and all the arithmetic on them.
 
 A period is a value: parsed from and printed to the same text, hashable, and ordered by its
 first day (then by length, so ``2024`` sorts before ``2024-Q1`` before ``2024-01``).
+
+Periods are periods of the local calendar (``CHISO_TIMEZONE``, Asia/Ho_Chi_Minh, UTC+7): March
+2026 runs from 1 March 00:00 to 31 March 24:00 local time, so it has ended from 17:00 UTC on
+31 March. Every "which period is it now" question goes through :func:`today`, never through the
+UTC date of an instant.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Annotated, Self
+from zoneinfo import ZoneInfo
 
 from pydantic import WithJsonSchema
+
+from app.core.errors import Unprocessable
+from app.core.settings import Settings
 
 EARLIEST_YEAR = 2000
 LATEST_YEAR = 2099
@@ -128,6 +139,10 @@ class Period:
         last = 12 if self.kind is PeriodKind.month else 4
         return Period(self.kind, self.year - 1, last)
 
+    def following(self) -> Period:
+        """The period of the same kind just after this one (2023-12 → 2024-01)."""
+        return Period.containing(self.last_day + timedelta(days=1), self.kind)
+
     def months(self) -> tuple[Period, ...]:
         """The months inside this period, in order (a month contains itself)."""
         if self.kind is PeriodKind.month:
@@ -158,3 +173,99 @@ class Period:
 
     def __ge__(self, other: Period) -> bool:
         return self.sort_key() >= other.sort_key()
+
+
+# --- arithmetic ------------------------------------------------------------------------------
+
+MAX_PERIODS = 120  # periods_between: at most this many periods per request
+
+
+def parse_period(text: str, parameter: str = "period") -> Period:
+    """A period a client sent, or 422 naming the ``parameter`` and what is wrong with it."""
+    try:
+        return Period.parse(text)
+    except ValueError as exc:
+        raise Unprocessable(
+            str(exc), errors=[{"parameter": parameter, "detail": str(exc)}]
+        ) from exc
+
+
+def window(period: Period, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """First and last instant of a period in local time (the last one is what 2.1 uses as
+    the end time of dossiers still pending)."""
+    start = datetime.combine(period.first_day, time(), tz)
+    end = datetime.combine(period.last_day + timedelta(days=1), time(), tz) - timedelta(
+        microseconds=1
+    )
+    return start, end
+
+
+def periods_touched(spans: Iterable[tuple[date, date]], limit: int = 36) -> list[str]:
+    """Every month (and its quarter and year) that a dossier living from ``a`` to ``b`` may
+    count in; a span longer than ``limit`` months is cut to its latest months."""
+    found: set[str] = set()
+    for first, last in spans:
+        if last < first:
+            first, last = last, first
+        month = Period.containing(last, PeriodKind.month)
+        for _ in range(limit):
+            found.update(
+                {
+                    str(month),
+                    str(Period.containing(month.first_day, PeriodKind.quarter)),
+                    str(Period.containing(month.first_day, PeriodKind.year)),
+                }
+            )
+            if month.first_day <= first:
+                break
+            month = month.previous()
+    return sorted(found)
+
+
+def periods_between(
+    start: Period, end: Period, granularity: str, limit: int = MAX_PERIODS
+) -> list[Period]:
+    """The periods of ``granularity`` from the one holding ``start`` to the one holding
+    ``end``, in order; 422 when ``end`` is before ``start`` or when there are more than
+    ``limit`` of them (the request's ``from`` and ``to``)."""
+    kind = PeriodKind(granularity)
+    first = Period.containing(start.first_day, kind)
+    last = Period.containing(end.last_day, kind)
+    if last.first_day < first.first_day:
+        raise Unprocessable(
+            "`to` is before `from`", errors=[{"parameter": "to", "detail": "before from"}]
+        )
+    found = [last]
+    while found[-1] != first:
+        found.append(found[-1].previous())
+        if len(found) > limit:
+            raise Unprocessable(
+                f"at most {limit} periods per request",
+                errors=[{"parameter": "from", "detail": "range too long"}],
+            )
+    return list(reversed(found))
+
+
+# --- the local calendar ----------------------------------------------------------------------
+
+
+def today(settings: Settings, at: datetime) -> date:
+    """The local date at the instant ``at`` (07:00 on the 1st local is 00:00 UTC the same
+    day, but 06:59 is still the previous UTC day)."""
+    return at.astimezone(ZoneInfo(settings.timezone)).date()
+
+
+def has_ended(period: Period, settings: Settings, at: datetime) -> bool:
+    """True once the period's last local day is over (the month can be closed; its rankings
+    are no longer projections)."""
+    return period.last_day < today(settings, at)
+
+
+def running(settings: Settings, at: datetime, kind: PeriodKind = PeriodKind.month) -> Period:
+    """The period of ``kind`` (a month unless asked) that is running at ``at``, local time."""
+    return Period.containing(today(settings, at), kind)
+
+
+def previous(settings: Settings, at: datetime) -> Period:
+    """The last month that has ended at ``at``, local time: the month before the running one."""
+    return running(settings, at).previous()

@@ -13,13 +13,12 @@ from app.core import clock
 from app.core.auth import Principal, Scope, require
 from app.core.database import get_session
 from app.core.pagination import Page, PageParams, Text, encode_cursor, page_params
-from app.indicators.periods import MonthText, PeriodText
+from app.indicators.periods import MonthText, PeriodText, parse_period
 from app.indicators.router import CurrentCatalog
 from app.insights import service
 from app.insights.rules import RULE_CODES, Rules, shipped_rules
 from app.insights.schemas import IntegrityFlagOut, ProjectionReportOut, ResolveIn, WhatIfOut
 from app.keys.access import UnitAdmin
-from app.scores.service import parse_period
 from app.units.schemas import UNIT_CODE_PATTERN
 from app.units.service import ensure_admin_over
 
@@ -72,10 +71,12 @@ async def get_what_if(
         ),
     ],
 ) -> WhatIfOut:
-    return await service.what_if(
+    out = await service.what_if(
         session, request.app.state.settings, catalog, code, parse_period(period), target,
         clock.now(request),
     )  # fmt: skip
+    await session.commit()  # a period computed on first demand stays stored
+    return out
 
 
 @router.get(
@@ -87,10 +88,12 @@ async def get_what_if(
 async def get_projection(
     request: Request, session: Session, catalog: CurrentCatalog, code: CodePath, period: MonthQuery
 ) -> ProjectionReportOut:
-    return await service.projection_report(
+    report = await service.projection_report(
         session, request.app.state.settings, catalog, code, parse_period(period),
         clock.now(request),
     )  # fmt: skip
+    await session.commit()  # a period computed on first demand stays stored
+    return report
 
 
 @router.get(

@@ -26,7 +26,7 @@ from app.core.auth import Principal
 from app.core.errors import NotFound, Unprocessable
 from app.core.settings import Settings
 from app.indicators.catalog import Catalog, CatalogVersion, GradeBand
-from app.indicators.periods import Period, PeriodKind
+from app.indicators.periods import Period, PeriodKind, periods_touched, window
 from app.indicators.scoring import Counts, Score, score
 from app.indicators.service import counts_for_period
 from app.insights import planner, repository
@@ -46,13 +46,13 @@ from app.insights.schemas import (
     TdgqRange,
     WhatIfOut,
 )
+from app.scores import rankings, refresh
 from app.scores import repository as scores_repository
-from app.scores import service as scores
 from app.scores.models import ScoreSnapshot
 from app.units import repository as units_repository
 from app.units.service import ensure_in_scope
 
-ON_TIME_METRIC = scores.ON_TIME_METRIC
+ON_TIME_METRIC = refresh.ON_TIME_METRIC
 CENT = Decimal("0.01")
 RATE = Decimal("0.0001")
 HISTORY_MONTHS = 3
@@ -147,8 +147,8 @@ def snapshot_counts(snap: ScoreSnapshot) -> dict[str, Counts]:
     return counts
 
 
-async def _unit(session: AsyncSession, code: str) -> scores.UnitInfo:
-    unit = next((u for u in await scores.units(session) if u.code == code), None)
+async def _unit(session: AsyncSession, code: str) -> rankings.UnitInfo:
+    unit = next((u for u in await rankings.unit_tree(session) if u.code == code), None)
     if unit is None:
         raise NotFound(f"No unit with code {code!r}.")
     return unit
@@ -198,11 +198,11 @@ async def what_if(
     at: datetime,
 ) -> WhatIfOut:
     target = parse_target(target_text)
-    every = await scores.units(session)
+    every = await rankings.unit_tree(session)
     unit = next((u for u in every if u.code == code), None)
     if unit is None:
         raise NotFound(f"No unit with code {code!r}.")
-    await scores.ensure_refreshed(session, settings, catalog, period, at)
+    await refresh.ensure_refreshed(session, settings, catalog, period, at)
     snaps = await scores_repository.snapshots(session, str(period))
     snap = next((s for s in snaps if s.unit_code == code), None)
     if snap is None:
@@ -379,7 +379,7 @@ NO_DOSSIERS = Outlook(**dict.fromkeys(Outlook.__dataclass_fields__, 0))
 
 @dataclass(frozen=True, slots=True)
 class _Projected:
-    unit: scores.UnitInfo
+    unit: rankings.UnitInfo
     on_time: OnTimeOutlookOut
     tdgq: TdgqRange | None
     result: Score  # the point projection
@@ -399,11 +399,11 @@ async def compute_projections(
     if version is None:
         raise NotFound(f"No indicator catalog version is in force on {period.first_day}.")
     tz = ZoneInfo(settings.timezone)
-    start, end = scores.window(period, tz)
+    start, end = window(period, tz)
     history = period
     for _ in range(HISTORY_MONTHS):
         history = history.previous()
-    history_start, _ = scores.window(history, tz)
+    history_start, _ = window(history, tz)
     calendar = await current_calendar(session, settings)
     rows = await repository.on_time_outlook(
         session, start=start, end=end, at=at, history_start=history_start,
@@ -412,7 +412,7 @@ async def compute_projections(
     outlooks = {r.unit_code: outlook_from(r) for r in rows}
     elapsed = calendar.working_days_between(start, at)
     remaining = calendar.working_days_between(at, end)
-    alive = [u for u in await scores.units(session) if u.valid_during(period)]
+    alive = [u for u in await rankings.unit_tree(session) if u.valid_during(period)]
     submitted = await counts_for_period(session, [u.code for u in alive], period)
 
     made_on = calendar.local_date(at)
@@ -556,7 +556,7 @@ async def projection_report(
     if running:
         projection = (await compute_projections(session, settings, catalog, period, at))[code]
     else:
-        await scores.ensure_refreshed(session, settings, catalog, period, at)
+        await refresh.ensure_refreshed(session, settings, catalog, period, at)
         snap = next(
             (s for s in await scores_repository.snapshots(session, str(period))
              if s.unit_code == code), None,
@@ -610,7 +610,7 @@ async def find_flags(
 ) -> list[Found]:
     """Run every enabled rule over one month (one statement each)."""
     tz = ZoneInfo(settings.timezone)
-    start, end = scores.window(period, tz)
+    start, end = window(period, tz)
     found: list[Found] = []
     rule = rules.quick_finish
     if rule.enabled:
@@ -635,7 +635,7 @@ async def find_flags(
             months.append(months[-1].previous())
         windows = []
         for month in months:
-            first, last = scores.window(month, tz)
+            first, last = window(month, tz)
             windows.append((first, last, datetime.combine(last_working_day(calendar, month),
                                                           time(), tz)))  # fmt: skip
         rows = await repository.last_day_closes(
@@ -674,9 +674,9 @@ async def check_period(
 async def _rerender(session: AsyncSession, month: Period) -> None:
     # Only open periods: input for a closed one would be recorded as an amendment, and flags
     # are not input to scores.
-    touched = scores.periods_touched([(month.first_day, month.first_day)])
+    touched = periods_touched([(month.first_day, month.first_day)])
     closed = await repository.closed_periods(session, touched)
-    await scores.mark_changed(session, [p for p in touched if p not in closed], "integrity")
+    await refresh.mark_changed(session, [p for p in touched if p not in closed], "integrity")
 
 
 def checked_months(settings: Settings, at: datetime) -> list[Period]:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.sql import columns_of, unnest_arrays
 from app.scores.models import PeriodState, RankingSnapshot, ScoreSnapshot
+from app.units.repository import UNIT_PAIRS_CTE
 
 
 async def mark_dirty(session: AsyncSession, periods: Sequence[str], kind: str) -> None:
@@ -37,6 +38,14 @@ async def mark_dirty(session: AsyncSession, periods: Sequence[str], kind: str) -
             """
         ),
         {"periods": list(periods), "kind": kind},
+    )
+
+
+async def lock_period(session: AsyncSession, period: str) -> None:
+    """One refresh of a period at a time (the worker and on-demand reads may race): held
+    until the transaction ends."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext('scores:' || :p))"), {"p": period}
     )
 
 
@@ -84,26 +93,21 @@ async def bump(session: AsyncSession, period: str, at: datetime) -> None:
     )
 
 
+_UNITS_WITH_ANCESTORS = text(
+    f"""
+    WITH RECURSIVE{UNIT_PAIRS_CTE}
+    SELECT u.code, u.name, u.level, u.valid_from, u.valid_to,
+           coalesce(array_agg(p.ancestor ORDER BY p.depth) FILTER (WHERE p.depth > 0), '{{}}')
+               AS ancestors
+    FROM units u JOIN unit_pairs p ON p.code = u.code
+    GROUP BY u.code ORDER BY u.code
+    """  # noqa: S608 - built from constants
+)
+
+
 async def units_with_ancestors(session: AsyncSession) -> list[Row[Any]]:
     """Every unit with its validity and ancestors (nearest first)."""
-    rows = await session.execute(
-        text(
-            """
-            WITH RECURSIVE up(code, ancestor, depth) AS (
-                SELECT code, parent_code, 1 FROM units WHERE parent_code IS NOT NULL
-                UNION ALL
-                SELECT up.code, u.parent_code, up.depth + 1
-                FROM up JOIN units u ON u.code = up.ancestor
-                WHERE u.parent_code IS NOT NULL AND up.depth < 32
-            )
-            SELECT u.code, u.name, u.level, u.valid_from, u.valid_to,
-                   coalesce(array_agg(up.ancestor ORDER BY up.depth)
-                            FILTER (WHERE up.ancestor IS NOT NULL), '{}') AS ancestors
-            FROM units u LEFT JOIN up ON up.code = u.code
-            GROUP BY u.code ORDER BY u.code
-            """
-        )
-    )
+    rows = await session.execute(_UNITS_WITH_ANCESTORS)
     return list(rows)
 
 
@@ -201,15 +205,10 @@ _RECORD_COUNTS = text(
         LEFT JOIN dossier_facts f ON f.dossier_code = d.code
         WHERE d.counted AND d.received_at >= :start AND d.received_at <= :end
         GROUP BY d.unit_code
-    ),
-    tree(root, code) AS (
-        SELECT code, code FROM units
-        UNION ALL
-        SELECT t.root, u.code FROM units u JOIN tree t ON u.parent_code = t.code
-    )
-    SELECT t.root AS unit_code, {_SUMS_SQL}
-    FROM tree t JOIN per_unit p ON p.unit_code = t.code
-    GROUP BY t.root
+    ),{UNIT_PAIRS_CTE}
+    SELECT t.ancestor AS unit_code, {_SUMS_SQL}
+    FROM unit_pairs t JOIN per_unit p ON p.unit_code = t.code
+    GROUP BY t.ancestor
     """  # noqa: S608 - built from the constants above
 )
 
@@ -306,6 +305,19 @@ async def ranking(session: AsyncSession, key: str) -> RankingSnapshot | None:
     return await session.get(RankingSnapshot, key)
 
 
+async def rankings_of(session: AsyncSession, period: str) -> list[Row[str, str, bytes, datetime]]:
+    """Every stored ranking of a period: ``(key, period, body, computed_at)``."""
+    rows = await session.execute(
+        select(
+            RankingSnapshot.key,
+            RankingSnapshot.period,
+            RankingSnapshot.body,
+            RankingSnapshot.computed_at,
+        ).where(RankingSnapshot.period == period)
+    )
+    return list(rows.all())
+
+
 async def official(
     session: AsyncSession, periods: Sequence[str], unit_code: str | None = None
 ) -> list[Row[Any]]:
@@ -351,6 +363,16 @@ async def close(session: AsyncSession, period: str, by: str, at: datetime) -> No
         .where(PeriodState.period == period)
         .values(status="closed", closed_at=at, closed_by=by)
     )
+
+
+async def open_months(session: AsyncSession) -> list[str]:
+    """The months whose state is open (quarters and years are never closed on a schedule)."""
+    rows = await session.execute(
+        text(
+            "SELECT period FROM period_states WHERE status = 'open' AND period ~ '^\\d{4}-\\d{2}$'"
+        )
+    )
+    return [name for (name,) in rows]
 
 
 async def reopen(session: AsyncSession, period: str) -> None:

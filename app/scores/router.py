@@ -11,23 +11,21 @@ from typing import Annotated, Literal
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock
 from app.core.auth import Principal
-from app.core.database import get_session
+from app.core.database import DbSession
 from app.core.http_cache import cache_headers, matches, not_modified
-from app.indicators.periods import PeriodText
+from app.indicators.periods import MAX_PERIODS, PeriodText, parse_period, periods_between
 from app.indicators.router import CurrentCatalog
 from app.keys.access import national_admin
-from app.scores import exports, service
+from app.scores import exports, rankings, refresh, scorecard
 from app.scores.schemas import History, PeriodStateOut, Ranking, Scorecard
 from app.units.models import UnitLevel
 from app.units.schemas import UNIT_CODE_PATTERN
 
 router = APIRouter(tags=["scores"])
 
-Session = Annotated[AsyncSession, Depends(get_session)]
 PeriodQuery = Annotated[PeriodText, Query()]
 PeriodPath = Annotated[PeriodText, Path()]
 CodePath = Annotated[str, Path(pattern=UNIT_CODE_PATTERN)]
@@ -48,7 +46,7 @@ PeriodAdmin = Annotated[
 )
 async def get_rankings(
     request: Request,
-    session: Session,
+    session: DbSession,
     catalog: CurrentCatalog,
     level: UnitLevel,
     period: PeriodQuery,
@@ -56,24 +54,24 @@ async def get_rankings(
     source: Literal["computed", "official"] = "computed",
     format: Annotated[Literal["json", "csv", "xlsx"] | None, Query()] = None,
 ) -> Response:
-    wanted = service.parse_period(period)
-    etag, body = await service.ranking_snapshot(
-        session,
-        request.app.state.settings,
-        catalog,
-        source=source,
-        level=level.value,
-        parent=parent,
-        period=wanted,
-        at=clock.now(request),
-    )
+    wanted = parse_period(period)
+    settings, at = request.app.state.settings, clock.now(request)
+    key = rankings.ranking_key(source, level.value, parent, str(wanted))
+    body: bytes | None = None
+    etag = await rankings.stored_etag(session, key)
+    if etag is None and await refresh.ensure_refreshed(session, settings, catalog, wanted, at):
+        await session.commit()  # the first read of a period computes and stores it
+        etag = await rankings.stored_etag(session, key)
+    if etag is None:
+        etag, body = await rankings.empty_ranking(
+            session, settings, source=source, level=level.value, parent=parent, period=wanted,
+            at=at,
+        )  # fmt: skip
     kind = _format(request, format)
     if kind == "json" and matches(request, etag):
         return not_modified(etag)
     if body is None:
-        body = await service.ranking_body(
-            session, service.ranking_key(source, level.value, parent, str(wanted))
-        )
+        body = await rankings.ranking_body(session, key)
     if kind == "json":
         return Response(body, media_type="application/json", headers=cache_headers(etag))
     ranking = orjson.loads(body)
@@ -109,15 +107,20 @@ def _format(request: Request, explicit: str | None) -> str:
     responses={304: {"description": "Not modified"}},
 )
 async def get_scorecard(
-    request: Request, session: Session, catalog: CurrentCatalog, code: CodePath, period: PeriodQuery
+    request: Request,
+    session: DbSession,
+    catalog: CurrentCatalog,
+    code: CodePath,
+    period: PeriodQuery,
 ) -> Response:
-    wanted = service.parse_period(period)
+    wanted = parse_period(period)
     settings = request.app.state.settings
-    await service.ensure_refreshed(session, settings, catalog, wanted, clock.now(request))
-    etag = await service.scorecard_etag(session, code, wanted)
+    if await refresh.ensure_refreshed(session, settings, catalog, wanted, clock.now(request)):
+        await session.commit()  # the first read of a period computes and stores it
+    etag = await scorecard.scorecard_etag(session, code, wanted)
     if matches(request, etag):
         return not_modified(etag)
-    card = await service.scorecard(session, catalog, code, wanted)
+    card = await scorecard.scorecard(session, catalog, code, wanted)
     return Response(
         card.model_dump_json(), media_type="application/json", headers=cache_headers(etag)
     )
@@ -131,33 +134,31 @@ async def get_scorecard(
     openapi_extra={
         "x-rules": [
             "`to` is not before `from` (422)",
-            f"at most {service.MAX_HISTORY} periods of the granularity between them (422)",
+            f"at most {MAX_PERIODS} periods of the granularity between them (422)",
         ]
     },
 )
 async def get_history(
     request: Request,
-    session: Session,
+    session: DbSession,
     code: CodePath,
     start: Annotated[PeriodText, Query(alias="from")],
     end: Annotated[PeriodText, Query(alias="to")],
     granularity: Literal["month", "quarter", "year"] = "month",
 ) -> Response:
-    periods = service.periods_between(
-        service.parse_period(start, "from"), service.parse_period(end, "to"), granularity
-    )
-    etag = await service.history_etag(session, code, periods)
+    periods = periods_between(parse_period(start, "from"), parse_period(end, "to"), granularity)
+    etag = await scorecard.history_etag(session, code, periods)
     if matches(request, etag):
         return not_modified(etag)
-    history = await service.history(session, code, periods, granularity)
+    history = await scorecard.history(session, code, periods, granularity)
     return Response(
         history.model_dump_json(), media_type="application/json", headers=cache_headers(etag)
     )
 
 
 @router.get("/v1/periods/{period}", response_model=PeriodStateOut, summary="A period's state")
-async def get_period(session: Session, period: PeriodPath) -> PeriodStateOut:
-    return await service.period_state(session, service.parse_period(period))
+async def get_period(session: DbSession, period: PeriodPath) -> PeriodStateOut:
+    return await refresh.period_state(session, parse_period(period))
 
 
 @router.post(
@@ -169,17 +170,17 @@ async def get_period(session: Session, period: PeriodPath) -> PeriodStateOut:
 )
 async def close_period(
     request: Request,
-    session: Session,
+    session: DbSession,
     catalog: CurrentCatalog,
     admin: PeriodAdmin,
     period: PeriodPath,
 ) -> PeriodStateOut:
-    wanted = service.parse_period(period)
-    await service.close(
+    wanted = parse_period(period)
+    await refresh.close(
         session, request.app.state.settings, catalog, wanted, admin.name, clock.now(request)
     )
     await session.commit()
-    return await service.period_state(session, wanted)
+    return await refresh.period_state(session, wanted)
 
 
 @router.post(
@@ -191,14 +192,14 @@ async def close_period(
 )
 async def reopen_period(
     request: Request,
-    session: Session,
+    session: DbSession,
     catalog: CurrentCatalog,
     admin: PeriodAdmin,
     period: PeriodPath,
 ) -> PeriodStateOut:
-    wanted = service.parse_period(period)
-    await service.reopen(
+    wanted = parse_period(period)
+    await refresh.reopen(
         session, request.app.state.settings, catalog, wanted, clock.now(request), by=admin.name
     )
     await session.commit()
-    return await service.period_state(session, wanted)
+    return await refresh.period_state(session, wanted)

@@ -33,6 +33,23 @@ def subtree_codes(root: str) -> Select[tuple[str]]:
     return select(tree.c.code)
 
 
+# Every unit paired with itself (depth 0) and with each of its ancestors (1: its parent, …), as
+# ``unit_pairs(code, ancestor, depth)``: the tree for statements about every unit at once, where
+# subtree_codes() and ancestors() answer for one unit — rolling per-unit figures up to every
+# subtree (``GROUP BY ancestor``), listing each unit's ancestors (``ORDER BY depth``). A recursive
+# CTE for raw SQL (the statement starts ``WITH RECURSIVE``); the bounded depth guards against
+# corrupt cycles. Walking up by primary key keeps its estimates close to the real row count.
+UNIT_PAIRS_CTE = """
+    unit_pairs(code, ancestor, depth) AS (
+        SELECT code, code, 0 FROM units
+        UNION ALL
+        SELECT p.code, u.parent_code, p.depth + 1
+        FROM unit_pairs p JOIN units u ON u.code = p.ancestor
+        WHERE u.parent_code IS NOT NULL AND p.depth < 32
+    )
+"""
+
+
 async def get(session: AsyncSession, code: str) -> Unit | None:
     return await session.get(Unit, code)
 

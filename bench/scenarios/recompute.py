@@ -44,10 +44,11 @@ GROUP_BY = """
 
 async def _refresh_scores(ctx: dict[str, Any], period: str) -> Any:
     """The index's worker path: mark the month changed, then run ``refresh_scores``."""
-    from app.scores import jobs, service
+    from app import wiring  # noqa: F401 - what scores gets from the domains above it
+    from app.scores import jobs, refresh
 
     async with ctx["sessionmaker"]() as session:
-        await service.mark_changed(session, [period], "dossiers")
+        await refresh.mark_changed(session, [period], "dossiers")
         await session.commit()
     return await jobs.refresh_scores(ctx)
 

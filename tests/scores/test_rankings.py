@@ -378,3 +378,36 @@ async def test_scorecard_lines_name_their_indicator_source_and_components(
     assert (card["shortfalls"][0]["code"], card["shortfalls"][0]["indicator"]) == (
         "PUBLISH_ON_TIME", "1.1",
     )  # fmt: skip
+
+
+async def test_desks_are_ranked_inside_their_province_two_levels_up(
+    client: httpx.AsyncClient, engine: AsyncEngine, settings: Settings,
+    clock: Callable[[datetime], None],
+) -> None:  # fmt: skip
+    clock(NOW)
+    for province in ("H01", "H05"):
+        await put_unit(client, province, "province")
+        await put_unit(client, f"{province}.D", "department", province)
+    await put_unit(client, "H01.D.1", "desk", "H01.D")
+    await put_unit(client, "H01.D.2", "desk", "H01.D")
+    await put_unit(client, "H05.D.1", "desk", "H05.D")
+    await put_procedure(client, "P3", 3, "working_days")
+    # Only TDGQ has data: H01.D.1 1/1 on time (20), H01.D.2 1/2 (10), H05.D.1 1/1 (20).
+    await post_events(client, [
+        *dossiers("03", "H01.D.1"), *dossiers("03", "H01.D.2", late=1), *dossiers("03", "H05.D.1"),
+    ])  # fmt: skip
+    await refresh_scores({"sessionmaker": create_sessionmaker(engine), "settings": settings,
+                          "clock": lambda: NOW})  # fmt: skip
+    inside = (await client.get("/v1/rankings", params={
+        "level": "desk", "period": "2026-03", "parent": "H01"})).json()  # fmt: skip
+    assert [(i["unit_code"], i["rank"], i["total"]) for i in inside["items"]] == [
+        ("H01.D.1", 1, 20.0), ("H01.D.2", 2, 10.0),
+    ]  # fmt: skip
+    # The department and the province count their desks' dossiers: 2 of 3 on time → 13.33.
+    for level in ("department", "province"):
+        ranked = (await client.get("/v1/rankings", params={
+            "level": level, "period": "2026-03"})).json()  # fmt: skip
+        assert [(i["unit_code"], i["groups"]["TDGQ"]) for i in ranked["items"]] == [
+            (f"H05{'.D' if level == 'department' else ''}", 20.0),
+            (f"H01{'.D' if level == 'department' else ''}", 13.33),
+        ]
