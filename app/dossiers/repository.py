@@ -514,6 +514,55 @@ async def save_states(session: AsyncSession, states: Sequence[DossierState]) -> 
     await session.execute(_SAVE_STATES, columns_of(values, _STATE_COLUMNS))
 
 
+# --- the overdue rule --------------------------------------------------------------------
+# :func:`app.dossiers.timeline.standing` states it in Python; every statement that asks it,
+# here and in the scores and insights repositories, builds it with these two functions.
+
+
+def _pending(d: str, at: str, rewind: bool) -> str:
+    if rewind:
+        return (
+            f"{d}.counted AND {d}.due_at IS NOT NULL AND {d}.received_at <= {at} "
+            f"AND ({d}.end_at IS NULL OR {d}.end_at > {at})"
+        )
+    # As stored: the very predicate of the partial index the open lists read.
+    return f"{d}.end_at IS NULL AND {d}.counted AND {d}.due_at IS NOT NULL"
+
+
+def _past_due(d: str, at: str, max_supp: str, rewind: bool) -> str:
+    stopped = (
+        f"CASE WHEN {d}.clock_stopped_at <= {at} THEN {d}.clock_stopped_at END"
+        if rewind
+        else f"{d}.clock_stopped_at"
+    )
+    return f"(coalesce({stopped}, {at}) > {d}.due_at OR {d}.supplement_requests > {max_supp})"
+
+
+def overdue_sql(
+    d: str = "d", *, at: str = ":now", max_supp: str = ":max_supp", rewind: bool = False
+) -> str:
+    """SQL: the dossier row ``d`` is overdue at instant ``at`` (an SQL expression: a bound
+    parameter such as ``:now``, or a column).
+
+    Pending (counted, with a due time, not finished) and either measured past its due time
+    — at ``at``, or where its clock stopped — or with more supplement requests than
+    ``max_supp`` allows. ``rewind=False`` reads the state as stored ("now" for lists, counts and
+    digests); ``rewind=True`` reads it back at ``at`` (a period's end, a projection's instant): a
+    dossier received later does not count yet, one that ended later was still pending, a clock
+    that stopped later was still running. Either way it is ``timeline.standing(..., rewind=)``
+    saying ``overdue``.
+    """
+    return f"({_pending(d, at, rewind)} AND {_past_due(d, at, max_supp, rewind)})"
+
+
+def in_time_sql(
+    d: str = "d", *, at: str = ":now", max_supp: str = ":max_supp", rewind: bool = False
+) -> str:
+    """SQL: the dossier row ``d`` is pending and not overdue at ``at`` (see :func:`overdue_sql`):
+    ``timeline.standing`` saying ``in_time``."""
+    return f"({_pending(d, at, rewind)} AND NOT {_past_due(d, at, max_supp, rewind)})"
+
+
 # --- reads -------------------------------------------------------------------------------
 
 _DOSSIER_FIELDS = """
@@ -522,15 +571,10 @@ _DOSSIER_FIELDS = """
     d.paused_seconds, d.pauses, d.apology_issued_at, d.apology_new_due_at, d.anomalies,
     d.last_event_at
 """
-
-OVERDUE = (
-    "(d.end_at IS NULL AND d.counted AND d.due_at IS NOT NULL AND "
-    "(COALESCE(d.clock_stopped_at, :now) > d.due_at OR d.supplement_requests > :max_supp))"
-)
 STATE_FILTERS = {
     "pending": "d.end_at IS NULL AND d.counted",
-    "overdue": OVERDUE,
-    "in_time": f"d.end_at IS NULL AND d.counted AND d.due_at IS NOT NULL AND NOT {OVERDUE}",
+    "overdue": overdue_sql(),
+    "in_time": in_time_sql(),
     "finished": "d.end_at IS NOT NULL",
     "early": "d.outcome = 'early'",
     "on_time": "d.outcome = 'on_time'",
@@ -646,7 +690,7 @@ def overdue_statement(keyset: str = "", limited: bool = True) -> TextClause:
         SELECT d.code, d.unit_code, u.name AS unit_name, d.procedure_code, d.received_at,
                d.due_at, d.clock_stopped_at, d.apology_issued_at, d.apology_new_due_at
         FROM dossiers d JOIN units u ON u.code = d.unit_code
-        WHERE d.unit_code IN (SELECT code FROM subtree) AND {OVERDUE} {keyset}
+        WHERE d.unit_code IN (SELECT code FROM subtree) AND {overdue_sql()} {keyset}
         ORDER BY d.due_at, d.code {limit_sql}
         """  # noqa: S608
     )
@@ -661,7 +705,7 @@ async def overdue_counts(
             SELECT d.unit_code, count(*) AS overdue,
                    count(*) FILTER (WHERE d.apology_issued_at IS NULL) AS without_apology
             FROM dossiers d
-            WHERE d.unit_code IN (SELECT code FROM subtree) AND {OVERDUE}
+            WHERE d.unit_code IN (SELECT code FROM subtree) AND {overdue_sql()}
             GROUP BY d.unit_code ORDER BY d.unit_code
             """  # noqa: S608
         ),
@@ -774,8 +818,8 @@ async def digest_counts(
             )
             SELECT t.root AS unit_code,
                    count(d.code) AS open,
-                   count(d.code) FILTER (WHERE {OVERDUE}) AS overdue,
-                   count(d.code) FILTER (WHERE {OVERDUE} AND d.apology_issued_at IS NULL)
+                   count(d.code) FILTER (WHERE {overdue_sql()}) AS overdue,
+                   count(d.code) FILTER (WHERE {overdue_sql()} AND d.apology_issued_at IS NULL)
                        AS overdue_without_apology,
                    count(d.code) FILTER (WHERE d.clock_stopped_at IS NULL
                        AND d.due_at > :now AND d.due_at <= :until) AS due_soon
@@ -803,10 +847,8 @@ async def overdue_counts_at(
                                            OR d.apology_issued_at > :at) AS without_apology
             FROM subtree s
             JOIN units u ON u.code = s.code
-            LEFT JOIN dossiers d ON d.unit_code = s.code AND d.counted AND d.due_at IS NOT NULL
-                AND d.received_at <= :at AND (d.end_at IS NULL OR d.end_at > :at)
-                AND (coalesce(CASE WHEN d.clock_stopped_at <= :at THEN d.clock_stopped_at END,
-                              :at) > d.due_at OR d.supplement_requests > :max_supp)
+            LEFT JOIN dossiers d
+                ON d.unit_code = s.code AND {overdue_sql(at=":at", rewind=True)}
             GROUP BY s.code, u.name, u.level ORDER BY overdue DESC, s.code
             """  # noqa: S608
         ),

@@ -13,7 +13,7 @@ from sqlalchemy import Row, delete, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.dossiers.repository import SUBTREE
+from app.dossiers.repository import SUBTREE, in_time_sql, overdue_sql
 from app.insights.models import IntegrityFlag, ScoreProjection
 
 CLEARED_BY = "recompute"
@@ -402,7 +402,9 @@ async def on_time_outlook(
     count in the month so far, split by what can still happen to them before its end, and the
     on-time record of dossiers that came due before ``at`` (previous months, this month)."""
     open_ = "(d.end_at IS NULL OR d.end_at > :at)"
-    overdue = "(d.supplement_requests > :max_supp OR coalesce(d.clock_stopped_at, :at) > d.due_at)"
+    # Read back at ``at``: a clock that stopped after it was still running then.
+    overdue = overdue_sql(at=":at", rewind=True)
+    in_time = in_time_sql(at=":at", rewind=True)
     on_time = "(d.outcome IN ('early', 'on_time') AND d.end_at <= :at)"
     rows = await session.execute(
         text(
@@ -415,10 +417,10 @@ async def on_time_outlook(
                        count(*) FILTER (WHERE NOT {open_}
                            AND d.outcome IS DISTINCT FROM 'early'
                            AND d.outcome IS DISTINCT FROM 'on_time') AS finished_late,
-                       count(*) FILTER (WHERE {open_} AND {overdue}) AS overdue,
-                       count(*) FILTER (WHERE {open_} AND NOT {overdue}
+                       count(*) FILTER (WHERE {overdue}) AS overdue,
+                       count(*) FILTER (WHERE {in_time}
                            AND (d.clock_stopped_at IS NOT NULL OR d.due_at > :end)) AS safe,
-                       count(*) FILTER (WHERE {open_} AND NOT {overdue}
+                       count(*) FILTER (WHERE {in_time}
                            AND d.clock_stopped_at IS NULL AND d.due_at <= :end) AS coming_due,
                        count(*) FILTER (WHERE d.received_at >= :start) AS received
                 FROM dossiers d
