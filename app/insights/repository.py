@@ -401,6 +401,7 @@ async def on_time_outlook(
     # Read back at ``at``: a clock that stopped after it was still running then.
     overdue = overdue_sql(at=":at", rewind=True)
     in_time = in_time_sql(at=":at", rewind=True)
+    stopped = "coalesce(d.clock_stopped_at <= :at, false)"
     on_time = "(d.outcome IN ('early', 'on_time') AND d.end_at <= :at)"
     rows = await session.execute(
         text(
@@ -415,9 +416,9 @@ async def on_time_outlook(
                            AND d.outcome IS DISTINCT FROM 'on_time') AS finished_late,
                        count(*) FILTER (WHERE {overdue}) AS overdue,
                        count(*) FILTER (WHERE {in_time}
-                           AND (d.clock_stopped_at IS NOT NULL OR d.due_at > :end)) AS safe,
+                           AND ({stopped} OR d.due_at > :end)) AS safe,
                        count(*) FILTER (WHERE {in_time}
-                           AND d.clock_stopped_at IS NULL AND d.due_at <= :end) AS coming_due,
+                           AND NOT {stopped} AND d.due_at <= :end) AS coming_due,
                        count(*) FILTER (WHERE d.received_at >= :start) AS received
                 FROM dossiers d
                 WHERE d.counted AND d.due_at IS NOT NULL AND d.received_at <= :at
