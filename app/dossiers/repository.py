@@ -9,21 +9,20 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, TextClause, text
+from sqlalchemy import ColumnElement, Row, Select, TextClause, and_, func, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.calendar.workdays import LimitUnit
 from app.core.sql import columns_of, unnest_arrays
+from app.dossiers.models import Dossier
 from app.dossiers.schemas import DossierEventIn
 from app.dossiers.timeline import DossierState, EventRecord, Limit
+from app.units.models import Unit
+from app.units.repository import subtree_codes
 
-SUBTREE = """
-    WITH RECURSIVE subtree(code) AS (
-        SELECT code FROM units WHERE code = :root
-        UNION ALL
-        SELECT u.code FROM units u JOIN subtree s ON u.parent_code = s.code
-    )
-"""
+# The row aliases the SQL fragments below name (``d.due_at``, ``u.name``).
+_D = Dossier.__table__.alias("d")
+_U = Unit.__table__.alias("u")
 
 _EVENT_COLUMNS = (
     "event_id", "dossier_code", "unit_code", "procedure_code", "status", "occurred_at",
@@ -515,29 +514,77 @@ async def save_states(session: AsyncSession, states: Sequence[DossierState]) -> 
     await session.execute(_SAVE_STATES, columns_of(values, _STATE_COLUMNS))
 
 
+# --- the overdue rule --------------------------------------------------------------------
+# :func:`app.dossiers.timeline.standing` states it in Python; every statement that asks it,
+# here and in the scores and insights repositories, builds it with these two functions.
+
+
+def _pending(d: str, at: str, rewind: bool) -> str:
+    if rewind:
+        return (
+            f"{d}.counted AND {d}.due_at IS NOT NULL AND {d}.received_at <= {at} "
+            f"AND ({d}.end_at IS NULL OR {d}.end_at > {at})"
+        )
+    # As stored: the very predicate of the partial index the open lists read.
+    return f"{d}.end_at IS NULL AND {d}.counted AND {d}.due_at IS NOT NULL"
+
+
+def _past_due(d: str, at: str, max_supp: str, rewind: bool) -> str:
+    stopped = (
+        f"CASE WHEN {d}.clock_stopped_at <= {at} THEN {d}.clock_stopped_at END"
+        if rewind
+        else f"{d}.clock_stopped_at"
+    )
+    return f"(coalesce({stopped}, {at}) > {d}.due_at OR {d}.supplement_requests > {max_supp})"
+
+
+def overdue_sql(
+    d: str = "d", *, at: str = ":now", max_supp: str = ":max_supp", rewind: bool = False
+) -> str:
+    """SQL: the dossier row ``d`` is overdue at instant ``at`` (an SQL expression: a bound
+    parameter such as ``:now``, or a column).
+
+    Pending (counted, with a due time, not finished) and either measured past its due time
+    — at ``at``, or where its clock stopped — or with more supplement requests than
+    ``max_supp`` allows. ``rewind=False`` reads the state as stored ("now" for lists, counts and
+    digests); ``rewind=True`` reads it back at ``at`` (a period's end, a projection's instant): a
+    dossier received later does not count yet, one that ended later was still pending, a clock
+    that stopped later was still running. Either way it is ``timeline.standing(..., rewind=)``
+    saying ``overdue``.
+    """
+    return f"({_pending(d, at, rewind)} AND {_past_due(d, at, max_supp, rewind)})"
+
+
+def in_time_sql(
+    d: str = "d", *, at: str = ":now", max_supp: str = ":max_supp", rewind: bool = False
+) -> str:
+    """SQL: the dossier row ``d`` is pending and not overdue at ``at`` (see :func:`overdue_sql`):
+    ``timeline.standing`` saying ``in_time``."""
+    return f"({_pending(d, at, rewind)} AND NOT {_past_due(d, at, max_supp, rewind)})"
+
+
 # --- reads -------------------------------------------------------------------------------
 
-_DOSSIER_FIELDS = """
-    d.code, d.unit_code, d.procedure_code, d.status, d.channel, d.received_at, d.due_at,
-    d.end_at, d.outcome, d.counted, d.clock_stopped_at, d.supplement_requests,
-    d.paused_seconds, d.pauses, d.apology_issued_at, d.apology_new_due_at, d.anomalies,
-    d.last_event_at
-"""
-
-OVERDUE = (
-    "(d.end_at IS NULL AND d.counted AND d.due_at IS NOT NULL AND "
-    "(COALESCE(d.clock_stopped_at, :now) > d.due_at OR d.supplement_requests > :max_supp))"
-)
+_DOSSIER_COLUMNS = (
+    "code", "unit_code", "procedure_code", "status", "channel", "received_at", "due_at",
+    "end_at", "outcome", "counted", "clock_stopped_at", "supplement_requests", "paused_seconds",
+    "pauses", "apology_issued_at", "apology_new_due_at", "anomalies", "last_event_at",
+)  # fmt: skip
+_DOSSIER_FIELDS = ", ".join(f"d.{c}" for c in _DOSSIER_COLUMNS)
 STATE_FILTERS = {
     "pending": "d.end_at IS NULL AND d.counted",
-    "overdue": OVERDUE,
-    "in_time": f"d.end_at IS NULL AND d.counted AND d.due_at IS NOT NULL AND NOT {OVERDUE}",
+    "overdue": overdue_sql(),
+    "in_time": in_time_sql(),
     "finished": "d.end_at IS NOT NULL",
     "early": "d.outcome = 'early'",
     "on_time": "d.outcome = 'on_time'",
     "late": "d.outcome = 'late'",
     "not_counted": "NOT d.counted",
 }
+
+
+def _dossier_fields() -> list[ColumnElement[Any]]:
+    return [_D.c[c] for c in _DOSSIER_COLUMNS]
 
 
 async def get(session: AsyncSession, code: str) -> tuple[Row[Any] | None, bool]:
@@ -588,35 +635,21 @@ async def list_dossiers(
     after: str | None,
     limit: int,
 ) -> list[Row[Any]]:
-    conditions = ["TRUE"]
-    params: dict[str, Any] = {"now": now, "max_supp": max_supp, "limit": limit + 1}
-    prefix = ""
+    d = _D
+    query = select(*_dossier_fields()).select_from(d).order_by(d.c.code).limit(limit + 1)
     if root is not None:
-        prefix = SUBTREE
-        params["root"] = root
-        conditions.append("d.unit_code IN (SELECT code FROM subtree)")
+        query = query.where(d.c.unit_code.in_(subtree_codes(root)))
     if state is not None:
-        conditions.append(STATE_FILTERS[state])
+        query = query.where(text(STATE_FILTERS[state]))
     if procedure is not None:
-        conditions.append("d.procedure_code = :procedure")
-        params["procedure"] = procedure
+        query = query.where(d.c.procedure_code == procedure)
     if due_before is not None:
-        conditions.append("d.due_at < :due_before")
-        params["due_before"] = due_before
+        query = query.where(d.c.due_at < due_before)
     if due_after is not None:
-        conditions.append("d.due_at >= :due_after")
-        params["due_after"] = due_after
+        query = query.where(d.c.due_at >= due_after)
     if after is not None:
-        conditions.append("d.code > :after")
-        params["after"] = after
-    rows = await session.execute(
-        text(
-            f"{prefix} SELECT {_DOSSIER_FIELDS} FROM dossiers d "  # noqa: S608
-            f"WHERE {' AND '.join(conditions)} ORDER BY d.code LIMIT :limit"
-        ),
-        params,
-    )
-    return list(rows)
+        query = query.where(d.c.code > after)
+    return list(await session.execute(query, {"now": now, "max_supp": max_supp}))
 
 
 async def overdue(
@@ -629,46 +662,51 @@ async def overdue(
     limit: int | None,
 ) -> list[Row[Any]]:
     """Open overdue dossiers of ``root``'s subtree, most overdue first (keyset on due, code)."""
-    params: dict[str, Any] = {"root": root, "now": now, "max_supp": max_supp}
-    keyset = ""
+    query = overdue_statement(root, after, limit)
+    return list(await session.execute(query, {"now": now, "max_supp": max_supp}))
+
+
+def overdue_statement(
+    root: str, after: Sequence[str] | None = None, limit: int | None = None
+) -> Select[Any]:
+    """The overdue list's statement (it reads the partial index of open, counted dossiers);
+    ``:now`` and ``:max_supp`` are bound when it runs."""
+    d, u = _D, _U
+    query = (
+        select(
+            d.c.code, d.c.unit_code, u.c.name.label("unit_name"), d.c.procedure_code,
+            d.c.received_at, d.c.due_at, d.c.clock_stopped_at, d.c.apology_issued_at,
+            d.c.apology_new_due_at,
+        )
+        .select_from(d.join(u, u.c.code == d.c.unit_code))
+        .where(d.c.unit_code.in_(subtree_codes(root)), text(overdue_sql()))
+        .order_by(d.c.due_at, d.c.code)
+    )  # fmt: skip
     if after is not None:
-        keyset = "AND (d.due_at, d.code) > (CAST(:after_due AS timestamptz), :after_code)"
-        params.update(after_due=datetime.fromisoformat(after[0]), after_code=after[1])
-    if limit is not None:
-        params["limit"] = limit + 1
-    rows = await session.execute(overdue_statement(keyset, limit is not None), params)
-    return list(rows)
+        query = query.where(_after_due(after))
+    return query if limit is None else query.limit(limit + 1)
 
 
-def overdue_statement(keyset: str = "", limited: bool = True) -> TextClause:
-    limit_sql = "LIMIT :limit" if limited else ""
-    return text(
-        f"""{SUBTREE}
-        SELECT d.code, d.unit_code, u.name AS unit_name, d.procedure_code, d.received_at,
-               d.due_at, d.clock_stopped_at, d.apology_issued_at, d.apology_new_due_at
-        FROM dossiers d JOIN units u ON u.code = d.unit_code
-        WHERE d.unit_code IN (SELECT code FROM subtree) AND {OVERDUE} {keyset}
-        ORDER BY d.due_at, d.code {limit_sql}
-        """  # noqa: S608
-    )
+def _after_due(after: Sequence[str]) -> ColumnElement[bool]:
+    """Past the (due time as ISO text, code) a deadline-ordered page ended on."""
+    return tuple_(_D.c.due_at, _D.c.code) > tuple_(datetime.fromisoformat(after[0]), after[1])
 
 
 async def overdue_counts(
     session: AsyncSession, *, root: str, now: datetime, max_supp: int
 ) -> list[Row[Any]]:
-    rows = await session.execute(
-        text(
-            f"""{SUBTREE}
-            SELECT d.unit_code, count(*) AS overdue,
-                   count(*) FILTER (WHERE d.apology_issued_at IS NULL) AS without_apology
-            FROM dossiers d
-            WHERE d.unit_code IN (SELECT code FROM subtree) AND {OVERDUE}
-            GROUP BY d.unit_code ORDER BY d.unit_code
-            """  # noqa: S608
-        ),
-        {"root": root, "now": now, "max_supp": max_supp},
+    d = _D
+    query = (
+        select(
+            d.c.unit_code,
+            func.count().label("overdue"),
+            func.count().filter(d.c.apology_issued_at.is_(None)).label("without_apology"),
+        )
+        .where(d.c.unit_code.in_(subtree_codes(root)), text(overdue_sql()))
+        .group_by(d.c.unit_code)
+        .order_by(d.c.unit_code)
     )
-    return list(rows)
+    return list(await session.execute(query, {"now": now, "max_supp": max_supp}))
 
 
 async def due_soon(
@@ -680,24 +718,23 @@ async def due_soon(
     after: Sequence[str] | None,
     limit: int,
 ) -> list[Row[Any]]:
-    params: dict[str, Any] = {"root": root, "now": now, "until": until, "limit": limit + 1}
-    keyset = ""
-    if after is not None:
-        keyset = "AND (d.due_at, d.code) > (CAST(:after_due AS timestamptz), :after_code)"
-        params.update(after_due=datetime.fromisoformat(after[0]), after_code=after[1])
-    rows = await session.execute(
-        text(
-            f"""{SUBTREE}
-            SELECT {_DOSSIER_FIELDS} FROM dossiers d
-            WHERE d.unit_code IN (SELECT code FROM subtree)
-              AND d.end_at IS NULL AND d.counted AND d.clock_stopped_at IS NULL
-              AND d.due_at >= :now AND d.due_at <= :until {keyset}
-            ORDER BY d.due_at, d.code LIMIT :limit
-            """  # noqa: S608
-        ),
-        params,
+    d = _D
+    query = (
+        select(*_dossier_fields())
+        .select_from(d)
+        .where(
+            d.c.unit_code.in_(subtree_codes(root)),
+            text(
+                "d.end_at IS NULL AND d.counted AND d.clock_stopped_at IS NULL "
+                "AND d.due_at >= :now AND d.due_at <= :until"
+            ),
+        )
+        .order_by(d.c.due_at, d.c.code)
+        .limit(limit + 1)
     )
-    return list(rows)
+    if after is not None:
+        query = query.where(_after_due(after))
+    return list(await session.execute(query, {"now": now, "until": until}))
 
 
 async def open_codes_from(
@@ -775,8 +812,8 @@ async def digest_counts(
             )
             SELECT t.root AS unit_code,
                    count(d.code) AS open,
-                   count(d.code) FILTER (WHERE {OVERDUE}) AS overdue,
-                   count(d.code) FILTER (WHERE {OVERDUE} AND d.apology_issued_at IS NULL)
+                   count(d.code) FILTER (WHERE {overdue_sql()}) AS overdue,
+                   count(d.code) FILTER (WHERE {overdue_sql()} AND d.apology_issued_at IS NULL)
                        AS overdue_without_apology,
                    count(d.code) FILTER (WHERE d.clock_stopped_at IS NULL
                        AND d.due_at > :now AND d.due_at <= :until) AS due_soon
@@ -795,22 +832,19 @@ async def overdue_counts_at(
 ) -> list[Row[Any]]:
     """Per unit of ``root``'s subtree: dossiers pending and overdue at instant ``at``, and
     those without an apology letter. Aggregate only (no dossier is named): public data."""
-    rows = await session.execute(
-        text(
-            f"""{SUBTREE}
-            SELECT s.code AS unit_code, u.name AS unit_name, u.level,
-                   count(d.code) AS overdue,
-                   count(d.code) FILTER (WHERE d.apology_issued_at IS NULL
-                                           OR d.apology_issued_at > :at) AS without_apology
-            FROM subtree s
-            JOIN units u ON u.code = s.code
-            LEFT JOIN dossiers d ON d.unit_code = s.code AND d.counted AND d.due_at IS NOT NULL
-                AND d.received_at <= :at AND (d.end_at IS NULL OR d.end_at > :at)
-                AND (coalesce(CASE WHEN d.clock_stopped_at <= :at THEN d.clock_stopped_at END,
-                              :at) > d.due_at OR d.supplement_requests > :max_supp)
-            GROUP BY s.code, u.name, u.level ORDER BY overdue DESC, s.code
-            """  # noqa: S608
-        ),
-        {"root": root, "at": at, "max_supp": max_supp},
-    )
-    return list(rows)
+    d, u = _D, _U
+    s = subtree_codes(root).subquery("s")
+    overdue_then = and_(d.c.unit_code == s.c.code, text(overdue_sql(at=":at", rewind=True)))
+    query = (
+        select(
+            s.c.code.label("unit_code"), u.c.name.label("unit_name"), u.c.level,
+            func.count(d.c.code).label("overdue"),
+            func.count(d.c.code)
+            .filter(text("d.apology_issued_at IS NULL OR d.apology_issued_at > :at"))
+            .label("without_apology"),
+        )
+        .select_from(s.join(u, u.c.code == s.c.code).outerjoin(d, overdue_then))
+        .group_by(s.c.code, u.c.name, u.c.level)
+        .order_by(text("overdue DESC"), s.c.code)
+    )  # fmt: skip
+    return list(await session.execute(query, {"at": at, "max_supp": max_supp}))

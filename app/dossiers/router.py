@@ -13,27 +13,17 @@ import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import TypeAdapter
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.calendar.service import current_calendar
 from app.core import clock
 from app.core.auth import Principal, Scope, require
-from app.core.database import get_session
-from app.core.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, Unprocessable
-from app.core.pagination import (
-    Instant,
-    Integer,
-    Page,
-    PageParams,
-    Text,
-    encode_cursor,
-    page_params,
-)
+from app.core.database import DbSession
+from app.core.errors import Conflict, Forbidden, PayloadTooLarge, Unprocessable
+from app.core.pagination import Page, PageParams, page_params
 from app.core.params import IsoDateTime
 from app.core.prefer import REPRESENTATION_APPLIED, PreferHeader, wants_representation
 from app.core.settings import Settings
 from app.core.uow import committed
-from app.dossiers import repository, service
+from app.dossiers import queries, service
 from app.dossiers.schemas import (
     CODE_PATTERN,
     DOSSIER_CODE_PATTERN,
@@ -44,16 +34,14 @@ from app.dossiers.schemas import (
     DossierOut,
     EventResult,
     ItemResult,
-    OverdueCountAt,
     OverdueCountsOut,
     OverdueList,
 )
 from app.indicators.periods import PeriodText
-from app.units import repository as units_repository
+from app.units.service import require_unit
 
 router = APIRouter(tags=["dossiers"])
 
-Session = Annotated[AsyncSession, Depends(get_session)]
 Writer = Annotated[Principal, Depends(require(Scope.dossiers_write))]
 Reader = Annotated[Principal, Depends(require(Scope.dossiers_read))]
 CodePath = Annotated[str, Path(pattern=CODE_PATTERN)]
@@ -83,7 +71,7 @@ def _settings(request: Request) -> Settings:
 )
 async def post_event(
     request: Request,
-    session: Session,
+    session: DbSession,
     principal: Writer,
     event: DossierEventIn,
     response: Response,
@@ -176,7 +164,7 @@ async def post_event(
 )
 async def post_batch(
     request: Request,
-    session: Session,
+    session: DbSession,
     principal: Writer,
     prefer: PreferHeader = None,
 ) -> Response:
@@ -224,7 +212,7 @@ async def _json_body(request: Request) -> Any:
 
 @router.get("/v1/dossiers/{code}", response_model=DossierOut, summary="A dossier's state")
 async def get_dossier(
-    request: Request, session: Session, principal: Reader, code: DossierPath
+    request: Request, session: DbSession, principal: Reader, code: DossierPath
 ) -> DossierOut:
     return await service.get_dossier(
         session, _settings(request), principal, code, clock.now(request)
@@ -237,24 +225,14 @@ async def get_dossier(
     summary="A dossier's full history, in time order",
 )
 async def get_dossier_events(
-    session: Session,
+    session: DbSession,
     principal: Reader,
     code: DossierPath,
     page: Annotated[PageParams, Depends(page_params)],
 ) -> Page[DossierEventOut]:
-    after = None
-    if (key := page.after((Instant(), Integer(minimum=1)))) is not None:
-        at, row_id = key
-        # The repository reads the time back from ISO text (UTC, offset included).
-        after = (at.isoformat(), row_id)
-    rows = await service.dossier_events(session, principal, code, after, page.limit)
-    items = rows[: page.limit]
-    next_cursor = (
-        encode_cursor([items[-1].occurred_at, items[-1].id]) if len(rows) > page.limit else None
-    )
-    return Page(
-        items=[DossierEventOut.model_validate(r._asdict()) for r in items], next=next_cursor
-    )
+    after = page.after(queries.BY_TIME_AND_ID)
+    items, next_cursor = await queries.dossier_events(session, principal, code, after, page.limit)
+    return Page(items=items, next=next_cursor)
 
 
 @router.get(
@@ -264,7 +242,7 @@ async def get_dossier_events(
 )
 async def list_dossiers(
     request: Request,
-    session: Session,
+    session: DbSession,
     principal: Reader,
     page: Annotated[PageParams, Depends(page_params)],
     unit: UnitQuery = None,
@@ -273,26 +251,12 @@ async def list_dossiers(
     due_before: IsoDateTime | None = None,
     due_after: IsoDateTime | None = None,
 ) -> Page[DossierOut]:
-    settings = _settings(request)
-    root = await service.scope_root(session, principal, unit)
-    after = page.after((Text(max_length=64),))
-    now = clock.now(request)
-    rows = await repository.list_dossiers(
-        session,
-        root=root,
-        state=state,
-        procedure=procedure,
-        due_before=due_before,
-        due_after=due_after,
-        now=now,
-        max_supp=settings.max_supplement_requests,
-        after=after[0] if after else None,
-        limit=page.limit,
-    )
-    calendar = await current_calendar(session, settings)
-    rules = service.rules_from(settings)
-    items = [service.to_out(r, calendar, rules, now) for r in rows[: page.limit]]
-    next_cursor = encode_cursor([items[-1].code]) if len(rows) > page.limit else None
+    root = await queries.scope_root(session, principal, unit)
+    after = page.after(queries.BY_CODE)
+    items, next_cursor = await queries.dossiers(
+        session, _settings(request), root, clock.now(request), state=state, procedure=procedure,
+        due_before=due_before, due_after=due_after, after=after, limit=page.limit,
+    )  # fmt: skip
     return Page(items=items, next=next_cursor)
 
 
@@ -304,35 +268,25 @@ async def list_dossiers(
 )
 async def get_overdue(
     request: Request,
-    session: Session,
+    session: DbSession,
     principal: Reader,
     code: CodePath,
     page: Annotated[PageParams, Depends(page_params)],
     format: Annotated[str | None, Query(pattern="^(json|csv)$")] = None,
 ) -> Any:
     settings = _settings(request)
-    root = await service.scope_root(session, principal, code)
-    assert root is not None
+    root = await queries.unit_root(session, principal, code)
     now = clock.now(request)
     if format == "csv" or (format is None and "text/csv" in request.headers.get("accept", "")):
-        rows = await repository.overdue(
-            session, root=root, now=now, max_supp=settings.max_supplement_requests,
-            after=None, limit=None,
-        )  # fmt: skip
-        items = await service.overdue_items(session, settings, rows, now)
+        every = await queries.overdue_export(session, settings, root, now)
         return StreamingResponse(
-            _csv(items),
+            _csv(every),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="overdue-{root}.csv"'},
         )
-    after = _due_key(page)
-    rows = await repository.overdue(
-        session, root=root, now=now, max_supp=settings.max_supplement_requests,
-        after=after, limit=page.limit,
-    )  # fmt: skip
-    items = await service.overdue_items(session, settings, rows[: page.limit], now)
-    next_cursor = (
-        encode_cursor([items[-1].due_at, items[-1].code]) if len(rows) > page.limit else None
+    after = page.after(queries.BY_DUE_TIME)
+    items, next_cursor = await queries.overdue(
+        session, settings, root, now, after=after, limit=page.limit
     )
     return OverdueList(
         unit_code=root,
@@ -374,13 +328,12 @@ def _iso(value: datetime | None) -> str:
 )
 async def get_overdue_counts(
     request: Request,
-    session: Session,
+    session: DbSession,
     code: CodePath,
     period: Annotated[PeriodText | None, Query()] = None,
 ) -> OverdueCountsOut:
     settings = _settings(request)
-    if await units_repository.get(session, code) is None:
-        raise NotFound(f"No unit with code {code!r}.")
+    await require_unit(session, code)
     now = clock.now(request)
     at = now
     if period is not None:
@@ -388,15 +341,7 @@ async def get_overdue_counts(
 
         _, end = window(parse_period(period), ZoneInfo(settings.timezone))
         at = min(end, now)
-    rows = await repository.overdue_counts_at(
-        session, root=code, at=at, max_supp=settings.max_supplement_requests
-    )
-    return OverdueCountsOut(
-        unit_code=code,
-        as_of=at,
-        period=period,
-        items=[OverdueCountAt.model_validate(r._asdict()) for r in rows],
-    )
+    return await queries.overdue_counts_at(session, settings, code, at, period)
 
 
 @router.get(
@@ -406,35 +351,16 @@ async def get_overdue_counts(
 )
 async def get_due_soon(
     request: Request,
-    session: Session,
+    session: DbSession,
     principal: Reader,
     code: CodePath,
     page: Annotated[PageParams, Depends(page_params)],
     hours: Annotated[int | None, Query(ge=1, le=400)] = None,
 ) -> Page[DossierOut]:
-    settings = _settings(request)
-    root = await service.scope_root(session, principal, code)
-    assert root is not None
-    now = clock.now(request)
-    until = await service.due_soon_until(session, settings, now, hours or settings.due_soon_hours)
-    after = _due_key(page)
-    rows = await repository.due_soon(
-        session, root=root, now=now, until=until, after=after, limit=page.limit
-    )
-    calendar = await current_calendar(session, settings)
-    rules = service.rules_from(settings)
-    items = [service.to_out(r, calendar, rules, now) for r in rows[: page.limit]]
-    next_cursor = None
-    if len(rows) > page.limit and items[-1].due_at is not None:
-        next_cursor = encode_cursor([items[-1].due_at, items[-1].code])
+    root = await queries.unit_root(session, principal, code)
+    after = page.after(queries.BY_DUE_TIME)
+    items, next_cursor = await queries.due_soon(
+        session, _settings(request), root, clock.now(request), hours=hours, after=after,
+        limit=page.limit,
+    )  # fmt: skip
     return Page(items=items, next=next_cursor)
-
-
-def _due_key(page: PageParams) -> tuple[str, str] | None:
-    """The (due time, code) a page of a deadline-ordered list ended on, validated."""
-    key = page.after((Instant(), Text(max_length=64)))
-    if key is None:
-        return None
-    due_at, code = key
-    # The repository reads the time back from ISO text (UTC, offset included).
-    return due_at.isoformat(), code

@@ -350,9 +350,24 @@ def standing(
     at: datetime,
     calendar: WorkingCalendar,
     rules: DossierRules,
+    received_at: datetime | None = None,
+    rewind: bool = False,
 ) -> Standing:
     """Timeliness at instant ``at``: finished dossiers keep their outcome; pending ones are
-    in time or overdue, a stopped clock measured at the moment it stopped."""
+    in time or overdue, a stopped clock measured at the moment it stopped.
+
+    ``rewind`` reads the stored state back at ``at`` (a period's end): a dossier received
+    later does not count yet, one that ended later was still pending, a clock that stopped
+    later was still running; the supplement requests are the history's. SQL states the same
+    rule in :func:`app.dossiers.repository.overdue_sql`.
+    """
+    if rewind:
+        if received_at is None or received_at > at:
+            return Standing(None, None)
+        if end_at is not None and end_at > at:
+            end_at, outcome = None, None
+        if clock_stopped_at is not None and clock_stopped_at > at:
+            clock_stopped_at = None
     if not counted or due_at is None:
         return Standing(None, None)
     if end_at is not None:

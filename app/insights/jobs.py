@@ -8,7 +8,7 @@ from app.core.clock import system_clock
 from app.core.locks import exclusive
 from app.indicators.catalog import shipped_catalog
 from app.indicators.periods import Period
-from app.insights import service
+from app.insights import integrity, projections
 from app.insights.rules import shipped_rules
 
 
@@ -21,11 +21,11 @@ async def check_integrity(ctx: dict[str, Any], period: str | None = None) -> dic
         settings = ctx["settings"]
         at = (ctx.get("clock") or system_clock)()
         rules = ctx.get("integrity_rules") or shipped_rules()
-        months = [Period.parse(period)] if period else service.checked_months(settings, at)
+        months = [Period.parse(period)] if period else integrity.checked_months(settings, at)
         flagged: dict[str, int] = {}
         async with ctx["sessionmaker"]() as session:
             for month in months:
-                found = await service.check_period(session, settings, rules, month, at)
+                found = await integrity.check_period(session, settings, rules, month, at)
                 await session.commit()
                 flagged[str(month)] = len(found)
         return flagged
@@ -40,6 +40,6 @@ async def project_scores(ctx: dict[str, Any]) -> int:
         at = (ctx.get("clock") or system_clock)()
         catalog = ctx.get("catalog") or shipped_catalog()
         async with ctx["sessionmaker"]() as session:
-            stored = await service.store_projections(session, ctx["settings"], catalog, at)
+            stored = await projections.store_projections(session, ctx["settings"], catalog, at)
             await session.commit()
             return stored

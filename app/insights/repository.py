@@ -9,12 +9,14 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Row, delete, select, text
+from sqlalchemy import Row, delete, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.dossiers.repository import SUBTREE
+from app.dossiers.repository import in_time_sql, overdue_sql
 from app.insights.models import IntegrityFlag, ScoreProjection
+from app.units.models import Unit
+from app.units.repository import subtree_codes
 
 CLEARED_BY = "recompute"
 _FINISHED = "(9, 10)"  # processing finished, result returned: a real close, not a refusal
@@ -341,29 +343,23 @@ async def flags(
     limit: int,
 ) -> list[Row[Any]]:
     """Flags of ``root``'s subtree for these months, keyset-ordered by (period, unit, rule)."""
-    params: dict[str, Any] = {"root": root, "months": list(months), "limit": limit + 1}
-    conditions = ["f.unit_code IN (SELECT code FROM subtree)",
-                  "f.period = ANY(CAST(:months AS text[]))"]  # fmt: skip
+    f = IntegrityFlag
+    query = (
+        select(
+            f.unit_code, Unit.name.label("unit_name"), f.period, f.rule, f.status,
+            f.dossier_codes, f.evidence, f.first_flagged_at, f.computed_at, f.resolved_at,
+            f.resolved_by, f.resolution_note,
+        )
+        .join(Unit, Unit.code == f.unit_code)
+        .where(f.unit_code.in_(subtree_codes(root)), f.period.in_(list(months)))
+        .order_by(f.period, f.unit_code, f.rule)
+        .limit(limit + 1)
+    )  # fmt: skip
     if status is not None:
-        conditions.append("f.status = :status")
-        params["status"] = status
+        query = query.where(f.status == status)
     if after is not None:
-        conditions.append("(f.period, f.unit_code, f.rule) > (:after_p, :after_u, :after_r)")
-        params.update(after_p=after[0], after_u=after[1], after_r=after[2])
-    rows = await session.execute(
-        text(
-            f"""{SUBTREE}
-            SELECT f.unit_code, u.name AS unit_name, f.period, f.rule, f.status,
-                   f.dossier_codes, f.evidence, f.first_flagged_at, f.computed_at,
-                   f.resolved_at, f.resolved_by, f.resolution_note
-            FROM integrity_flags f JOIN units u ON u.code = f.unit_code
-            WHERE {" AND ".join(conditions)}
-            ORDER BY f.period, f.unit_code, f.rule LIMIT :limit
-            """  # noqa: S608
-        ),
-        params,
-    )
-    return list(rows)
+        query = query.where(tuple_(f.period, f.unit_code, f.rule) > tuple_(*after))
+    return list(await session.execute(query))
 
 
 async def resolve(
@@ -402,7 +398,10 @@ async def on_time_outlook(
     count in the month so far, split by what can still happen to them before its end, and the
     on-time record of dossiers that came due before ``at`` (previous months, this month)."""
     open_ = "(d.end_at IS NULL OR d.end_at > :at)"
-    overdue = "(d.supplement_requests > :max_supp OR coalesce(d.clock_stopped_at, :at) > d.due_at)"
+    # Read back at ``at``: a clock that stopped after it was still running then.
+    overdue = overdue_sql(at=":at", rewind=True)
+    in_time = in_time_sql(at=":at", rewind=True)
+    stopped = "coalesce(d.clock_stopped_at <= :at, false)"
     on_time = "(d.outcome IN ('early', 'on_time') AND d.end_at <= :at)"
     rows = await session.execute(
         text(
@@ -415,11 +414,11 @@ async def on_time_outlook(
                        count(*) FILTER (WHERE NOT {open_}
                            AND d.outcome IS DISTINCT FROM 'early'
                            AND d.outcome IS DISTINCT FROM 'on_time') AS finished_late,
-                       count(*) FILTER (WHERE {open_} AND {overdue}) AS overdue,
-                       count(*) FILTER (WHERE {open_} AND NOT {overdue}
-                           AND (d.clock_stopped_at IS NOT NULL OR d.due_at > :end)) AS safe,
-                       count(*) FILTER (WHERE {open_} AND NOT {overdue}
-                           AND d.clock_stopped_at IS NULL AND d.due_at <= :end) AS coming_due,
+                       count(*) FILTER (WHERE {overdue}) AS overdue,
+                       count(*) FILTER (WHERE {in_time}
+                           AND ({stopped} OR d.due_at > :end)) AS safe,
+                       count(*) FILTER (WHERE {in_time}
+                           AND NOT {stopped} AND d.due_at <= :end) AS coming_due,
                        count(*) FILTER (WHERE d.received_at >= :start) AS received
                 FROM dossiers d
                 WHERE d.counted AND d.due_at IS NOT NULL AND d.received_at <= :at

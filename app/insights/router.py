@@ -7,15 +7,14 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock
 from app.core.auth import Principal, Scope, require
-from app.core.database import get_session
-from app.core.pagination import Page, PageParams, Text, encode_cursor, page_params
+from app.core.database import DbSession
+from app.core.pagination import Page, PageParams, Text, page_params, paginate
 from app.indicators.periods import MonthText, PeriodText, parse_period
 from app.indicators.router import CurrentCatalog
-from app.insights import service
+from app.insights import integrity, projections, what_if
 from app.insights.rules import RULE_CODES, Rules, shipped_rules
 from app.insights.schemas import IntegrityFlagOut, ProjectionReportOut, ResolveIn, WhatIfOut
 from app.keys.access import UnitAdmin
@@ -32,7 +31,6 @@ async def load_rules(app: FastAPI) -> AsyncIterator[None]:
 
 router = APIRouter(tags=["insights"], lifespan=load_rules)
 
-Session = Annotated[AsyncSession, Depends(get_session)]
 Reader = Annotated[Principal, Depends(require(Scope.dossiers_read))]
 CodePath = Annotated[str, Path(pattern=UNIT_CODE_PATTERN)]
 PeriodQuery = Annotated[PeriodText, Query()]
@@ -54,7 +52,7 @@ CurrentRules = Annotated[Rules, Depends(current_rules)]
 )
 async def get_what_if(
     request: Request,
-    session: Session,
+    session: DbSession,
     catalog: CurrentCatalog,
     code: CodePath,
     period: PeriodQuery,
@@ -63,7 +61,7 @@ async def get_what_if(
         Query(
             max_length=64,
             # Stated, and checked by the planner itself (its 422 says which part is wrong).
-            json_schema_extra={"pattern": service.TARGET_PATTERN},
+            json_schema_extra={"pattern": what_if.TARGET_PATTERN},
             examples=["grade:Tốt", "rank:10", "score:80"],
             description="`grade:` a grade band's name or code in the period's catalog (422 "
             "for an unknown one); `rank:` a whole number from 1; `score:` 0–100, at most two "
@@ -71,7 +69,7 @@ async def get_what_if(
         ),
     ],
 ) -> WhatIfOut:
-    out = await service.what_if(
+    out = await what_if.what_if(
         session, request.app.state.settings, catalog, code, parse_period(period), target,
         clock.now(request),
     )  # fmt: skip
@@ -86,9 +84,13 @@ async def get_what_if(
     openapi_extra={"x-rules": ["the month has started (422 for a month still to come)"]},
 )
 async def get_projection(
-    request: Request, session: Session, catalog: CurrentCatalog, code: CodePath, period: MonthQuery
+    request: Request,
+    session: DbSession,
+    catalog: CurrentCatalog,
+    code: CodePath,
+    period: MonthQuery,
 ) -> ProjectionReportOut:
-    report = await service.projection_report(
+    report = await projections.projection_report(
         session, request.app.state.settings, catalog, code, parse_period(period),
         clock.now(request),
     )  # fmt: skip
@@ -102,7 +104,7 @@ async def get_projection(
     summary="Data-integrity flags of a unit's subtree with their dossiers (dossiers:read)",
 )
 async def get_integrity(
-    session: Session,
+    session: DbSession,
     principal: Reader,
     rules: CurrentRules,
     code: CodePath,
@@ -112,15 +114,11 @@ async def get_integrity(
 ) -> Page[IntegrityFlagOut]:
     # (period, unit code, rule): the widths of their columns.
     after = page.after((Text(max_length=16), Text(max_length=64), Text(max_length=48)))
-    items = await service.integrity_flags(
+    flags = await integrity.integrity_flags(
         session, principal, rules, code, parse_period(period),
         status=status, after=after, limit=page.limit,
     )  # fmt: skip
-    next_cursor = None
-    if len(items) > page.limit:
-        items = items[: page.limit]
-        last = items[-1]
-        next_cursor = encode_cursor([last.period, last.unit_code, last.rule])
+    items, next_cursor = paginate(flags, page.limit, lambda f: [f.period, f.unit_code, f.rule])
     return Page(items=items, next=next_cursor)
 
 
@@ -132,7 +130,7 @@ async def get_integrity(
 )
 async def resolve_flag(
     request: Request,
-    session: Session,
+    session: DbSession,
     admin: UnitAdmin,
     rules: CurrentRules,
     code: CodePath,
@@ -140,7 +138,7 @@ async def resolve_flag(
     body: ResolveIn,
 ) -> IntegrityFlagOut:
     await ensure_admin_over(session, admin, code)
-    flag = await service.resolve_flag(
+    flag = await integrity.resolve_flag(
         session, rules, code, rule, parse_period(body.period), admin.name, body.note,
         clock.now(request),
     )  # fmt: skip

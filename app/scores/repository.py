@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.sql import columns_of, unnest_arrays
+from app.dossiers.repository import in_time_sql
 from app.scores.models import PeriodState, RankingSnapshot, ScoreSnapshot
 from app.units.repository import UNIT_PAIRS_CTE
 
@@ -123,17 +124,13 @@ async def on_time_counts(
     """
     rows = await session.execute(
         text(
-            """
+            f"""
             WITH RECURSIVE per_unit AS (
                 SELECT d.unit_code,
                        count(*) AS denominator,
                        count(*) FILTER (WHERE
                            (d.end_at <= :end AND d.outcome IN ('early', 'on_time'))
-                           OR ((d.end_at IS NULL OR d.end_at > :end)
-                               AND d.supplement_requests <= :max_supp
-                               AND coalesce(
-                                   CASE WHEN d.clock_stopped_at <= :end
-                                        THEN d.clock_stopped_at END, :end) <= d.due_at)
+                           OR {in_time_sql(at=":end", rewind=True)}
                        ) AS numerator
                 FROM dossiers d
                 WHERE d.counted AND d.due_at IS NOT NULL
@@ -149,7 +146,7 @@ async def on_time_counts(
                    sum(p.denominator)::bigint AS denominator
             FROM tree t JOIN per_unit p ON p.unit_code = t.code
             GROUP BY t.root
-            """
+            """  # noqa: S608 - built from the overdue rule's fragment
         ),
         {"start": start, "end": end, "max_supp": max_supp},
     )

@@ -6,11 +6,14 @@ import csv
 import io
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import ClauseElement, Executable, text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from app.dossiers.repository import overdue_statement
 from tests.helpers import (
@@ -22,6 +25,20 @@ from tests.helpers import (
     put_procedure,
     vn,
 )
+
+
+class Explain(Executable, ClauseElement):
+    """``EXPLAIN`` of a statement, run with the statement's own parameters."""
+
+    inherit_cache = False
+
+    def __init__(self, statement: ClauseElement) -> None:
+        self.statement = statement
+
+
+@compiles(Explain)
+def _explain(element: Explain, compiler: SQLCompiler, **kw: Any) -> str:
+    return "EXPLAIN " + compiler.process(element.statement, **kw)
 
 
 @pytest.fixture
@@ -160,8 +177,8 @@ async def test_overdue_query_runs_on_the_open_dossier_index(
             )
         )
         await conn.execute(text("ANALYZE dossiers"))
-        explain = "EXPLAIN " + overdue_statement().text
-        params = {"root": "H01", "now": vn("2026-03-10 12:00"), "max_supp": 1, "limit": 51}
-        plan = "\n".join(r[0] for r in await conn.execute(text(explain), params))
+        statement = Explain(overdue_statement("H01", limit=50))
+        params = {"now": vn("2026-03-10 12:00"), "max_supp": 1}
+        plan = "\n".join(r[0] for r in await conn.execute(statement, params))
     assert "ix_dossiers_open_unit_code_due_at" in plan, plan
     assert "Seq Scan on dossiers" not in plan, plan

@@ -154,3 +154,25 @@ async def test_projection_parameters(
     ]
     assert (await client.get("/v1/units/H77/projection",
                              params={"period": "2026-03"})).status_code == 404  # fmt: skip
+
+
+async def test_a_clock_stopping_after_the_projection_instant_is_still_running_then(
+    client: httpx.AsyncClient, clock: Callable[[datetime], None]
+) -> None:
+    """The outlook reads the dossiers back at its instant, as the month-end count does: papers
+    asked for after that instant (a desk's clock ahead of chiso's) do not stop the clock yet.
+    X and Y: received Fri 13 Mar 08:00, due Wed 18 Mar 17:00 (3 working days); X's papers
+    asked for Thu 19 Mar 09:00, Y's Tue 17 Mar 09:00. On Mon 16 Mar 07:00 both are simply
+    coming due (before: X counted overdue, its clock measured where it stopped, and Y safe)."""
+    clock(MID_MARCH)
+    await put_unit(client, "H01", "province")
+    await put_procedure(client, "P3", 3, "working_days")
+    await post_events(client, [
+        received("X", "2026-03-13 08:00"), event("X-s", "X", 5, "2026-03-19 09:00", unit="H01"),
+        received("Y", "2026-03-13 08:00"), event("Y-s", "Y", 5, "2026-03-17 09:00", unit="H01"),
+    ])  # fmt: skip
+    body = (await client.get("/v1/units/H01/projection", params={"period": "2026-03"})).json()
+    on_time = body["projection"]["on_time"]
+    assert {k: on_time[k] for k in ("dossiers", "overdue", "safe", "coming_due")} == {
+        "dossiers": 2, "overdue": 0, "safe": 0, "coming_due": 2,
+    }  # fmt: skip

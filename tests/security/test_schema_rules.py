@@ -22,7 +22,7 @@ from app.core.errors import Problem
 from app.core.params import DATE_PATTERN, EARLIEST_YEAR, LATEST_YEAR, IsoDate
 from app.indicators import periods
 from app.indicators.periods import MONTH_PATTERN, PERIOD_PATTERN, Period, PeriodKind
-from app.insights.service import TARGET_PATTERN, parse_target
+from app.insights.what_if import TARGET_PATTERN, parse_target
 from app.procedures.schemas import LIMIT_TEXT_PATTERN, ProcedureIn
 from tests.helpers import ADMIN, event, province_with_communes, put_procedure
 
