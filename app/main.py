@@ -36,6 +36,7 @@ from app.procedures.router import router as procedures_router
 from app.scores.router import router as scores_router
 from app.units.router import router as units_router
 from app.webhooks.router import router as webhooks_router
+from app.wiring import wire
 
 API_DESCRIPTION = """
 chiso follows how public administrations handle citizens' dossiers (hồ sơ) and how they
@@ -61,6 +62,7 @@ SMALL_BODY_TOO_LARGE = {
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    wire()  # keys resolve, portal sessions authenticate, events reach their subscribers
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

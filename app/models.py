@@ -9,6 +9,7 @@ from app.dossiers.models import (
     DossierBacklog,
     DossierEvent,
     DossierOwner,
+    StoredDossierFacts,
 )
 from app.indicators.models import IndicatorValue
 from app.insights.models import IntegrityFlag, ScoreProjection
@@ -19,7 +20,6 @@ from app.portal.models import (
     PortalSyncState,
     PortalUnmapped,
     QuarantinedRecord,
-    StoredDossierFacts,
 )
 from app.procedures.models import Procedure
 from app.scores.models import (

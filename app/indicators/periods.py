@@ -7,6 +7,7 @@ first day (then by length, so ``2024`` sorts before ``2024-Q1`` before ``2024-01
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
@@ -158,3 +159,25 @@ class Period:
 
     def __ge__(self, other: Period) -> bool:
         return self.sort_key() >= other.sort_key()
+
+
+def periods_touched(spans: Iterable[tuple[date, date]], limit: int = 36) -> list[str]:
+    """Every month (and its quarter and year) that a dossier living from ``a`` to ``b`` may
+    count in; a span longer than ``limit`` months is cut to its latest months."""
+    found: set[str] = set()
+    for first, last in spans:
+        if last < first:
+            first, last = last, first
+        month = Period.containing(last, PeriodKind.month)
+        for _ in range(limit):
+            found.update(
+                {
+                    str(month),
+                    str(Period.containing(month.first_day, PeriodKind.quarter)),
+                    str(Period.containing(month.first_day, PeriodKind.year)),
+                }
+            )
+            if month.first_day <= first:
+                break
+            month = month.previous()
+    return sorted(found)
