@@ -2,7 +2,7 @@
 
 from app.audit.models import AuditEntry
 from app.calendar.models import CalendarDay
-from app.core.outbox import OutboxJob
+from app.core.models import OutboxJob
 from app.dossiers.models import (
     DerivationCheck,
     Dossier,

@@ -15,7 +15,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.database import get_session
+from app.core.database import DbSession
 from app.core.errors import Forbidden, Unauthenticated
 
 # Re-exported: routes name the caller and the scopes with the dependencies that check them.
@@ -113,7 +113,7 @@ def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
 
     async def dependency(
         request: Request,
-        session: Annotated[AsyncSession, Depends(get_session)],
+        session: DbSession,
         _: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None,
     ) -> Principal:
         principal = await authenticate(request, session)

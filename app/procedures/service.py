@@ -24,8 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
 from app.core.errors import NotFound, Unprocessable, validation_errors
+from app.core.params import CODE_PATTERN
 from app.core.principal import Principal
-from app.dossiers.schemas import CODE_PATTERN
 from app.procedures import repository
 from app.procedures.models import LimitUnit, Procedure
 from app.procedures.schemas import (
