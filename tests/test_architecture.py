@@ -9,6 +9,8 @@
   never commit.
 - Every package and module directly under app/ stands on a floor of the import-linter layers
   contract, so a new domain cannot escape the floors by being left out of them.
+- No module imports itself back, through any chain, the edge included (import-linter's
+  contracts look at the floors and at the siblings of a package, the edge aside).
 
 The floors themselves (who may import whom) are import-linter's (``make test`` runs it).
 """
@@ -18,6 +20,8 @@ from __future__ import annotations
 import ast
 import tomllib
 from collections import Counter
+
+import grimp
 
 from app.core.settings import PROJECT_ROOT
 
@@ -163,3 +167,46 @@ def test_every_part_of_app_stands_on_a_floor() -> None:
         or (p.suffix == ".py" and p.stem != "__init__")
     }
     assert parts - set(_layers()) == set(), "add it to the floors in pyproject.toml"
+
+
+def _cycles(imports: dict[str, set[str]]) -> list[list[str]]:
+    """The groups of modules that import each other round (Tarjan's strongly connected
+    components with more than one module)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for imported in sorted(imports.get(module, ())):
+            if imported not in index:
+                visit(imported)
+                low[module] = min(low[module], low[imported])
+            elif imported in on_stack:
+                low[module] = min(low[module], index[imported])
+        if low[module] == index[module]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == module:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for module in sorted(imports):
+        if module not in index:
+            visit(module)
+    return groups
+
+
+def test_no_import_cycle() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    graph = grimp.build_graph(*SOURCES)
+    imports = {m: graph.find_modules_directly_imported_by(m) for m in graph.modules}
+    assert _cycles(imports) == []
