@@ -70,7 +70,7 @@ def register_key_resolver(resolver: KeyResolver) -> None:
     _key_resolver = resolver
 
 
-async def principal_for_key(session: AsyncSession, token: str) -> Principal | None:
+async def _key_principal(session: AsyncSession, token: str) -> Principal | None:
     if _key_resolver is None:
         raise RuntimeError("no API key resolver registered: call app.wiring.wire() at startup")
     return await _key_resolver(session, token)
@@ -89,7 +89,7 @@ async def authenticate(request: Request, session: AsyncSession) -> Principal | N
         token.encode(), admin_token.get_secret_value().encode()
     ):
         return ADMIN
-    principal = await principal_for_key(session, token)
+    principal = await _key_principal(session, token)
     if principal is None:
         path = request.scope["path"]
         for prefix, resolve in BEARER_ALTERNATIVES.items():

@@ -121,18 +121,19 @@ async def recompute_open_dossiers(ctx: dict[str, Any], day_iso: str) -> int:
     chunk per transaction (idempotent: re-deriving gives the same state)."""
     settings: Settings = ctx["settings"]
     day = date.fromisoformat(day_iso)
+    size: int = ctx.get("recompute_chunk") or RECOMPUTE_CHUNK
 
     async def chunk(
         session: AsyncSession, previous: service.Recomputed | None
     ) -> service.Recomputed:
         after = previous.codes[-1] if previous else None
-        return await service.recompute_open_chunk(session, settings, day, after, RECOMPUTE_CHUNK)
+        return await service.recompute_open_chunk(session, settings, day, after, size)
 
     total = 0
     async for done in in_chunks(
         ctx["sessionmaker"],
         chunk,
-        last=lambda done: len(done.codes) < RECOMPUTE_CHUNK,
+        last=lambda done: len(done.codes) < size,
         retries=settings.retry_conflicts,
     ):
         total += done.derived
