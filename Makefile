@@ -34,7 +34,9 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
+# lint-imports checks the floors of docs/ARCHITECTURE.md ([tool.importlinter] in pyproject.toml).
 test: lint typecheck
+	$(BIN)/lint-imports
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Benchmarks: chiso beside bare baselines, in one run (SCALE=small, the default, national, or
@@ -51,4 +53,4 @@ lock:
 	$(PYTHON) -m uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements/dev.lock
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .import_linter_cache

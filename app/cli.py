@@ -23,6 +23,7 @@ from app.core.embedded import service_urls, stop_all
 from app.core.errors import Problem
 from app.core.migrations import upgrade
 from app.core.settings import Settings, get_settings
+from app.core.uow import unit_of_work
 
 T = TypeVar("T")
 
@@ -44,10 +45,7 @@ def _in_session(
     async def main() -> T:
         engine = create_engine(settings, database_url)
         try:
-            async with create_sessionmaker(engine)() as session:
-                result = await work(session)
-                await session.commit()
-                return result
+            return await unit_of_work(create_sessionmaker(engine), work)
         finally:
             await engine.dispose()
 
@@ -129,7 +127,7 @@ def cmd_procedures_load(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:
-    from app.core.auth import Scope
+    from app.core.principal import Scope
     from app.keys.schemas import ApiKeyIn
     from app.keys.service import create_key
 
@@ -418,7 +416,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from app.wiring import wire
+
     args = build_parser().parse_args(argv)
+    wire()  # the command line is a composition root: keys resolve, events reach subscribers
     settings = get_settings()
     try:
         result: int = args.func(args, settings)

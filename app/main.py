@@ -9,7 +9,6 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.middleware.gzip import GZipMiddleware
 
-from app import wiring  # noqa: F401 - registers what domains get from those above
 from app.audit.router import router as audit_router
 from app.calendar.router import router as calendar_router
 from app.core.clock import system_clock
@@ -38,6 +37,7 @@ from app.procedures.router import router as procedures_router
 from app.scores.router import router as scores_router
 from app.units.router import router as units_router
 from app.webhooks.router import router as webhooks_router
+from app.wiring import wire
 
 API_DESCRIPTION = """
 chiso follows how public administrations handle citizens' dossiers (hồ sơ) and how they
@@ -63,6 +63,7 @@ SMALL_BODY_TOO_LARGE = {
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    wire()  # keys resolve, portal sessions authenticate, events reach their subscribers
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

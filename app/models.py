@@ -2,13 +2,14 @@
 
 from app.audit.models import AuditEntry
 from app.calendar.models import CalendarDay
-from app.core.outbox import OutboxJob
+from app.core.models import OutboxJob
 from app.dossiers.models import (
     DerivationCheck,
     Dossier,
     DossierBacklog,
     DossierEvent,
     DossierOwner,
+    StoredDossierFacts,
 )
 from app.indicators.models import IndicatorValue
 from app.insights.models import IntegrityFlag, ScoreProjection
@@ -19,7 +20,6 @@ from app.portal.models import (
     PortalSyncState,
     PortalUnmapped,
     QuarantinedRecord,
-    StoredDossierFacts,
 )
 from app.procedures.models import Procedure
 from app.scores.models import (

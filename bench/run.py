@@ -270,7 +270,10 @@ def run(options: Options) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from app.wiring import wire
+
     options = parse_args(argv)
+    wire()  # scenarios call chiso's services and jobs in this process, as the app would
     try:
         data = run(options)
     except KeyboardInterrupt:

@@ -33,8 +33,12 @@ from app.core.embedded import service_urls, stop_all
 from app.core.migrations import upgrade
 from app.core.settings import PROJECT_ROOT, Settings
 from app.main import create_app
+from app.wiring import wire
 
 T = TypeVar("T")
+
+# Tests call services and jobs directly, not only through the app: wire them as the app does.
+wire()
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 # One database per test run, so two runs on one server never trip over each other.

@@ -1,6 +1,7 @@
 """arq wiring: the worker's functions, cron table, shared resources, startup and shutdown.
 
-Job bodies live in the domains (``app/*/jobs.py``) and call the same services as the API.
+Job bodies live in the domains (``app/*/jobs.py``) and call the same services as the API;
+each domain's ``schedules(settings)`` says when its scheduled jobs run, beside them.
 ``chiso worker`` runs them under ``worker.supervisor`` (which outlives Redis outages);
 ``arq worker.settings.WorkerSettings`` works too, without that. Cron runs are unique per
 scheduled instant (arq job ids) and the job bodies take a PostgreSQL advisory lock, so
@@ -17,30 +18,37 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from arq import cron
 from arq.cron import CronJob
 from prometheus_client import start_http_server
 
-from app import wiring  # noqa: F401 - registers what domains get from those above
-from app.calendar.jobs import recompute_open_dossiers
+from app.core import jobs as core_jobs
 from app.core.clock import system_clock
 from app.core.database import create_engine, create_sessionmaker
 from app.core.jobs import relay_outbox
 from app.core.observability import SYNC_LAG, SYNC_RECORDS, configure_logging, instrumented
 from app.core.queue import QUEUE_NAME, redis_settings
-from app.core.settings import Settings, get_settings, portal_sources
+from app.core.settings import Settings, get_settings
+from app.dossiers import jobs as dossier_jobs
 from app.dossiers.jobs import (
     check_derived_states,
-    daily_digest,
     derive_dossiers,
     keep_deriving,
+    recompute_open_dossiers,
     sweep_overdue,
 )
+from app.insights import jobs as insight_jobs
 from app.insights.jobs import check_integrity, project_scores
+from app.portal import jobs as portal_jobs
 from app.portal.jobs import fetch_official_results, release_unmapped, sync_portal
 from app.portal.sync import SyncReport
+from app.scores import jobs as score_jobs
 from app.scores.jobs import close_periods, refresh_scores
+from app.webhooks import jobs as webhook_jobs
 from app.webhooks.jobs import JOBS as WEBHOOK_JOBS
+from app.webhooks.jobs import daily_digest
+from app.wiring import wire
+
+wire()  # the worker is a composition root: events reach their subscribers
 
 JOBS: list[Any] = [
     instrumented(job)
@@ -48,41 +56,19 @@ JOBS: list[Any] = [
                 fetch_official_results, daily_digest, refresh_scores, close_periods,
                 check_integrity, project_scores, check_derived_states, release_unmapped)
 ]  # fmt: skip
-_BY_NAME = {job.__name__: job for job in JOBS}
-FUNCTIONS = JOBS
-
-
-def _every(minutes: int) -> tuple[set[int] | None, set[int]]:
-    """(hour, minute) of cron() for "every N minutes" (60 and more: every N // 60 hours)."""
-    if minutes < 60:
-        return None, set(range(0, 60, minutes))
-    return set(range(0, 24, minutes // 60)), {0}
 
 
 def cron_table(settings: Settings) -> list[CronJob]:
-    sweep_hours, sweep_minutes = _every(settings.sweep_every_minutes)
-    check_hours, check_minutes = _every(settings.derive_check_every_minutes)
-    jobs = [
-        cron(_BY_NAME["relay_outbox"], second={0}, unique=True),  # every minute
-        cron(_BY_NAME["sweep_overdue"], hour=sweep_hours, minute=sweep_minutes,
-             second={15}, unique=True),
-        cron(_BY_NAME["fetch_official_results"], hour={6}, minute={0}, unique=True),
-        cron(_BY_NAME["refresh_scores"], second={45}, unique=True),  # every minute, debounced
-        cron(_BY_NAME["close_periods"], hour={2}, minute={0}, unique=True),
-        cron(_BY_NAME["check_integrity"], hour={3}, minute={10}, unique=True),
-        cron(_BY_NAME["project_scores"], hour={6}, minute={30}, unique=True),
-        cron(_BY_NAME["daily_digest"], hour={settings.digest_at.hour},
-             minute={settings.digest_at.minute}, second={0}, unique=True),
-        cron(_BY_NAME["check_derived_states"], hour=check_hours, minute=check_minutes,
-             second={5}, unique=True),
-    ]  # fmt: skip
-    if portal_sources(settings):
-        sync_hours, sync_minutes = _every(settings.sync_every_minutes)
-        jobs.append(
-            cron(_BY_NAME["sync_portal"], hour=sync_hours, minute=sync_minutes,
-                 second={30}, unique=True)
-        )  # fmt: skip
-    return jobs
+    """Every domain's schedules, each job counted and timed like the queued ones."""
+    table = [
+        *core_jobs.schedules(settings),
+        *dossier_jobs.schedules(settings),
+        *portal_jobs.schedules(settings),
+        *webhook_jobs.schedules(settings),
+        *score_jobs.schedules(settings),
+        *insight_jobs.schedules(settings),
+    ]
+    return [replace(c, coroutine=instrumented(c.coroutine)) for c in table]  # type: ignore[arg-type]
 
 
 def _observe_sync(report: SyncReport) -> None:

@@ -26,8 +26,8 @@ from arq.cron import CronJob
 from arq.worker import Worker
 from prometheus_client import Counter, Gauge, start_http_server
 from redis.exceptions import RedisError
-from sqlalchemy import text
 
+from app.core import repository as core_repository
 from app.core.jobs import relay_outbox
 from app.core.observability import configure_logging
 from app.core.queue import create_queue
@@ -213,7 +213,7 @@ class Supervisor:
             try:
                 async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
                     async with self.ctx["engine"].connect() as conn:
-                        await conn.execute(text("SELECT 1"))
+                        await core_repository.ping(conn)
             except Exception as exc:  # whatever the driver raises, PostgreSQL is not usable
                 self._postgres("down", _describe(exc))
             else:

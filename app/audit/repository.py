@@ -6,11 +6,10 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import Select, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.models import AuditEntry
-from app.units.repository import subtree_codes
 
 
 def add(
@@ -77,7 +76,7 @@ async def add_indicator_revisions(
 async def entries(
     session: AsyncSession,
     *,
-    within: str | None,
+    within: Select[tuple[str]] | None,
     action: str | None,
     target: str | None,
     before_id: int | None,
@@ -85,11 +84,12 @@ async def entries(
 ) -> list[AuditEntry]:
     """Newest first; ``limit + 1`` rows so the caller knows whether a next page exists.
 
-    ``within``: only entries about units of that subtree (the tree as it is now).
+    ``within``: only entries about the units whose codes it selects (a unit subtree, built by
+    the caller: the audit log lies below the units).
     """
     query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit + 1)
     if within is not None:
-        query = query.where(AuditEntry.unit_code.in_(subtree_codes(within)))
+        query = query.where(AuditEntry.unit_code.in_(within))
     if action is not None:
         query = query.where(AuditEntry.action == action)
     if target is not None:

@@ -19,11 +19,12 @@ from typing import Any
 
 import orjson
 from pydantic import BaseModel
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import repository
 from app.audit.models import ActorKind, AuditEntry
-from app.core.auth import Principal
+from app.core.principal import Principal
 
 ADMIN_TOKEN_NAME = "admin token"  # noqa: S105 - how the log names it, not the token
 _BOUND_ACTOR = "chiso.audit.actor"
@@ -104,17 +105,18 @@ async def record_indicator_revisions(
 
 async def entries(
     session: AsyncSession,
-    principal: Principal,
     *,
+    within: Select[tuple[str]] | None,
     action: str | None,
     target: str | None,
     before_id: int | None,
     limit: int,
 ) -> list[AuditEntry]:
-    """A unit-bound admin sees the entries about units of its subtree; others see all."""
+    """Newest first; ``within``: only the entries about the units it selects (the caller's
+    subtree, ``app.units.service.reach``), ``None``: every entry."""
     return await repository.entries(
         session,
-        within=principal.unit_code,
+        within=within,
         action=action,
         target=target,
         before_id=before_id,

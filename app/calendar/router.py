@@ -5,19 +5,17 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response, status
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.calendar import service
 from app.calendar.schemas import CalendarOut, OverrideIn, OverrideOut
 from app.core.auth import Principal
-from app.core.database import get_session
+from app.core.database import DbSession
 from app.core.outbox import relay_soon
 from app.core.params import IsoDate
 from app.keys.access import national_admin
 
 router = APIRouter(prefix="/v1/calendar", tags=["calendar"])
 
-Session = Annotated[AsyncSession, Depends(get_session)]
 NationalAdmin = Annotated[
     Principal, Depends(national_admin("the working-day calendar is the same for every unit"))
 ]
@@ -36,7 +34,7 @@ NationalAdmin = Annotated[
 )
 async def get_calendar(
     request: Request,
-    session: Session,
+    session: DbSession,
     start: Annotated[IsoDate, Query(alias="from")],
     end: Annotated[IsoDate, Query(alias="to")],
 ) -> CalendarOut:
@@ -51,7 +49,7 @@ async def get_calendar(
 )
 async def put_day(
     request: Request,
-    session: Session,
+    session: DbSession,
     admin: NationalAdmin,
     day: IsoDate,
     body: OverrideIn,
@@ -70,7 +68,7 @@ async def put_day(
 )
 async def delete_day(
     request: Request,
-    session: Session,
+    session: DbSession,
     admin: NationalAdmin,
     day: IsoDate,
     background: BackgroundTasks,

@@ -29,6 +29,8 @@ from app.core.outbox import add_job
 from app.core.settings import Settings, parse_office_hours
 
 MAX_RANGE_DAYS = 731
+# The dossiers' job (app/dossiers/jobs.py) that re-derives the open dossiers a changed day may
+# move, recorded in the outbox by name: the calendar lies below the dossiers.
 RECOMPUTE_JOB = "recompute_open_dossiers"
 
 

@@ -1,43 +1,27 @@
-"""Bearer authentication: the admin token or an API key, resolved to a :class:`Principal`."""
+"""Bearer authentication: the admin token or an API key, resolved to a :class:`Principal`.
+
+Keys are the keys domain's (``app.keys``), which sits above this floor: authentication reaches
+them through the resolver the composition root registers at startup
+(:func:`register_key_resolver`, called by ``app.wiring``), never by importing them.
+"""
 
 from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.database import get_session
+from app.core.database import DbSession
 from app.core.errors import Forbidden, Unauthenticated
 
-
-class Scope(StrEnum):
-    dossiers_write = "dossiers:write"
-    dossiers_read = "dossiers:read"
-    indicators_write = "indicators:write"
-    admin = "admin"
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is calling: ``admin`` (the admin token) or an API key with scopes and maybe a unit."""
-
-    name: str
-    scopes: frozenset[str]
-    unit_code: str | None = None
-    key_id: str | None = None
-    is_admin: bool = field(default=False)
-
-    def has(self, scope: Scope) -> bool:
-        return self.is_admin or Scope.admin in self.scopes or scope in self.scopes
-
-
-ADMIN = Principal(name="admin", scopes=frozenset({Scope.admin}), is_admin=True)
+# Re-exported: routes name the caller and the scopes with the dependencies that check them.
+from app.core.principal import ADMIN as ADMIN
+from app.core.principal import Principal as Principal
+from app.core.principal import Scope as Scope
 
 
 def bearer_token(request: Request) -> str | None:
@@ -75,10 +59,24 @@ async def own_credentials() -> None:
 BearerResolver = Callable[[Request, AsyncSession, str], Awaitable["Principal | None"]]
 BEARER_ALTERNATIVES: dict[str, BearerResolver] = {}
 
+# The caller an API key names (None: no such active key), registered at startup.
+KeyResolver = Callable[[AsyncSession, str], Awaitable[Principal | None]]
+_key_resolver: KeyResolver | None = None
+
+
+def register_key_resolver(resolver: KeyResolver) -> None:
+    """Make ``resolver`` the way bearer tokens are looked up as API keys (``app.wiring``)."""
+    global _key_resolver
+    _key_resolver = resolver
+
+
+async def _key_principal(session: AsyncSession, token: str) -> Principal | None:
+    if _key_resolver is None:
+        raise RuntimeError("no API key resolver registered: call app.wiring.wire() at startup")
+    return await _key_resolver(session, token)
+
 
 async def authenticate(request: Request, session: AsyncSession) -> Principal | None:
-    from app.keys.service import principal_for_key
-
     state = request.scope.get("state")
     if state is not None and PRINCIPAL_STATE in state:
         resolved: Principal | None = state[PRINCIPAL_STATE]
@@ -91,7 +89,7 @@ async def authenticate(request: Request, session: AsyncSession) -> Principal | N
         token.encode(), admin_token.get_secret_value().encode()
     ):
         return ADMIN
-    principal = await principal_for_key(session, token)
+    principal = await _key_principal(session, token)
     if principal is None:
         path = request.scope["path"]
         for prefix, resolve in BEARER_ALTERNATIVES.items():
@@ -115,7 +113,7 @@ def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
 
     async def dependency(
         request: Request,
-        session: Annotated[AsyncSession, Depends(get_session)],
+        session: DbSession,
         _: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None,
     ) -> Principal:
         principal = await authenticate(request, session)

@@ -463,10 +463,8 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 405:
             # RFC 9110: a 405 lists every method the target supports, in `Allow`.
             return problem_response(_method_not_allowed(request, exc), request)
-        if cls is not None and cls is not Unauthenticated:
+        if cls is not None:
             problem = cls(detail)
-        elif cls is Unauthenticated:
-            problem = Unauthenticated(detail)
         else:
             from http import HTTPStatus
 

@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from sqlalchemy import text
 
+from app.core import repository
 from app.core.errors import PROBLEM_JSON
 from app.core.observability import metrics_response
 
@@ -26,8 +26,7 @@ async def healthz() -> dict[str, str]:
 async def _database(request: Request) -> tuple[str, str]:
     """Returns (database state, migrations state)."""
     async with request.app.state.engine.connect() as conn:
-        rows = await conn.execute(text("SELECT version_num FROM alembic_version"))
-        current = {r[0] for r in rows}
+        current = await repository.migration_versions(conn)
     heads: set[str] = request.app.state.migration_heads
     return "ok", "ok" if current == heads else f"at {sorted(current)}, head is {sorted(heads)}"
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core import repository
 
 
 @asynccontextmanager
@@ -16,19 +17,14 @@ async def exclusive(
     """Yields True when this process holds the lock ``name`` (False: another one runs it).
 
     The lock lives on a dedicated connection; a killed worker's connection closes and the
-    lock goes with it, so a crash never leaves a job locked out.
+    lock goes with it, so a crash never leaves a job locked out. It is a session-level lock,
+    outside any transaction: nothing here commits (closing the holder ends its read-only
+    transaction).
     """
     async with sessionmaker() as holder:
-        got = bool(
-            await holder.scalar(
-                text("SELECT pg_try_advisory_lock(hashtext(:name))"), {"name": name}
-            )
-        )
+        got = await repository.try_advisory_lock(holder, name)
         try:
             yield got
         finally:
             if got:
-                await holder.execute(
-                    text("SELECT pg_advisory_unlock(hashtext(:name))"), {"name": name}
-                )
-                await holder.commit()
+                await repository.advisory_unlock(holder, name)

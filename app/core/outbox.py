@@ -8,30 +8,16 @@ moves rows to arq after commit (right away from the API, and every minute from t
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Any
 
 from arq.connections import ArqRedis
 from redis.exceptions import RedisError
-from sqlalchemy import BigInteger, DateTime, Identity, String, delete, func, select
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.database import Base
+from app.core import repository
+from app.core.models import OutboxJob
 
 logger = logging.getLogger("chiso.outbox")
-
-
-class OutboxJob(Base):
-    __tablename__ = "outbox"
-
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    function: Mapped[str] = mapped_column(String(100), nullable=False)
-    args: Mapped[list[Any]] = mapped_column(JSONB, nullable=False)
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now()
-    )
 
 
 def add_job(session: AsyncSession, function: str, *args: Any) -> None:
@@ -51,14 +37,7 @@ async def relay(
     moved = 0
     while True:
         async with sessionmaker() as session, session.begin():
-            rows = (
-                await session.scalars(
-                    select(OutboxJob)
-                    .order_by(OutboxJob.id)
-                    .limit(batch)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
+            rows = await repository.pending_jobs(session, batch)
             if not rows:
                 return moved
             try:
@@ -69,7 +48,7 @@ async def relay(
                     "queue unreachable; jobs stay in the outbox", extra={"error": repr(exc)}
                 )
                 return moved
-            await session.execute(delete(OutboxJob).where(OutboxJob.id.in_([r.id for r in rows])))
+            await repository.delete_jobs(session, [r.id for r in rows])
             moved += len(rows)
 
 

@@ -28,6 +28,11 @@ DATETIME_PATTERN = f"^{YEAR_PATTERN}-"
 # PostgreSQL text holds no NUL character: free text states it, and is refused with a pointer.
 NO_NUL_PATTERN = r"^[^\x00]*$"
 
+# A unit or procedure code as another system writes it in an event: what dossier events may
+# carry, and what a procedure learned from them may be named (stricter rules for addressing
+# one in a URL live with each domain's schemas).
+CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$"
+
 
 def _date_text(value: object) -> object:
     # A date built in code passes; from a request, only text (a JSON number is no date).

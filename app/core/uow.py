@@ -1,5 +1,11 @@
 """Units of work that commit once at their boundary and are retried when they lose a race.
 
+Services never commit: the boundary decides. A request's unit of work is its session
+(``app.core.database.get_session``), committed by its route with :func:`committed`; a job's
+is opened, run and committed by :func:`unit_of_work`; a chunked job (deriving the backlog,
+re-deriving after a calendar change, releasing quarantined records) runs each chunk as a unit
+of work of its own with :func:`in_chunks`, so no transaction holds locks on everything.
+
 A deadlock, a serialization failure or a first write that another transaction won
 (:class:`Contention`) is not the client's fault and not a bug: the whole unit of work runs
 again on a fresh transaction, a bounded number of times, then answers 503 with Retry-After.
@@ -10,10 +16,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.errors import CONTENTION_SQLSTATES, ServiceUnavailable, sqlstate
 
@@ -54,3 +60,41 @@ async def committed(
         "Other writes to the same dossiers kept getting in the way; retry shortly.",
         retry_after=1,
     )
+
+
+async def unit_of_work(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    work: Callable[[AsyncSession], Awaitable[T]],
+    *,
+    retries: int = 3,
+) -> T:
+    """A job's unit of work: open a session, run ``work`` in it and commit, as
+    :func:`committed` (retried on contention); the session is closed whatever happens."""
+    async with sessionmaker() as session:
+        return await committed(session, lambda: work(session), retries=retries)
+
+
+async def in_chunks(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    chunk: Callable[[AsyncSession, T | None], Awaitable[T]],
+    *,
+    last: Callable[[T], bool],
+    retries: int = 3,
+) -> AsyncIterator[T]:
+    """Run ``chunk`` as one :func:`unit_of_work` after another and yield what each committed,
+    until ``last`` says a chunk was the last one.
+
+    ``chunk`` is handed what the previous chunk returned (``None`` the first time), to carry a
+    cursor. A chunk that loses a race runs again alone; the chunks committed before it stay.
+    """
+    previous: T | None = None
+    while True:
+
+        async def run(session: AsyncSession, after: T | None = previous) -> T:
+            return await chunk(session, after)
+
+        done = await unit_of_work(sessionmaker, run, retries=retries)
+        yield done
+        if last(done):
+            return
+        previous = done

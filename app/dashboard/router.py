@@ -16,6 +16,7 @@ from fastapi.responses import RedirectResponse, Response
 from app.core.errors import NotFound
 from app.core.http_cache import cache_headers, etag_for, matches, not_modified
 from app.units.schemas import UNIT_CODE_PATTERN
+from app.units.service import no_such_unit
 
 STATIC = Path(__file__).parent / "static"
 _TYPES = {
@@ -68,8 +69,8 @@ async def rankings_page(request: Request) -> Response:
 
 @router.get("/dashboard/units/{code}")
 async def unit_page(request: Request, code: str) -> Response:
-    if not re.fullmatch(UNIT_CODE_PATTERN, code):
-        raise NotFound(f"No unit with code {code!r}.")
+    if not re.fullmatch(UNIT_CODE_PATTERN, code):  # the page itself asks the API for the unit
+        raise no_such_unit(code)
     return _serve(request, "unit.html")
 
 

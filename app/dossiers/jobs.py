@@ -1,19 +1,25 @@
-"""Worker jobs of the dossier domain: deriving queued dossiers, the overdue / due-soon sweep."""
+"""Worker jobs of the dossier domain: deriving queued dossiers, the overdue / due-soon sweep,
+re-deriving after a calendar change; and when the scheduled ones run (:func:`schedules`)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
+from arq import cron
+from arq.cron import CronJob
 from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import system_clock
+from app.core.jobs import every
 from app.core.locks import exclusive
 from app.core.outbox import relay
-from app.core.uow import committed
+from app.core.settings import Settings
+from app.core.uow import in_chunks, unit_of_work
 from app.dossiers import service
 
 logger = logging.getLogger("chiso.dossiers.derive")
@@ -24,6 +30,8 @@ LAGGING = Counter(
     "Dossiers whose derived state missed an event of their history, found and queued again",
 )
 _ERROR_BACKOFF_SECONDS = 5.0
+# Open dossiers re-derived per transaction after a calendar change.
+RECOMPUTE_CHUNK = 2000
 
 
 async def derive_dossiers(ctx: dict[str, Any]) -> int:
@@ -32,19 +40,19 @@ async def derive_dossiers(ctx: dict[str, Any]) -> int:
     Idempotent (a state is always re-derived from the whole history) and safe to run in several
     workers at once (each claims its chunk with SKIP LOCKED).
     """
-    settings = ctx["settings"]
+    settings: Settings = ctx["settings"]
+    size = settings.derive_chunk
+
+    async def chunk(session: AsyncSession, _: int | None) -> int:
+        return await service.derive_queued(session, settings, size)
+
     total = 0
-    while True:
-        async with ctx["sessionmaker"]() as session:
-
-            async def chunk(session: AsyncSession = session) -> int:
-                return await service.derive_queued(session, settings, settings.derive_chunk)
-
-            derived = await committed(session, chunk, retries=settings.retry_conflicts)
+    async for derived in in_chunks(
+        ctx["sessionmaker"], chunk, last=lambda n: n < size, retries=settings.retry_conflicts
+    ):
         DERIVED.inc(derived)
         total += derived
-        if derived < settings.derive_chunk:
-            return total
+    return total
 
 
 async def check_derived_states(ctx: dict[str, Any]) -> int:
@@ -53,9 +61,7 @@ async def check_derived_states(ctx: dict[str, Any]) -> int:
     async with exclusive(ctx["sessionmaker"], "check-derived-states") as mine:
         if not mine:
             return 0
-        async with ctx["sessionmaker"]() as session:
-            found = await service.requeue_lagging(session)
-            await session.commit()
+        found = await unit_of_work(ctx["sessionmaker"], service.requeue_lagging)
     if found:
         logger.warning("dossier states lagging their history", extra={"requeued": found})
         LAGGING.inc(found)
@@ -97,26 +103,49 @@ async def sweep_overdue(ctx: dict[str, Any]) -> dict[str, int]:
         if not mine:
             return {"skipped": 1}
         await derive_dossiers(ctx)  # flags must see every event stored so far
-        async with ctx["sessionmaker"]() as session:
-            now = (ctx.get("clock") or system_clock)()
+        now = (ctx.get("clock") or system_clock)()
+
+        async def flag(session: AsyncSession) -> dict[str, int]:
             overdue, due_soon = await service.sweep(session, ctx["settings"], now)
             notified = await service.notify_flagged(session, overdue, due_soon)
-            await session.commit()
-    if notified and ctx.get("redis") is not None:
+            return {"overdue": len(overdue), "due_soon": len(due_soon), "notifications": notified}
+
+        report = await unit_of_work(ctx["sessionmaker"], flag)
+    if report["notifications"] and ctx.get("redis") is not None:
         await relay(ctx["sessionmaker"], ctx["redis"])
-    return {"overdue": len(overdue), "due_soon": len(due_soon), "notifications": notified}
+    return report
 
 
-async def daily_digest(ctx: dict[str, Any]) -> int:
-    """Every morning (07:30 local by default): each subscribed unit's overdue digest."""
-    async with exclusive(ctx["sessionmaker"], "daily-digest") as mine:
-        if not mine:
-            return 0
-        async with ctx["sessionmaker"]() as session:
-            queued = await service.daily_digest(
-                session, ctx["settings"], (ctx.get("clock") or system_clock)()
-            )
-            await session.commit()
-    if queued and ctx.get("redis") is not None:
-        await relay(ctx["sessionmaker"], ctx["redis"])
-    return queued
+async def recompute_open_dossiers(ctx: dict[str, Any], day_iso: str) -> int:
+    """A calendar override changed ``day_iso``: re-derive the open dossiers it may affect, a
+    chunk per transaction (idempotent: re-deriving gives the same state)."""
+    settings: Settings = ctx["settings"]
+    day = date.fromisoformat(day_iso)
+    size: int = ctx.get("recompute_chunk") or RECOMPUTE_CHUNK
+
+    async def chunk(
+        session: AsyncSession, previous: service.Recomputed | None
+    ) -> service.Recomputed:
+        after = previous.codes[-1] if previous else None
+        return await service.recompute_open_chunk(session, settings, day, after, size)
+
+    total = 0
+    async for done in in_chunks(
+        ctx["sessionmaker"],
+        chunk,
+        last=lambda done: len(done.codes) < size,
+        retries=settings.retry_conflicts,
+    ):
+        total += done.derived
+    return total
+
+
+def schedules(settings: Settings) -> list[CronJob]:
+    """When this domain's jobs run (unique per scheduled instant; the bodies are exclusive)."""
+    sweep_hours, sweep_minutes = every(settings.sweep_every_minutes)
+    check_hours, check_minutes = every(settings.derive_check_every_minutes)
+    return [
+        cron(sweep_overdue, hour=sweep_hours, minute=sweep_minutes, second={15}, unique=True),
+        cron(check_derived_states, hour=check_hours, minute=check_minutes, second={5},
+             unique=True),
+    ]  # fmt: skip

@@ -1,9 +1,11 @@
-"""Dossier tables: the append-only event history and the state derived from it."""
+"""Dossier tables: the append-only event history, the state derived from it, and the index
+facts producers stated."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -15,6 +17,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    Numeric,
     SmallInteger,
     String,
     Text,
@@ -22,7 +25,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.database import Base
@@ -183,3 +186,32 @@ class Dossier(Base):
         ),
         Index("ix_dossiers_unit_code_end_at", "unit_code", "end_at"),
     )
+
+
+class StoredDossierFacts(Base):
+    """The index facts of one dossier, as its latest record states them (see
+    :class:`app.dossiers.facts.DossierFacts`; NULL: no record said). No personal data."""
+
+    __tablename__ = "dossier_facts"
+
+    dossier_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    papers_total: Mapped[int | None] = mapped_column(Integer)
+    papers_with_file: Mapped[int | None] = mapped_column(Integer)
+    papers_digitised: Mapped[int | None] = mapped_column(Integer)
+    papers_reused: Mapped[int | None] = mapped_column(Integer)
+    papers_from_national_store: Mapped[int | None] = mapped_column(Integer)
+    fees_count: Mapped[int | None] = mapped_column(Integer)
+    fees_total: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
+    fees_all_zero: Mapped[bool | None] = mapped_column(Boolean)
+    results_total: Mapped[int | None] = mapped_column(Integer)
+    results_with_file: Mapped[int | None] = mapped_column(Integer)
+    databases: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    vneid_verified: Mapped[bool | None] = mapped_column(Boolean)
+    has_digitised_parts: Mapped[bool | None] = mapped_column(Boolean)
+    submitted_where: Mapped[str | None] = mapped_column(String(255))
+    submitted_at: Mapped[datetime | None] = mapped_column(_TS)
+    refused_at: Mapped[datetime | None] = mapped_column(_TS)
+    payment_code: Mapped[str | None] = mapped_column(String(64))
+    result_return: Mapped[str | None] = mapped_column(String(64))
+    applicant_kind: Mapped[int | None] = mapped_column(SmallInteger)
+    updated_at: Mapped[datetime] = mapped_column(_TS, nullable=False, server_default=func.now())

@@ -18,10 +18,10 @@ from pydantic import (
     field_validator,
 )
 
+from app.core.params import CODE_PATTERN as CODE_PATTERN
 from app.core.params import JSON_INTEGER, NO_NUL_PATTERN
 from app.dossiers.privacy import scrub
 
-CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$"
 # A dossier code is a path segment (/v1/dossiers/{code}): no "/".
 DOSSIER_CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 DossierCode = Annotated[str, Field(pattern=DOSSIER_CODE_PATTERN, examples=["H01.01-261008-0975"])]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any, Literal
@@ -16,11 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.calendar.service import current_calendar
 from app.calendar.workdays import WorkingCalendar
-from app.core.auth import Principal
+from app.core import events
 from app.core.errors import Forbidden, NotFound, item_errors
+from app.core.principal import Principal
 from app.core.settings import Settings
 from app.core.uow import Contention
 from app.dossiers import repository
+from app.dossiers.facts import DossierFacts
+from app.dossiers.facts_repository import upsert_facts
 from app.dossiers.schemas import (
     Anomaly,
     Apology,
@@ -33,11 +36,7 @@ from app.dossiers.schemas import (
 )
 from app.dossiers.timeline import DossierRules, DossierState, derive, order, standing
 from app.indicators.periods import periods_touched
-from app.portal.facts import DossierFacts
-from app.portal.facts_repository import upsert_facts
-from app.scores.repository import mark_dirty
-from app.units import repository as units
-from app.units.service import ensure_in_scope
+from app.units.service import ensure_in_scope, require_unit
 
 OUTSIDE_SCOPE = "outside this key's unit"
 _EVENT_LIST = TypeAdapter(list[DossierEventIn])
@@ -292,8 +291,19 @@ async def rederive(
          calendar.local_date(max(s.end_at or s.last_event_at, s.last_event_at)))
         for s in states
     ]  # fmt: skip
-    await mark_dirty(session, periods_touched(spans), "dossiers")
+    await _score_inputs_changed(session, periods_touched(spans), [s.unit_code for s in states])
     return len(states)
+
+
+async def _score_inputs_changed(
+    session: AsyncSession, periods: Sequence[str], unit_codes: Sequence[str]
+) -> None:
+    """Scores subscribe: the periods these dossiers count in are refreshed (debounced)."""
+    if periods:
+        changed = events.ScoreInputsChanged(
+            kind="dossiers", periods=tuple(periods), unit_codes=tuple(sorted(set(unit_codes)))
+        )
+        await events.publish(session, changed)
 
 
 async def derive_states(
@@ -302,40 +312,38 @@ async def derive_states(
     """The states of ``codes`` from their whole histories (codes without events: none)."""
     histories = await repository.histories(session, codes)
     limits = await repository.limits(
-        session, {e.procedure_code for events in histories.values() for e in events}
+        session, {e.procedure_code for stored in histories.values() for e in stored}
     )
     owners = await repository.owners(session, list(histories))
     states = []
-    for code, events in histories.items():
-        history = order(events)
+    for code, stored in histories.items():
+        history = order(stored)
         limit = limits.get(history[-1].procedure_code)
         states.append(derive(code, history, limit, calendar, rules, owners.get(code)))
     return states
 
 
-async def recompute_open_from(
-    session: AsyncSession, settings: Settings, day_iso: str, chunk: int = 2000
-) -> int:
-    """After a calendar change: re-derive open dossiers whose deadlines may cross that day.
+@dataclass(frozen=True)
+class Recomputed:
+    codes: list[str]  # the chunk's dossiers, in code order (the next chunk starts after them)
+    derived: int
 
-    Idempotent (re-deriving gives the same state), chunked so one job never holds locks on
-    the whole table; each chunk commits on its own.
+
+async def recompute_open_chunk(
+    session: AsyncSession, settings: Settings, day: date, after: str | None, chunk: int
+) -> Recomputed:
+    """After a calendar change: re-derive the next ``chunk`` open dossiers (by code, after
+    ``after``) whose deadlines may cross ``day`` (no codes: all done).
+
+    Idempotent (re-deriving gives the same state); the caller commits each chunk on its own,
+    so one job never holds locks on the whole table.
     """
-    from datetime import date
-
-    day = date.fromisoformat(day_iso)
+    codes = await repository.open_codes_from(session, day, after, chunk)
+    if not codes:
+        return Recomputed(codes, 0)
+    await repository.lock_existing(session, codes)
     calendar = await current_calendar(session, settings)
-    rules = rules_from(settings)
-    after: str | None = None
-    total = 0
-    while True:
-        codes = await repository.open_codes_from(session, day, after, chunk)
-        if not codes:
-            return total
-        await repository.lock_existing(session, codes)
-        total += await rederive(session, calendar, rules, codes)
-        await session.commit()
-        after = codes[-1]
+    return Recomputed(codes, await rederive(session, calendar, rules_from(settings), codes))
 
 
 # --- reads -------------------------------------------------------------------------------
@@ -346,8 +354,7 @@ async def scope_root(
 ) -> str | None:
     """The unit subtree a read is limited to: the requested unit, within the key's own."""
     if requested is not None:
-        if await units.get(session, requested) is None:
-            raise NotFound(f"No unit with code {requested!r}.")
+        await require_unit(session, requested)
         await ensure_in_scope(session, principal, requested)
         return requested
     return principal.unit_code
@@ -491,72 +498,34 @@ async def sweep(
     if overdue:
         # Time alone turned dossiers overdue: the running period's on-time rate moved.
         today = (await current_calendar(session, settings)).local_date(at)
-        await mark_dirty(session, periods_touched([(today, today)]), "dossiers")
+        await _score_inputs_changed(
+            session, periods_touched([(today, today)]), [r.unit_code for r in overdue]
+        )
     return overdue, due_soon
 
 
 async def notify_flagged(
     session: AsyncSession, overdue: Sequence[Row[Any]], due_soon: Sequence[Row[Any]]
 ) -> int:
-    """Record webhook notifications for what the sweep flagged (same transaction)."""
-    from app.webhooks.service import notify_many
-
-    count = 0
-    for kind, rows, stamp in (
-        ("dossier.overdue", overdue, "overdue_at"),
-        ("dossier.due_soon", due_soon, "due_at"),
-    ):
-        items = [
-            (
-                r.unit_code,
-                # One notification per dossier and deadline: re-flagging after a moved
-                # deadline notifies again, a repeated sweep does not.
-                f"{kind}:{r.code}:{getattr(r, stamp).isoformat()}",
-                {
-                    "kind": kind,
-                    "dossier_code": r.code,
-                    "unit_code": r.unit_code,
-                    "procedure_code": r.procedure_code,
-                    "due_at": r.due_at.isoformat() if r.due_at else None,
-                },
-            )
-            for r in rows
-        ]
-        if items:
-            count += await notify_many(session, kind, items)
-    return count
-
-
-async def daily_digest(session: AsyncSession, settings: Settings, at: datetime) -> int:
-    """Queue the daily digest for every unit with a ``digest.daily`` subscription."""
-    from app.webhooks.service import notify_many, subscribed_units
-
-    roots = await subscribed_units(session, "digest.daily")
-    if not roots:
+    """Tell the subscribers (webhooks) what the sweep flagged, in the same transaction;
+    returns how many notifications they recorded."""
+    if not overdue and not due_soon:
         return 0
+    answers = await events.publish(
+        session, events.DeadlinesFlagged(overdue=tuple(overdue), due_soon=tuple(due_soon))
+    )
+    return sum(answer for answer in answers if isinstance(answer, int))
+
+
+async def digest_counts(
+    session: AsyncSession, settings: Settings, roots: Sequence[str], at: datetime
+) -> list[Row[Any]]:
+    """Per unit of ``roots``, over its subtree at ``at``: open, overdue, overdue without an
+    apology letter, and due within the due-soon window (the daily digest's figures)."""
     until = await due_soon_until(session, settings, at, settings.due_soon_hours)
-    rows = await repository.digest_counts(
+    return await repository.digest_counts(
         session, roots, at, until, settings.max_supplement_requests
     )
-    calendar = await current_calendar(session, settings)
-    day = calendar.local_date(at).isoformat()
-    items = [
-        (
-            r.unit_code,
-            f"digest.daily:{r.unit_code}:{day}",  # one digest per unit and day
-            {
-                "kind": "digest.daily",
-                "unit_code": r.unit_code,
-                "date": day,
-                "open": r.open,
-                "overdue": r.overdue,
-                "overdue_without_apology": r.overdue_without_apology,
-                "due_soon": r.due_soon,
-            },
-        )
-        for r in rows
-    ]
-    return await notify_many(session, "digest.daily", items)
 
 
 async def due_soon_until(

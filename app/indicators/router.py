@@ -9,11 +9,10 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Path, Query, Request, Response, status
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock
 from app.core.auth import Principal, Scope, authenticate, require
-from app.core.database import get_session
+from app.core.database import DbSession
 from app.core.errors import PayloadTooLarge, Unauthenticated, Unprocessable
 from app.core.pagination import (
     INT32_MAX,
@@ -48,7 +47,6 @@ async def load_catalog(app: FastAPI) -> AsyncIterator[None]:
 
 router = APIRouter(tags=["indicators"], lifespan=load_catalog)
 
-Session = Annotated[AsyncSession, Depends(get_session)]
 Writer = Annotated[Principal, Depends(require(Scope.indicators_write))]
 
 
@@ -64,7 +62,7 @@ def _today(request: Request) -> date:
     return clock.now(request).astimezone(ZoneInfo(request.app.state.settings.timezone)).date()
 
 
-async def any_key(request: Request, session: Session) -> Principal:
+async def any_key(request: Request, session: DbSession) -> Principal:
     """Any valid key (its unit scope applies) or the admin token; 401 without one."""
     principal = await authenticate(request, session)
     if principal is None:
@@ -97,7 +95,7 @@ async def get_catalog(
 )
 async def post_value(
     request: Request,
-    session: Session,
+    session: DbSession,
     principal: Writer,
     catalog: CurrentCatalog,
     value: IndicatorValueIn,
@@ -143,7 +141,7 @@ async def post_value(
 )
 async def post_batch(
     request: Request,
-    session: Session,
+    session: DbSession,
     principal: Writer,
     catalog: CurrentCatalog,
     body: Annotated[dict[str, Any], Body(examples=[{"values": []}])],
@@ -173,7 +171,7 @@ async def post_batch(
     summary="A unit's submitted values: latest revisions, or every revision with history=true",
 )
 async def get_unit_values(
-    session: Session,
+    session: DbSession,
     catalog: CurrentCatalog,
     principal: Reader,
     code: Annotated[str, Path(pattern=UNIT_CODE_PATTERN)],

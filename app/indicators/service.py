@@ -18,16 +18,15 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
-from app.core.auth import Principal, Scope
+from app.core import events
 from app.core.errors import Conflict, Forbidden, NotFound, Unprocessable, item_errors
+from app.core.principal import Principal, Scope
 from app.indicators import repository
 from app.indicators.catalog import Catalog, CatalogVersion
 from app.indicators.periods import Period, PeriodKind
 from app.indicators.schemas import IndicatorItemResult, IndicatorValueIn, IndicatorValueOut
 from app.indicators.scoring import Counts, resolve_period_counts
-from app.scores.repository import mark_dirty
-from app.units import repository as units
-from app.units.service import ensure_in_scope
+from app.units.service import ensure_in_scope, require_unit
 
 # 2.1 is computed from dossier timelines and, as before, refuses submissions. Other record-fed
 # metrics take them: a unit's own is kept and shown, an admin-scope one overrides.
@@ -131,7 +130,14 @@ async def submit(
         if not row.unchanged
         for p in _scored_with(accepted[index][1])
     }
-    await mark_dirty(session, sorted(changed), "submission")
+    if changed:  # scores subscribe: these periods are refreshed (a closed one: amended)
+        units = sorted({accepted[i][0].unit_code for i, row in stored.items() if not row.unchanged})
+        await events.publish(
+            session,
+            events.ScoreInputsChanged(
+                kind="submission", periods=tuple(sorted(changed)), unit_codes=tuple(units)
+            ),
+        )
     revisions = [row.id for row in stored.values() if not row.unchanged]
     await audit.record_indicator_revisions(session, principal, revisions)
     for index, row in stored.items():
@@ -336,8 +342,7 @@ async def unit_values(
     limit: int,
 ) -> list[Row[Any]]:
     """A unit's submitted values (latest revisions, or every revision with ``history``)."""
-    if await units.get(session, unit_code) is None:
-        raise NotFound(f"No unit with code {unit_code!r}.")
+    await require_unit(session, unit_code)
     await ensure_in_scope(session, principal, unit_code)
     return await repository.list_values(
         session,

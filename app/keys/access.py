@@ -18,18 +18,17 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
 from app.core.auth import Principal, Scope, require
-from app.core.database import get_session
+from app.core.database import DbSession
 from app.units.service import ensure_national_admin
 
 _admin_scope = require(Scope.admin)
 
 
 async def require_admin(
-    session: Annotated[AsyncSession, Depends(get_session)],
+    session: DbSession,
     principal: Annotated[Principal, Depends(_admin_scope)],
 ) -> Principal:
     """401/403 like any scoped route; then the caller is the actor of this unit of work."""

@@ -6,17 +6,14 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.database import get_session
+from app.core.database import DbSession
 from app.core.pagination import Page, PageParams, Text, page_params, paginate
 from app.keys import service
 from app.keys.access import UnitAdmin
 from app.keys.schemas import ApiKeyCreated, ApiKeyIn, ApiKeyOut
 
 router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
-
-Session = Annotated[AsyncSession, Depends(get_session)]
 
 
 @router.post(
@@ -26,7 +23,7 @@ Session = Annotated[AsyncSession, Depends(get_session)]
     summary="Create a key; the secret is returned once, in `key` (a unit-bound admin: only "
     "for units of its subtree)",
 )
-async def create_key(session: Session, admin: UnitAdmin, body: ApiKeyIn) -> ApiKeyCreated:
+async def create_key(session: DbSession, admin: UnitAdmin, body: ApiKeyIn) -> ApiKeyCreated:
     created = await service.create_key(session, body, created_by=admin)
     await session.commit()
     return created
@@ -38,7 +35,7 @@ async def create_key(session: Session, admin: UnitAdmin, body: ApiKeyIn) -> ApiK
     summary="List keys, never their secrets (a unit-bound admin: its subtree's keys)",
 )
 async def list_keys(
-    session: Session, admin: UnitAdmin, page: Annotated[PageParams, Depends(page_params)]
+    session: DbSession, admin: UnitAdmin, page: Annotated[PageParams, Depends(page_params)]
 ) -> Page[ApiKeyOut]:
     after = page.after((Text(max_length=16),))  # the key's prefix
     rows = await service.list_keys(
@@ -53,7 +50,7 @@ async def list_keys(
     response_model=ApiKeyOut,
     summary="Revoke a key, effective at once (a unit-bound admin: its subtree's keys)",
 )
-async def revoke_key(session: Session, admin: UnitAdmin, key_id: uuid.UUID) -> ApiKeyOut:
+async def revoke_key(session: DbSession, admin: UnitAdmin, key_id: uuid.UUID) -> ApiKeyOut:
     revoked = await service.revoke_key(session, key_id, by=admin)
     await session.commit()
     return revoked

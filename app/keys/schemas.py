@@ -8,8 +8,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.core.auth import Scope
 from app.core.params import NO_NUL_PATTERN
+from app.core.principal import Scope
 from app.units.schemas import UnitCode
 
 

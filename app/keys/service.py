@@ -15,8 +15,8 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
-from app.core.auth import Principal
 from app.core.errors import NotFound, Unprocessable
+from app.core.principal import Principal
 from app.keys import repository
 from app.keys.models import ApiKey
 from app.keys.schemas import ApiKeyCreated, ApiKeyIn, ApiKeyOut

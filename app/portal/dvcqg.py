@@ -33,13 +33,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock
 from app.core.auth import (
-    BEARER_ALTERNATIVES,
     PRINCIPAL_STATE,
     Principal,
     Scope,
     own_credentials,
 )
-from app.core.database import get_session
+from app.core.database import DbSession
 from app.core.ratelimit import RATE_LIMITED, Refusal
 from app.core.uow import committed
 from app.dossiers.schemas import MAX_BATCH
@@ -47,7 +46,6 @@ from app.keys.service import principal_for_key
 from app.portal import lookup, service, sessions
 from app.portal.envelope import (
     MESSAGES,
-    PREFIX,
     Answer,
     Counts,
     LoginAnswer,
@@ -69,11 +67,8 @@ LOGIN_CAP = 4 * 1024  # {"username", "password"}: a few hundred bytes
 # Paths whose bodies may reach CHISO_MAX_BODY_BYTES (app/main.py's BULK_ROUTES).
 BULK_PATHS = ("/dvcqg/service", "/dvcqg/DongBoHoSoMC", "/dvcqg/CapNhatTienDoHoSoMC")
 
-BEARER_ALTERNATIVES[PREFIX] = sessions.bearer_session
-
 router = APIRouter(tags=[TAG], dependencies=[Depends(own_credentials)])
 
-DbSession = Annotated[AsyncSession, Depends(get_session)]
 SessionHeader = Annotated[
     str | None,
     Header(

@@ -1,21 +1,19 @@
-"""The facts of a dossier that feed the service index, read off a portal record: counts, totals,
-flags, codes and dates — never the people (no names, phones, e-mails, identity numbers, file
-addresses, nor who handled the dossier). Pure: the SQL is in :mod:`app.portal.facts_repository`.
+"""Reading a portal record's index facts (:class:`app.dossiers.facts.DossierFacts`): counts,
+totals, flags, codes and dates off the record's lists and fields — never the people (no names,
+phones, e-mails, identity numbers, file addresses, nor who handled the dossier).
 
-``None`` means "the producer did not say": a list field absent or ``null`` leaves its counts
-unknown, which is not the same as an empty list (zero papers). Producers send different subsets
-of the record, so the indicators built on these facts must tell the two apart.
+What cannot be read is left unknown (``None``), with a note: a list field absent or ``null``
+leaves its counts unknown, which is not the same as an empty list (zero papers).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from app.dossiers.facts import DossierFacts
 from app.portal.values import ValueReader, scrubbed, shown
 
 PAPERS = "TaiLieuNop"
@@ -26,39 +24,6 @@ DATABASES = "DSKetNoiCSDL"
 _DATABASE_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}")
 _TEXT_CHARS = 255  # submitted_where
 _CODE_CHARS = 64  # payment_code, result_return: codes stored as sent
-
-
-@dataclass(frozen=True, slots=True)
-class DossierFacts:
-    """One dossier's index facts as its latest record states them."""
-
-    papers_total: int | None = None  # TaiLieuNop entries, IsDeleted ones excluded
-    papers_with_file: int | None = None  # … with a file (DuongDanTaiTepTin or TepDinhKemId)
-    papers_digitised: int | None = None  # … DuocSoHoa
-    papers_reused: int | None = None  # … DuocTaiSuDung
-    papers_from_national_store: int | None = None  # … DuocLayTuKhoDMQG
-    fees_count: int | None = None  # DanhSachLePhi entries
-    fees_total: Decimal | None = None  # sum of their readable Gia, in dong
-    fees_all_zero: bool | None = None  # every fee stated as 0 (None: no fees or unreadable)
-    results_total: int | None = None  # DanhSachGiayToKetQua entries
-    results_with_file: int | None = None  # … with DuongDanTepTinKetQua
-    databases: tuple[str, ...] | None = None  # DSKetNoiCSDL MaCSDL codes, in sent order
-    vneid_verified: bool | None = None  # TaiKhoanDuocXacThucVoiVNeID
-    has_digitised_parts: bool | None = None  # HoSoCoThanhPhanSoHoa
-    submitted_where: str | None = None  # NoiNopHoSo, as sent (scrubbed)
-    submitted_at: datetime | None = None  # NgayNopHoSo
-    refused_at: datetime | None = None  # NgayTuChoi
-    payment_code: str | None = None  # DuocThanhToanTrucTuyen as sent: "0".."3" or other
-    result_return: str | None = None  # HinhThuc as sent: "0" at the desk, "1" by post
-    applicant_kind: int | None = None  # LoaiDoiTuong: 1 citizen, 2 business, …
-
-    def merged_over(self, older: DossierFacts) -> DossierFacts:
-        """These facts, completed by ``older`` where this record said nothing."""
-        values: dict[str, Any] = {}
-        for field in fields(self):
-            value = getattr(self, field.name)
-            values[field.name] = getattr(older, field.name) if value is None else value
-        return DossierFacts(**values)
 
 
 def _code_as_sent(reader: ValueReader, value: Any, path: str) -> str | None:

@@ -1,20 +1,24 @@
 """Worker jobs of the portal domain: incremental dossier sync, official results, and the
-release of records that waited for their unit."""
+release of records that waited for their unit; and when the scheduled ones run
+(:func:`schedules`)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import httpx
+from arq import cron
+from arq.cron import CronJob
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import system_clock
+from app.core.jobs import every
 from app.core.settings import Settings, portal_sources
-from app.core.uow import committed
+from app.core.uow import in_chunks, unit_of_work
+from app.indicators import periods
 from app.portal import repository, unmapped
 from app.portal.client import PortalClient, PortalError, RetryPolicy, source_from_settings
 from app.portal.sync import SyncReport, sync_source
@@ -58,17 +62,12 @@ async def sync_portal(ctx: dict[str, Any]) -> list[dict[str, Any]]:
     return [vars(r) for r in reports]
 
 
-def previous_month(today: date) -> str:
-    first = today.replace(day=1)
-    last_month = date.fromordinal(first.toordinal() - 1)
-    return f"{last_month:%Y-%m}"
-
-
 async def fetch_official_results(
     ctx: dict[str, Any], time_type: str = "month", period: str | None = None
 ) -> int:
     """Store the portal's published results of a period as official snapshots (upsert)."""
-    period = period or previous_month((ctx.get("clock") or system_clock)().date())
+    at = (ctx.get("clock") or system_clock)()
+    period = period or str(periods.previous(ctx["settings"], at))  # the local calendar's
     stored = 0
     for client in clients(ctx):
         try:
@@ -76,14 +75,22 @@ async def fetch_official_results(
         except PortalError as exc:
             logger.warning("official results unavailable", extra={"error": str(exc)})
             continue
-        async with ctx["sessionmaker"]() as session:
+
+        async def store(
+            session: AsyncSession,
+            rows: list[dict[str, Any]] = rows,
+            source: str = client.source.name,
+            period: str = period,
+        ) -> int:
             known = await existing_codes(session, [str(r.get("departmentCode")) for r in rows])
             clean = [r for r in (_official(row, time_type, period) for row in rows) if r]
-            stored += await repository.store_official(
-                session, client.source.name, [r for r in clean if r["unit_code"] in known]
+            count = await repository.store_official(
+                session, source, [r for r in clean if r["unit_code"] in known]
             )
             await mark_dirty(session, [period], "official")
-            await session.commit()
+            return count
+
+        stored += await unit_of_work(ctx["sessionmaker"], store)
     return stored
 
 
@@ -112,20 +119,33 @@ async def release_unmapped(ctx: dict[str, Any], identifier: str) -> dict[str, in
     settings: Settings = ctx["settings"]
     chunk: int = ctx.get("release_chunk") or RELEASE_CHUNK
     totals: dict[str, int] = {"taken": 0, "held": 0}
-    while True:
-        async with ctx["sessionmaker"]() as session:
 
-            async def release(session: AsyncSession = session) -> unmapped.Released:
-                return await unmapped.release_chunk(session, settings, identifier, chunk)
+    async def release(session: AsyncSession, _: unmapped.Released | None) -> unmapped.Released:
+        return await unmapped.release_chunk(session, settings, identifier, chunk)
 
-            outcome = await committed(session, release, retries=settings.retry_conflicts)
+    def last(outcome: unmapped.Released) -> bool:
+        # A short chunk was the last; one that all went back to waiting would come round again.
+        return outcome.taken < chunk or outcome.waiting_again == outcome.taken
+
+    async for outcome in in_chunks(
+        ctx["sessionmaker"], release, last=last, retries=settings.retry_conflicts
+    ):
         totals["taken"] += outcome.taken
         totals["held"] += outcome.held
         for result, count in outcome.results.items():
             totals[result] = totals.get(result, 0) + count
-        # A short chunk was the last; one that all went back to waiting would come round again.
-        if outcome.taken < chunk or outcome.waiting_again == outcome.taken:
-            break
     if totals["taken"]:
         logger.info("released quarantined records", extra={"identifier": identifier, **totals})
     return totals
+
+
+def schedules(settings: Settings) -> list[CronJob]:
+    """When this domain's scheduled jobs run: official results every morning; the sync every
+    few minutes, once a portal source is configured."""
+    jobs = [cron(fetch_official_results, hour={6}, minute={0}, unique=True)]
+    if portal_sources(settings):
+        sync_hours, sync_minutes = every(settings.sync_every_minutes)
+        jobs.append(
+            cron(sync_portal, hour=sync_hours, minute=sync_minutes, second={30}, unique=True)
+        )
+    return jobs

@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.auth import Principal
 from app.core.errors import Forbidden, NotFound
+from app.core.principal import Principal
 from app.core.settings import Settings
 from app.dossiers import service as dossiers
 from app.dossiers.schemas import DossierStatus

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
+from app.dossiers.facts import DossierFacts
 from app.dossiers.privacy import scrub, scrub_value
 from app.dossiers.schemas import (
     CODE_PATTERN,
@@ -26,7 +27,7 @@ from app.dossiers.schemas import (
     DossierEventIn,
     DossierStatus,
 )
-from app.portal.facts import DATABASES, FEES, PAPERS, RESULTS, DossierFacts, read_facts
+from app.portal.facts import DATABASES, FEES, PAPERS, RESULTS, read_facts
 from app.portal.values import (
     COMPACT_TIME_FORMAT,
     PORTAL_TZ,

@@ -15,8 +15,8 @@ from sqlalchemy import Row, Table, delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.auth import Principal
 from app.core.outbox import add_job
+from app.core.principal import Principal
 from app.portal.models import OfficialScore, PortalSyncState, PortalUnmapped, QuarantinedRecord
 from app.portal.records import minimised
 from app.units import repository as units

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock
 from app.core.auth import Principal, Scope, require
-from app.core.database import get_session
+from app.core.database import DbSession
 from app.core.errors import PayloadTooLarge, Unprocessable
 from app.core.pagination import Integer, Page, PageParams, page_params, paginate
 from app.core.params import NO_NUL_PATTERN
@@ -36,7 +35,7 @@ QuarantineAdmin = Annotated[
 async def post_portal_dossiers(
     request: Request,
     response: Response,
-    session: Annotated[AsyncSession, Depends(get_session)],
+    session: DbSession,
     principal: Annotated[Principal, Depends(require(Scope.dossiers_write))],
     # The array's bounds are stated in the schema; the route checks them itself, to answer
     # 413 (not 422) for too many records.
@@ -80,7 +79,7 @@ async def post_portal_dossiers(
 )
 async def sync_status(
     request: Request,
-    session: Annotated[AsyncSession, Depends(get_session)],
+    session: DbSession,
     _: UnitAdmin,
 ) -> Page[SyncStatus]:
     now = clock.now(request)
@@ -106,7 +105,7 @@ async def sync_status(
     "to no unit)",
 )
 async def quarantine(
-    session: Annotated[AsyncSession, Depends(get_session)],
+    session: DbSession,
     _: QuarantineAdmin,
     page: Annotated[PageParams, Depends(page_params)],
     source: Annotated[str | None, Query(max_length=64, pattern=NO_NUL_PATTERN)] = None,

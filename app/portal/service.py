@@ -16,14 +16,14 @@ from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.auth import Principal
+from app.core.principal import Principal
 from app.core.settings import Settings
 from app.dossiers import repository as dossiers_repository
 from app.dossiers import service as dossiers
+from app.dossiers.facts import DossierFacts
+from app.dossiers.facts_repository import upsert_facts
 from app.dossiers.schemas import Channel, DossierEventIn, ItemResult
 from app.portal import repository
-from app.portal.facts import DossierFacts
-from app.portal.facts_repository import upsert_facts
 from app.portal.progress import progress_dossier_code, progress_to_events
 from app.portal.records import ParsedRecord, PortalRecordError, parse_records, unique_errors
 from app.portal.repository import PUSHED, UnmappedRecord

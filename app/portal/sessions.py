@@ -20,7 +20,7 @@ from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock
-from app.core.auth import Principal
+from app.core.principal import Principal
 from app.core.settings import Settings
 from app.portal import sessions_repository as repository
 

@@ -17,10 +17,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core.auth import Principal, Scope
 from app.core.locks import exclusive
+from app.core.principal import Principal, Scope
 from app.core.settings import Settings
-from app.core.uow import committed
+from app.core.uow import unit_of_work
 from app.dossiers.privacy import scrub
 from app.portal import repository
 from app.portal.client import ChangedPage, PortalClient, PortalError, PortalSource
@@ -70,20 +70,17 @@ async def sync_source(
         try:
             while max_pages is None or report.pages < max_pages:
                 page = await client.changed_dossiers(cursor)
-                async with sessionmaker() as session:
 
-                    async def store(
-                        session: AsyncSession = session, page: ChangedPage = page
-                    ) -> PageCounts:
-                        counts = await _store_page(
-                            session, settings, principal, client.source, page.records
-                        )
-                        await repository.advance(
-                            session, name, page.next_cursor, len(page.records), clock()
-                        )
-                        return counts
+                async def store(session: AsyncSession, page: ChangedPage = page) -> PageCounts:
+                    counts = await _store_page(
+                        session, settings, principal, client.source, page.records
+                    )
+                    await repository.advance(
+                        session, name, page.next_cursor, len(page.records), clock()
+                    )
+                    return counts
 
-                    counts = await committed(session, store, retries=settings.retry_conflicts)
+                counts = await unit_of_work(sessionmaker, store, retries=settings.retry_conflicts)
                 report.stored += counts.stored
                 report.duplicate += counts.duplicate
                 report.quarantined += counts.quarantined
@@ -96,9 +93,11 @@ async def sync_source(
             # Recorded and left for the next scheduled run, which resumes from the cursor.
             report.error = str(exc)
             logger.warning("portal sync failed", extra={"source": name, "error": str(exc)})
-        async with sessionmaker() as session:
+
+        async def finish(session: AsyncSession) -> None:
             await repository.finish(session, name, clock(), report.error)
-            await session.commit()
+
+        await unit_of_work(sessionmaker, finish)
     return report
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.auth import Principal, Scope
+from app.core.principal import Principal, Scope
 from app.core.settings import Settings
 from app.keys import repository as keys
 from app.portal import repository

@@ -12,9 +12,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.database import get_session
+from app.core.database import DbSession
 from app.core.pagination import Page, PageParams, Text, page_params, paginate
 from app.keys.access import UnitAdmin
 from app.portal import unmapped
@@ -39,7 +38,7 @@ class UnmappedIdentifier(BaseModel):
     "give a unit that identifier to release them",
 )
 async def list_unmapped(
-    session: Annotated[AsyncSession, Depends(get_session)],
+    session: DbSession,
     _: UnitAdmin,
     page: Annotated[PageParams, Depends(page_params)],
 ) -> Page[UnmappedIdentifier]:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response, status
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import Principal
-from app.core.database import get_session
+from app.core.database import DbSession
 from app.core.pagination import Page, PageParams, Text, page_params, paginate
 from app.keys.access import national_admin
 from app.procedures import repository, service
@@ -16,7 +15,6 @@ from app.procedures.schemas import PROCEDURE_CODE_PATTERN, ProcedureIn, Procedur
 
 router = APIRouter(prefix="/v1/procedures", tags=["procedures"])
 
-Session = Annotated[AsyncSession, Depends(get_session)]
 CodePath = Annotated[str, Path(pattern=PROCEDURE_CODE_PATTERN)]
 NationalAdmin = Annotated[
     Principal, Depends(national_admin("procedures and their time limits are national"))
@@ -25,7 +23,7 @@ NationalAdmin = Annotated[
 
 @router.get("", response_model=Page[ProcedureOut], summary="List procedures (public)")
 async def list_procedures(
-    session: Session,
+    session: DbSession,
     page: Annotated[PageParams, Depends(page_params)],
     field_code: Annotated[str | None, Query(max_length=64)] = None,
     full_online: bool | None = None,
@@ -52,7 +50,7 @@ async def list_procedures(
     response_model=ProcedureOut,
     summary="One procedure (a local variant code such as 1.001022.000.00.00.H01 finds 1.001022)",
 )
-async def get_procedure(session: Session, code: CodePath) -> ProcedureOut:
+async def get_procedure(session: DbSession, code: CodePath) -> ProcedureOut:
     return ProcedureOut.model_validate(await service.get(session, code))
 
 
@@ -63,7 +61,7 @@ async def get_procedure(session: Session, code: CodePath) -> ProcedureOut:
     responses={201: {"model": ProcedureOut, "description": "Created"}},
 )
 async def put_procedure(
-    session: Session, admin: NationalAdmin, code: CodePath, body: ProcedureIn, response: Response
+    session: DbSession, admin: NationalAdmin, code: CodePath, body: ProcedureIn, response: Response
 ) -> ProcedureOut:
     procedure, created = await service.upsert_procedure(session, code, body, by=admin)
     await session.commit()

@@ -23,9 +23,9 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
-from app.core.auth import Principal
 from app.core.errors import NotFound, Unprocessable, validation_errors
-from app.dossiers.schemas import CODE_PATTERN
+from app.core.params import CODE_PATTERN
+from app.core.principal import Principal
 from app.procedures import repository
 from app.procedures.models import LimitUnit, Procedure
 from app.procedures.schemas import (

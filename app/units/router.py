@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Request, Response, status
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.database import get_session
+from app.core.database import DbSession
 from app.core.outbox import relay_soon
 from app.core.pagination import Page, PageParams, Text, page_params, paginate
 from app.core.params import IsoDate
@@ -24,13 +23,12 @@ from app.units.schemas import (
 
 router = APIRouter(prefix="/v1/units", tags=["units"])
 
-Session = Annotated[AsyncSession, Depends(get_session)]
 CodePath = Annotated[str, Path(pattern=UNIT_CODE_PATTERN)]
 
 
 @router.get("", response_model=Page[UnitOut], summary="List units (public)")
 async def list_units(
-    session: Session,
+    session: DbSession,
     page: Annotated[PageParams, Depends(page_params)],
     level: UnitLevel | None = None,
     parent: Annotated[str | None, Query(pattern=UNIT_CODE_PATTERN)] = None,
@@ -55,7 +53,7 @@ async def list_units(
 
 
 @router.get("/{code}", response_model=UnitDetail, summary="One unit with its parent chain")
-async def get_unit(session: Session, code: CodePath) -> UnitDetail:
+async def get_unit(session: DbSession, code: CodePath) -> UnitDetail:
     return await service.get_detail(session, code)
 
 
@@ -70,7 +68,7 @@ async def get_unit(session: Session, code: CodePath) -> UnitDetail:
 )
 async def put_unit(
     request: Request,
-    session: Session,
+    session: DbSession,
     admin: UnitAdmin,
     code: CodePath,
     body: UnitIn,

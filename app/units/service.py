@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
-from app.core.auth import Principal
+from app.core import events
 from app.core.errors import Conflict, Forbidden, NotFound, Unprocessable, validation_errors
-from app.portal.repository import queue_releases
+from app.core.principal import Principal
 from app.units import repository
 from app.units.models import Unit
 from app.units.schemas import UnitDetail, UnitIn, UnitOut, UnitRecord, UnitRef
@@ -29,12 +30,29 @@ REFERENCE_DIR = Path(__file__).parent / "reference"
 PROVINCES_CSV = REFERENCE_DIR / "provinces-2026.csv"
 
 
+def no_such_unit(code: str) -> NotFound:
+    """The one 404 every route gives for an unknown unit."""
+    return NotFound(f"No unit with code {code!r}.")
+
+
 async def require_unit(session: AsyncSession, code: str) -> Unit:
     """The unit ``code``, or 404 with the one text every route gives for an unknown unit."""
     unit = await repository.get(session, code)
     if unit is None:
-        raise NotFound(f"No unit with code {code!r}.")
+        raise no_such_unit(code)
     return unit
+
+
+def subtree(root: str) -> Select[tuple[str]]:
+    """The codes of ``root`` and its descendants, as a subquery a caller hands to the lists of
+    floors below the units (the audit log), which cannot build it themselves."""
+    return repository.subtree_codes(root)
+
+
+def reach(principal: Principal) -> Select[tuple[str]] | None:
+    """The units a key bound to a unit reaches (that unit's subtree), as :func:`subtree`;
+    ``None`` for a key bound to no unit (or the admin token): it reaches every unit."""
+    return None if principal.unit_code is None else subtree(principal.unit_code)
 
 
 async def get_detail(session: AsyncSession, code: str) -> UnitDetail:
@@ -133,8 +151,10 @@ async def _upsert(session: AsyncSession, records: Sequence[UnitRecord]) -> Units
             errors=[{"pointer": "#/parent_code", "detail": "unit would be its own ancestor"}],
         )
     # Every token, changed or not: putting a unit again is how an operator releases what
-    # waits for it, whatever the reason it was not released before.
-    released = await queue_releases(session, tokens)
+    # waits for it, whatever the reason it was not released before. Subscribers (the portal's
+    # quarantine) answer the tokens whose waiting records they queued for release.
+    answers = await events.publish(session, events.IdentifiersMapped(tokens=frozenset(tokens)))
+    released = sorted({token for answer in answers for token in answer})
     return UnitsLoaded(changed=changed, released=released)
 
 

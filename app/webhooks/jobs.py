@@ -1,4 +1,5 @@
-"""Worker jobs of the webhooks domain: one signed delivery attempt per run, retried by arq."""
+"""Worker jobs of the webhooks domain: one signed delivery attempt per run, retried by arq;
+the daily digest, and when it runs (:func:`schedules`)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,16 @@ import time
 from typing import Any
 
 import httpx
-from arq import Retry
+from arq import Retry, cron
+from arq.cron import CronJob
 from arq.worker import Function, func
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.clock import system_clock
+from app.core.locks import exclusive
+from app.core.outbox import relay
 from app.core.settings import Settings, get_settings
+from app.core.uow import unit_of_work
 from app.webhooks import destinations, service
 from app.webhooks.repository import Claimed
 from app.webhooks.service import RetryPolicy, Wait
@@ -28,17 +35,22 @@ async def deliver_webhook(ctx: dict[str, Any], delivery_id: int) -> str:
     """
     policy: RetryPolicy = ctx.get("webhook_policy") or RetryPolicy()
     sessionmaker = ctx["sessionmaker"]
-    async with sessionmaker() as session:
-        step = await service.begin_attempt(session, delivery_id, policy)
-        await session.commit()
+
+    async def begin(session: AsyncSession) -> Claimed | Wait | None:
+        return await service.begin_attempt(session, delivery_id, policy)
+
+    step = await unit_of_work(sessionmaker, begin)
     if isinstance(step, Wait):
         raise Retry(defer=step.seconds)
     if step is None:
         return "skipped"
-    answer = await _attempt(ctx, step, policy)
-    async with sessionmaker() as session:
-        outcome = await service.finish_attempt(session, step, answer, policy)
-        await session.commit()
+    claimed: Claimed = step
+    answer = await _attempt(ctx, claimed, policy)
+
+    async def finish(session: AsyncSession) -> service.Outcome:
+        return await service.finish_attempt(session, claimed, answer, policy)
+
+    outcome = await unit_of_work(sessionmaker, finish)
     if outcome.retry_in is not None:
         raise Retry(defer=outcome.retry_in)
     return outcome.status
@@ -70,3 +82,25 @@ JOBS: list[Function] = [
         timeout=RetryPolicy().lease,
     )
 ]
+
+
+async def daily_digest(ctx: dict[str, Any]) -> int:
+    """Every morning (07:30 local by default): each subscribed unit's overdue digest."""
+    async with exclusive(ctx["sessionmaker"], "daily-digest") as mine:
+        if not mine:
+            return 0
+        at = (ctx.get("clock") or system_clock)()
+
+        async def queue(session: AsyncSession) -> int:
+            return await service.daily_digest(session, ctx["settings"], at)
+
+        queued = await unit_of_work(ctx["sessionmaker"], queue)
+    if queued and ctx.get("redis") is not None:
+        await relay(ctx["sessionmaker"], ctx["redis"])
+    return queued
+
+
+def schedules(settings: Settings) -> list[CronJob]:
+    """When this domain's scheduled jobs run (deliveries run when queued)."""
+    at = settings.digest_at
+    return [cron(daily_digest, hour={at.hour}, minute={at.minute}, second={0}, unique=True)]

@@ -6,10 +6,9 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, status
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import Principal, Scope, require
-from app.core.database import get_session
+from app.core.database import DbSession
 from app.core.pagination import (
     Instant,
     Integer,
@@ -25,7 +24,6 @@ from app.webhooks.schemas import DeliveryOut, WebhookCreated, WebhookIn, Webhook
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
-Session = Annotated[AsyncSession, Depends(get_session)]
 # A desk that may read its unit's dossiers may be told about them.
 Reader = Annotated[Principal, Depends(require(Scope.dossiers_read))]
 Paging = Annotated[PageParams, Depends(page_params)]
@@ -38,7 +36,7 @@ Paging = Annotated[PageParams, Depends(page_params)]
     summary="Subscribe a URL for a unit's subtree; the signing secret is returned once",
 )
 async def create_webhook(
-    request: Request, session: Session, principal: Reader, body: WebhookIn
+    request: Request, session: DbSession, principal: Reader, body: WebhookIn
 ) -> WebhookCreated:
     rules = destinations.Rules.from_settings(request.app.state.settings)
     created = await service.create_webhook(session, principal, body, rules)
@@ -52,7 +50,7 @@ async def create_webhook(
     summary="Webhooks of a unit's subtree (default: the key's own unit), oldest first",
 )
 async def list_webhooks(
-    session: Session,
+    session: DbSession,
     principal: Reader,
     page: Paging,
     unit: Annotated[str | None, Query(pattern=UNIT_CODE_PATTERN)] = None,
@@ -66,7 +64,7 @@ async def list_webhooks(
 
 
 @router.get("/{webhook_id}", response_model=WebhookOut, summary="One webhook (never its secret)")
-async def get_webhook(session: Session, principal: Reader, webhook_id: uuid.UUID) -> WebhookOut:
+async def get_webhook(session: DbSession, principal: Reader, webhook_id: uuid.UUID) -> WebhookOut:
     return WebhookOut.model_validate(await service.get_webhook(session, principal, webhook_id))
 
 
@@ -75,7 +73,9 @@ async def get_webhook(session: Session, principal: Reader, webhook_id: uuid.UUID
     response_model=WebhookOut,
     summary="Disable a webhook (effective at once; its pending deliveries are not sent)",
 )
-async def disable_webhook(session: Session, principal: Reader, webhook_id: uuid.UUID) -> WebhookOut:
+async def disable_webhook(
+    session: DbSession, principal: Reader, webhook_id: uuid.UUID
+) -> WebhookOut:
     disabled = await service.disable_webhook(session, principal, webhook_id)
     await session.commit()
     return disabled
@@ -87,7 +87,7 @@ async def disable_webhook(session: Session, principal: Reader, webhook_id: uuid.
     summary="The webhook's deliveries, newest first, with attempts and the last error",
 )
 async def list_deliveries(
-    session: Session,
+    session: DbSession,
     principal: Reader,
     webhook_id: uuid.UUID,
     page: Paging,

@@ -1,8 +1,10 @@
 """Webhook rules: who may subscribe, how notifications become deliveries, how retries back off.
 
-Producers (the overdue sweep, the daily digest) call :func:`notify` / :func:`notify_many`
-inside their own transaction: the deliveries and their outbox jobs commit with it, so a
-notification is never lost to a Redis outage and never sent for work that rolled back.
+Notifications are recorded inside the transaction of what they announce: the deliveries and
+their outbox jobs commit with it, so a notification is never lost to a Redis outage and never
+sent for work that rolled back. The overdue sweep (dossiers, a floor below) publishes what it
+flagged as an event, which :func:`notify_flagged` turns into notifications (subscribed in
+``app.wiring``); the daily digest (:func:`daily_digest`) reads the dossiers' counts itself.
 """
 
 from __future__ import annotations
@@ -24,10 +26,14 @@ import orjson
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.auth import Principal
+from app.calendar.service import current_calendar
 from app.core.errors import NotFound, Unprocessable
+from app.core.events import DeadlinesFlagged
+from app.core.principal import Principal
+from app.core.settings import Settings
+from app.dossiers import service as dossiers
 from app.units import repository as units
-from app.units.service import ensure_in_scope
+from app.units.service import ensure_in_scope, require_unit
 from app.webhooks import destinations, repository
 from app.webhooks.models import Webhook, WebhookDelivery
 from app.webhooks.repository import Claimed
@@ -111,6 +117,62 @@ async def subscribed_units(session: AsyncSession, kind: str) -> list[str]:
     return await repository.subscribed_units(session, WebhookKind(kind).value)
 
 
+async def notify_flagged(session: AsyncSession, flagged: DeadlinesFlagged) -> int:
+    """Notifications for what the overdue sweep flagged (same transaction); returns how many
+    deliveries were recorded."""
+    count = 0
+    for kind, rows, stamp in (
+        ("dossier.overdue", flagged.overdue, "overdue_at"),
+        ("dossier.due_soon", flagged.due_soon, "due_at"),
+    ):
+        items = [
+            (
+                r.unit_code,
+                # One notification per dossier and deadline: re-flagging after a moved
+                # deadline notifies again, a repeated sweep does not.
+                f"{kind}:{r.code}:{getattr(r, stamp).isoformat()}",
+                {
+                    "kind": kind,
+                    "dossier_code": r.code,
+                    "unit_code": r.unit_code,
+                    "procedure_code": r.procedure_code,
+                    "due_at": r.due_at.isoformat() if r.due_at else None,
+                },
+            )
+            for r in rows
+        ]
+        if items:
+            count += await notify_many(session, kind, items)
+    return count
+
+
+async def daily_digest(session: AsyncSession, settings: Settings, at: datetime) -> int:
+    """Queue the daily digest for every unit with a ``digest.daily`` subscription."""
+    roots = await subscribed_units(session, "digest.daily")
+    if not roots:
+        return 0
+    rows = await dossiers.digest_counts(session, settings, roots, at)
+    calendar = await current_calendar(session, settings)
+    day = calendar.local_date(at).isoformat()
+    items = [
+        (
+            r.unit_code,
+            f"digest.daily:{r.unit_code}:{day}",  # one digest per unit and day
+            {
+                "kind": "digest.daily",
+                "unit_code": r.unit_code,
+                "date": day,
+                "open": r.open,
+                "overdue": r.overdue,
+                "overdue_without_apology": r.overdue_without_apology,
+                "due_soon": r.due_soon,
+            },
+        )
+        for r in rows
+    ]
+    return await notify_many(session, "digest.daily", items)
+
+
 # --- subscriptions -------------------------------------------------------------------------
 
 
@@ -168,8 +230,7 @@ async def list_webhooks(
     """Webhooks of ``unit_code``'s subtree (default: the key's own unit; admin: all)."""
     root = principal.unit_code
     if unit_code is not None:
-        if await units.get(session, unit_code) is None:
-            raise NotFound(f"No unit with code {unit_code!r}.")
+        await require_unit(session, unit_code)
         await ensure_in_scope(session, principal, unit_code)
         root = unit_code
     return await repository.list_webhooks(session, root=root, after=after, limit=limit)

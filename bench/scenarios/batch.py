@@ -76,8 +76,10 @@ from pydantic import SecretStr
 from app.core.database import create_engine, create_sessionmaker
 from app.core.settings import Settings
 from app.dossiers.jobs import derive_dossiers
+from app.wiring import wire
 
 async def main() -> None:
+    wire()  # a worker-like process: derived dossiers mark their scores stale, as in the worker
     settings = Settings(environment="production", database_url=sys.argv[1],
                         redis_url=sys.argv[2], admin_token=SecretStr(sys.argv[3]))
     engine = create_engine(settings, sys.argv[1])

@@ -44,8 +44,10 @@ GROUP_BY = """
 
 async def _refresh_scores(ctx: dict[str, Any], period: str) -> Any:
     """The index's worker path: mark the month changed, then run ``refresh_scores``."""
-    from app import wiring  # noqa: F401 - what scores gets from the domains above it
     from app.scores import jobs, refresh
+    from app.wiring import wire
+
+    wire()  # what scores gets from the domains above it
 
     async with ctx["sessionmaker"]() as session:
         await refresh.mark_changed(session, [period], "dossiers")

@@ -19,7 +19,7 @@ from tests.helpers import (
     put_unit,
     vn,
 )
-from worker.settings import FUNCTIONS, worker_options
+from worker.settings import JOBS, worker_options
 
 
 async def test_calendar_lists_holidays_swaps_and_weekends(client: httpx.AsyncClient) -> None:
@@ -141,4 +141,4 @@ async def test_jobs_wait_in_the_outbox_while_redis_is_down(
     assert await relay(sessionmaker, live) == 1
     await dead.aclose()
     await live.aclose()
-    assert {f.__name__ for f in FUNCTIONS} >= {"recompute_open_dossiers", "relay_outbox"}
+    assert {f.__name__ for f in JOBS} >= {"recompute_open_dossiers", "relay_outbox"}

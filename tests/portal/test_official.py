@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.cli import load_reference_data
 from app.core.database import create_sessionmaker
 from app.core.settings import Settings
-from app.portal.jobs import fetch_official_results, previous_month
+from app.portal.jobs import fetch_official_results
 from app.portal.simulator import PortalSimulator
 from tests.helpers import vn
 
@@ -50,8 +50,14 @@ async def test_official_results_are_stored_per_unit_and_period(
     )
 
 
-def test_previous_month_crosses_the_year() -> None:
-    from datetime import date
+def test_the_official_results_fetched_by_default_are_the_last_ended_month_s() -> None:
+    """The month before the running one by the local calendar: at 06:00 local on 1 January
+    (23:00 UTC on 31 December) December has ended, though in UTC it is still running."""
+    from datetime import UTC, datetime
 
-    assert previous_month(date(2026, 1, 15)) == "2025-12"
-    assert previous_month(date(2026, 3, 1)) == "2026-02"
+    from app.indicators.periods import previous
+
+    settings = Settings()
+    assert str(previous(settings, datetime(2025, 12, 31, 23, 0, tzinfo=UTC))) == "2025-12"
+    assert str(previous(settings, datetime(2026, 1, 15, 3, 0, tzinfo=UTC))) == "2025-12"
+    assert str(previous(settings, datetime(2026, 3, 1, 0, 0, tzinfo=UTC))) == "2026-02"

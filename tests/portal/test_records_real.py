@@ -15,9 +15,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.database import create_sessionmaker
+from app.dossiers.facts import DossierFacts
+from app.dossiers.facts_repository import facts_of, upsert_facts
 from app.dossiers.schemas import Channel, DossierEventIn, DossierStatus
-from app.portal.facts import DossierFacts
-from app.portal.facts_repository import facts_of, upsert_facts
 from app.portal.progress import progress_dossier_code, progress_to_events
 from app.portal.records import (
     FILE_PLACEHOLDER,

@@ -21,7 +21,7 @@ from app.portal.jobs import release_unmapped
 from app.portal.repository import UnmappedRecord, quarantine_unmapped
 from app.units.service import load_units
 from tests.helpers import ADMIN, create_key, get_dossier, put_procedure, put_unit
-from worker.settings import FUNCTIONS, worker_options
+from worker.settings import JOBS, worker_options
 
 LX = "000.12.01.H01"  # the identifier of commune H01.01 (not yet known to chiso)
 KB = "000.05.01.H05"  # the identifier of commune H05.01
@@ -237,7 +237,7 @@ async def test_mapping_the_identifier_releases_the_record_through_the_worker(
         headers=ADMIN,
     )  # fmt: skip
     assert response.status_code == 200
-    assert "release_unmapped" in {f.__name__ for f in FUNCTIONS}
+    assert "release_unmapped" in {f.__name__ for f in JOBS}
     # Recorded with the change and handed to Redis; a real arq worker runs it.
     assert await outbox(engine) == []
     options = worker_options(settings, settings.database_url or "", settings.redis_url or "")

@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.core.database import create_sessionmaker
 from app.core.queue import create_queue
 from app.core.settings import Settings
-from app.dossiers.jobs import daily_digest, sweep_overdue
+from app.dossiers.jobs import sweep_overdue
+from app.webhooks.jobs import daily_digest
 from tests.helpers import ADMIN, event, post_events, province_with_communes, put_procedure, vn
 from tests.webhooks.test_delivery import Receiver, run_worker
 

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.sql import unnest_arrays
-from app.portal.facts import DossierFacts
+from app.dossiers.facts import DossierFacts
 
 _TYPES = {
     "dossier_code": "text",
