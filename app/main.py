@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from starlette.middleware.gzip import GZipMiddleware
 
 from app.audit.router import router as audit_router
 from app.calendar.router import router as calendar_router
@@ -17,6 +16,7 @@ from app.core.embedded import service_urls, stop_all
 from app.core.errors import PROBLEM_RESPONSES, install_error_handlers
 from app.core.gate import GateMiddleware
 from app.core.health import router as health_router
+from app.core.http_cache import GZipMiddleware
 from app.core.migrations import head_revisions
 from app.core.observability import ObservabilityMiddleware, configure_logging
 from app.core.queue import create_queue
