@@ -44,6 +44,26 @@ class CalendarDayOut(BaseModel):
     reference: str | None = None
 
 
+class DayOut(CalendarDayOut):
+    """One date: whether offices work, why, and the office hours of that day."""
+
+    public_holiday: str | None = Field(
+        description="The public holiday of that date in the holidays list (Vietnamese name), "
+        "also when an override decides the day; null when there is none"
+    )
+    office_hours: list[str] = Field(
+        description="The office intervals of that day, HH:MM-HH:MM local time; empty on a day off"
+    )
+    opens_at: datetime | None = Field(description="The day's first opening (null: a day off)")
+    closes_at: datetime | None = Field(
+        description="The day's last closing: a deadline on that day falls at this instant "
+        "(null: a day off)"
+    )
+    intake_cutoff: str | None = Field(
+        description="Receipts after this local time count from the next working day (null: none)"
+    )
+
+
 class CalendarOut(BaseModel):
     office_hours: list[str]
     intake_cutoff: str | None
