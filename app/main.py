@@ -12,6 +12,7 @@ from app.audit.router import router as audit_router
 from app.calendar.router import router as calendar_router
 from app.core.clock import system_clock
 from app.core.database import create_engine, create_sessionmaker
+from app.core.docs import install_docs
 from app.core.embedded import service_urls, stop_all
 from app.core.errors import PROBLEM_RESPONSES, install_error_handlers
 from app.core.gate import GateMiddleware
@@ -84,7 +85,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.2.0",
         description=API_DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    # Swagger UI (/docs) and ReDoc (/redoc) with the assets fastapi-offline ships: the docs
+    # render on a network that reaches nothing but this service.
+    install_docs(app)
     app.state.settings = settings
     app.state.clock = system_clock
     install_error_handlers(app)
