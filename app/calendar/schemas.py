@@ -7,8 +7,31 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.calendar.workdays import DayKind
+from app.calendar.workdays import DayKind, LimitUnit
 from app.core.params import NO_NUL_PATTERN
+from app.core.vocabulary import named
+
+named(DayKind, {
+    DayKind.WORKDAY: ("Ngày làm việc", "Working day"),
+    DayKind.HOLIDAY: ("Ngày nghỉ", "Day off"),
+})  # fmt: skip
+named(LimitUnit, {
+    LimitUnit.WORKING_DAYS: ("Ngày làm việc", "Working days"),
+    LimitUnit.WORKING_HOURS: ("Giờ làm việc", "Working hours"),
+    LimitUnit.CALENDAR_DAYS: ("Ngày theo lịch", "Calendar days"),
+    LimitUnit.MONTHS: ("Tháng", "Months"),
+})  # fmt: skip
+DaySource = Literal["weekday", "weekend", "public_holiday", "shipped_override", "operator_override"]
+named(DaySource, {
+    "weekday": ("Ngày thường", "Weekday"),
+    "weekend": ("Cuối tuần", "Weekend"),
+    "public_holiday": ("Ngày lễ, Tết", "Public holiday"),
+    "shipped_override": (
+        "Hoán đổi ngày làm việc theo văn bản (kèm theo chiso)",
+        "Shipped override: a government swap, with its dispatch",
+    ),
+    "operator_override": ("Điều chỉnh của người vận hành", "Operator override"),
+})  # fmt: skip
 
 
 class OverrideIn(BaseModel):
@@ -39,7 +62,7 @@ class CalendarDayOut(BaseModel):
     date: date
     weekday: int = Field(description="ISO weekday, 1 = Monday")
     working: bool
-    source: Literal["weekday", "weekend", "public_holiday", "shipped_override", "operator_override"]
+    source: DaySource
     name: str | None = Field(description="Holiday name or the override's reason")
     reference: str | None = None
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import fastapi_offline
 from fastapi import FastAPI, Request, Response
@@ -24,6 +25,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from app.core.http_cache import cache_headers, matches, not_modified
+from app.core.vocabulary import document_enums
 
 ASSETS_URL = "/docs/assets"
 ASSETS_DIR = Path(fastapi_offline.__file__).parent / "static"
@@ -55,7 +57,16 @@ def _local(response: HTMLResponse) -> HTMLResponse:
 
 def install_docs(app: FastAPI) -> None:
     """Serve Swagger UI, ReDoc and their assets from this app (create it with docs_url=None,
-    redoc_url=None)."""
+    redoc_url=None), and name every enumerated value of its OpenAPI document in Vietnamese
+    and English (app/core/vocabulary.py)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_enums(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     openapi_url = app.openapi_url or "/openapi.json"
     oauth2_redirect_url = "/docs/oauth2-redirect"
 

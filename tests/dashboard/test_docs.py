@@ -4,6 +4,7 @@ Screenshots go to test-artifacts/."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -53,7 +54,17 @@ async def test_swagger_ui_renders_every_operation_offline(
     # The operation opens with its parameters (level, period, …).
     await rankings.click()
     await page.locator(".opblock.is-open .parameters").first.wait_for()
+    # Enumerations are named in Vietnamese and English: `level` under the operation …
+    level = page.locator('.opblock.is-open tr[data-param-name="level"]')
+    await level.get_by_text("Tỉnh, thành phố trực thuộc trung ương").wait_for()
     await page.screenshot(path=str(artifacts / "docs-swagger-ui.png"), full_page=False)
+    # … and the dossier status codes in their schema.
+    title = page.locator(".json-schema-2020-12__title", has_text=re.compile("^DossierStatus$"))
+    status = page.locator("section.models article[data-json-schema-level='0']", has=title)
+    await status.scroll_into_view_if_needed()
+    await status.locator(".json-schema-2020-12-accordion").first.click()
+    await status.get_by_text("Yêu cầu bổ sung giấy tờ").wait_for()
+    await status.screenshot(path=str(artifacts / "docs-swagger-ui-status.png"))
     assert refused == []
     assert f"{live_server}/docs/assets/swagger-ui-bundle.js" in local
     assert (
@@ -74,6 +85,8 @@ async def test_redoc_renders_offline(live_server: str, browser: Browser, artifac
     await rankings.first.wait_for(state="visible", timeout=60_000)
     assert await page.locator("[data-section-id^='operation/']").count() > 30
     await page.screenshot(path=str(artifacts / "docs-redoc.png"), full_page=False)
+    # The status codes of an event, named in both languages (ReDoc's table of the values).
+    await page.get_by_text("Mới đăng ký — Registered").first.wait_for(state="attached")
     assert refused == []
     assert f"{live_server}/docs/assets/redoc.standalone.js" in local
     await page.close()
