@@ -24,6 +24,9 @@ $(VENV)/.installed-dev: requirements/dev.lock pyproject.toml | $(BIN)/python
 		$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $@ $(VENV)/.installed
 
+# The API on PORT; the portal simulator on a free port (CHISO_SIMULATOR_PORT pins it); the
+# embedded PostgreSQL and Redis on Unix sockets in .data/. Two checkouts run side by side with
+# two PORTs; a port that is taken stops it at once, in one line (exit status 3).
 run: $(VENV)/.installed
 	PORT=$(PORT) $(BIN)/chiso run
 

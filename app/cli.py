@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -193,6 +195,13 @@ def cmd_portal_sim(args: argparse.Namespace, settings: Settings) -> int:
     from app.portal.client import AdapterProtocol
     from app.portal.simulator import SIMULATOR_UNITS_CSV, Faults, PortalSimulator
 
+    # A socket handed over by `chiso run` (bound there, so its port is known before this
+    # starts and no one can take it meanwhile), else the port asked for.
+    if args.fd is not None:
+        sock = socket.socket(fileno=args.fd)
+    else:
+        sock = listen(args.host, args.port, "the portal simulator", "--port")
+    host, port = sock.getsockname()[:2]
     faults = Faults(
         latency=args.latency, error_rate=args.error_rate, burst_every=args.burst_every,
         session_calls=args.session_calls, malformed_rate=args.malformed_rate,
@@ -213,11 +222,13 @@ def cmd_portal_sim(args: argparse.Namespace, settings: Settings) -> int:
         units_file=args.units_file or SIMULATOR_UNITS_CSV,
     )  # fmt: skip
     print(
-        f"portal simulator: {args.dossiers} dossiers on http://{args.host}:{args.port} "
+        f"portal simulator: {args.dossiers} dossiers on http://{host}:{port} "
         f"(login {protocol.auth_path}, services {protocol.integration_path}, "
-        f"listing {protocol.list_service})"
+        f"listing {protocol.list_service})",
+        flush=True,
     )
-    uvicorn.run(simulator.app(), host=args.host, port=args.port, log_level="warning")
+    server = uvicorn.Server(uvicorn.Config(simulator.app(), log_level="warning"))
+    server.run(sockets=[sock])
     return 0
 
 
@@ -250,52 +261,150 @@ def dev_admin_token(settings: Settings) -> tuple[str, str]:
     return token, f"Bearer {token}  (development token, kept in {path})"
 
 
-SIM_PORT = 8100
+# `chiso run` binds everything it serves to the loopback interface.
+RUN_HOST = "127.0.0.1"
+# Exit status of a command that could not listen on a port it was told to use.
+EXIT_PORT_IN_USE = 3
 
 
-def dev_processes(port: int, settings: Settings) -> dict[str, list[str]]:
-    """What ``chiso run`` starts beside the embedded servers."""
+class PortInUse(Exception):
+    """A port someone asked for is taken: said in one line, never as a traceback."""
+
+    def __init__(self, what: str, host: str, port: int | str, source: str, reason: str) -> None:
+        super().__init__(
+            f"error: {what} cannot listen on {host}:{port} ({source}): {reason}; "
+            "stop what holds it or choose another port"
+        )
+
+
+def listen(host: str, port: int, what: str, source: str) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (port 0: a free one chosen by the system).
+
+    SO_REUSEADDR as uvicorn sets it: connections of a previous run in TIME_WAIT do not count
+    as a conflict, a live listener does.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            raise PortInUse(what, host, port, source, exc.strerror or str(exc)) from None
+        raise
+    return sock
+
+
+def _requested_port(args: argparse.Namespace) -> tuple[int, str]:
+    """The API's port for `chiso run` and where it came from: --port, else PORT, else 8000."""
+    if args.port is not None:
+        text, source = str(args.port), "--port"
+    elif "PORT" in os.environ:
+        text, source = os.environ["PORT"], "PORT"
+    else:
+        return 8000, "the default; PORT= chooses another"
+    port = int(text) if text.strip().isdigit() else -1
+    if not 0 < port < 65536:
+        raise PortInUse("the API", RUN_HOST, text, f"{source}={text}", "not a port number")
+    return port, f"{source}={port}"
+
+
+def dev_processes(
+    port: int, settings: Settings, simulator_fd: int | None = None
+) -> dict[str, list[str]]:
+    """What ``chiso run`` starts beside the embedded servers.
+
+    The simulator serves the socket ``chiso run`` bound for it (``simulator_fd``), so it
+    never races anyone for its port.
+    """
+    simulator = ["--fd", str(simulator_fd)] if simulator_fd is not None else ["--port", "0"]
     return {
-        "portal-sim": [sys.executable, "-m", "app.cli", "portal-sim", "--port", str(SIM_PORT)],
+        "portal-sim": [sys.executable, "-m", "app.cli", "portal-sim", "--host", RUN_HOST,
+                       *simulator],
         "api": [
             sys.executable, "-m", "uvicorn", "--factory", "app.main:app_from_env",
-            "--host", "127.0.0.1", "--port", str(port), *proxy_flags(settings),
+            "--host", RUN_HOST, "--port", str(port), *proxy_flags(settings),
         ],
         "worker": [sys.executable, "-m", "app.cli", "worker"],
     }  # fmt: skip
 
 
+def _masked(url: str) -> str:
+    """A URL for the banner: any password replaced."""
+    from sqlalchemy.engine import make_url
+
+    if url.startswith("postgres"):
+        parsed = make_url(url)
+        return parsed.render_as_string(hide_password=bool(parsed.password))
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if at and ":" in credentials:
+        return f"{scheme}{sep}{credentials.split(':', 1)[0]}:***@{host}"
+    return url
+
+
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    """Development: embedded servers, migrations, reference data, then API (and friends)."""
-    port = int(os.environ.get("PORT", args.port))
+    """Development: embedded servers, migrations, reference data, then API (and friends).
+
+    The API listens on PORT (or --port, 8000 by default); the portal simulator on
+    CHISO_SIMULATOR_PORT or else a free port; the embedded PostgreSQL and Redis on Unix
+    sockets in the checkout's data folder. So two checkouts run side by side with two PORTs,
+    and a port that is taken stops the command at once, in one line, with exit status 3.
+    """
+    port, port_source = _requested_port(args)
+    # Every port is settled before anything starts. The API's is only checked here (uvicorn
+    # binds it itself); the simulator's socket is kept and handed over.
+    listen(RUN_HOST, port, "the API", port_source).close()
+    if settings.worker_metrics_port:
+        # The worker serves its metrics on every interface (prometheus_client's default).
+        listen("0.0.0.0", settings.worker_metrics_port, "the worker's metrics",  # noqa: S104
+               "CHISO_WORKER_METRICS_PORT").close()  # fmt: skip
+    simulator_socket = listen(
+        RUN_HOST,
+        settings.simulator_port or 0,
+        "the portal simulator",
+        "CHISO_SIMULATOR_PORT" if settings.simulator_port else "a free port",
+    )
+    sim_port: int = simulator_socket.getsockname()[1]
     token, shown_token = dev_admin_token(settings)
-    with _services(settings) as (database_url, redis_url):
+    with contextlib.ExitStack() as stack:
+        stack.callback(simulator_socket.close)
+        database_url, redis_url = stack.enter_context(_services(settings))
         upgrade(database_url)
         print(_in_session(settings, database_url, load_reference_data))
         # Demo data for the simulator only: its units, whose identifiers its dossiers carry.
         print(_in_session(settings, database_url, load_simulator_units))
+        portal_url = os.environ.get("CHISO_PORTAL_BASE_URL", f"http://{RUN_HOST}:{sim_port}")
         env = {
             **os.environ,
             "CHISO_DATABASE_URL": database_url,
             "CHISO_REDIS_URL": redis_url,
             "CHISO_ADMIN_TOKEN": token,
             # The worker pulls from the bundled portal simulator unless told otherwise.
-            "CHISO_PORTAL_BASE_URL": os.environ.get(
-                "CHISO_PORTAL_BASE_URL", f"http://127.0.0.1:{SIM_PORT}"
-            ),
+            "CHISO_PORTAL_BASE_URL": portal_url,
             "CHISO_PORTAL_USERNAME": os.environ.get("CHISO_PORTAL_USERNAME", "chiso"),
             "CHISO_PORTAL_PASSWORD": os.environ.get("CHISO_PORTAL_PASSWORD", "chiso-sim"),
         }
         children: dict[str, subprocess.Popen[bytes]] = {}
-        for name, command in dev_processes(port, settings).items():
-            children[name] = subprocess.Popen(command, env=env)  # noqa: S603
+        commands = dev_processes(port, settings, simulator_socket.fileno())
+        for name, command in commands.items():
+            handed = (simulator_socket.fileno(),) if name == "portal-sim" else ()
+            children[name] = subprocess.Popen(command, env=env, pass_fds=handed)  # noqa: S603
+        simulator_socket.close()  # the simulator holds it now
         # Don't wait for the schedule: pull the simulator's dossiers as soon as a worker is up.
         asyncio.run(_enqueue(redis_url, "sync_portal"))
+        metrics = settings.worker_metrics_port
         print(
-            f"\n  API       http://127.0.0.1:{port}\n"
-            f"  Docs      http://127.0.0.1:{port}/docs\n"
-            f"  Ready     http://127.0.0.1:{port}/readyz\n"
-            f"  Portal    http://127.0.0.1:{SIM_PORT} (simulator; the worker syncs from it)\n"
+            f"\n  API       http://{RUN_HOST}:{port}\n"
+            f"  Docs      http://{RUN_HOST}:{port}/docs\n"
+            f"  Dashboard http://{RUN_HOST}:{port}/dashboard/rankings\n"
+            f"  Ready     http://{RUN_HOST}:{port}/readyz\n"
+            f"  Portal    http://{RUN_HOST}:{sim_port} (simulator; the worker syncs from "
+            f"{portal_url})\n"
+            + (f"  Metrics   http://{RUN_HOST}:{metrics}/metrics (worker)\n" if metrics else "")
+            + f"  Database  {_masked(database_url)}\n"
+            f"  Redis     {_masked(redis_url)}\n"
             f"  Admin     Authorization: {shown_token}\n"
             f"  Data      {settings.data_dir}\n\n  Ctrl-C stops everything.\n",
             flush=True,
@@ -332,12 +441,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="development: embedded servers + API, Ctrl-C stops all")
-    run.add_argument("--port", type=int, default=8000)
+    run.add_argument("--port", type=int, default=None, help="API port (default: $PORT or 8000)")
     run.set_defaults(func=cmd_run)
 
     api = sub.add_parser("api", help="run the API with uvicorn (production)")
     api.add_argument("--host", default="0.0.0.0")  # noqa: S104 - containers listen on all
-    api.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    # A text default is converted only when `api` runs: a bad PORT is then argparse's one line.
+    api.add_argument("--port", type=int, default=os.environ.get("PORT", "8000"))
     api.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "1")))
     api.set_defaults(func=cmd_api)
 
@@ -351,7 +461,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sim = sub.add_parser("portal-sim", help="serve the dichvucong-style portal simulator")
     sim.add_argument("--host", default="127.0.0.1")
-    sim.add_argument("--port", type=int, default=8100)
+    sim.add_argument("--port", type=int, default=8100, help="0: a free port")
+    sim.add_argument("--fd", type=int, default=None, help=argparse.SUPPRESS)
     sim.add_argument("--dossiers", type=int, default=2000)
     sim.add_argument("--seed", type=int, default=2026)
     sim.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
@@ -426,6 +537,9 @@ def main(argv: list[str] | None = None) -> int:
         return result
     except Problem as problem:
         return _print_problem(problem)
+    except PortInUse as taken:
+        print(taken, file=sys.stderr)
+        return EXIT_PORT_IN_USE
 
 
 if __name__ == "__main__":

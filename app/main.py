@@ -7,16 +7,17 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from starlette.middleware.gzip import GZipMiddleware
 
 from app.audit.router import router as audit_router
 from app.calendar.router import router as calendar_router
 from app.core.clock import system_clock
 from app.core.database import create_engine, create_sessionmaker
+from app.core.docs import install_docs
 from app.core.embedded import service_urls, stop_all
 from app.core.errors import PROBLEM_RESPONSES, install_error_handlers
 from app.core.gate import GateMiddleware
 from app.core.health import router as health_router
+from app.core.http_cache import GZipMiddleware
 from app.core.migrations import head_revisions
 from app.core.observability import ObservabilityMiddleware, configure_logging
 from app.core.query_params import KnownQueryMiddleware
@@ -87,7 +88,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.2.0",
         description=API_DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    # Swagger UI (/docs) and ReDoc (/redoc) with the assets fastapi-offline ships: the docs
+    # render on a network that reaches nothing but this service.
+    install_docs(app)
     app.state.settings = settings
     app.state.clock = system_clock
     install_error_handlers(app)

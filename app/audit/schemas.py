@@ -9,6 +9,15 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from app.audit.models import ActorKind
+from app.core.vocabulary import named
+
+named(ActorKind, {
+    ActorKind.admin_token: ("Mã quản trị (admin token)", "The admin token"),
+    ActorKind.api_key: ("Khóa API", "An API key"),
+    ActorKind.cli: ("Người vận hành, dòng lệnh", "An operator on the command line"),
+    ActorKind.system: ("Tiến trình của chiso", "chiso's own processes"),
+    ActorKind.unrecorded: ("Không ghi nhận", "Not recorded (older entries)"),
+})  # fmt: skip
 
 
 class AuditEntryOut(BaseModel):

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response, status
 
 from app.calendar import service
-from app.calendar.schemas import CalendarOut, OverrideIn, OverrideOut
+from app.calendar.schemas import CalendarOut, DayOut, OverrideIn, OverrideOut
 from app.core.auth import Principal
 from app.core.database import DbSession
 from app.core.outbox import relay_soon
@@ -39,6 +39,15 @@ async def get_calendar(
     end: Annotated[IsoDate, Query(alias="to")],
 ) -> CalendarOut:
     return await service.calendar_between(session, request.app.state.settings, start, end)
+
+
+@router.get(
+    "/days/{day}",
+    response_model=DayOut,
+    summary="One date: working day or not, why, and its office hours (public)",
+)
+async def get_day(request: Request, session: Session, day: IsoDate) -> DayOut:
+    return await service.calendar_day(session, request.app.state.settings, day)
 
 
 @router.put(

@@ -7,7 +7,7 @@ request or job (one small query, cached by content).
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit import service as audit
 from app.calendar import repository
 from app.calendar.data import load_shipped_overrides, shipped_override_entries
-from app.calendar.schemas import CalendarDayOut, CalendarOut, OverrideIn, OverrideOut
+from app.calendar.models import CalendarDay
+from app.calendar.schemas import CalendarDayOut, CalendarOut, DayOut, OverrideIn, OverrideOut
 from app.calendar.workdays import (
     DayKind,
     FractionalDayRule,
@@ -69,6 +70,41 @@ async def current_calendar(session: AsyncSession, settings: Settings) -> Working
     return build_calendar(settings, operator)
 
 
+class _Sources:
+    """Why a date is what it is: operator overrides, shipped overrides, the package's holidays."""
+
+    def __init__(self, operator: dict[date, CalendarDay], first_year: int, last_year: int) -> None:
+        self.operator = operator
+        self.shipped = {o.date: o for o in shipped_override_entries()}
+        self.holidays = holidays.country_holidays(
+            "VN", years=range(first_year, last_year + 1), language="vi"
+        )
+
+    def day(self, calendar: WorkingCalendar, day: date) -> CalendarDayOut:
+        if day in self.operator:
+            override = self.operator[day]
+            source, name, ref = "operator_override", override.reason, override.reference
+        elif day in self.shipped:
+            shipped = self.shipped[day]
+            source, name, ref = "shipped_override", shipped.reason, shipped.reference
+        elif day in self.holidays:
+            source, name, ref = "public_holiday", str(self.holidays.get(day)), None
+        else:
+            source, name, ref = ("weekday" if day.weekday() < 5 else "weekend"), None, None
+        return CalendarDayOut(
+            date=day, weekday=day.isoweekday(), working=calendar.is_working_day(day),
+            source=source, name=name, reference=ref,
+        )  # fmt: skip
+
+
+def _office_hours(calendar: WorkingCalendar) -> list[str]:
+    return [f"{a:%H:%M}-{b:%H:%M}" for a, b in calendar.office_hours.intervals]
+
+
+def _cutoff(calendar: WorkingCalendar) -> str | None:
+    return f"{calendar.intake_cutoff:%H:%M}" if calendar.intake_cutoff else None
+
+
 async def calendar_between(
     session: AsyncSession, settings: Settings, start: date, end: date
 ) -> CalendarOut:
@@ -80,31 +116,38 @@ async def calendar_between(
                             errors=[{"parameter": "to", "detail": "range too long"}])  # fmt: skip
     operator = {o.day: o for o in await repository.all_overrides(session)}
     calendar = build_calendar(settings, {d: o.kind for d, o in operator.items()})
-    shipped = {o.date: o for o in shipped_override_entries()}
-    names = holidays.country_holidays("VN", years=range(start.year, end.year + 1), language="vi")
+    sources = _Sources(operator, start.year, end.year)
     items: list[CalendarDayOut] = []
     day = start
     while day <= end:
-        working = calendar.is_working_day(day)
-        if day in operator:
-            source, name, ref = "operator_override", operator[day].reason, operator[day].reference
-        elif day in shipped:
-            source, name, ref = "shipped_override", shipped[day].reason, shipped[day].reference
-        elif day in names:
-            source, name, ref = "public_holiday", str(names.get(day)), None
-        else:
-            source, name, ref = ("weekday" if day.weekday() < 5 else "weekend"), None, None
-        items.append(
-            CalendarDayOut(
-                date=day, weekday=day.isoweekday(), working=working,
-                source=source, name=name, reference=ref,
-            )
-        )  # fmt: skip
+        items.append(sources.day(calendar, day))
         day += timedelta(days=1)
     return CalendarOut(
-        office_hours=[f"{a:%H:%M}-{b:%H:%M}" for a, b in calendar.office_hours.intervals],
-        intake_cutoff=f"{calendar.intake_cutoff:%H:%M}" if calendar.intake_cutoff else None,
-        items=items,
+        office_hours=_office_hours(calendar), intake_cutoff=_cutoff(calendar), items=items
+    )
+
+
+async def calendar_day(session: AsyncSession, settings: Settings, day: date) -> DayOut:
+    """One date: working or not, why, and the office hours it keeps."""
+    operator = {o.day: o for o in await repository.all_overrides(session)}
+    calendar = build_calendar(settings, {d: o.kind for d, o in operator.items()})
+    sources = _Sources(operator, day.year, day.year)
+    described = sources.day(calendar, day)
+    holiday = sources.holidays.get(day)
+    hours = _office_hours(calendar) if described.working else []
+    opening = closing = None
+    if described.working:
+        zone = calendar.tz
+        first, last = calendar.office_hours.intervals[0][0], calendar.office_hours.intervals[-1][1]
+        opening = datetime.combine(day, first, tzinfo=zone)
+        closing = datetime.combine(day, last, tzinfo=zone)
+    return DayOut(
+        **described.model_dump(),
+        public_holiday=str(holiday) if holiday is not None else None,
+        office_hours=hours,
+        opens_at=opening,
+        closes_at=closing,
+        intake_cutoff=_cutoff(calendar) if described.working else None,
     )
 
 

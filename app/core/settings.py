@@ -119,6 +119,12 @@ class Settings(BaseSettings):
     worker_metrics_port: int | None = Field(
         default=None, description="Serve the worker's Prometheus metrics on this port"
     )
+    simulator_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Port of the portal simulator `chiso run` starts (unset or 0: a free port)",
+    )
 
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)

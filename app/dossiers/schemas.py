@@ -20,6 +20,7 @@ from pydantic import (
 
 from app.core.params import CODE_PATTERN as CODE_PATTERN
 from app.core.params import JSON_INTEGER, NO_NUL_PATTERN
+from app.core.vocabulary import named
 from app.dossiers.privacy import scrub
 
 # A dossier code is a path segment (/v1/dossiers/{code}): no "/".
@@ -76,6 +77,22 @@ class DossierStatus(IntEnum):
     returned = 10  # đã trả kết quả
 
 
+named(DossierStatus, {
+    DossierStatus.registered: ("Mới đăng ký", "Registered"),
+    DossierStatus.accepted: ("Được tiếp nhận", "Accepted"),
+    DossierStatus.not_accepted: ("Không được tiếp nhận", "Not accepted"),
+    DossierStatus.processing: ("Đang xử lý", "Processing"),
+    DossierStatus.supplement_requested: ("Yêu cầu bổ sung giấy tờ", "Supplement requested"),
+    DossierStatus.financial_obligation: (
+        "Yêu cầu thực hiện nghĩa vụ tài chính", "Financial obligation requested"
+    ),
+    DossierStatus.withdrawn: ("Công dân yêu cầu rút hồ sơ", "Withdrawn by the applicant"),
+    DossierStatus.stopped: ("Dừng xử lý", "Processing stopped"),
+    DossierStatus.finished: ("Đã xử lý xong", "Processing finished"),
+    DossierStatus.returned: ("Đã trả kết quả", "Result returned"),
+})  # fmt: skip
+
+
 class Channel(IntEnum):
     """``KenhThucHien``."""
 
@@ -84,12 +101,82 @@ class Channel(IntEnum):
     postal = 3
 
 
+named(Channel, {
+    Channel.in_person: ("Trực tiếp", "In person"),
+    Channel.online: ("Trực tuyến", "Online"),
+    Channel.postal: ("Qua dịch vụ bưu chính công ích", "By public postal service"),
+})  # fmt: skip
+
+
 class Timeliness(StrEnum):
+    """How a dossier stands against its due time: finished (early, on time, late) or still
+    open (in time, overdue)."""
+
     early = "early"
     on_time = "on_time"
     late = "late"
     in_time = "in_time"
     overdue = "overdue"
+
+
+named(Timeliness, {
+    Timeliness.early: ("Trước hạn", "Early"),
+    Timeliness.on_time: ("Đúng hạn", "On time"),
+    Timeliness.late: ("Trễ hạn", "Late"),
+    Timeliness.in_time: ("Đang xử lý, còn hạn", "Open, within time"),
+    Timeliness.overdue: ("Đang xử lý, quá hạn", "Open, overdue"),
+})  # fmt: skip
+
+PauseKind = Literal["supplement", "financial"]
+named(PauseKind, {
+    "supplement": ("Chờ bổ sung giấy tờ", "Waiting for supplementary papers"),
+    "financial": ("Chờ thực hiện nghĩa vụ tài chính", "Waiting for a financial obligation"),
+})  # fmt: skip
+
+
+class AnomalyCode(StrEnum):
+    """What is odd about a well-formed dossier history (app/dossiers/timeline.py flags them)."""
+
+    transfer = "transfer"
+    time_inferred = "time_inferred"
+    procedure_changed = "procedure_changed"
+    receipt_after_later_steps = "receipt_after_later_steps"
+    status_after_end = "status_after_end"
+    supplied_without_request = "supplied_without_request"
+    due_before_receipt = "due_before_receipt"
+    end_before_receipt = "end_before_receipt"
+    dated_in_future = "dated_in_future"
+
+
+named(AnomalyCode, {
+    AnomalyCode.transfer: (
+        "Chuyển xử lý liên thông sang đơn vị khác", "Handled on by another unit (transfer)"
+    ),
+    AnomalyCode.time_inferred: (
+        "Thời điểm được suy ra (trạng thái không kèm ngày)", "Time inferred (status without date)"
+    ),
+    AnomalyCode.procedure_changed: (
+        "Thủ tục thay đổi trong cùng hồ sơ", "Procedure changed within the dossier"
+    ),
+    AnomalyCode.receipt_after_later_steps: (
+        "Ngày tiếp nhận sau các bước xử lý", "Receipt recorded after later steps"
+    ),
+    AnomalyCode.status_after_end: (
+        "Trạng thái sau khi hồ sơ đã kết thúc", "Status after the dossier ended"
+    ),
+    AnomalyCode.supplied_without_request: (
+        "Bổ sung giấy tờ khi không có yêu cầu", "Papers supplied with no open request"
+    ),
+    AnomalyCode.due_before_receipt: (
+        "Hẹn trả trước ngày tiếp nhận", "Appointment before the receipt"
+    ),
+    AnomalyCode.end_before_receipt: (
+        "Kết thúc trước ngày tiếp nhận", "Ended before the receipt"
+    ),
+    AnomalyCode.dated_in_future: (
+        "Thời điểm ghi sau thời điểm chiso nhận sự kiện", "Dated after the event reached chiso"
+    ),
+})  # fmt: skip
 
 
 def _in_range(value: datetime | None) -> datetime | None:
@@ -259,14 +346,15 @@ class EventResult(BaseModel):
 
 
 class Pause(BaseModel):
-    kind: Literal["supplement", "financial"]
+    kind: PauseKind
     started_at: datetime
     ended_at: datetime | None
     new_due_at: datetime | None = None
 
 
 class Anomaly(BaseModel):
-    code: str
+    # An open list: a new kind of anomaly must not make older clients refuse the answer.
+    code: str = Field(json_schema_extra={"x-extensible-enum": [c.value for c in AnomalyCode]})
     detail: str
     event_id: str | None = None
 

@@ -9,9 +9,35 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
 from app.core.params import JSON_INTEGER
-from app.indicators.catalog import Source
+from app.core.vocabulary import named
+from app.indicators.catalog import EmptyDenominator, Rule, Source
 from app.indicators.periods import PERIOD_PATTERN, Period, PeriodKind
 from app.units.schemas import UNIT_CODE_PATTERN
+
+named(PeriodKind, {
+    PeriodKind.month: ("Tháng", "Month"),
+    PeriodKind.quarter: ("Quý", "Quarter"),
+    PeriodKind.year: ("Năm", "Year"),
+})  # fmt: skip
+named(Rule, {
+    Rule.linear: ("Tuyến tính: điểm tối đa × tỷ lệ", "Linear: max points × rate"),
+    Rule.threshold: ("Theo ngưỡng: đủ điểm từ tỷ lệ ngưỡng", "Threshold: full marks from a rate"),
+    Rule.tttt_composite: (
+        "Công thức tổng hợp thanh toán trực tuyến (TTTT)", "Online-payment composite (TTTT)"
+    ),
+})  # fmt: skip
+named(EmptyDenominator, {
+    EmptyDenominator.zero: ("Không điểm", "Scores zero"),
+    EmptyDenominator.full: ("Đủ điểm", "Scores full marks"),
+    EmptyDenominator.missing: ("Không có số liệu (N/A)", "Missing (N/A, no points)"),
+})  # fmt: skip
+named(Source, {
+    Source.submitted: ("Đơn vị gửi số liệu", "Submitted by units"),
+    Source.records: ("Tính từ hồ sơ", "Computed from dossier records"),
+    Source.records_submitted: (
+        "Tính từ hồ sơ, một phần do đơn vị gửi", "From records, partly submitted"
+    ),
+})  # fmt: skip
 
 MAX_BATCH = 5_000
 METRIC_CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"

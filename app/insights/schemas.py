@@ -9,7 +9,24 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from app.core.params import NO_NUL_PATTERN
+from app.core.vocabulary import named
 from app.indicators.periods import MonthText
+
+# Names of the values of this module's enumerations (matched by their values in the OpenAPI).
+named(Literal["grade", "rank", "score"], {
+    "grade": ("Xếp loại", "Grade"),
+    "rank": ("Thứ hạng", "Rank"),
+    "score": ("Điểm", "Score"),
+}, title="TargetKind")  # fmt: skip
+named(Literal["previous_months", "this_month_so_far", "none"], {
+    "previous_months": ("Các tháng trước", "Previous months"),
+    "this_month_so_far": ("Tháng này đến nay", "This month so far"),
+    "none": ("Chưa có cơ sở", "No basis yet"),
+}, title="OnTimeShareBasis")  # fmt: skip
+named(Literal["open", "resolved"], {
+    "open": ("Chưa xử lý", "Open"),
+    "resolved": ("Đã xử lý", "Resolved"),
+}, title="FlagStatus")  # fmt: skip
 
 # --- what-if ---------------------------------------------------------------------------------
 

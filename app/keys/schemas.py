@@ -10,7 +10,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.params import NO_NUL_PATTERN
 from app.core.principal import Scope
+from app.core.vocabulary import named
 from app.units.schemas import UnitCode
+
+named(Scope, {
+    Scope.dossiers_write: ("Gửi sự kiện hồ sơ", "Post dossier events"),
+    Scope.dossiers_read: ("Xem hồ sơ", "Read dossiers"),
+    Scope.indicators_write: ("Gửi số liệu chỉ số", "Submit indicator values"),
+    Scope.admin: ("Quản trị", "Administration"),
+})  # fmt: skip
 
 
 class ApiKeyIn(BaseModel):

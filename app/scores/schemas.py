@@ -8,7 +8,28 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from app.core.vocabulary import named
 from app.indicators.catalog import Source
+
+# Names of the values of this module's enumerations (matched by their values in the OpenAPI).
+named(Literal["computed", "official"], {
+    "computed": ("Do chiso tính", "Computed by chiso"),
+    "official": ("Kết quả công bố chính thức", "Official published results"),
+}, title="ScoreSource")  # fmt: skip
+named(Literal["open", "closed"], {
+    "open": ("Đang mở: điểm còn thay đổi", "Open: scores may still change"),
+    "closed": ("Đã chốt", "Closed"),
+}, title="PeriodStatus")  # fmt: skip
+named(Literal["records", "submitted", "admin"], {
+    "records": ("Tính từ hồ sơ", "Computed from the records"),
+    "submitted": ("Số liệu đơn vị gửi", "Submitted by the unit"),
+    "admin": ("Số liệu quản trị gửi thay", "An admin's submission in its place"),
+}, title="ScoredFrom")  # fmt: skip
+named(Literal["json", "csv", "xlsx"], {
+    "json": ("JSON", "JSON"),
+    "csv": ("Tệp CSV", "CSV file"),
+    "xlsx": ("Tệp Excel (XLSX)", "Excel workbook (XLSX)"),
+}, title="ExportFormat")  # fmt: skip
 
 
 class RankingItem(BaseModel):

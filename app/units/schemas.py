@@ -8,7 +8,17 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.core.params import NO_NUL_PATTERN, IsoDate
+from app.core.vocabulary import named
 from app.units.models import UnitLevel
+
+named(UnitLevel, {
+    UnitLevel.ministry: ("Bộ, cơ quan ngang bộ", "Ministry"),
+    UnitLevel.province: ("Tỉnh, thành phố trực thuộc trung ương", "Province or central city"),
+    UnitLevel.department: ("Sở, ban, ngành", "Department"),
+    UnitLevel.district: ("Quận, huyện (đến 30/6/2025)", "District (until 30 June 2025)"),
+    UnitLevel.commune: ("Xã, phường, đặc khu", "Commune, ward or special zone"),
+    UnitLevel.desk: ("Bộ phận Một cửa", "One-stop desk"),
+})  # fmt: skip
 
 UNIT_CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 UnitCode = Annotated[str, Field(pattern=UNIT_CODE_PATTERN, examples=["H01"])]

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
+from app.core.vocabulary import named
 from app.units.schemas import UnitCode
 
 # Printable ASCII without spaces: the secret is an HMAC key, and every receiver's language
@@ -24,7 +25,18 @@ class WebhookKind(StrEnum):
     digest_daily = "digest.daily"
 
 
+named(WebhookKind, {
+    WebhookKind.dossier_overdue: ("Hồ sơ quá hạn", "Dossier overdue"),
+    WebhookKind.dossier_due_soon: ("Hồ sơ sắp đến hạn", "Dossier due soon"),
+    WebhookKind.digest_daily: ("Bản tin hằng ngày", "Daily digest"),
+})  # fmt: skip
+
 DeliveryStatus = Literal["pending", "delivered", "failed"]
+named(DeliveryStatus, {
+    "pending": ("Đang chờ gửi", "Pending"),
+    "delivered": ("Đã gửi", "Delivered"),
+    "failed": ("Gửi không thành công", "Failed"),
+})  # fmt: skip
 
 
 class WebhookIn(BaseModel):

@@ -119,6 +119,7 @@ CASES = [
     Case("DELETE", "/v1/api-keys/{key_id}", admin_only(),
          path=lambda w: f"/v1/api-keys/{w.spare_key_id}"),
     Case("GET", "/v1/calendar", public(), params={"from": "2026-01-01", "to": "2026-01-31"}),
+    Case("GET", "/v1/calendar/days/{day}", public(), path=lambda w: "/v1/calendar/days/2026-12-31"),
     Case("PUT", "/v1/calendar/days/{day}", admin_only(),
          path=lambda w: "/v1/calendar/days/2026-12-31",
          body=lambda k, w: {"kind": "holiday", "reason": "matrix"}),

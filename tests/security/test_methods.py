@@ -22,7 +22,7 @@ from tests.helpers import ADMIN
         ("DELETE", "/v1/units/H01", "GET, PUT"),
         ("DELETE", "/v1/rankings", "GET"),
         ("PUT", "/v1/dossier-events", "POST"),
-        ("GET", "/v1/calendar/days/2026-05-04", "PUT, DELETE"),
+        ("POST", "/v1/calendar/days/2026-05-04", "GET, PUT, DELETE"),
         ("POST", "/v1/webhooks/00000000-0000-0000-0000-000000000000", "GET, DELETE"),
         ("DELETE", "/v1/api-keys", "GET, POST"),
         ("OPTIONS", "/v1/procedures/P3", "GET, PUT"),
