@@ -46,7 +46,7 @@ async def get_calendar(
     response_model=DayOut,
     summary="One date: working day or not, why, and its office hours (public)",
 )
-async def get_day(request: Request, session: Session, day: IsoDate) -> DayOut:
+async def get_day(request: Request, session: DbSession, day: IsoDate) -> DayOut:
     return await service.calendar_day(session, request.app.state.settings, day)
 
 
