@@ -19,7 +19,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 import orjson
 from fastapi import Query
-from pydantic import BaseModel, WithJsonSchema
+from pydantic import BaseModel, Field, WithJsonSchema
 
 from app.core.errors import InvalidCursor
 
@@ -127,6 +127,14 @@ CursorShape = tuple[CursorField, ...]
 class Page(BaseModel, Generic[T]):
     items: list[T]
     next: str | None = None
+
+
+class CountedPage(Page[T], Generic[T]):
+    """A page of a list that can also say how many items it holds in all (when asked)."""
+
+    total: int | None = Field(
+        default=None, description="How many items the list holds in all pages (with `count`)"
+    )
 
 
 CursorValue = str | int | datetime | uuid.UUID | None

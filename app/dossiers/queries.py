@@ -8,16 +8,19 @@ cursor with) and answers a page with the cursor of the next one
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from typing import TypeVar
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.calendar.service import current_calendar
 from app.core.auth import Principal
+from app.core.errors import Unprocessable
 from app.core.pagination import Instant, Integer, Text, paginate
 from app.core.settings import Settings
 from app.dossiers import repository, service
+from app.dossiers.repository import DossierFilter
 from app.dossiers.schemas import (
     DossierEventOut,
     DossierOut,
@@ -27,6 +30,8 @@ from app.dossiers.schemas import (
 )
 
 T = TypeVar("T")
+
+__all__ = ["DossierFilter"]  # the routes narrow lists with it
 
 # The sort key of each list, as its cursor carries it.
 BY_TIME_AND_ID = (Instant(), Integer(minimum=1))
@@ -51,34 +56,46 @@ async def dossier_events(
     return [DossierEventOut.model_validate(r._asdict()) for r in page], next_cursor
 
 
+def received_between(
+    settings: Settings, first: date | None, last: date | None
+) -> tuple[datetime | None, datetime | None]:
+    """The instants a receipt filter spans: from the start of ``first`` to the end of ``last``
+    (both local dates, both included); 422 when ``last`` is before ``first``."""
+    if first is not None and last is not None and last < first:
+        raise Unprocessable(
+            "`received_to` is before `received_from`",
+            errors=[{"parameter": "received_to", "detail": "before received_from"}],
+        )
+    tz = ZoneInfo(settings.timezone)
+    start = datetime.combine(first, time(), tz) if first is not None else None
+    end = datetime.combine(last + timedelta(days=1), time(), tz) if last is not None else None
+    return start, end
+
+
 async def dossiers(
     session: AsyncSession,
     settings: Settings,
-    root: str | None,
+    narrowed: DossierFilter,
     at: datetime,
     *,
-    state: str | None,
-    procedure: str | None,
-    due_before: datetime | None,
-    due_after: datetime | None,
     after: tuple[str] | None,
     limit: int,
-) -> Paged[DossierOut]:
-    """Dossiers of ``root``'s whole subtree (every dossier for None), filtered, by code."""
+    count: bool = False,
+) -> tuple[list[DossierOut], str | None, int | None]:
+    """Dossiers of the filter's subtree (every dossier for None), filtered, by code; with
+    ``count``, how many there are in all pages."""
+    max_supp = settings.max_supplement_requests
     rows = await repository.list_dossiers(
-        session,
-        root=root,
-        state=state,
-        procedure=procedure,
-        due_before=due_before,
-        due_after=due_after,
-        now=at,
-        max_supp=settings.max_supplement_requests,
-        after=after[0] if after is not None else None,
-        limit=limit,
-    )
+        session, narrowed, now=at, max_supp=max_supp,
+        after=after[0] if after is not None else None, limit=limit,
+    )  # fmt: skip
     page, next_cursor = paginate(rows, limit, lambda r: [r.code])
-    return await _out(session, settings, page, at), next_cursor
+    total = (
+        await repository.count_dossiers(session, narrowed, now=at, max_supp=max_supp)
+        if count
+        else None
+    )
+    return await _out(session, settings, page, at), next_cursor, total
 
 
 async def scope_root(

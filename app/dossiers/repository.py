@@ -622,14 +622,42 @@ async def events_of(
     return list(rows)
 
 
+@dataclass(frozen=True, slots=True)
+class DossierFilter:
+    """What a dossier list is narrowed to: a subtree, a state, a procedure, due and receipt
+    times (``*_from`` inclusive, ``*_before`` / ``*_until`` exclusive)."""
+
+    root: str | None = None
+    state: str | None = None
+    procedure: str | None = None
+    due_before: datetime | None = None
+    due_after: datetime | None = None
+    received_from: datetime | None = None
+    received_until: datetime | None = None
+
+    def apply(self, query: Select[Any]) -> Select[Any]:
+        d = _D
+        if self.root is not None:
+            query = query.where(d.c.unit_code.in_(subtree_codes(self.root)))
+        if self.state is not None:
+            query = query.where(text(STATE_FILTERS[self.state]))
+        if self.procedure is not None:
+            query = query.where(d.c.procedure_code == self.procedure)
+        if self.due_before is not None:
+            query = query.where(d.c.due_at < self.due_before)
+        if self.due_after is not None:
+            query = query.where(d.c.due_at >= self.due_after)
+        if self.received_from is not None:
+            query = query.where(d.c.received_at >= self.received_from)
+        if self.received_until is not None:
+            query = query.where(d.c.received_at < self.received_until)
+        return query
+
+
 async def list_dossiers(
     session: AsyncSession,
+    narrowed: DossierFilter,
     *,
-    root: str | None,
-    state: str | None,
-    procedure: str | None,
-    due_before: datetime | None,
-    due_after: datetime | None,
     now: datetime,
     max_supp: int,
     after: str | None,
@@ -637,19 +665,18 @@ async def list_dossiers(
 ) -> list[Row[Any]]:
     d = _D
     query = select(*_dossier_fields()).select_from(d).order_by(d.c.code).limit(limit + 1)
-    if root is not None:
-        query = query.where(d.c.unit_code.in_(subtree_codes(root)))
-    if state is not None:
-        query = query.where(text(STATE_FILTERS[state]))
-    if procedure is not None:
-        query = query.where(d.c.procedure_code == procedure)
-    if due_before is not None:
-        query = query.where(d.c.due_at < due_before)
-    if due_after is not None:
-        query = query.where(d.c.due_at >= due_after)
+    query = narrowed.apply(query)
     if after is not None:
         query = query.where(d.c.code > after)
     return list(await session.execute(query, {"now": now, "max_supp": max_supp}))
+
+
+async def count_dossiers(
+    session: AsyncSession, narrowed: DossierFilter, *, now: datetime, max_supp: int
+) -> int:
+    """How many dossiers the list holds in all its pages."""
+    query = narrowed.apply(select(func.count()).select_from(_D))
+    return int((await session.execute(query, {"now": now, "max_supp": max_supp})).scalar_one())
 
 
 async def overdue(

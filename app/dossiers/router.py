@@ -18,8 +18,8 @@ from app.core import clock
 from app.core.auth import Principal, Scope, require
 from app.core.database import DbSession
 from app.core.errors import Conflict, Forbidden, PayloadTooLarge, Unprocessable
-from app.core.pagination import Page, PageParams, page_params
-from app.core.params import IsoDateTime
+from app.core.pagination import CountedPage, Page, PageParams, page_params
+from app.core.params import IsoDate, IsoDateTime
 from app.core.prefer import REPRESENTATION_APPLIED, PreferHeader, wants_representation
 from app.core.settings import Settings
 from app.core.uow import committed
@@ -237,7 +237,7 @@ async def get_dossier_events(
 
 @router.get(
     "/v1/dossiers",
-    response_model=Page[DossierOut],
+    response_model=CountedPage[DossierOut],
     summary="Dossiers of a unit's whole subtree, filtered",
 )
 async def list_dossiers(
@@ -250,14 +250,38 @@ async def list_dossiers(
     procedure: Annotated[str | None, Query(pattern=CODE_PATTERN)] = None,
     due_before: IsoDateTime | None = None,
     due_after: IsoDateTime | None = None,
-) -> Page[DossierOut]:
+    received_from: Annotated[
+        IsoDate | None,
+        Query(
+            description="Received on or after this local date (dossiers without a receipt "
+            "are left out)"
+        ),
+    ] = None,
+    received_to: Annotated[
+        IsoDate | None,
+        Query(description="Received on or before this local date (included)"),
+    ] = None,
+    count: Annotated[
+        bool,
+        Query(
+            description="Also answer `total`, how many dossiers the list holds in all its "
+            "pages (one more statement: ask on the first page only)"
+        ),
+    ] = False,
+) -> CountedPage[DossierOut]:
+    settings = _settings(request)
+    received_since, received_until = queries.received_between(settings, received_from, received_to)
     root = await queries.scope_root(session, principal, unit)
     after = page.after(queries.BY_CODE)
-    items, next_cursor = await queries.dossiers(
-        session, _settings(request), root, clock.now(request), state=state, procedure=procedure,
-        due_before=due_before, due_after=due_after, after=after, limit=page.limit,
+    narrowed = queries.DossierFilter(
+        root=root, state=state, procedure=procedure, due_before=due_before, due_after=due_after,
+        received_from=received_since, received_until=received_until,
     )  # fmt: skip
-    return Page(items=items, next=next_cursor)
+    items, next_cursor, total = await queries.dossiers(
+        session, settings, narrowed, clock.now(request), after=after, limit=page.limit,
+        count=count,
+    )  # fmt: skip
+    return CountedPage(items=items, next=next_cursor, total=total)
 
 
 @router.get(

@@ -182,3 +182,52 @@ async def test_overdue_query_runs_on_the_open_dossier_index(
         plan = "\n".join(r[0] for r in await conn.execute(statement, params))
     assert "ix_dossiers_open_unit_code_due_at" in plan, plan
     assert "Seq Scan on dossiers" not in plan, plan
+
+
+async def test_list_filters_by_local_receipt_dates_and_counts_on_request(
+    client: httpx.AsyncClient, seeded: None
+) -> None:
+    # Received at 00:30 on Mon 9 Mar in Vietnam: 17:30 UTC on Sun 8 Mar. A day is a local day.
+    await post_events(client, [event("8", "H05.01-2", 2, "2026-03-09 00:30", unit="H05.01")])
+
+    async def page(**params: str) -> dict[str, Any]:
+        response = await client.get("/v1/dossiers", params=params, headers=ADMIN)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def codes(body: dict[str, Any]) -> list[str]:
+        return [d["code"] for d in body["items"]]
+
+    assert codes(await page(received_from="2026-03-09")) == ["H01.02-1", "H05.01-2"]
+    assert codes(await page(received_to="2026-03-02")) == [
+        "H01.01-1", "H01.01-2", "H01.02-2", "H05.01-1"
+    ]  # fmt: skip
+    assert codes(await page(received_from="2026-03-09", received_to="2026-03-09")) == [
+        "H01.02-1", "H05.01-2"
+    ]  # fmt: skip
+    assert codes(await page(received_from="2026-03-03", received_to="2026-03-08")) == []
+    assert codes(await page(unit="H05", received_to="2026-03-08")) == ["H05.01-1"]
+
+    # The total counts every page, with the filters; without `count` it is not computed.
+    first = await page(limit="2", count="true")
+    assert (codes(first), first["total"]) == (["H01.01-1", "H01.01-2"], 6)
+    second = await page(limit="2", count="true", cursor=first["next"])
+    assert (codes(second), second["total"]) == (["H01.02-1", "H01.02-2"], 6)
+    overdue = await page(state="overdue", received_to="2026-03-02", count="true")
+    assert overdue["total"] == 3
+    assert (await page())["total"] is None
+
+    backwards = await client.get(
+        "/v1/dossiers",
+        params={"received_from": "2026-03-09", "received_to": "2026-03-01"},
+        headers=ADMIN,
+    )
+    assert backwards.status_code == 422
+    assert backwards.json()["errors"] == [
+        {"parameter": "received_to", "detail": "before received_from"}
+    ]
+    not_a_date = await client.get(
+        "/v1/dossiers", params={"received_from": "09/03/2026"}, headers=ADMIN
+    )
+    assert not_a_date.status_code == 422
