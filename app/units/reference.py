@@ -15,6 +15,7 @@ rename is written to the audit log with its date.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -81,6 +82,7 @@ def province_gso_codes(text_: str | None = None) -> dict[str, str]:
     return mapping
 
 
+@functools.cache
 def shipped_divisions() -> Divisions:
     """The installed ``vietnam-provinces`` release, every commune under its province's H code."""
     provinces = province_gso_codes()
@@ -182,9 +184,9 @@ async def load_communes(
         raise Unprocessable(f"the communes' provinces {', '.join(missing)} are not loaded")
     codes = [c.code for c in divisions.communes]
     await _refuse_identifier_clashes(session, codes)
-    known = await repository.existing_codes(session, codes)
-    new = [c for c in codes if c not in known]
-    await repository.lock_tokens(session, new)
+    # Quarantined portal records naming one of these codes are released below: serialise with
+    # their quarantining (a few dozen lock buckets, whatever the number of codes).
+    await repository.lock_tokens(session, codes)
     first = not await repository.any_unit_matches(session, COMMUNE_CODE_SQL_PATTERN)
     written = await repository.upsert_communes(
         session,
