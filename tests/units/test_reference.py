@@ -59,9 +59,7 @@ def folded(name: str) -> str:
     for prefix in ("UBND ", "tỉnh ", "thành phố "):
         if name.casefold().startswith(prefix.casefold()):
             name = name[len(prefix) :]
-    bare = "".join(
-        c for c in unicodedata.normalize("NFD", name) if unicodedata.category(c) != "Mn"
-    )
+    bare = "".join(c for c in unicodedata.normalize("NFD", name) if unicodedata.category(c) != "Mn")
     return bare.replace("đ", "d").replace("Đ", "D").casefold()
 
 
@@ -83,6 +81,13 @@ async def load(engine: AsyncEngine, **kwargs: Any) -> str:
 async def scalar_rows(engine: AsyncEngine, sql: str, **params: Any) -> list[Any]:
     async with engine.connect() as conn:
         return list((await conn.execute(text(sql), params)).all())
+
+
+async def audit_of(client: httpx.AsyncClient, target: str) -> list[dict[str, Any]]:
+    response = await client.get("/v1/audit", params={"target": target}, headers=ADMIN)
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
 
 
 # --- the list and the province matching ----------------------------------------------------
@@ -175,9 +180,7 @@ async def test_loading_again_changes_nothing(
     assert await scalar_rows(engine, "SELECT code, updated_at FROM units ORDER BY code") == before
     # The first load is recorded once, as one entry (not one per commune).
     audit = await scalar_rows(engine, "SELECT action, target FROM audit_log")
-    assert audit == [
-        ("unit.reference.load", "vietnam-provinces 2025.10.1 (data of 2025-10-18)")
-    ]
+    assert audit == [("unit.reference.load", "vietnam-provinces 2025.10.1 (data of 2025-10-18)")]
 
 
 async def test_loading_takes_a_few_statements_whatever_the_number_of_communes(
@@ -307,19 +310,14 @@ async def test_a_newer_list_renames_closes_moves_and_adds_without_losing_keys_or
         codes = {u["code"] for u in listed.json()["items"]}
         assert present in codes and absent not in codes, day
     # What changed, dated, in the audit log.
-    history = (
-        await client.get("/v1/audit", params={"target": "H57.19786"}, headers=ADMIN)
-    ).json()["items"]
+    history = await audit_of(client, "H57.19786")
     assert [(e["action"], e["before"]["name"], e["after"]["name"], e["after"]["effective"])
             for e in history] == [
         ("unit.reference.change", "Phường Thuận Hóa", "Phường Thuận Hóa Mới", "2026-07-01"),
     ]  # fmt: skip
-    closed = (
-        await client.get("/v1/audit", params={"target": "H57.19777"}, headers=ADMIN)
-    ).json()["items"]
-    assert [(e["action"], e["after"]["valid_to"], e["after"]["successor_code"]) for e in closed] == [
-        ("unit.reference.close", "2026-06-30", "H17.19777")
-    ]
+    closed = await audit_of(client, "H57.19777")
+    assert [(e["action"], e["after"]["valid_to"], e["after"]["successor_code"])
+            for e in closed] == [("unit.reference.close", "2026-06-30", "H17.19777")]  # fmt: skip
 
     # The same list again: nothing more.
     async with create_sessionmaker(engine)() as session:
