@@ -19,7 +19,7 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from vietnam_provinces import Province, VietNamDivisionType, Ward
 
-from app.cli import load_reference_data
+from app.cli import load_reference_data, load_simulator_units
 from app.core.database import create_sessionmaker
 from app.core.errors import Conflict, Unprocessable
 from app.core.settings import Settings
@@ -181,6 +181,28 @@ async def test_loading_again_changes_nothing(
     # The first load is recorded once, as one entry (not one per commune).
     audit = await scalar_rows(engine, "SELECT action, target FROM audit_log")
     assert audit == [("unit.reference.load", "vietnam-provinces 2025.10.1 (data of 2025-10-18)")]
+
+
+async def test_every_start_of_chiso_run_after_the_first_changes_nothing(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    """`chiso run` loads the reference data, then the portal simulator's units (whose communes
+    are shipped ones, given their identifiers): neither undoes the other."""
+    for _ in range(2):  # two starts
+        async with create_sessionmaker(engine)() as session:
+            reference = await load_reference_data(session)
+            simulator = await load_simulator_units(session)
+            await session.commit()
+    assert "0 created, 0 renamed, 0 closed" in reference
+    assert simulator.startswith("simulator units: 0 changed")
+    long_xuyen = (await client.get("/v1/units/H01.30307")).json()
+    assert (long_xuyen["name"], long_xuyen["identifier"], long_xuyen["valid_from"]) == (
+        "Phường Long Xuyên", "000.01.31.H01", "2025-07-01",
+    )  # fmt: skip
+    communes = await scalar_rows(
+        engine, "SELECT count(*) FROM units WHERE level = 'commune' AND parent_code = 'H01'"
+    )
+    assert communes == [(102,)]  # An Giang's, the simulator's among them, none twice
 
 
 async def test_loading_takes_a_few_statements_whatever_the_number_of_communes(
