@@ -147,6 +147,8 @@ class CommunesLoaded:
                 f"({', '.join(self.listed_but_closed[:5])}"
                 f"{', ...' if len(self.listed_but_closed) > 5 else ''})"
             )
+        if self.released:  # the worker ingests them (the outbox relay runs every minute)
+            line += f"; portal records waiting for {len(self.released)} of them are released"
         return line
 
 

@@ -23,6 +23,8 @@ from app.cli import load_reference_data, load_simulator_units
 from app.core.database import create_sessionmaker
 from app.core.errors import Conflict, Unprocessable
 from app.core.settings import Settings
+from app.dossiers.jobs import derive_dossiers
+from app.portal.jobs import release_unmapped
 from app.scores.jobs import refresh_scores
 from app.units.reference import (
     Commune,
@@ -33,7 +35,8 @@ from app.units.reference import (
     shipped_divisions,
 )
 from app.units.service import PROVINCES_CSV, load_units_csv
-from tests.helpers import ADMIN, create_key, post_events, put_procedure, put_unit, vn
+from tests.helpers import ADMIN, create_key, get_dossier, post_events, put_procedure, put_unit, vn
+from tests.portal.test_unmapped import ctx, keep, kept, outbox, record, sender, unmapped
 from tests.scores.test_rankings import dossiers
 from tests.test_settings_cli import chiso
 
@@ -361,6 +364,28 @@ async def test_a_listed_commune_an_admin_closed_stays_closed(
     summary = await load(engine)
     assert "1 listed but closed here, left closed (H57.19768)" in summary
     assert (await client.get("/v1/units/H57.19768")).json()["valid_to"] == "2026-03-31"
+
+
+async def test_portal_records_waiting_for_a_communes_code_are_released_when_it_ships(
+    client: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
+) -> None:
+    """A one-stop system posted a record prefixed with a commune's code before chiso knew the
+    commune: the load that creates it queues the record's release, which stores the dossier."""
+    await put_unit(client, "H57", "province", name="UBND Thành phố Huế")
+    await put_procedure(client, "P5", 5, "working_days")
+    desk, _ = await sender(client, "H57", name="Một cửa Huế")
+    code = "H57.19786-260302-0001"
+    await keep(engine, unmapped(record(code), desk, identifier="H57.19786"))
+    async with create_sessionmaker(engine)() as session:
+        summary = await load_reference_data(session)
+        await session.commit()
+    assert "portal records waiting for 1 of them are released" in summary
+    assert await outbox(engine) == [("release_unmapped", ["H57.19786"])]
+    await release_unmapped(ctx(engine, settings), "H57.19786")
+    await derive_dossiers(ctx(engine, settings))
+    dossier = await get_dossier(client, code)
+    assert (dossier["unit_code"], dossier["procedure_code"]) == ("H57.19786", "P5")
+    assert await kept(engine) == []
 
 
 async def test_a_communes_code_held_as_another_units_identifier_is_refused(
