@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -54,13 +55,17 @@ def _in_session(
     return asyncio.run(main())
 
 
-async def load_reference_data(session: AsyncSession) -> str:
+async def load_reference_data(session: AsyncSession, effective: date | None = None) -> str:
+    """The 34 provinces, their communes and the sample procedures (see docs/UNITS.md)."""
     from app.procedures.service import SAMPLE_CSV, load_procedures_csv
-    from app.units.service import PROVINCES_CSV, load_units_csv
+    from app.units.reference import load_divisions
 
-    units = await load_units_csv(session, read_csv(PROVINCES_CSV))
+    provinces, communes = await load_divisions(session, effective=effective)
     procedures = await load_procedures_csv(session, read_csv(SAMPLE_CSV))
-    return f"reference data: {len(units)} units and {len(procedures)} procedures changed"
+    return (
+        f"reference data: {provinces} provinces and {len(procedures)} procedures changed; "
+        f"{communes.summary()}"
+    )
 
 
 async def load_simulator_units(session: AsyncSession) -> str:
@@ -94,7 +99,11 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_reference(args: argparse.Namespace, settings: Settings) -> int:
     with _services(settings) as (database_url, _):
-        print(_in_session(settings, database_url, load_reference_data))
+        print(
+            _in_session(
+                settings, database_url, lambda s: load_reference_data(s, effective=args.effective)
+            )
+        )
     return 0
 
 
@@ -488,7 +497,15 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--revision", default="head")
     migrate.set_defaults(func=cmd_migrate)
 
-    reference = sub.add_parser("reference", help="load the shipped reference data")
+    reference = sub.add_parser(
+        "reference",
+        help="load the shipped reference data: the 34 provinces, their communes, sample "
+        "procedures (idempotent; `run` does it on every start)",
+    )
+    reference.add_argument(
+        "--effective", type=date.fromisoformat, default=None, metavar="YYYY-MM-DD",
+        help="the day the changes a newer list brings took effect (default: the list's date)",
+    )  # fmt: skip
     reference.set_defaults(func=cmd_reference)
 
     units = sub.add_parser("units", help="administrative units").add_subparsers(

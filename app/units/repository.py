@@ -249,3 +249,136 @@ async def lock_tokens(session: AsyncSession, tokens: Collection[str]) -> None:
         ),
         {"tokens": sorted(set(tokens)), "buckets": _TOKEN_LOCK_BUCKETS},
     )
+
+
+# --- the shipped communes (see app/units/reference.py) --------------------------------------
+
+
+async def any_unit_matches(session: AsyncSession, pattern: str) -> bool:
+    """True when some commune's code matches the regular expression ``pattern``."""
+    found = await session.scalar(
+        text("SELECT EXISTS (SELECT 1 FROM units WHERE level = 'commune' AND code ~ :pattern)"),
+        {"pattern": pattern},
+    )
+    return bool(found)
+
+
+async def identifier_holders(session: AsyncSession, codes: Sequence[str]) -> list[Unit]:
+    """Units whose identifier is one of ``codes`` but not their own code, by code."""
+    if not codes:
+        return []
+    query = text(
+        "SELECT * FROM units WHERE identifier = ANY(CAST(:codes AS text[])) "
+        "AND identifier <> code ORDER BY code"
+    ).bindparams(codes=list(codes))
+    rows = await session.scalars(select(Unit).from_statement(query))
+    return list(rows.all())
+
+
+async def upsert_communes(
+    session: AsyncSession,
+    *,
+    codes: Sequence[str],
+    names: Sequence[str],
+    parents: Sequence[str],
+    valid_from: date,
+) -> list[Any]:
+    """Insert the communes that are new (valid from ``valid_from``) and set name, level and
+    parent where they differ, in one statement; identifiers, validity and successors of
+    existing units stay. Returns the written rows: ``code, created``, the values before
+    (``old_name, old_level, old_parent``) and after (``name, level, parent_code``)."""
+    if not codes:
+        return []
+    rows = await session.execute(
+        text(
+            """
+            WITH incoming AS (
+                SELECT i.code, i.name, i.parent_code
+                FROM unnest(CAST(:codes AS text[]), CAST(:names AS text[]),
+                            CAST(:parents AS text[])) AS i(code, name, parent_code)
+                ORDER BY i.code
+            ),
+            old AS (
+                SELECT u.code, u.name, u.level, u.parent_code
+                FROM units u JOIN incoming i ON i.code = u.code
+            ),
+            written AS (
+                INSERT INTO units AS u (code, name, level, parent_code, valid_from)
+                SELECT code, name, 'commune', parent_code, CAST(:valid_from AS date)
+                FROM incoming
+                ON CONFLICT (code) DO UPDATE
+                    SET name = EXCLUDED.name, level = EXCLUDED.level,
+                        parent_code = EXCLUDED.parent_code, updated_at = now()
+                    WHERE (u.name, u.level, u.parent_code)
+                          IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.level, EXCLUDED.parent_code)
+                RETURNING u.code, u.name, u.level, u.parent_code, (u.xmax = 0) AS created
+            )
+            SELECT w.code, w.created, o.name AS old_name, o.level AS old_level,
+                   o.parent_code AS old_parent, w.name, w.level, w.parent_code
+            FROM written w LEFT JOIN old o ON o.code = w.code
+            ORDER BY w.code
+            """
+        ),
+        {"codes": list(codes), "names": list(names), "parents": list(parents),
+         "valid_from": valid_from},
+    )  # fmt: skip
+    return list(rows)
+
+
+async def close_communes_not_in(
+    session: AsyncSession, *, pattern: str, listed: Sequence[str], effective: date
+) -> list[Any]:
+    """Close, in one statement, the open communes whose code matches ``pattern`` but is not
+    ``listed``: valid until the day before ``effective`` (never before their ``valid_from``).
+    A listed code with the same last part (the statistics-office code, under another
+    province) becomes the successor of one that has none. Returns ``code, valid_to,
+    old_successor, successor_code`` by code."""
+    rows = await session.execute(
+        text(
+            """
+            WITH gone_codes AS (  -- a set difference: linear, whatever the statistics say
+                SELECT code FROM units
+                WHERE level = 'commune' AND code ~ :pattern AND valid_to IS NULL
+                EXCEPT
+                SELECT unnest(CAST(:listed AS text[]))
+            ),
+            gone AS (
+                SELECT u.code, u.successor_code AS old_successor,
+                       (SELECT min(l.code) FROM unnest(CAST(:listed AS text[])) AS l(code)
+                        WHERE split_part(l.code, '.', 2) = split_part(u.code, '.', 2))
+                           AS moved_to
+                FROM units u JOIN gone_codes g ON g.code = u.code
+                ORDER BY u.code
+                FOR UPDATE OF u
+            )
+            UPDATE units u
+            SET valid_to = greatest(u.valid_from, CAST(:effective AS date) - 1),
+                successor_code = coalesce(u.successor_code, g.moved_to),
+                updated_at = now()
+            FROM gone g
+            WHERE u.code = g.code
+            RETURNING u.code, u.valid_to, g.old_successor, u.successor_code
+            """
+        ),
+        {"listed": list(listed), "pattern": pattern, "effective": effective},
+    )
+    return sorted(rows, key=lambda r: str(r.code))
+
+
+async def closed_among(session: AsyncSession, codes: Sequence[str]) -> list[str]:
+    """The units among ``codes`` that have a ``valid_to``, by code."""
+    if not codes:
+        return []
+    rows = await session.scalars(
+        text(
+            "SELECT code FROM units WHERE code = ANY(CAST(:codes AS text[])) "
+            "AND valid_to IS NOT NULL ORDER BY code"
+        ),
+        {"codes": list(codes)},
+    )
+    return list(rows)
+
+
+async def analyze(session: AsyncSession) -> None:
+    """Fresh planner statistics for ``units`` (after a load that multiplied its rows)."""
+    await session.execute(text("ANALYZE units"))
