@@ -22,13 +22,12 @@ from dataclasses import dataclass
 from datetime import date
 
 import vietnam_provinces
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 from vietnam_provinces import Province, Ward
 
 from app.audit import service as audit
+from app.core import events
 from app.core.errors import Conflict, Unprocessable
-from app.portal.repository import queue_releases
 from app.units import repository
 from app.units.service import PROVINCES_CSV, REFERENCE_DIR, load_units_csv
 
@@ -40,7 +39,6 @@ REORGANISATION = date(2025, 7, 1)
 # Units of any other form (a desk, a department, a commune an admin typed in) are never touched.
 COMMUNE_CODE_SQL_PATTERN = "^H[0-9]{2}[.][0-9]{5}$"
 _ACTOR = "chiso reference"
-_LOCK = "SELECT pg_advisory_xact_lock(hashtext('chiso-reference-units'))"
 
 
 def commune_code(province_code: str, gso_code: int | str) -> str:
@@ -159,7 +157,7 @@ async def load_divisions(
     effective: date | None = None,
 ) -> tuple[int, CommunesLoaded]:
     """The 34 provinces, then the communes: ``(provinces changed, what the communes did)``."""
-    await session.execute(text(_LOCK))  # two loads at once: one waits for the other
+    await repository.lock_reference_load(session)  # two loads at once: one waits
     provinces = await load_units_csv(session, PROVINCES_CSV.read_text(encoding="utf-8-sig"))
     communes = await load_communes(session, divisions, effective=effective)
     return len(provinces), communes
@@ -177,7 +175,7 @@ async def load_communes(
     a dropped commune is valid until the day before; a new one is valid from that day, except
     on a first load, whose communes are the 2025 reorganisation's (valid from 1 July 2025).
     """
-    await session.execute(text(_LOCK))
+    await repository.lock_reference_load(session)
     divisions = divisions or shipped_divisions()
     when = effective or divisions.data_date
     provinces = sorted(set(divisions.provinces.values()))
@@ -217,7 +215,9 @@ async def load_communes(
     created = sorted(w.code for w in written if w.created)
     if created:
         await repository.analyze(session)  # the table may have grown a hundredfold
-    released = await queue_releases(session, created)
+    # Portal records that waited for one of the new codes (the portal's quarantine hears it).
+    answers = await events.publish(session, events.IdentifiersMapped(tokens=frozenset(created)))
+    released = sorted({token for answer in answers for token in answer})
     loaded = CommunesLoaded(
         source=divisions.source,
         listed=len(codes),

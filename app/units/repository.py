@@ -382,3 +382,8 @@ async def closed_among(session: AsyncSession, codes: Sequence[str]) -> list[str]
 async def analyze(session: AsyncSession) -> None:
     """Fresh planner statistics for ``units`` (after a load that multiplied its rows)."""
     await session.execute(text("ANALYZE units"))
+
+
+async def lock_reference_load(session: AsyncSession) -> None:
+    """Serialise loads of the shipped units until the end of the transaction."""
+    await session.execute(text("SELECT pg_advisory_xact_lock(hashtext('chiso-reference-units'))"))
