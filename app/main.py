@@ -85,7 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="chiso",
-        version="0.2.0",
+        version="0.3.0",
         description=API_DESCRIPTION,
         lifespan=lifespan,
         docs_url=None,
