@@ -11,8 +11,11 @@ The rules are those of a shared HTTP cache (RFC 9111), narrowed to be safe:
 - only ``GET`` without ``Authorization`` or ``Cookie``: a keyed caller always reaches the app;
 - only ``200`` responses with an ``ETag`` and ``public`` (not ``private``/``no-store``/
   ``no-cache``), without ``Set-Cookie``, of at most :data:`MAX_BODY` bytes;
-- entries live ``min(seconds, max-age)``; the key holds the path, the query string and the
-  request's ``Accept`` and ``Accept-Encoding`` (what our responses ``Vary`` on);
+- entries live ``min(seconds, max-age)``; the key holds the path, the query string, the
+  request's ``Accept`` and ``Accept-Encoding``, and the language its ``Accept-Language`` picks
+  (what our responses ``Vary`` on): an answer written for people in Vietnamese or English
+  (``app/core/language.py``) is stored once per language, never per spelling of the header
+  (``vi-VN,vi;q=0.9`` and ``vi`` share an entry);
 - on a miss the request goes to the app *unconditionally* (``If-None-Match`` removed), so a
   poll from a client that already holds the ETag still fills the cache; the conditional is then
   answered here;
@@ -39,6 +42,8 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.language import negotiate
 
 logger = logging.getLogger("chiso.response_cache")
 
@@ -129,7 +134,7 @@ class ResponseCacheMiddleware:
         if scope["type"] != "http" or scope["method"] != "GET":
             await self.app(scope, receive, send)
             return
-        accept = encoding = conditional = b""
+        accept = encoding = conditional = languages = b""
         for name, value in scope["headers"]:
             if name == b"authorization" or name == b"cookie":
                 await self.app(scope, receive, send)
@@ -140,7 +145,10 @@ class ResponseCacheMiddleware:
                 encoding = value
             elif name == b"if-none-match":
                 conditional = value
-        key = (scope["path"].encode(), scope["query_string"], accept, encoding)
+            elif name == b"accept-language":
+                languages = value
+        language = negotiate(languages).encode()
+        key = (scope["path"].encode(), scope["query_string"], accept, encoding, language)
         now = time.monotonic()
         entry = self.cache.get(key, now) or self._stale_while_revalidating(scope, key, now)
         if entry is None:

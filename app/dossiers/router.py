@@ -2,28 +2,25 @@
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
-from fastapi.responses import StreamingResponse
 from pydantic import TypeAdapter
 
 from app.core import clock
 from app.core.auth import Principal, Scope, require
 from app.core.database import DbSession
 from app.core.errors import Conflict, Forbidden, PayloadTooLarge, Unprocessable
+from app.core.exports import EXPORT_CONTENT, ExportQuery
 from app.core.pagination import CountedPage, Page, PageParams, page_params
 from app.core.params import IsoDate, IsoDateTime
 from app.core.prefer import REPRESENTATION_APPLIED, PreferHeader, wants_representation
 from app.core.settings import Settings
 from app.core.uow import committed
-from app.dossiers import queries, service
+from app.dossiers import exports, queries, service
 from app.dossiers.schemas import (
     CODE_PATTERN,
     DOSSIER_CODE_PATTERN,
@@ -287,8 +284,9 @@ async def list_dossiers(
 @router.get(
     "/v1/units/{code}/overdue",
     response_model=OverdueList,
-    summary="Overdue dossiers of a unit and its subtree (Accept: text/csv for an export)",
-    responses={200: {"content": {"text/csv": {}}}},
+    summary="Overdue dossiers of a unit and its subtree (format=csv|xlsx or Accept: every one "
+    "as a file)",
+    responses={200: {"content": EXPORT_CONTENT}},
 )
 async def get_overdue(
     request: Request,
@@ -296,18 +294,14 @@ async def get_overdue(
     principal: Reader,
     code: CodePath,
     page: Annotated[PageParams, Depends(page_params)],
-    format: Annotated[str | None, Query(pattern="^(json|csv)$")] = None,
+    export: ExportQuery,
 ) -> Any:
     settings = _settings(request)
     root = await queries.unit_root(session, principal, code)
     now = clock.now(request)
-    if format == "csv" or (format is None and "text/csv" in request.headers.get("accept", "")):
+    if export.format != "json":
         every = await queries.overdue_export(session, settings, root, now)
-        return StreamingResponse(
-            _csv(every),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="overdue-{root}.csv"'},
-        )
+        return await exports.overdue_file(every, export, settings.timezone, root, now)
     after = page.after(queries.BY_DUE_TIME)
     items, next_cursor = await queries.overdue(
         session, settings, root, now, after=after, limit=page.limit
@@ -319,30 +313,6 @@ async def get_overdue(
         items=items,
         next=next_cursor,
     )
-
-
-async def _csv(items: list[Any]) -> AsyncIterator[str]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(
-        ["dossier_code", "unit_code", "unit_name", "procedure_code", "received_at", "due_at",
-         "overdue_working_days", "apology_issued", "apology_new_due_at"]
-    )  # fmt: skip
-    for item in items:
-        writer.writerow(
-            [item.code, item.unit_code, item.unit_name, item.procedure_code,
-             _iso(item.received_at), _iso(item.due_at), item.overdue_by,
-             "yes" if item.apology_issued else "no", _iso(item.apology_new_due_at)]
-        )  # fmt: skip
-        if buffer.tell() > 64_000:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
-
-
-def _iso(value: datetime | None) -> str:
-    return value.isoformat() if value else ""
 
 
 @router.get(

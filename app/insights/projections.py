@@ -19,12 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.calendar.service import current_calendar
 from app.core.errors import NotFound, Unprocessable
+from app.core.language import DEFAULT, Language
 from app.core.settings import Settings
 from app.indicators.catalog import Catalog
 from app.indicators.periods import Period, PeriodKind, running, window
 from app.indicators.scoring import Counts, Score, score
 from app.indicators.service import counts_for_period
 from app.insights import repository
+from app.insights.messages import text
 from app.insights.models import ScoreProjection
 from app.insights.ranking import RATE, cents, peers_above
 from app.insights.schemas import (
@@ -41,16 +43,6 @@ from app.units.service import require_unit
 
 ON_TIME_METRIC = refresh.ON_TIME_METRIC
 HISTORY_MONTHS = 3
-
-PROJECTION_METHOD = (
-    "TDGQ at month end from the subtree's dossiers now: finished ones keep their outcome; open "
-    "ones already overdue stay late; open ones due after the month (or with a stopped clock) "
-    "stay in time; of those coming due before the month ends, the unit's on-time share of "
-    "dossiers that came due over the previous 3 months (else this month so far) is expected "
-    "in time (low: none, high: all). Receipts still to come are receipts so far × remaining ÷ "
-    "elapsed working days, counted in time (left out of the low end). Other metrics use the "
-    "submissions so far; ranks compare projected totals of the same level."
-)
 
 
 async def _unit_info(session: AsyncSession, code: str) -> rankings.UnitInfo:
@@ -275,6 +267,7 @@ async def projection_report(
     code: str,
     period: Period,
     at: datetime,
+    lang: Language = DEFAULT,
 ) -> ProjectionReportOut:
     if period.kind is not PeriodKind.month:
         detail = f"projections are made for months (e.g. 2026-03), not for {period}"
@@ -313,5 +306,5 @@ async def projection_report(
     return ProjectionReportOut(
         unit_code=code, name=unit.name, level=unit.level, period=str(period), running=running,
         as_of=at.astimezone(UTC), projection=projection, actual=actual, history=history,
-        method=PROJECTION_METHOD,
+        method=text(lang, "projection.method"),
     )  # fmt: skip

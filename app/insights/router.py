@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
 
-from app.core import clock
+from app.core import clock, language
 from app.core.auth import Principal, Scope, require
 from app.core.database import DbSession
 from app.core.pagination import Page, PageParams, Text, page_params, paginate
@@ -52,6 +52,7 @@ CurrentRules = Annotated[Rules, Depends(current_rules)]
 )
 async def get_what_if(
     request: Request,
+    response: Response,
     session: DbSession,
     catalog: CurrentCatalog,
     code: CodePath,
@@ -69,10 +70,12 @@ async def get_what_if(
         ),
     ],
 ) -> WhatIfOut:
+    lang = language.of_request(request)
     out = await what_if.what_if(
         session, request.app.state.settings, catalog, code, parse_period(period), target,
-        clock.now(request),
+        clock.now(request), lang,
     )  # fmt: skip
+    response.headers.update(language.headers(lang))
     await session.commit()  # a period computed on first demand stays stored
     return out
 
@@ -85,15 +88,18 @@ async def get_what_if(
 )
 async def get_projection(
     request: Request,
+    response: Response,
     session: DbSession,
     catalog: CurrentCatalog,
     code: CodePath,
     period: MonthQuery,
 ) -> ProjectionReportOut:
+    lang = language.of_request(request)
     report = await projections.projection_report(
         session, request.app.state.settings, catalog, code, parse_period(period),
-        clock.now(request),
+        clock.now(request), lang,
     )  # fmt: skip
+    response.headers.update(language.headers(lang))
     await session.commit()  # a period computed on first demand stays stored
     return report
 

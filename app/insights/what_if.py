@@ -17,26 +17,19 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import NotFound, Unprocessable
+from app.core.language import DEFAULT, Language
 from app.core.settings import Settings
 from app.indicators.catalog import Catalog, CatalogVersion, GradeBand
 from app.indicators.periods import Period
 from app.indicators.scoring import Counts, Score, score
 from app.insights import planner
+from app.insights.messages import text
 from app.insights.ranking import CENT, RATE, peers_above
 from app.insights.schemas import ImprovementOut, StandingOut, TargetOut, WhatIfOut
 from app.scores import rankings, refresh
 from app.scores import repository as scores_repository
 from app.scores.models import ScoreSnapshot
 from app.units.service import require_unit
-
-PLANNER_METHOD = (
-    "Cheapest = fewest additional numerator units (dossiers, procedures, ratings…) in total. "
-    "Each metric earns points linearly in its numerator until full marks (rate 1, its "
-    "threshold, or a TTTT component's cap; TTTT as a whole is capped at its maximum), so "
-    "taking metrics greedily by points per additional unit is optimal; whole units round the "
-    "last unit of each metric up. Denominators stay as they are; other units' scores are held "
-    "fixed for rank targets."
-)
 
 # The three forms of a target, as one pattern for the OpenAPI schema and one per part for the
 # messages; ASCII classes only, so Python and the schema's ECMA regexes read them alike.
@@ -113,14 +106,14 @@ def _pct(numerator: int, denominator: int) -> str:
     return f"{rate.quantize(Decimal('0.1'), rounding=ROUND_HALF_UP)}%"
 
 
-def _improvement(step: planner.Step) -> ImprovementOut:
+def _improvement(step: planner.Step, lang: Language) -> ImprovementOut:
     lever = step.lever
     c = lever.counts
-    action = (
-        f"{step.additional} more {lever.numerator_label} "
-        f"(of {c.denominator} {lever.denominator_label}): "
-        f"{_pct(c.numerator, c.denominator)} → {_pct(step.numerator_to, c.denominator)}"
-    )
+    action = text(
+        lang, "what_if.action", additional=step.additional, numerator=lever.numerator_label,
+        denominator=c.denominator, denominator_label=lever.denominator_label,
+        rate_from=_pct(c.numerator, c.denominator), rate_to=_pct(step.numerator_to, c.denominator),
+    )  # fmt: skip
     return ImprovementOut(
         group_code=lever.group.code,
         metric_code=lever.metric.code,
@@ -146,6 +139,7 @@ async def what_if(
     period: Period,
     target_text: str,
     at: datetime,
+    lang: Language = DEFAULT,
 ) -> WhatIfOut:
     target = parse_target(target_text)
     await require_unit(session, code)
@@ -181,15 +175,15 @@ async def what_if(
     if target.kind == "grade":
         band = grade_band(version, target.value)
         needed = band.min_points.quantize(CENT)
-        label = f"grade {band.name_vi}"
+        label = text(lang, "target.grade", value=band.name_vi)
         target = Target("grade", band.name_vi)
     elif target.kind == "rank":
         # Rank r needs at most r − 1 peers strictly above: a total equal to the r-th best other.
         needed = others[target.rank - 1] if target.rank <= len(others) else None
-        label = f"rank {target.rank}"
+        label = text(lang, "target.rank", value=target.rank)
     else:
         needed = target.points
-        label = f"score {target.points}"
+        label = text(lang, "target.score", value=target.points)
 
     def answer(reachable: bool, reached: bool, message: str, **extra: Any) -> WhatIfOut:
         values: dict[str, Any] = {
@@ -204,47 +198,40 @@ async def what_if(
             target=TargetOut(kind=target.kind, value=target.value, label=label,
                              total_needed=needed),
             current=standing, reachable=reachable, already_reached=reached, message=message,
-            method=PLANNER_METHOD, **values,
+            method=text(lang, "what_if.method"), **values,
         )  # fmt: skip
 
     if current.total is None:
-        return answer(False, False, f"Unreachable this period: {code} has no data for {period}.")
+        return answer(False, False, text(lang, "what_if.no_data", unit=code, period=period))
     missing = ", ".join(current.missing)
     if target.kind == "grade" and not current.complete:
-        return answer(
-            False, False, f"Unreachable this period: a score without data for {missing} "
-            "gets no grade; submit them first."
-        )  # fmt: skip
+        return answer(False, False, text(lang, "what_if.no_grade", missing=missing))
     if needed is None or current.total >= needed:
         if target.kind == "rank":
-            message = (
-                f"Already reached: ranked {standing.rank} of {ranked_of} with {current.total}."
+            message = text(
+                lang, "what_if.reached_rank", rank=standing.rank, of=ranked_of, total=current.total
             )
         else:
-            message = (
-                f"Already reached: the total {current.total} meets the {needed} needed for {label}."
+            message = text(
+                lang, "what_if.reached_total", total=current.total, needed=needed, label=label
             )
         return answer(True, True, message)
 
     result = planner.plan(version, counts, needed)
     best = planner.published(result.best_exact)
     if not result.reachable or result.result is None or result.result.total is None:
-        message = (
-            f"Unreachable this period: even full marks on every metric with data give {best}, "
-            f"short of the {needed} needed for {label}."
-        )
+        message = text(lang, "what_if.beyond", best=best, needed=needed, label=label)
         if current.missing:
-            message += f" No data for {missing}."
+            message += text(lang, "what_if.beyond_missing", missing=missing)
         return answer(False, False, message, best_possible_total=best,
                       unmeasured=list(result.unmeasured))  # fmt: skip
     after: Score = result.result
     assert after.total is not None
-    improvements = [_improvement(s) for s in result.steps]
-    message = (
-        f"Reachable: {result.additional_units} more numerator units across "
-        f"{len(improvements)} metric(s) raise the total from {current.total} to {after.total}, "
-        f"meeting the {needed} needed for {label}."
-    )
+    improvements = [_improvement(s, lang) for s in result.steps]
+    message = text(
+        lang, "what_if.reachable", units=result.additional_units, metrics=len(improvements),
+        total=current.total, after=after.total, needed=needed, label=label,
+    )  # fmt: skip
     return answer(
         True, False, message,
         improvements=improvements,

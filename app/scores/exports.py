@@ -1,62 +1,51 @@
-"""Rankings as CSV and XLSX, with Vietnamese column headers."""
+"""Rankings as files (CSV, XLSX): the JSON items' columns, written by ``app.core.exports``."""
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any
+from zoneinfo import ZoneInfo
 
-import xlsxwriter
+from fastapi.responses import Response
 
-GROUP_CODES = ("CKMB", "TDGQ", "CLGQ", "TTTT", "MDHL", "MDSH")
-HEADERS = [
-    "Hạng",
-    "Mã đơn vị",
-    "Tên đơn vị",
-    "Tổng điểm",
-    "Xếp loại",
-    "Thay đổi thứ hạng",
-    "Thay đổi điểm",
-    *GROUP_CODES,
-    "Mức độ đầy đủ dữ liệu",
-]
+from app.core.exports import Catalogue, Export, Table, file_response
+from app.scores.schemas import RankingItem
 
-
-def _rows(ranking: dict[str, Any]) -> list[list[Any]]:
-    return [
-        [
-            item["rank"],
-            item["unit_code"],
-            item["name"],
-            item["total"],
-            item["grade"],
-            item["rank_change"],
-            item["score_change"],
-            *(item["groups"].get(code) for code in GROUP_CODES),
-            item["completeness"],
-        ]
-        for item in ranking["items"]
-    ]
+# Headers of a ranking's columns by JSON field name; a field not named here is headed by its
+# own name. ``groups.*``: one column per index group, headed by its code.
+RANKING_COLUMNS: Catalogue = {
+    "rank": ("Hạng", "Rank"),
+    "of": ("Trong số", "Out of"),
+    "ranked_of": ("Trong số", "Out of"),
+    "unit_code": ("Mã đơn vị", "Unit code"),
+    "name": ("Tên đơn vị", "Unit name"),
+    "total": ("Tổng điểm", "Total score"),
+    "grade": ("Xếp loại", "Grade"),
+    "complete": ("Đủ dữ liệu", "Complete data"),
+    "completeness": ("Mức độ đầy đủ dữ liệu", "Data completeness"),
+    "groups.*": ("{}", "{}"),
+    "groups": ("Điểm theo nhóm", "Group scores"),  # an empty ranking: no group is named
+    "rank_change": ("Thay đổi thứ hạng", "Rank change"),
+    "score_change": ("Thay đổi điểm", "Score change"),
+    "integrity_flags": ("Cảnh báo dữ liệu đang mở", "Open data-integrity flags"),
+    "inputs_pending": ("Còn số liệu chờ tính", "Inputs pending"),
+}
+TITLES = {"vi": ("Xếp hạng", "xep-hang", "ca-nuoc"), "en": ("Rankings", "rankings", "national")}
 
 
-def to_csv(ranking: dict[str, Any]) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(HEADERS)
-    for row in _rows(ranking):
-        writer.writerow(["" if v is None else v for v in row])
-    # A BOM so that spreadsheet programs read the Vietnamese diacritics as UTF-8.
-    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+def ranking_table(ranking: dict[str, Any], lang: str) -> Table:
+    """A ranking's items (as its JSON has them) as a table."""
+    title = TITLES["en" if lang == "en" else "vi"][0]
+    return Table.of(
+        ranking["items"], RANKING_COLUMNS, f"{title} {ranking['period']}", RankingItem.model_fields
+    )
 
 
-def to_xlsx(ranking: dict[str, Any]) -> bytes:
-    buffer = io.BytesIO()
-    book = xlsxwriter.Workbook(buffer, {"in_memory": True})
-    sheet = book.add_worksheet(f"Xếp hạng {ranking['period']}"[:31])
-    bold = book.add_format({"bold": True})
-    sheet.write_row(0, 0, HEADERS, bold)
-    for index, row in enumerate(_rows(ranking), start=1):
-        sheet.write_row(index, 0, row)
-    sheet.set_column(2, 2, 40)
-    book.close()
-    return buffer.getvalue()
+async def ranking_file(
+    ranking: dict[str, Any], export: Export, timezone: str, *, level: str, parent: str | None
+) -> Response:
+    """``xep-hang-province-ca-nuoc-2026-03.csv`` (``rankings-province-national-…`` in English)."""
+    _, stem, everywhere = TITLES[export.lang]
+    name = f"{stem}-{level}-{parent or everywhere}-{ranking['period']}"
+    return await file_response(
+        ranking_table(ranking, export.lang), export, ZoneInfo(timezone), name
+    )

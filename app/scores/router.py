@@ -15,6 +15,7 @@ from fastapi.responses import Response
 from app.core import clock
 from app.core.auth import Principal
 from app.core.database import DbSession
+from app.core.exports import EXPORT_CONTENT, ExportQuery
 from app.core.http_cache import cache_headers, matches, not_modified
 from app.indicators.periods import MAX_PERIODS, PeriodText, parse_period, periods_between
 from app.indicators.router import CurrentCatalog
@@ -29,7 +30,6 @@ router = APIRouter(tags=["scores"])
 PeriodQuery = Annotated[PeriodText, Query()]
 PeriodPath = Annotated[PeriodText, Path()]
 CodePath = Annotated[str, Path(pattern=UNIT_CODE_PATTERN)]
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 PeriodAdmin = Annotated[
     Principal, Depends(national_admin("a period's scores and rankings cover every unit"))
 ]
@@ -40,7 +40,7 @@ PeriodAdmin = Annotated[
     response_model=Ranking,
     summary="Units of a level ranked for a period (public; ETag / 304; CSV and XLSX exports)",
     responses={
-        200: {"content": {"text/csv": {}, XLSX: {}}},
+        200: {"content": EXPORT_CONTENT},
         304: {"description": "Not modified: the ETag sent in If-None-Match is current"},
     },
 )
@@ -48,11 +48,11 @@ async def get_rankings(
     request: Request,
     session: DbSession,
     catalog: CurrentCatalog,
+    export: ExportQuery,
     level: UnitLevel,
     period: PeriodQuery,
     parent: Annotated[str | None, Query(pattern=UNIT_CODE_PATTERN)] = None,
     source: Literal["computed", "official"] = "computed",
-    format: Annotated[Literal["json", "csv", "xlsx"] | None, Query()] = None,
 ) -> Response:
     wanted = parse_period(period)
     settings, at = request.app.state.settings, clock.now(request)
@@ -67,37 +67,16 @@ async def get_rankings(
             session, settings, source=source, level=level.value, parent=parent, period=wanted,
             at=at,
         )  # fmt: skip
-    kind = _format(request, format)
+    kind = export.format
     if kind == "json" and matches(request, etag):
         return not_modified(etag)
     if body is None:
         body = await rankings.ranking_body(session, key)
     if kind == "json":
         return Response(body, media_type="application/json", headers=cache_headers(etag))
-    ranking = orjson.loads(body)
-    filename = f"xep-hang-{level.value}-{parent or 'ca-nuoc'}-{wanted}"
-    if kind == "csv":
-        return Response(
-            exports.to_csv(ranking),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'},
-        )
-    return Response(
-        exports.to_xlsx(ranking),
-        media_type=XLSX,
-        headers={"Content-Disposition": f'attachment; filename="{filename}.xlsx"'},
+    return await exports.ranking_file(
+        orjson.loads(body), export, settings.timezone, level=level.value, parent=parent
     )
-
-
-def _format(request: Request, explicit: str | None) -> str:
-    if explicit:
-        return explicit
-    accept = request.headers.get("accept", "")
-    if "text/csv" in accept:
-        return "csv"
-    if XLSX in accept:
-        return "xlsx"
-    return "json"
 
 
 @router.get(

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from playwright.async_api import Browser, async_playwright
 
 from app.core.settings import PROJECT_ROOT, Settings
@@ -75,12 +76,14 @@ def free_port() -> int:
 
 
 @pytest.fixture
-async def live_server(settings: Settings, clean: None) -> AsyncIterator[str]:
-    """The real app served by uvicorn on a free port, sharing the suite's database."""
-    app = create_app(settings)
+async def live_server(app: FastAPI, settings: Settings, clean: None) -> AsyncIterator[str]:
+    """The real app served by uvicorn on a free port, sharing the suite's database and its
+    clock (the ``clock`` fixture sets the served app's "now" too)."""
+    served = create_app(settings)
+    served.state.clock = lambda: app.state.clock()
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(served, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )
     task = asyncio.create_task(server.serve())
     while not server.started:

@@ -97,16 +97,21 @@ async def test_overdue_list_pages_with_a_cursor(client: httpx.AsyncClient, seede
 
 
 async def test_overdue_csv_export(client: httpx.AsyncClient, seeded: None) -> None:
-    response = await client.get("/v1/units/H01/overdue", headers={**ADMIN, "Accept": "text/csv"})
+    response = await client.get(
+        "/v1/units/H01/overdue?lang=en", headers={**ADMIN, "Accept": "text/csv"}
+    )
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
-    rows = list(csv.DictReader(io.StringIO(response.text)))
+    rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
     # Both were received on Mon 2 Mar, so both are due Thu 5 Mar 17:00: 2.50 days late.
-    assert [(r["dossier_code"], r["overdue_working_days"], r["apology_issued"]) for r in rows] == [
-        ("H01.01-1", "2.50", "no"),
-        ("H01.01-2", "2.50", "yes"),
+    assert [
+        (r["Dossier code"], r["Overdue by (working days)"], r["Apology letter issued"])
+        for r in rows
+    ] == [
+        ("H01.01-1", "2.50", "No"),
+        ("H01.01-2", "2.50", "Yes"),
     ]
-    assert rows[1]["unit_name"] == "Bộ phận Một cửa Long Xuyên"
+    assert rows[1]["Unit name"] == "Bộ phận Một cửa Long Xuyên"
 
 
 async def test_desk_key_cannot_read_another_province(

@@ -90,9 +90,13 @@ async def provinces(
                           "clock": lambda: NOW})  # fmt: skip
 
 
-async def what_if(client: httpx.AsyncClient, target: str, unit: str = "H01") -> dict[str, Any]:
+async def what_if(
+    client: httpx.AsyncClient, target: str, unit: str = "H01", language: str = "en"
+) -> dict[str, Any]:
+    """The answer in English (Vietnamese by default: test_messages_follow_accept_language)."""
     response = await client.get(f"/v1/units/{unit}/what-if",
-                                params={"period": "2026-03", "target": target})  # fmt: skip
+                                params={"period": "2026-03", "target": target},
+                                headers={"Accept-Language": language})  # fmt: skip
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -218,3 +222,56 @@ async def test_a_bad_target_is_a_422_naming_the_parameter(
     missing = await client.get("/v1/units/H77/what-if",
                                params={"period": "2026-03", "target": "rank:1"})  # fmt: skip
     assert missing.status_code == 404
+
+
+async def test_messages_follow_accept_language(client: httpx.AsyncClient, provinces: None) -> None:
+    # Vietnamese without a header, for a language other than English, and when preferred.
+    for language in ("", "fr-FR", "vi-VN,vi;q=0.9,en;q=0.8"):
+        response = await client.get(
+            "/v1/units/H01/what-if", params={"period": "2026-03", "target": "grade:Xuất sắc"},
+            headers={"Accept-Language": language},
+        )  # fmt: skip
+        assert response.headers["content-language"] == "vi"
+        assert "Accept-Language" in response.headers["vary"]
+        body = response.json()
+        assert body["target"]["label"] == "xếp loại Xuất sắc"
+        assert body["message"] == (
+            "Có thể đạt: tăng thêm 96 trường hợp đạt yêu cầu ở 4 chỉ tiêu, tổng điểm tăng từ "
+            "70.01 lên 90.03, đạt mức 90.00 cần cho xếp loại Xuất sắc."
+        )
+        assert body["improvements"][1]["action"] == (
+            "Tăng thêm 3 trường hợp đạt yêu cầu (trên tổng số 10): tỷ lệ từ 50.0% lên 80.0%"
+        )
+        assert body["method"].startswith("Phương án ít tốn nhất")
+    english = await client.get(
+        "/v1/units/H01/what-if", params={"period": "2026-03", "target": "rank:5"},
+        headers={"Accept-Language": "en-US,en;q=0.9,vi;q=0.5"},
+    )  # fmt: skip
+    assert english.headers["content-language"] == "en"
+    assert english.json()["message"] == "Already reached: ranked 5 of 5 with 70.01."
+    assert english.json()["method"].startswith("Cheapest = fewest")
+    vi = await what_if(client, "rank:5", language="vi")
+    assert vi["message"] == "Đã đạt mục tiêu: xếp hạng 5/5 với tổng điểm 70.01."
+    assert vi["target"]["label"] == "hạng 5"
+    beyond = await what_if(client, "score:95", language="vi")
+    assert beyond["message"] == (
+        "Không thể đạt trong kỳ này: kể cả đạt điểm tối đa ở mọi chỉ tiêu có dữ liệu, tổng điểm "
+        "chỉ là 94.00, chưa đủ mức 95.00 cần cho tổng điểm 95.00."
+    )
+    no_grade = await what_if(client, "grade:Khá", unit="H14", language="vi")
+    assert no_grade["message"] == (
+        "Không thể đạt trong kỳ này: điểm còn thiếu dữ liệu chỉ tiêu DOSSIER_SYNC, "
+        "ONLINE_PAYMENT thì chưa được xếp loại; cần gửi số liệu các chỉ tiêu này trước."
+    )
+    good = await what_if(client, "grade:good", unit="H05", language="vi")
+    assert good["message"] == "Đã đạt mục tiêu: tổng điểm 94.00 đạt mức 80.00 cần cho xếp loại Tốt."
+    # The month-end projection's method too.
+    for language, start in (("vi", "Điểm TDGQ cuối tháng"), ("en", "TDGQ at month end")):
+        report = await client.get(
+            "/v1/units/H01/projection", params={"period": "2026-03"},
+            headers={"Accept-Language": language},
+        )  # fmt: skip
+        assert report.status_code == 200, report.text
+        assert report.headers["content-language"] == language
+        assert "Accept-Language" in report.headers["vary"]
+        assert report.json()["method"].startswith(start)

@@ -16,79 +16,97 @@ function el(name, attrs, text) {
   return node;
 }
 
-function legend(container, names) {
+function legend(container, names, colors) {
   const box = document.createElement("div");
   box.className = "legend";
   names.forEach((name, i) => {
     const item = document.createElement("span");
-    item.style.setProperty("--swatch", PALETTE[i % PALETTE.length]);
+    item.style.setProperty("--swatch", (colors || PALETTE)[i % (colors || PALETTE).length]);
     item.textContent = name;
     box.appendChild(item);
   });
   container.appendChild(box);
 }
 
-// Horizontal stacked bars: one bar per row, one segment per group (max 100 points).
+const SHOWN = (v) => (v === null || v === undefined ? "–" : Number(v).toFixed(2));
+
+// A unit's name cut to fit beside a bar (the whole name in its tooltip).
+function shortName(name, room) {
+  const text = String(name ?? "");
+  return text.length > room ? `${text.slice(0, room - 1)}…` : text;
+}
+
+// Horizontal stacked bars: one bar per unit, one segment per group (max 100 points); the unit's
+// name on the left, its total at the end of its bar.
 function stackedBars(container, rows, max) {
   container.replaceChildren();
   legend(container, GROUPS.map((g) => `${g} – ${GROUP_NAMES[g]}`));
-  const label = 150, barH = 18, gap = 6, width = 640;
-  const height = rows.length * (barH + gap) + 24;
+  const label = 190, barH = 18, gap = 6, width = 640, room = 60;
+  const height = rows.length * (barH + gap) + 4;
   const svg = el("svg", { viewBox: `0 0 ${width} ${height}`, role: "img",
-                          "aria-label": "Điểm theo nhóm chỉ số" });
-  const scale = (width - label - 50) / (max || 100);
+                          "aria-label": "Điểm theo nhóm chỉ số của từng đơn vị" });
+  const scale = (width - label - room) / (max || 100);
   rows.forEach((row, i) => {
     const y = i * (barH + gap);
-    svg.appendChild(el("text", { x: 0, y: y + barH - 5 }, row.label.slice(0, 24)));
     const bar = el("g", { class: "bar", "data-unit": row.key });
+    const name = el("text", { class: "label", x: 0, y: y + barH - 5 },
+                    shortName(row.label, 32));
+    name.appendChild(el("title", {}, row.label));
+    bar.appendChild(name);
     let x = label;
     GROUPS.forEach((g, j) => {
       const v = row.groups[g] || 0;
       if (v > 0) {
         const seg = el("rect", { x, y, width: v * scale, height: barH, fill: PALETTE[j] });
-        seg.appendChild(el("title", {}, `${GROUP_NAMES[g]}: ${v}`));
+        seg.appendChild(el("title", {}, `${row.label} – ${GROUP_NAMES[g]}: ${SHOWN(v)}`));
         bar.appendChild(seg);
         x += v * scale;
       }
     });
+    bar.appendChild(el("text", { class: "value", x: x + 4, y: y + barH - 5 }, SHOWN(row.total)));
     svg.appendChild(bar);
-    svg.appendChild(el("text", { x: x + 4, y: y + barH - 5 }, row.total ?? "–"));
   });
   container.appendChild(svg);
 }
 
-// Vertical bars of one value per category.
-function simpleBars(container, rows, color) {
+// Horizontal bars of one value per unit: the unit's name on the left, the value at the end of
+// every bar (room is kept for the longest bar's).
+function simpleBars(container, rows, color, title) {
   container.replaceChildren();
-  const width = 640, height = 240, pad = 30;
+  const label = 230, barH = 20, gap = 6, width = 640, room = 56;
+  const height = rows.length * (barH + gap) + 4;
   const max = Math.max(1, ...rows.map((r) => r.value));
-  const step = (width - pad) / Math.max(1, rows.length);
-  const svg = el("svg", { viewBox: `0 0 ${width} ${height + 60}`, role: "img",
-                          "aria-label": "Hồ sơ quá hạn theo đơn vị" });
+  const scale = (width - label - room) / max;
+  const svg = el("svg", { viewBox: `0 0 ${width} ${height}`, role: "img",
+                          "aria-label": title || "Biểu đồ theo đơn vị" });
   rows.forEach((row, i) => {
-    const h = (row.value / max) * height;
-    const x = pad + i * step + step * 0.1;
-    const bar = el("rect", { class: "bar", x, y: height - h, width: step * 0.8, height: h,
-                             fill: color || PALETTE[5], "data-unit": row.key });
-    bar.appendChild(el("title", {}, `${row.label}: ${row.value}`));
-    svg.appendChild(bar);
-    svg.appendChild(el("text", { x: x + step * 0.4, y: height - h - 3, "text-anchor": "middle" },
+    const y = i * (barH + gap);
+    const bar = el("g", { class: "row", "data-unit": row.key });
+    const name = el("text", { class: "label", x: 0, y: y + barH - 6 },
+                    shortName(row.label, 38));
+    name.appendChild(el("title", {}, row.label));
+    bar.appendChild(name);
+    const w = Math.max(1, row.value * scale);
+    const rect = el("rect", { class: "bar", x: label, y, width: w, height: barH,
+                              fill: color || PALETTE[5] });
+    rect.appendChild(el("title", {}, `${row.label}: ${row.value}`));
+    bar.appendChild(rect);
+    bar.appendChild(el("text", { class: "value", x: label + w + 4, y: y + barH - 6 },
                        String(row.value)));
-    svg.appendChild(el("text", { x: x, y: height + 14,
-                                 transform: `rotate(35 ${x} ${height + 14})` },
-                       row.key));
+    svg.appendChild(bar);
   });
   container.appendChild(svg);
 }
 
-// A line over periods (null values leave gaps).
-function lineChart(container, points, max, color) {
+// A line over periods (null values leave gaps), each point with its value; ``name``: whose.
+function lineChart(container, points, max, color, name) {
   container.replaceChildren();
-  const width = 640, height = 220, pad = 34;
+  if (name) legend(container, [name], [color || PALETTE[4]]);
+  const width = 640, height = 230, pad = 34, top = 20;
   const step = (width - 2 * pad) / Math.max(1, points.length - 1);
-  const y = (v) => height - pad - (v / (max || 100)) * (height - 2 * pad);
+  const y = (v) => height - pad - (v / (max || 100)) * (height - pad - top);
   const svg = el("svg", { viewBox: `0 0 ${width} ${height}`, role: "img",
-                          "aria-label": "Tổng điểm theo kỳ" });
+                          "aria-label": `Tổng điểm theo kỳ${name ? ` – ${name}` : ""}` });
   [0, 25, 50, 75, 100].forEach((t) => {
     svg.appendChild(el("line", { x1: pad, x2: width - pad, y1: y(t), y2: y(t),
                                  stroke: "#d9dde5" }));
@@ -97,14 +115,17 @@ function lineChart(container, points, max, color) {
   let path = "", joined = false;
   points.forEach((p, i) => {
     const x = pad + i * step;
-    svg.appendChild(el("text", { x, y: height - 8, "text-anchor": "middle" }, p.label));
+    svg.appendChild(el("text", { class: "period", x, y: height - 8, "text-anchor": "middle" },
+                       p.label));
     if (p.value === null || p.value === undefined) { joined = false; return; }
     path += `${joined ? "L" : "M"}${x},${y(p.value)} `;
     joined = true;
     const dot = el("circle", { class: "point", cx: x, cy: y(p.value), r: 4,
                                fill: color || PALETTE[4] });
-    dot.appendChild(el("title", {}, `${p.label}: ${p.value}`));
+    dot.appendChild(el("title", {}, `${p.label}: ${SHOWN(p.value)}`));
     svg.appendChild(dot);
+    svg.appendChild(el("text", { class: "value", x, y: y(p.value) - 8, "text-anchor": "middle" },
+                       SHOWN(p.value)));
   });
   svg.insertBefore(el("path", { d: path.trim(), fill: "none", stroke: color || PALETTE[4],
                                 "stroke-width": 2 }), svg.firstChild);
@@ -143,15 +164,66 @@ function escapeHtml(s) {
     ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 }
 
+// The API's texts for people (insights) in Vietnamese, whatever the browser's language.
+const API_HEADERS = { Accept: "application/json", "Accept-Language": "vi" };
+
 async function getJson(url) {
   // "no-cache": revalidate with the stored ETag every time (a 304 costs the server nothing).
-  const response = await fetch(url, { cache: "no-cache", headers: { Accept: "application/json" } });
-  if (!response.ok) {
-    let detail = response.statusText;
-    try { detail = (await response.json()).detail || detail; } catch (e) { /* not JSON */ }
-    const error = new Error(detail);
-    error.status = response.status;
-    throw error;
-  }
+  const response = await fetch(url, { cache: "no-cache", headers: API_HEADERS });
+  if (!response.ok) throw failure(response);
   return response.json();
 }
+
+function failure(response) {
+  const error = new Error(`HTTP ${response.status}`);
+  error.status = response.status;
+  return error;
+}
+
+// What went wrong, in Vietnamese (the API's own details are in English).
+function errorText(error) {
+  const status = error && error.status;
+  if (status === 401) return "cần khóa API";
+  if (status === 403) return "khóa API không có quyền với đơn vị này";
+  if (status === 404) return "không tìm thấy dữ liệu";
+  if (status === 422 || status === 400) return "yêu cầu không hợp lệ";
+  if (status === 429) return "quá nhiều yêu cầu, vui lòng thử lại sau ít phút";
+  if (status) return `lỗi máy chủ (mã ${status})`;
+  return "không kết nối được máy chủ";
+}
+
+// --- downloads -------------------------------------------------------------------------------
+
+// The file name a Content-Disposition header gives (its UTF-8 form first).
+function filenameOf(disposition, fallback) {
+  const utf8 = /filename\*=UTF-8''([^;]+)/i.exec(disposition || "");
+  if (utf8) return decodeURIComponent(utf8[1]);
+  const plain = /filename="([^"]+)"/i.exec(disposition || "");
+  return plain ? plain[1] : fallback;
+}
+
+// Download a file that needs a key: fetch with the Bearer key, hand the body to the browser as a
+// Blob link (a plain link cannot carry the key).
+async function downloadWithKey(url, key, fallbackName) {
+  const response = await fetch(url, { cache: "no-store",
+                                      headers: { Authorization: `Bearer ${key}` } });
+  if (!response.ok) throw failure(response);
+  const blob = await response.blob();
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = filenameOf(response.headers.get("content-disposition"), fallbackName);
+  document.body.appendChild(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
+  return link.download;
+}
+
+// The API key of this browser tab: kept in sessionStorage only (gone when the tab closes), never
+// in the address, never in localStorage.
+const KEY_ITEM = "chiso.apiKey";
+const sessionKey = {
+  get: () => sessionStorage.getItem(KEY_ITEM),
+  set: (key) => sessionStorage.setItem(KEY_ITEM, key),
+  forget: () => sessionStorage.removeItem(KEY_ITEM),
+};

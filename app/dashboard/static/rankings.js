@@ -36,15 +36,16 @@
       document.getElementById("summary").textContent =
         `${data.ranked} đơn vị được xếp hạng · kỳ ${data.period}` +
         (data.status === "closed" ? " · đã chốt" : "") + (data.projected ? " · dự kiến" : "");
+      // Public files: plain links, no key (Vietnamese headers; add lang=en for English ones).
       document.getElementById("exports").innerHTML =
-        `Tải về: <a href="/v1/rankings?${query}&format=csv">CSV</a> · ` +
-        `<a href="/v1/rankings?${query}&format=xlsx">Excel</a>`;
+        `Tải bảng xếp hạng: <a href="/v1/rankings?${query}&format=csv" download>CSV</a> · ` +
+        `<a href="/v1/rankings?${query}&format=xlsx" download>Excel</a>`;
       stackedBars(document.getElementById("chart"), data.items.map((item) => ({
         key: item.unit_code, label: item.name, total: item.total, groups: item.groups,
       })), 100);
     } catch (error) {
       body.innerHTML = `<tr><td colspan="6" class="error">Không tải được: ${
-        escapeHtml(error.message)}</td></tr>`;
+        escapeHtml(errorText(error))}</td></tr>`;
     }
   }
   [level, period, source].forEach((s) => s.addEventListener("change", load));

@@ -5,21 +5,23 @@
   const period = document.getElementById("period");
   const periods = recentPeriods(new Date(), 15);
   periods.forEach((p) => period.add(new Option(p, p)));
+  // The current month by default, as the chart below shows it.
   period.value = params.get("period") && periods.includes(params.get("period"))
-    ? params.get("period") : periods[1];
+    ? params.get("period") : periods[0];
   const fmt = (v) => (v === null || v === undefined ? "–" : Number(v).toFixed(2));
   const pct = (v) => (v === null || v === undefined ? "–" : `${(Number(v) * 100).toFixed(1)}%`);
 
-  async function loadHistory() {
+  // The last 12 months, the current one included.
+  async function loadHistory(name) {
     const months = recentPeriods(new Date(), 12).slice(0, 12).reverse();
     try {
       const data = await getJson(`/v1/units/${encodeURIComponent(code)}/history?from=${
         months[0]}&to=${months[months.length - 1]}&granularity=month`);
       lineChart(document.getElementById("history"), data.items.map((p) => ({
         label: p.period.slice(5), value: p.total === null ? null : Number(p.total),
-      })), 100);
+      })), 100, PALETTE[4], name);
     } catch (error) {
-      document.getElementById("history").textContent = `Không tải được: ${error.message}`;
+      document.getElementById("history").textContent = `Không tải được: ${errorText(error)}`;
     }
   }
 
@@ -32,13 +34,15 @@
     try {
       const card = await getJson(`/v1/units/${encodeURIComponent(code)}/scorecard?period=${
         period.value}`);
+      const named = lastCard === null || lastCard.name !== card.name;
       lastCard = card;
       document.getElementById("title").textContent = card.name;
       document.title = `${card.name} – chiso`;
+      if (named) loadHistory(card.name);
       kpis.innerHTML = `
         <div><div class="muted">Tổng điểm</div><div class="big">${fmt(card.total)}/100</div></div>
         <div><div class="muted">Xếp loại</div><div class="big">${escapeHtml(card.grade || "–")}</div></div>
-        <div><div class="muted">Thứ hạng</div><div class="big">${escapeHtml(card.rank || "–")}</div>
+        <div><div class="muted">Thứ hạng</div><div class="big">${escapeHtml(rankText(card))}</div>
           <div>${card.rank ? change(card.rank_change) : ""}</div></div>
         <div><div class="muted">Dữ liệu</div><div class="big">${
           Math.round(Number(card.completeness) * 100)}%</div></div>`;
@@ -65,7 +69,7 @@
               <td class="num">${fmt(card.official.group_differences[g])}</td></tr>`).join("");
       }
     } catch (error) {
-      kpis.innerHTML = `<p class="error">Không tải được phiếu điểm: ${escapeHtml(error.message)}</p>`;
+      kpis.innerHTML = `<p class="error">Không tải được phiếu điểm: ${escapeHtml(errorText(error))}</p>`;
       body.innerHTML = "";
       loadInsights(null);
       return;
@@ -96,13 +100,15 @@
     document.getElementById("insights").hidden = !shown.some(Boolean);
   }
 
+  // The planner's texts come in Vietnamese (getJson asks for them).
   function renderWhatIf(plan) {
-    const title = `<h3>Để đạt ${escapeHtml(plan.target.label.replace("grade", "xếp loại")
-      .replace("rank", "hạng").replace("score", "điểm"))}</h3>`;
-    if (plan.already_reached) return `${title}<p>Đã đạt mục tiêu.</p>`;
-    if (!plan.reachable) return `${title}<p>${escapeHtml(plan.message)}</p>`;
-    return `${title}<ol>${plan.improvements.map((s) =>
-      `<li>${escapeHtml(s.action)} (+${fmt(s.points_gained)} điểm)</li>`).join("")}</ol>`;
+    const title = `<h3>Để đạt ${escapeHtml(plan.target.label)}</h3>`;
+    if (plan.already_reached || !plan.reachable) {
+      return `${title}<p>${escapeHtml(plan.message)}</p>`;
+    }
+    return `${title}<p>${escapeHtml(plan.message)}</p><ol>${plan.improvements.map((s) =>
+      `<li>${escapeHtml(s.name)}: ${escapeHtml(s.action)} (+${fmt(s.points_gained)} điểm)</li>`)
+      .join("")}</ol>`;
   }
 
   function renderProjection(report) {
@@ -110,7 +116,7 @@
     if (p) {
       return `<h3>Dự báo cuối kỳ</h3><p>Tổng điểm dự kiến <strong>${fmt(p.total)}</strong>
         (từ ${fmt(p.total_low)} đến ${fmt(p.total_high)})${p.rank ? `, hạng ${p.rank}/${
-        p.ranked_of} (từ ${p.rank_best} đến ${p.rank_worst})` : ""}.</p>`;
+        p.of ?? p.ranked_of} (từ ${p.rank_best} đến ${p.rank_worst})` : ""}.</p>`;
     }
     const last = report.history[report.history.length - 1];
     if (!report.actual || !last) return "";
@@ -127,7 +133,13 @@
       (cần khóa API).</p>`;
   }
 
+  // "4/6": a rank and the number ranked (an integer and `of`, or the older "4/6" text).
+  function rankText(card) {
+    if (card.rank === null || card.rank === undefined) return "–";
+    const of = card.of ?? card.ranked_of;
+    return of === null || of === undefined ? String(card.rank) : `${card.rank}/${of}`;
+  }
+
   period.addEventListener("change", loadScorecard);
-  loadHistory();
-  loadScorecard();
+  loadScorecard().then(() => { if (lastCard === null) loadHistory(null); });
 })();
