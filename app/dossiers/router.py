@@ -236,6 +236,7 @@ async def get_dossier_events(
     "/v1/dossiers",
     response_model=CountedPage[DossierOut],
     summary="Dossiers of a unit's whole subtree, filtered",
+    openapi_extra={"x-rules": ["`received_to` is not before `received_from` (422)"]},
 )
 async def list_dossiers(
     request: Request,

@@ -146,6 +146,8 @@ BUSINESS_RULES = [
          "two parameters compared"),
     Rule("GET /v1/units/{code}/history", 422, "from|to", r"^(before from|range too long)$",
          "two parameters compared"),
+    Rule("GET /v1/dossiers", 422, "received_to", r"^before received_from$",
+         "two parameters compared"),
     Rule("POST /v1/periods/{period}/close", 422, "period", r"^not ended$",
          "the clock decides"),
     Rule("POST /v1/periods/{period}/reopen", 422, "period", r"^not closed$",
