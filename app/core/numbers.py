@@ -45,11 +45,14 @@ def percent(fraction: Decimal | float | int | str | None) -> Decimal | None:
     return rounded(exact * _HUNDRED)
 
 
+def share(numerator: int, denominator: int) -> Decimal:
+    """``numerator ÷ denominator`` (a denominator above 0) as a percentage, two decimals."""
+    return rounded(Decimal(numerator) * _HUNDRED / Decimal(denominator))
+
+
 def rate(numerator: int | None, denominator: int | None) -> Decimal | None:
-    """``numerator ÷ denominator`` as a percentage, two decimals; None without a denominator."""
-    if not denominator:
-        return None
-    return rounded(Decimal(numerator or 0) * _HUNDRED / Decimal(denominator))
+    """A metric's rate as a percentage, two decimals; None without a denominator."""
+    return share(numerator or 0, denominator) if denominator else None
 
 
 def _two(value: Decimal) -> float | None:
