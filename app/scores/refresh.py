@@ -444,10 +444,10 @@ def ensure_refreshable(settings: Settings, catalog: Catalog, period: Period, at:
     scores."""
     if period.first_day > periods.today(settings, at):
         detail = f"{period} has not started yet"
-        raise Unprocessable(detail, errors=[{"pointer": "#/period", "detail": "not started"}])
+        raise Unprocessable(detail, errors=[{"pointer": "#/period", "detail": detail}])
     if catalog.for_period(period) is None:
         detail = f"no indicator catalog version is in force on {period.first_day}"
-        raise Unprocessable(detail, errors=[{"pointer": "#/period", "detail": "no catalog"}])
+        raise Unprocessable(detail, errors=[{"pointer": "#/period", "detail": detail}])
 
 
 async def seen_version(session: AsyncSession, period: Period) -> tuple[int, int] | None:
