@@ -11,7 +11,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -189,6 +189,12 @@ def _item(
     }
 
 
+def _instant(at: datetime | str) -> str:
+    """An instant as every JSON answer writes it (UTC, ``Z``, as Pydantic renders it)."""
+    moment = datetime.fromisoformat(at) if isinstance(at, str) else at
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def _body(
     *,
     at: datetime | str,
@@ -205,7 +211,7 @@ def _body(
 ) -> bytes:
     body = {
         "inputs_pending": False,  # first: swapped when served for a period with inputs pending
-        "computed_at": at if isinstance(at, str) else at.isoformat(),
+        "computed_at": _instant(at),
         "level": level,
         "parent": parent,
         "period": period,
