@@ -8,7 +8,7 @@
   period.value = params.get("period") && periods.includes(params.get("period"))
     ? params.get("period") : periods[1];
   const fmt = (v) => (v === null || v === undefined ? "–" : Number(v).toFixed(2));
-  const pct = (v) => (v === null || v === undefined ? "–" : `${(Number(v) * 100).toFixed(1)}%`);
+  const pct = (v) => (v === null || v === undefined ? "–" : `${Number(v).toFixed(1)}%`);
 
   async function loadHistory() {
     const months = recentPeriods(new Date(), 12).slice(0, 12).reverse();
@@ -38,10 +38,10 @@
       kpis.innerHTML = `
         <div><div class="muted">Tổng điểm</div><div class="big">${fmt(card.total)}/100</div></div>
         <div><div class="muted">Xếp loại</div><div class="big">${escapeHtml(card.grade || "–")}</div></div>
-        <div><div class="muted">Thứ hạng</div><div class="big">${escapeHtml(card.rank || "–")}</div>
+        <div><div class="muted">Thứ hạng</div><div class="big">${card.rank ? `${card.rank}/${card.of}` : "–"}</div>
           <div>${card.rank ? change(card.rank_change) : ""}</div></div>
         <div><div class="muted">Dữ liệu</div><div class="big">${
-          Math.round(Number(card.completeness) * 100)}%</div></div>`;
+          Math.round(Number(card.completeness))}%</div></div>`;
       body.innerHTML = card.groups.map((g) => `
         <tr><th>${escapeHtml(g.code)} – ${escapeHtml(g.name)}</th><td class="num">${fmt(g.points)}</td>
           <td class="num">${fmt(g.max_points)}</td><td class="num">${fmt(g.lost)}</td><td></td></tr>
@@ -110,7 +110,7 @@
     if (p) {
       return `<h3>Dự báo cuối kỳ</h3><p>Tổng điểm dự kiến <strong>${fmt(p.total)}</strong>
         (từ ${fmt(p.total_low)} đến ${fmt(p.total_high)})${p.rank ? `, hạng ${p.rank}/${
-        p.ranked_of} (từ ${p.rank_best} đến ${p.rank_worst})` : ""}.</p>`;
+        p.of} (từ ${p.rank_best} đến ${p.rank_worst})` : ""}.</p>`;
     }
     const last = report.history[report.history.length - 1];
     if (!report.actual || !last) return "";
