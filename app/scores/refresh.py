@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -556,7 +556,7 @@ async def close(
     await refresh_period(session, settings, catalog, period, at, trigger="close")
     await repository.close(session, str(period), by, at)
     await rankings.restamp(session, str(period), "closed")
-    await repository.bump(session, str(period), datetime.now(UTC))
+    await repository.bump(session, str(period), at)  # the ETags change with the status
     after = {"status": "closed", "revision": before["revision"]}
     await audit.record(session, by, "period.close", str(period), before=before, after=after)
 

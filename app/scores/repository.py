@@ -375,13 +375,6 @@ async def save_rankings(session: AsyncSession, rankings: Sequence[dict[str, Any]
     )
 
 
-async def ranking_etag(session: AsyncSession, key: str) -> str | None:
-    etag: str | None = await session.scalar(
-        select(RankingSnapshot.etag).where(RankingSnapshot.key == key)
-    )
-    return etag
-
-
 async def ranking(session: AsyncSession, key: str) -> RankingSnapshot | None:
     return await session.get(RankingSnapshot, key)
 
