@@ -1,7 +1,8 @@
-"""HTTP endpoints for rankings, scorecards, history and period closing.
+"""HTTP endpoints for rankings, scorecards, history, refreshes on request and period closing.
 
-Rankings are served straight from snapshots: a request costs one primary-key lookup of the
-ranking's ETag, and a client that already holds it gets ``304`` with no body.
+Rankings are served straight from snapshots: a request costs one round trip (the ranking's
+ETag and whether inputs of its period are pending, two primary-key lookups), and a client that
+already holds that ETag gets ``304`` with no body.
 """
 
 from __future__ import annotations
