@@ -95,7 +95,7 @@ end
 return {refused, tostring(wait)}
 """
 
-BucketKind = Literal["public", "write", "auth_failure"]
+BucketKind = Literal["public", "write", "auth_failure", "refresh"]
 
 
 class TooManyRequests(Problem):
@@ -273,6 +273,16 @@ class RateLimiter:
         if self.write is None or scope["method"] not in WRITE_METHODS:
             return None
         draw = Draw("write", f"chiso:rate:write:{holder}", self.write)
+        return await self.redis.draw(scope["app"].state.queue, [draw])
+
+    async def refresh(self, scope: Scope, holder: str, settings: Settings) -> Refusal | None:
+        """A requested score refresh costs far more than a write: its own bucket per key
+        (``CHISO_RATE_REFRESH_PER_MINUTE``), drawn by the route once the caller may ask."""
+        per_minute = settings.rate_refresh_per_minute
+        if not per_minute:
+            return None
+        limit = Limit(per_minute, settings.rate_refresh_burst or per_minute)
+        draw = Draw("refresh", f"chiso:rate:refresh:{holder}", limit)
         return await self.redis.draw(scope["app"].state.queue, [draw])
 
     async def _by_address(

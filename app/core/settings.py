@@ -151,6 +151,14 @@ class Settings(BaseSettings):
     rate_write_burst: int | None = Field(
         default=None, ge=1, description="Bucket size of writes per key (default: a minute)"
     )
+    rate_refresh_per_minute: int = Field(
+        default=6,
+        ge=0,
+        description="Requested score refreshes (POST /v1/scores/refresh) per key and minute",
+    )
+    rate_refresh_burst: int | None = Field(
+        default=None, ge=1, description="Bucket size of requested refreshes (default: a minute)"
+    )
     rate_trust_forwarded_for: bool = Field(
         default=False,
         description="Behind a trusted proxy: the client is the first X-Forwarded-For address",

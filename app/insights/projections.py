@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.calendar.service import current_calendar
 from app.core.errors import NotFound, Unprocessable
 from app.core.language import DEFAULT, Language
+from app.core.numbers import percent
 from app.core.settings import Settings
 from app.indicators.catalog import Catalog
 from app.indicators.periods import Period, PeriodKind, running, window
@@ -28,7 +29,7 @@ from app.indicators.service import counts_for_period
 from app.insights import repository
 from app.insights.messages import text
 from app.insights.models import ScoreProjection
-from app.insights.ranking import RATE, cents, peers_above
+from app.insights.ranking import cents, peers_above
 from app.insights.schemas import (
     ActualOut,
     ComparedProjectionOut,
@@ -104,7 +105,7 @@ def projected_counts(
         dossiers=outlook.dossiers, finished_on_time=outlook.finished_on_time,
         finished_late=outlook.finished_late, overdue=outlook.overdue, safe=outlook.safe,
         coming_due=outlook.coming_due,
-        on_time_share=share.quantize(RATE, ROUND_HALF_UP) if share is not None else None,
+        on_time_share=percent(share),
         on_time_share_basis=basis,
         expected_on_time=expected, expected_arrivals=arrivals,
     )  # fmt: skip
@@ -190,10 +191,10 @@ async def compute_projections(
             made_on=made_on, made_at=at.astimezone(UTC), on_time=f.on_time, tdgq=f.tdgq,
             total=total, total_low=f.low, total_high=f.high,
             grade=f.result.grade.name_vi if f.result.grade else None,
-            completeness=f.result.completeness.quantize(RATE),
+            completeness=percent(f.result.completeness),
             rank=rank(total), rank_best=rank(f.high if total is not None else None),
             rank_worst=rank(f.low if total is not None else None),
-            ranked_of=len(peers) if total is not None else None,
+            of=len(peers) if total is not None else None,
         )  # fmt: skip
     return out
 
@@ -223,11 +224,11 @@ async def store_projections(
             "total_low": p.total_low,
             "total_high": p.total_high,
             "grade": p.grade,
-            "completeness": p.completeness,
+            "completeness": p.completeness / 100,  # kept as a fraction, like snapshots
             "rank": p.rank,
             "rank_best": p.rank_best,
             "rank_worst": p.rank_worst,
-            "ranked_of": p.ranked_of,
+            "ranked_of": p.of,
         }
         for code, p in made.items()
     ]
@@ -237,13 +238,17 @@ async def store_projections(
 
 
 def _stored(row: ScoreProjection) -> ProjectionOut:
+    on_time = dict(row.on_time)
+    share = on_time.get("on_time_share")
+    if isinstance(share, str):  # stored before shares were percentages: a fraction, as text
+        on_time["on_time_share"] = percent(Decimal(share))
     return ProjectionOut(
         made_on=row.made_on, made_at=row.made_at,
-        on_time=OnTimeOutlookOut.model_validate(row.on_time),
+        on_time=OnTimeOutlookOut.model_validate(on_time),
         tdgq=TdgqRange.model_validate(row.tdgq) if row.tdgq else None,
         total=row.total, total_low=row.total_low, total_high=row.total_high, grade=row.grade,
-        completeness=row.completeness, rank=row.rank, rank_best=row.rank_best,
-        rank_worst=row.rank_worst, ranked_of=row.ranked_of,
+        completeness=percent(row.completeness), rank=row.rank, rank_best=row.rank_best,
+        rank_worst=row.rank_worst, of=row.ranked_of,
     )  # fmt: skip
 
 
@@ -295,7 +300,7 @@ async def projection_report(
             points = tdgq.get("points")
             actual = ActualOut(
                 total=snap.total, grade=snap.grade, complete=snap.completeness == 1,
-                rank=snap.rank, ranked_of=snap.ranked_of,
+                rank=snap.rank, of=snap.ranked_of,
                 tdgq_points=cents(Decimal(str(points))) if points is not None else None,
                 tdgq_numerator=tdgq.get("numerator"), tdgq_denominator=tdgq.get("denominator"),
             )  # fmt: skip

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from app.core.numbers import Percent, Points, PointsPerUnit
 from app.core.params import NO_NUL_PATTERN
 from app.core.vocabulary import named
 from app.indicators.periods import MonthText
@@ -35,17 +35,17 @@ class TargetOut(BaseModel):
     kind: Literal["grade", "rank", "score"]
     value: str = Field(description="Grade name, rank or score as asked (normalised)")
     label: str = Field(examples=["grade Tốt", "rank 10", "score 80.00"])
-    total_needed: Decimal | None = Field(
+    total_needed: Points | None = Field(
         description="The published total that reaches the target (other units held fixed)"
     )
 
 
 class StandingOut(BaseModel):
-    total: Decimal | None
+    total: Points | None
     grade: str | None
     complete: bool
     rank: int | None
-    ranked_of: int | None
+    of: int | None = Field(description="How many units of the level are ranked")
 
 
 class ImprovementOut(BaseModel):
@@ -63,10 +63,10 @@ class ImprovementOut(BaseModel):
     numerator_from: int
     numerator_to: int
     denominator: int
-    rate_from: Decimal
-    rate_to: Decimal
-    points_gained: Decimal
-    points_per_unit: Decimal
+    rate_from: Percent
+    rate_to: Percent
+    points_gained: Points
+    points_per_unit: PointsPerUnit
 
 
 class WhatIfOut(BaseModel):
@@ -84,7 +84,7 @@ class WhatIfOut(BaseModel):
     improvements: list[ImprovementOut]
     additional_units: int
     after: StandingOut | None = Field(description="The standing once the plan is carried out")
-    best_possible_total: Decimal | None = Field(
+    best_possible_total: Points | None = Field(
         description="Full marks on every metric that has data"
     )
     missing_metrics: list[str]
@@ -104,7 +104,9 @@ class OnTimeOutlookOut(BaseModel):
     overdue: int = Field(description="Open and already past due: late whatever happens")
     safe: int = Field(description="Open, in time and due after the month (or clock stopped)")
     coming_due: int = Field(description="Open, in time, due before the month ends")
-    on_time_share: Decimal | None
+    on_time_share: Percent | None = Field(
+        description="Of the dossiers that came due, the share finished or pending in time"
+    )
     on_time_share_basis: Literal["previous_months", "this_month_so_far", "none"]
     expected_on_time: int = Field(description="Of those coming due: on_time_share × coming_due")
     expected_arrivals: int = Field(description="Receipts so far × remaining ÷ elapsed days")
@@ -113,9 +115,9 @@ class OnTimeOutlookOut(BaseModel):
 class TdgqRange(BaseModel):
     numerator: int
     denominator: int
-    points: Decimal
-    low: Decimal
-    high: Decimal
+    points: Points
+    low: Points
+    high: Points
 
 
 class ProjectionOut(BaseModel):
@@ -123,30 +125,30 @@ class ProjectionOut(BaseModel):
     made_at: datetime
     on_time: OnTimeOutlookOut
     tdgq: TdgqRange | None
-    total: Decimal | None
-    total_low: Decimal | None
-    total_high: Decimal | None
+    total: Points | None
+    total_low: Points | None
+    total_high: Points | None
     grade: str | None
-    completeness: Decimal
+    completeness: Percent
     rank: int | None
     rank_best: int | None
     rank_worst: int | None
-    ranked_of: int | None
+    of: int | None = Field(description="How many units of the level are ranked")
 
 
 class ComparedProjectionOut(ProjectionOut):
-    total_error: Decimal | None = Field(description="actual − projected total")
+    total_error: Points | None = Field(description="actual − projected total")
     within_range: bool | None
     rank_error: int | None = Field(description="actual − projected rank")
 
 
 class ActualOut(BaseModel):
-    total: Decimal | None
+    total: Points | None
     grade: str | None
     complete: bool
     rank: int | None
-    ranked_of: int | None
-    tdgq_points: Decimal | None
+    of: int | None = Field(description="How many units of the level are ranked")
+    tdgq_points: Points | None
     tdgq_numerator: int | None
     tdgq_denominator: int | None
 

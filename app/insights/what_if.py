@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import NotFound, Unprocessable
 from app.core.language import DEFAULT, Language
+from app.core.numbers import share
 from app.core.settings import Settings
 from app.indicators.catalog import Catalog, CatalogVersion, GradeBand
 from app.indicators.periods import Period
@@ -124,8 +125,8 @@ def _improvement(step: planner.Step, lang: Language) -> ImprovementOut:
         numerator_from=c.numerator,
         numerator_to=step.numerator_to,
         denominator=c.denominator,
-        rate_from=(Decimal(c.numerator) / c.denominator).quantize(RATE, ROUND_HALF_UP),
-        rate_to=(Decimal(step.numerator_to) / c.denominator).quantize(RATE, ROUND_HALF_UP),
+        rate_from=share(c.numerator, c.denominator),
+        rate_to=share(step.numerator_to, c.denominator),
         points_gained=step.points.quantize(CENT, ROUND_HALF_UP),
         points_per_unit=lever.points_per_unit.quantize(RATE, ROUND_HALF_UP),
     )
@@ -168,7 +169,7 @@ async def what_if(
         grade=current.grade.name_vi if current.grade else None,
         complete=current.complete,
         rank=1 + peers_above(others, current.total) if current.total is not None else None,
-        ranked_of=ranked_of if current.total is not None else len(others),
+        of=ranked_of if current.total is not None else len(others),
     )
 
     needed: Decimal | None
@@ -239,7 +240,7 @@ async def what_if(
         after=StandingOut(
             total=after.total, grade=after.grade.name_vi if after.grade else None,
             complete=after.complete, rank=1 + peers_above(others, after.total),
-            ranked_of=ranked_of,
+            of=ranked_of,
         ),
         best_possible_total=best,
         unmeasured=list(result.unmeasured),

@@ -11,7 +11,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +19,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import NotFound
+from app.core.numbers import number, percent
 from app.core.settings import Settings
 from app.indicators import periods
 from app.indicators.periods import Period
@@ -91,7 +92,7 @@ def competition_ranks(totals: dict[str, Decimal | None]) -> dict[str, int]:
 
 
 def as_number(value: Decimal | None) -> float | None:
-    """Points as the stored JSON holds them."""
+    """Points as the stored snapshots hold them (unrounded: JSON answers round them)."""
     return float(value) if value is not None else None
 
 
@@ -119,8 +120,143 @@ def peer_from_snapshot(unit: UnitInfo, snap: ScoreSnapshot) -> Peer:
     )
 
 
+# --- the stored body, its format and its ETag ------------------------------------------------
+#
+# A ranking is stored as the exact JSON it is served as. Its first member is `inputs_pending`,
+# rendered false: a request for a period whose inputs changed since serves the body with that
+# one member swapped (no parsing), under an ETag of its own. The ETag names the format of the
+# body: a body stored in an earlier format (before points and rates became rounded numbers
+# and ranks got their `of`) is re-rendered from itself the first time it is asked for
+# (:func:`upgrade`), so no client is served the old shape, or a 304 for it, after an upgrade.
+
+FORMAT = 2
+_ETAG_PREFIX = f'"r{FORMAT}-'
+_SETTLED = b'{"inputs_pending":false,'
+_PENDING = b'{"inputs_pending":true,'
+
+
 def etag_of(body: bytes) -> str:
-    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    return _ETAG_PREFIX + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def current_format(etag: str) -> bool:
+    """Whether a stored ranking (known by its ETag) was rendered in today's format."""
+    return etag.startswith(_ETAG_PREFIX)
+
+
+def served_etag(etag: str, pending: bool) -> str:
+    """The ETag of the stored body as served: a pending-inputs variant has its own."""
+    return etag[:-1] + '-p"' if pending else etag
+
+
+def served_body(body: bytes, pending: bool) -> bytes:
+    """The stored body as served: ``inputs_pending`` true when inputs wait for a refresh."""
+    if pending and body.startswith(_SETTLED):
+        return _PENDING + body[len(_SETTLED) :]
+    return body
+
+
+def _item(
+    *,
+    rank: int | None,
+    of: int,
+    code: str,
+    name: str,
+    total: Decimal | float | None,
+    grade: str | None,
+    complete: bool,
+    completeness: Decimal | float,
+    groups: dict[str, Any],
+    rank_change: int | None,
+    score_change: Decimal | float | None,
+    flags: int,
+) -> dict[str, Any]:
+    """One ranked unit in the published number format (points and completeness as rounded
+    numbers: ``app/core/numbers.py``)."""
+    return {
+        "rank": rank,
+        "of": of,
+        "unit_code": code,
+        "name": name,
+        "total": number(total),
+        "grade": grade,
+        "complete": complete,
+        "completeness": number(percent(completeness)),
+        "groups": {g: number(v) for g, v in groups.items()},
+        "rank_change": rank_change,
+        "score_change": number(score_change),
+        "integrity_flags": flags,
+    }
+
+
+def _instant(at: datetime | str) -> str:
+    """An instant as every JSON answer writes it (UTC, ``Z``, as Pydantic renders it)."""
+    moment = datetime.fromisoformat(at) if isinstance(at, str) else at
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _body(
+    *,
+    at: datetime | str,
+    level: str,
+    parent: str | None,
+    period: str,
+    source: str,
+    catalog_version: str | None,
+    revision: int,
+    status: str,
+    projected: bool,
+    ranked: int,
+    items: list[dict[str, Any]],
+) -> bytes:
+    body = {
+        "inputs_pending": False,  # first: swapped when served for a period with inputs pending
+        "computed_at": _instant(at),
+        "level": level,
+        "parent": parent,
+        "period": period,
+        "source": source,
+        "catalog_version": catalog_version,
+        "revision": revision,
+        "status": status,
+        "projected": projected,  # the period is still running: totals will move
+        "ranked": ranked,
+        "items": items,
+        "next": None,
+    }
+    return orjson.dumps(body)
+
+
+def upgrade(stored: bytes) -> bytes:
+    """A body stored in the first format (numbers as computed, ``completeness`` a fraction,
+    no ``of``, no ``inputs_pending``) in today's, from itself: closed periods are never
+    recomputed, and their published figures stay what they were."""
+    old = orjson.loads(stored)
+    if "inputs_pending" in old:
+        return stored
+    ranked = int(old["ranked"])
+    items = [
+        _item(
+            rank=i["rank"],
+            of=ranked,
+            code=i["unit_code"],
+            name=i["name"],
+            total=i["total"],
+            grade=i["grade"],
+            complete=i["complete"],
+            completeness=i["completeness"],
+            groups=i["groups"],
+            rank_change=i["rank_change"],
+            score_change=i["score_change"],
+            flags=i.get("integrity_flags", 0),
+        )
+        for i in old["items"]
+    ]
+    return _body(
+        at=old["computed_at"], level=old["level"], parent=old["parent"], period=old["period"],
+        source=old["source"], catalog_version=old["catalog_version"], revision=old["revision"],
+        status=old["status"], projected=old.get("projected", False), ranked=ranked, items=items,
+    )  # fmt: skip
 
 
 def _ranking_body(
@@ -151,39 +287,30 @@ def _ranking_body(
             and peer.unit.code in ranks
         )
         items.append(
-            {
-                "rank": ranks.get(peer.unit.code),
-                "unit_code": peer.unit.code,
-                "name": peer.unit.name,
-                "total": as_number(peer.total),
-                "grade": peer.grade,
-                "complete": peer.complete,
-                "completeness": float(peer.completeness),
-                "groups": peer.groups,
-                "rank_change": previous_ranks[peer.unit.code] - ranks[peer.unit.code]
+            _item(
+                rank=ranks.get(peer.unit.code),
+                of=len(ranks),
+                code=peer.unit.code,
+                name=peer.unit.name,
+                total=peer.total,
+                grade=peer.grade,
+                complete=peer.complete,
+                completeness=peer.completeness,
+                groups=peer.groups,
+                rank_change=previous_ranks[peer.unit.code] - ranks[peer.unit.code]
                 if comparable
                 else None,
-                "score_change": float(peer.total - before.total)  # type: ignore[operator, union-attr]
+                score_change=peer.total - before.total  # type: ignore[operator, union-attr]
                 if comparable
                 else None,
-                "integrity_flags": peer.integrity_flags,
-            }
+                flags=peer.integrity_flags,
+            )
         )
-    body = {
-        "level": level,
-        "parent": parent,
-        "period": period,
-        "source": source,
-        "catalog_version": catalog_version,
-        "revision": revision,
-        "status": status,
-        "projected": projected,  # the period is still running: totals will move
-        "ranked": len(ranks),
-        "computed_at": at.isoformat(),
-        "items": items,
-        "next": None,
-    }
-    return orjson.dumps(body)
+    return _body(
+        at=at, level=level, parent=parent, period=period, source=source,
+        catalog_version=catalog_version, revision=revision, status=status, projected=projected,
+        ranked=len(ranks), items=items,
+    )  # fmt: skip
 
 
 def render(
@@ -244,7 +371,7 @@ async def restamp(session: AsyncSession, period: str, status: str) -> None:
     """Closing changes only the status in the rendered rankings (and so their ETags)."""
     restamped = []
     for row in await repository.rankings_of(session, period):
-        body = orjson.loads(row.body)
+        body = orjson.loads(upgrade(bytes(row.body)))
         body["status"] = status
         rendered = orjson.dumps(body)
         restamped.append(
@@ -259,12 +386,36 @@ async def restamp(session: AsyncSession, period: str, status: str) -> None:
     await repository.save_rankings(session, restamped)
 
 
+async def upgrade_period(session: AsyncSession, period: str) -> int:
+    """Re-render, from themselves, the period's stored rankings of an earlier format (see
+    :func:`upgrade`); the caller commits. Returns how many were re-rendered."""
+    await repository.lock_period(session, period)  # not while a refresh renders them anew
+    upgraded = []
+    for row in sorted(await repository.rankings_of(session, period), key=lambda r: r.key):
+        stored = bytes(row.body)
+        if stored.startswith(_SETTLED):
+            continue  # rendered in today's format
+        body = upgrade(stored)
+        upgraded.append(
+            {
+                "key": row.key,
+                "period": row.period,
+                "etag": etag_of(body),
+                "body": body,
+                "computed_at": row.computed_at,
+            }
+        )
+    await repository.save_rankings(session, upgraded)
+    return len(upgraded)
+
+
 # --- reading ---------------------------------------------------------------------------------
 
 
-async def stored_etag(session: AsyncSession, key: str) -> str | None:
-    """The stored ranking's ETag (one primary-key lookup), None if it was never rendered."""
-    return await repository.ranking_etag(session, key)
+async def head(session: AsyncSession, key: str, period: str) -> tuple[str | None, bool]:
+    """``(stored ETag, inputs pending)``: the stored ranking's ETag (None if it was never
+    rendered) and whether input for the period waits for a refresh, in one round trip."""
+    return await repository.ranking_head(session, key, period)
 
 
 async def empty_ranking(
@@ -281,21 +432,19 @@ async def empty_ranking(
     parent) is ranked: an empty list of the same shape; 404 for a parent that is no unit."""
     if parent is not None:
         await require_unit(session, parent)
-    body = orjson.dumps(
-        {
-            "level": level,
-            "parent": parent,
-            "period": str(period),
-            "source": source,
-            "catalog_version": None,
-            "revision": 1,
-            "status": "open",
-            "projected": not periods.has_ended(period, settings, at),
-            "ranked": 0,
-            "computed_at": at.isoformat(),
-            "items": [],
-            "next": None,
-        }
+    state = await repository.existing_state(session, str(period))
+    body = _body(
+        at=(state.refreshed_at if state and state.refreshed_at else at),
+        level=level,
+        parent=parent,
+        period=str(period),
+        source=source,
+        catalog_version=None,
+        revision=state.revision if state else 1,
+        status=state.status if state else "open",
+        projected=not periods.has_ended(period, settings, at),
+        ranked=0,
+        items=[],
     )
     return etag_of(body), body
 

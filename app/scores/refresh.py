@@ -11,17 +11,19 @@ end of its unit of work.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
 from app.core.errors import Unprocessable
+from app.core.principal import Principal
 from app.core.settings import Settings
 from app.indicators import periods
 from app.indicators.catalog import Catalog, CatalogVersion, Source
@@ -37,9 +39,18 @@ from app.scores.records import (
     record_fed_codes,
 )
 from app.scores.repository import RECORD_COUNTS
-from app.scores.schemas import PeriodStateOut
+from app.scores.schemas import PeriodStateOut, RefreshOut
+from app.units import repository as units_repository
+from app.units.service import ensure_in_scope
 
 ON_TIME_METRIC = ON_TIME  # TDGQ 2.1, computed from the dossiers' timelines
+
+REFRESHES = Counter(
+    "chiso_score_refreshes_total",
+    "Periods recomputed, by what asked: changed inputs (the worker), a first read, a "
+    "request (POST /v1/scores/refresh), closing or re-opening",
+    ["trigger"],
+)
 
 
 # --- marking inputs as changed -------------------------------------------------------------
@@ -263,16 +274,24 @@ async def _bridge(
 
 
 async def refresh_period(
-    session: AsyncSession, settings: Settings, catalog: Catalog, period: Period, at: datetime
+    session: AsyncSession,
+    settings: Settings,
+    catalog: Catalog,
+    period: Period,
+    at: datetime,
+    *,
+    trigger: str = "inputs",
 ) -> bool:
     """Recompute a period's scores and rankings; False when the period is closed or has no
-    catalog version. The caller commits."""
+    catalog version. The caller commits. ``trigger`` (what asked) labels the count of
+    recomputations (``chiso_score_refreshes_total``)."""
     name = str(period)
     await repository.lock_period(session, name)
     state = await repository.state(session, name)
     version = catalog.for_period(period)
     if state.status == "closed" or version is None:
         return False
+    REFRESHES.labels(trigger).inc()
     every_unit = await rankings.unit_tree(session)
     by_code = {u.code: u for u in every_unit}
     alive = [u for u in every_unit if u.valid_during(period)]
@@ -396,9 +415,108 @@ async def ensure_refreshed(
     True when it wrote something: the caller commits, so the next reads find it stored."""
     current = await repository.version(session, str(period))
     if current is None or current[1] == 0:
-        await refresh_period(session, settings, catalog, period, at)
+        await refresh_period(session, settings, catalog, period, at, trigger="first_read")
         return True
     return False
+
+
+# --- fresh scores on request -----------------------------------------------------------------
+
+
+async def may_refresh(session: AsyncSession, caller: Principal, unit: str | None) -> None:
+    """Who may ask: an admin or a key with ``indicators:write`` (the route checks the scope).
+    A key bound to a unit names ``unit`` (422 without it), in its subtree (403 outside)."""
+    if unit is not None:
+        if await units_repository.get(session, unit) is None:
+            detail = f"unknown unit {unit!r}"
+            raise Unprocessable(detail, errors=[{"pointer": "#/unit", "detail": detail}])
+        await ensure_in_scope(session, caller, unit)
+    elif caller.unit_code is not None:
+        detail = (
+            f"this key is bound to unit {caller.unit_code}: name it (or one of its subunits) "
+            "as `unit`"
+        )
+        raise Unprocessable(detail, errors=[{"pointer": "#/unit", "detail": "required"}])
+
+
+def ensure_refreshable(settings: Settings, catalog: Catalog, period: Period, at: datetime) -> None:
+    """422 for a period that has not started (local calendar) or that no catalog version
+    scores."""
+    if period.first_day > periods.today(settings, at):
+        detail = f"{period} has not started yet"
+        raise Unprocessable(detail, errors=[{"pointer": "#/period", "detail": detail}])
+    if catalog.for_period(period) is None:
+        detail = f"no indicator catalog version is in force on {period.first_day}"
+        raise Unprocessable(detail, errors=[{"pointer": "#/period", "detail": detail}])
+
+
+async def seen_version(session: AsyncSession, period: Period) -> tuple[int, int] | None:
+    """The period's ``(revision, version)`` as a request finds it, before it waits its turn."""
+    return await repository.version(session, str(period))
+
+
+async def refresh_on_request(
+    session: AsyncSession,
+    settings: Settings,
+    catalog: Catalog,
+    period: Period,
+    at: datetime,
+    *,
+    seen: tuple[int, int] | None,
+    take_mark: Callable[[], Awaitable[None]],
+) -> bool:
+    """Recompute ``period`` now, unless another refresh of it ran while this request waited
+    for its turn (the period's advisory lock): then that refresh's result is the answer, and
+    the period is not computed twice. True when this request recomputed it.
+
+    ``seen`` is :func:`seen_version` read before waiting. ``take_mark`` removes the period's
+    mark and commits at once, in a unit of work of its own (as the worker takes its marks):
+    input arriving from then on marks the period again rather than waiting behind this
+    refresh. The caller commits."""
+    name = str(period)
+    await repository.lock_period(session, name)
+    if await repository.version(session, name) != seen:
+        return False  # refreshed (or closed) while this request waited: share that result
+    await take_mark()
+    if not await refresh_period(session, settings, catalog, period, at, trigger="request"):
+        return False
+    following = period.following()
+    await repository.mark_if_open(session, str(following))  # its changes compare with this
+    return True
+
+
+async def refreshed(session: AsyncSession, period: Period, recomputed: bool) -> RefreshOut:
+    state = await repository.state(session, str(period))
+    pending = await repository.pending(session, [str(period)])
+    return RefreshOut(
+        period=str(period),
+        status=state.status,
+        revision=state.revision,
+        computed_at=state.refreshed_at,
+        inputs_pending=str(period) in pending,
+        recomputed=recomputed,
+    )
+
+
+async def take_mark(session: AsyncSession, period: Period) -> bool:
+    return await repository.take_mark(session, str(period))
+
+
+async def put_back_mark(session: AsyncSession, period: Period) -> None:
+    """A requested refresh that failed after taking the period's mark: the worker's next run
+    refreshes it instead."""
+    await repository.mark_dirty(session, [str(period)], "refresh")
+
+
+# --- the period a person means ---------------------------------------------------------------
+
+
+async def latest_scored_month(session: AsyncSession, settings: Settings, at: datetime) -> Period:
+    """The month a score answer means when none is named: the latest month (up to the running
+    one, local calendar) whose scores are stored, else the month before the running one."""
+    running = periods.running(settings, at)
+    found = await repository.latest_scored_month(session, str(running))
+    return Period.parse(found) if found else running.previous()
 
 
 # --- closing and re-opening ------------------------------------------------------------------
@@ -435,10 +553,10 @@ async def close(
             f"{period} has not ended yet.", errors=[{"parameter": "period", "detail": "not ended"}]
         )
     before = {"status": state.status, "revision": state.revision}
-    await refresh_period(session, settings, catalog, period, at)
+    await refresh_period(session, settings, catalog, period, at, trigger="close")
     await repository.close(session, str(period), by, at)
     await rankings.restamp(session, str(period), "closed")
-    await repository.bump(session, str(period), datetime.now(UTC))
+    await repository.bump(session, str(period), at)  # the ETags change with the status
     after = {"status": "closed", "revision": before["revision"]}
     await audit.record(session, by, "period.close", str(period), before=before, after=after)
 
@@ -458,7 +576,7 @@ async def reopen(
         )
     before = {"status": state.status, "revision": state.revision}
     await repository.reopen(session, str(period))
-    await refresh_period(session, settings, catalog, period, at)
+    await refresh_period(session, settings, catalog, period, at, trigger="reopen")
     state = await repository.state(session, str(period))
     after = {"status": state.status, "revision": state.revision}
     await audit.record(session, by, "period.reopen", str(period), before=before, after=after)

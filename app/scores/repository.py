@@ -55,6 +55,74 @@ async def take_dirty(session: AsyncSession) -> list[str]:
     return sorted(r[0] for r in rows)
 
 
+async def take_mark(session: AsyncSession, period: str) -> bool:
+    """Remove one period's mark (a refresh is about to read its inputs); True if it had one."""
+    taken = await session.scalar(
+        text("DELETE FROM score_dirty_periods WHERE period = :p RETURNING true"), {"p": period}
+    )
+    return bool(taken)
+
+
+async def mark_if_open(session: AsyncSession, period: str) -> None:
+    """Queue a period computed before and still open for a refresh (a closed one keeps its
+    published figures: no amendment either)."""
+    await session.execute(
+        text(
+            "INSERT INTO score_dirty_periods (period) SELECT period FROM period_states "
+            "WHERE period = :p AND status = 'open' ON CONFLICT (period) DO NOTHING"
+        ),
+        {"p": period},
+    )
+
+
+# A mark of a closed period waits for nothing: its input became a pending amendment (a mark
+# made just before closing is dropped by the worker's next run).
+_OPEN = (
+    "NOT EXISTS (SELECT 1 FROM period_states s WHERE s.period = d.period AND s.status = 'closed')"
+)
+
+
+_PENDING = text(
+    "SELECT d.period FROM score_dirty_periods d "  # noqa: S608 - constants
+    f"WHERE d.period = ANY(CAST(:periods AS text[])) AND {_OPEN}"
+)
+
+
+async def pending(session: AsyncSession, periods: Sequence[str]) -> set[str]:
+    """The periods among ``periods`` with input waiting for a refresh (a mark)."""
+    rows = await session.execute(_PENDING, {"periods": list(periods)})
+    return {name for (name,) in rows}
+
+
+_RANKING_HEAD = text(
+    "SELECT (SELECT etag FROM ranking_snapshots WHERE key = :key), "  # noqa: S608 - constants
+    f"EXISTS (SELECT 1 FROM score_dirty_periods d WHERE d.period = :period AND {_OPEN})"
+)
+
+
+async def ranking_head(session: AsyncSession, key: str, period: str) -> tuple[str | None, bool]:
+    """``(stored ETag or None, inputs pending)`` of a ranking: one round trip, two primary-key
+    lookups (rankings are polled)."""
+    row = (await session.execute(_RANKING_HEAD, {"key": key, "period": period})).one()
+    return row[0], bool(row[1])
+
+
+async def latest_scored_month(session: AsyncSession, up_to: str) -> str | None:
+    """The latest month up to ``up_to`` with score snapshots in its current revision."""
+    found: str | None = await session.scalar(
+        text(
+            """
+            SELECT max(s.period) FROM period_states s
+            WHERE s.period ~ '^\\d{4}-\\d{2}$' AND s.period <= :up_to
+              AND EXISTS (SELECT 1 FROM score_snapshots x
+                          WHERE x.period = s.period AND x.revision = s.revision)
+            """
+        ),
+        {"up_to": up_to},
+    )
+    return found
+
+
 async def state(session: AsyncSession, period: str) -> PeriodState:
     """The period's state row, created open on first use."""
     await session.execute(
@@ -78,12 +146,28 @@ async def version(session: AsyncSession, period: str) -> tuple[int, int] | None:
 
 
 async def versions(session: AsyncSession, periods: Sequence[str]) -> list[Any]:
+    """``(period, revision, version, pending)`` of each of ``periods`` (revision and version
+    null if never computed; pending: input waits for a refresh), in one statement: what the
+    ETags of scorecards and histories are made of."""
     rows = await session.execute(
-        select(PeriodState.period, PeriodState.revision, PeriodState.version)
-        .where(PeriodState.period.in_(list(periods)))
-        .order_by(PeriodState.period)
+        text(
+            """
+            SELECT p.period, s.revision, s.version,
+                   (d.period IS NOT NULL AND s.status IS DISTINCT FROM 'closed') AS pending
+            FROM unnest(CAST(:periods AS text[])) AS p(period)
+            LEFT JOIN period_states s ON s.period = p.period
+            LEFT JOIN score_dirty_periods d ON d.period = p.period
+            ORDER BY p.period
+            """
+        ),
+        {"periods": list(periods)},
     )
     return list(rows)
+
+
+async def existing_state(session: AsyncSession, period: str) -> PeriodState | None:
+    """The period's state row if it has one (a read: nothing is created)."""
+    return await session.get(PeriodState, period, populate_existing=True)
 
 
 async def bump(session: AsyncSession, period: str, at: datetime) -> None:
@@ -289,13 +373,6 @@ async def save_rankings(session: AsyncSession, rankings: Sequence[dict[str, Any]
     await session.execute(
         _SAVE_RANKINGS, columns_of(rankings, ("key", "period", "etag", "body", "computed_at"))
     )
-
-
-async def ranking_etag(session: AsyncSession, key: str) -> str | None:
-    etag: str | None = await session.scalar(
-        select(RankingSnapshot.etag).where(RankingSnapshot.key == key)
-    )
-    return etag
 
 
 async def ranking(session: AsyncSession, key: str) -> RankingSnapshot | None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.core.numbers import Percent, Points
 from app.core.vocabulary import named
 from app.indicators.catalog import Source
+from app.indicators.periods import Period, PeriodText
+from app.units.schemas import UnitCode
 
 # Names of the values of this module's enumerations (matched by their values in the OpenAPI).
 named(Literal["computed", "official"], {
@@ -32,23 +34,46 @@ named(Literal["json", "csv", "xlsx"], {
 }, title="ExportFormat")  # fmt: skip
 
 
+# Field names shared by every answer that carries a score: `total`, `grade`, `rank`, `of`,
+# `rank_change`, `score_change`, `groups`, `points`, `max_points`, `lost`, `rate`,
+# `completeness`; points and rates as JSON numbers (app/core/numbers.py).
+RANK = (
+    "Competition rank among the units of the same level (ties share it, the next skips); "
+    "null without a total"
+)
+OF = "How many units of that level were ranked (the same for every unit of a ranking)"
+RANK_CHANGE = (
+    "Places gained since the previous period of the same kind (positive: up), against it "
+    "scored with the same rules; null when not comparable"
+)
+COMPUTED_AT = "When these scores were computed (the period's last refresh)"
+INPUTS_PENDING = (
+    "An input of the period (a dossier event counted in it, an indicator value) arrived after "
+    "`computed_at` and waits for the next refresh (the worker's, within a minute, or "
+    "`POST /v1/scores/refresh`); always false for a closed period (see `pending_amendments`)"
+)
+
+
 class RankingItem(BaseModel):
-    rank: int | None
+    rank: int | None = Field(description=RANK)
+    of: int = Field(description=OF)
     unit_code: str
     name: str
-    total: float | None
+    total: Points | None
     grade: str | None
     complete: bool
-    completeness: float
-    groups: dict[str, float | None]
-    rank_change: int | None
-    score_change: float | None
+    completeness: Percent = Field(description="Share of the 100 points whose metrics have data")
+    groups: dict[str, Points | None]
+    rank_change: int | None = Field(description=RANK_CHANGE)
+    score_change: Points | None
     integrity_flags: int = Field(
         description="Open data-integrity flags in the unit's subtree (they never change scores)"
     )
 
 
 class Ranking(BaseModel):
+    inputs_pending: bool = Field(description=INPUTS_PENDING)
+    computed_at: datetime = Field(description=COMPUTED_AT)
     level: str
     parent: str | None
     period: str
@@ -57,8 +82,7 @@ class Ranking(BaseModel):
     revision: int
     status: Literal["open", "closed"]
     projected: bool = Field(description="The period is still running: totals will move")
-    ranked: int
-    computed_at: datetime
+    ranked: int = Field(description="How many units are ranked (every item's `of`)")
     items: list[RankingItem]
     next: None = None
 
@@ -68,8 +92,8 @@ class ValueLine(BaseModel):
 
     numerator: int
     denominator: int
-    rate: Decimal | None
-    points: Decimal | None
+    rate: Percent | None
+    points: Points | None
 
 
 class MetricLine(BaseModel):
@@ -77,13 +101,15 @@ class MetricLine(BaseModel):
     indicator: str | None = Field(description='The official indicator ("4.3"); null if none')
     source: Source
     name: str
-    points: Decimal | None
-    max_points: Decimal
-    lost: Decimal | None
+    points: Points | None
+    max_points: Points
+    lost: Points | None
     numerator: int | None
     denominator: int | None
-    rate: Decimal | None
-    full_marks_rate: Decimal | None
+    rate: Percent | None
+    full_marks_rate: Percent | None = Field(
+        description="The rate from which the line earns its maximum (a percentage)"
+    )
     missing: bool
     scored_from: Literal["records", "submitted", "admin"] = Field(
         description="Which value scored: computed from the records, submitted, or an "
@@ -107,17 +133,17 @@ class MetricLine(BaseModel):
 class GroupLine(BaseModel):
     code: str
     name: str
-    points: Decimal | None
-    max_points: Decimal
-    lost: Decimal | None
+    points: Points | None
+    max_points: Points
+    lost: Points | None
     metrics: list[MetricLine]
 
 
 class Official(BaseModel):
-    total: Decimal
-    groups: dict[str, float]
-    total_difference: Decimal | None
-    group_differences: dict[str, Decimal | None]
+    total: Points
+    groups: dict[str, Points]
+    total_difference: Points | None = Field(description="Computed total − official total")
+    group_differences: dict[str, Points | None]
 
 
 class Scorecard(BaseModel):
@@ -127,14 +153,17 @@ class Scorecard(BaseModel):
     period: str
     revision: int
     status: Literal["open", "closed"]
+    computed_at: datetime = Field(description=COMPUTED_AT)
+    inputs_pending: bool = Field(description=INPUTS_PENDING)
     catalog_version: str
-    total: Decimal | None
+    total: Points | None
     grade: str | None
     complete: bool
-    completeness: Decimal
-    rank: str | None
-    rank_change: int | None
-    score_change: Decimal | None
+    completeness: Percent = Field(description="Share of the 100 points whose metrics have data")
+    rank: int | None = Field(description=RANK)
+    of: int | None = Field(description=OF)
+    rank_change: int | None = Field(description=RANK_CHANGE)
+    score_change: Points | None
     groups: list[GroupLine]
     shortfalls: list[MetricLine]
     official: Official | None
@@ -143,16 +172,19 @@ class Scorecard(BaseModel):
 
 class HistoryPoint(BaseModel):
     period: str
-    total: Decimal | None
+    total: Points | None
     grade: str | None
-    rank: int | None
-    ranked_of: int | None
-    groups: dict[str, float | None] | None
+    rank: int | None = Field(description=RANK)
+    of: int | None = Field(description=OF)
+    groups: dict[str, Points | None] | None
+    computed_at: datetime | None = Field(description=COMPUTED_AT + "; null if never computed")
+    inputs_pending: bool = Field(description=INPUTS_PENDING)
 
 
 class History(BaseModel):
     unit_code: str
     granularity: Literal["month", "quarter", "year"]
+    inputs_pending: bool = Field(description="Some period of the history has inputs pending")
     items: list[HistoryPoint]
     next: None = None
 
@@ -165,3 +197,31 @@ class PeriodStateOut(BaseModel):
     closed_at: datetime | None
     closed_by: str | None
     pending_amendments: int
+
+
+class RefreshIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    period: PeriodText = Field(description="The period to recompute (month, quarter or year)")
+    unit: UnitCode | None = Field(
+        default=None,
+        description="Required with a key bound to a unit: that unit or one of its subunits (the "
+        "whole period is recomputed, the unit says for whom)",
+    )
+
+    @field_validator("period")
+    @classmethod
+    def _period(cls, value: str) -> str:
+        return str(Period.parse(value))  # ValueError: a 422 naming #/period
+
+
+class RefreshOut(BaseModel):
+    period: str
+    status: Literal["open", "closed"]
+    revision: int
+    computed_at: datetime | None = Field(description=COMPUTED_AT)
+    inputs_pending: bool = Field(description=INPUTS_PENDING)
+    recomputed: bool = Field(
+        description="This request recomputed the period; false when it shared the refresh "
+        "another request (or the worker) was running when it came, or the period is closed"
+    )

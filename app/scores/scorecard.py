@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import NotFound
 from app.core.http_cache import etag_for
+from app.core.numbers import percent, rate, rounded
 from app.indicators.catalog import Catalog, Component, Rule, Source
 from app.indicators.periods import Period
 from app.scores import repository
@@ -29,25 +30,30 @@ from app.scores.schemas import (
 from app.units.models import Unit
 from app.units.service import require_unit
 
+# The format of scorecards and histories: part of their ETags, so that a client holding one
+# rendered before points and rates became numbers is sent the new shape, not a 304.
+FORMAT = 2
+
 
 def _dec(value: Any) -> Decimal | None:
-    """Points as published: two decimals."""
-    return Decimal(str(value)).quantize(Decimal("0.01")) if value is not None else None
+    """Points as published: two decimals, half-up."""
+    return rounded(value) if value is not None else None
 
 
 def full_marks_rate(metric_rule: Rule, threshold: Decimal | None) -> Decimal | None:
+    """The rate (a percentage) from which a metric earns its maximum."""
     if metric_rule is Rule.linear:
-        return Decimal(1)
+        return percent(1)
     if metric_rule is Rule.threshold:
-        return threshold
+        return percent(threshold)
     return None
 
 
-def _component_full_marks(component: Component) -> Decimal:
-    """The rate from which a composite's term is full: cap ÷ coefficient when capped (B: 0.8)."""
+def _component_full_marks(component: Component) -> Decimal | None:
+    """The rate from which a composite's term is full: cap ÷ coefficient when capped (B: 80)."""
     if component.cap is None or component.cap >= component.coefficient:
-        return Decimal(1)
-    return (component.cap / component.coefficient).quantize(Decimal("0.0001"))
+        return percent(1)
+    return percent(component.cap / component.coefficient)
 
 
 def _metric_line(
@@ -80,7 +86,7 @@ def _metric_line(
         lost=max_points - points if points is not None else None,
         numerator=numerator,
         denominator=denominator,
-        rate=_rate(numerator, denominator),
+        rate=rate(numerator, denominator),
         full_marks_rate=full_marks,
         missing=points is None,
     )
@@ -107,15 +113,9 @@ def _value_line(data: dict[str, Any] | None) -> ValueLine | None:
     return ValueLine(
         numerator=numerator,
         denominator=denominator,
-        rate=_rate(numerator, denominator),
+        rate=rate(numerator, denominator),
         points=_dec(data.get("points")),
     )
-
-
-def _rate(numerator: int | None, denominator: int | None) -> Decimal | None:
-    if not denominator:
-        return None
-    return (Decimal(numerator or 0) / Decimal(denominator)).quantize(Decimal("0.0001"))
 
 
 async def _snapshot(session: AsyncSession, code: str, period: Period) -> tuple[ScoreSnapshot, Unit]:
@@ -127,8 +127,10 @@ async def _snapshot(session: AsyncSession, code: str, period: Period) -> tuple[S
 
 
 async def scorecard_etag(session: AsyncSession, code: str, period: Period) -> str:
-    current = await repository.version(session, str(period))
-    return etag_for("scorecard", code, period, current)
+    """Changes with the period's refreshes, with its inputs pending or not, and with the
+    format of the answer."""
+    current = await repository.versions(session, [str(period)])
+    return etag_for("scorecard", FORMAT, code, period, *[tuple(s) for s in current])
 
 
 async def scorecard(
@@ -139,6 +141,7 @@ async def scorecard(
     if version is None:
         raise NotFound(f"Catalog version {snap.catalog_version} is no longer shipped.")
     state = await repository.state(session, str(period))
+    pending = await repository.pending(session, [str(period)])
     metrics = {m["code"]: m for m in snap.metrics}
     groups: list[GroupLine] = []
     shortfalls: list[MetricLine] = []
@@ -190,13 +193,13 @@ async def scorecard(
     official = None
     if official_rows:
         row = official_rows[0]
-        official_groups = {k: float(v) for k, v in row.group_scores.items()}
+        official_groups = {k: Decimal(str(v)) for k, v in row.group_scores.items()}
         official = Official(
             total=Decimal(row.total),
             groups=official_groups,
             total_difference=snap.total - Decimal(row.total) if snap.total is not None else None,
             group_differences={
-                g: (_dec(snap.groups.get(g)) - Decimal(str(v)))  # type: ignore[operator]
+                g: (_dec(snap.groups.get(g)) - v)  # type: ignore[operator]
                 if snap.groups.get(g) is not None
                 else None
                 for g, v in official_groups.items()
@@ -226,12 +229,15 @@ async def scorecard(
         period=str(period),
         revision=snap.revision,
         status=state.status,
+        computed_at=snap.computed_at,
+        inputs_pending=str(period) in pending,
         catalog_version=snap.catalog_version,
         total=snap.total,
         grade=snap.grade,
         complete=snap.completeness == 1,
-        completeness=snap.completeness,
-        rank=f"{snap.rank}/{snap.ranked_of}" if snap.rank is not None else None,
+        completeness=percent(snap.completeness),
+        rank=snap.rank,
+        of=snap.ranked_of,
         rank_change=rank_change,
         score_change=score_change,
         groups=groups,
@@ -243,27 +249,31 @@ async def scorecard(
 
 async def history_etag(session: AsyncSession, code: str, periods: Sequence[Period]) -> str:
     states = await repository.versions(session, [str(p) for p in periods])
-    return etag_for("history", code, *[tuple(s) for s in states])
+    return etag_for("history", FORMAT, code, *[tuple(s) for s in states])
 
 
 async def history(
     session: AsyncSession, code: str, periods: Sequence[Period], granularity: str
 ) -> History:
     await require_unit(session, code)
-    snaps = {
-        s.period: s for s in await repository.history(session, code, [str(p) for p in periods])
-    }
+    names = [str(p) for p in periods]
+    snaps = {s.period: s for s in await repository.history(session, code, names)}
+    pending = await repository.pending(session, names)
     points = []
-    for period in periods:
-        snap = snaps.get(str(period))
+    for name in names:
+        snap = snaps.get(name)
         points.append(
             HistoryPoint(
-                period=str(period),
+                period=name,
                 total=snap.total if snap else None,
                 grade=snap.grade if snap else None,
                 rank=snap.rank if snap else None,
-                ranked_of=snap.ranked_of if snap else None,
-                groups=dict(snap.groups) if snap else None,
+                of=snap.ranked_of if snap else None,
+                groups={g: _dec(v) for g, v in snap.groups.items()} if snap else None,
+                computed_at=snap.computed_at if snap else None,
+                inputs_pending=name in pending,
             )
         )
-    return History(unit_code=code, granularity=granularity, items=points)
+    return History(
+        unit_code=code, granularity=granularity, inputs_pending=bool(pending), items=points
+    )

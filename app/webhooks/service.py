@@ -79,9 +79,9 @@ class RetryPolicy:
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return str(value)  # exact, as the JSON API renders decimals
+        return float(value)  # a JSON number, as the API renders points and rates
     if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
+        return value.model_dump(mode="json")  # wire shapes: their own number format
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.database import create_sessionmaker
@@ -84,21 +85,21 @@ async def test_projection_made_mid_month_is_compared_with_the_completed_month(
     live = running["projection"]
     assert live["on_time"] == {
         "dossiers": 9, "finished_on_time": 2, "finished_late": 1, "overdue": 1, "safe": 1,
-        "coming_due": 4, "on_time_share": "0.7500", "on_time_share_basis": "previous_months",
+        "coming_due": 4, "on_time_share": 75.0, "on_time_share_basis": "previous_months",
         "expected_on_time": 3, "expected_arrivals": 11,
     }  # fmt: skip
-    assert live["tdgq"] == {"numerator": 17, "denominator": 20, "points": "17.00",
-                            "low": "6.67", "high": "18.00"}  # fmt: skip
+    assert live["tdgq"] == {"numerator": 17, "denominator": 20, "points": 17.0,
+                            "low": 6.67, "high": 18.0}  # fmt: skip
     assert (live["total"], live["total_low"], live["total_high"], live["grade"]) == (
-        "91.00", "80.67", "92.00", "Xuất sắc",
+        91.0, 80.67, 92.0, "Xuất sắc",
     )  # fmt: skip
-    assert (live["rank"], live["rank_best"], live["rank_worst"], live["ranked_of"]) == (1, 1, 2, 2)
+    assert (live["rank"], live["rank_best"], live["rank_worst"], live["of"]) == (1, 1, 2, 2)
     [stored] = running["history"]
     assert stored["made_on"] == "2026-03-16"
     assert {k: stored[k] for k in live} == live  # the job stored what the endpoint shows
     h05 = (await client.get("/v1/units/H05/projection", params={"period": "2026-03"})).json()
     assert h05["projection"]["on_time"]["on_time_share_basis"] == "this_month_so_far"
-    assert (h05["projection"]["total"], h05["projection"]["rank"]) == ("90.00", 2)
+    assert (h05["projection"]["total"], h05["projection"]["rank"]) == (90.0, 2)
     await refresh_scores(ctx)
     ranking = (
         await client.get("/v1/rankings", params={"level": "province", "period": "2026-03"})
@@ -126,13 +127,13 @@ async def test_projection_made_mid_month_is_compared_with_the_completed_month(
     done = (await client.get("/v1/units/H01/projection", params={"period": "2026-03"})).json()
     assert (done["running"], done["projection"]) == (False, None)
     assert done["actual"] == {
-        "total": "90.84", "grade": "Xuất sắc", "complete": True, "rank": 1, "ranked_of": 2,
-        "tdgq_points": "16.84", "tdgq_numerator": 16, "tdgq_denominator": 19,
+        "total": 90.84, "grade": "Xuất sắc", "complete": True, "rank": 1, "of": 2,
+        "tdgq_points": 16.84, "tdgq_numerator": 16, "tdgq_denominator": 19,
     }  # fmt: skip
     [compared] = done["history"]
-    assert (compared["made_on"], compared["total"]) == ("2026-03-16", "91.00")
+    assert (compared["made_on"], compared["total"]) == ("2026-03-16", 91.0)
     assert (compared["total_error"], compared["within_range"], compared["rank_error"]) == (
-        "-0.16", True, 0,
+        -0.16, True, 0,
     )  # fmt: skip
     ranking = (
         await client.get("/v1/rankings", params={"level": "province", "period": "2026-03"})
@@ -176,3 +177,38 @@ async def test_a_clock_stopping_after_the_projection_instant_is_still_running_th
     assert {k: on_time[k] for k in ("dossiers", "overdue", "safe", "coming_due")} == {
         "dossiers": 2, "overdue": 0, "safe": 0, "coming_due": 2,
     }  # fmt: skip
+
+
+async def test_a_projection_stored_before_numbers_were_numbers_reads_in_todays_format(
+    client: httpx.AsyncClient, engine: AsyncEngine, clock: Callable[[datetime], None]
+) -> None:
+    """Rows the daily job stored before 0.3.0 hold the on-time share as a fraction in a string
+    and points as strings: they are served as percentages and numbers like new ones."""
+    clock(MID_MARCH)
+    await put_unit(client, "H01", "province")
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO score_projections (unit_code, period, made_on, made_at, "
+                "catalog_version, on_time, tdgq, total, total_low, total_high, grade, "
+                "completeness, rank, rank_best, rank_worst, ranked_of) VALUES ('H01', "
+                "'2026-03', '2026-03-15', '2026-03-15T00:00:00Z', '766-2022', CAST(:on_time AS "
+                "jsonb), CAST(:tdgq AS jsonb), 91, 80.67, 92, 'Xuất sắc', 0.8333, 1, 1, 2, 2)"
+            ),
+            {
+                "on_time": '{"dossiers": 9, "finished_on_time": 2, "finished_late": 1, '
+                '"overdue": 1, "safe": 1, "coming_due": 4, "on_time_share": "0.7500", '
+                '"on_time_share_basis": "previous_months", "expected_on_time": 3, '
+                '"expected_arrivals": 11}',
+                "tdgq": '{"numerator": 17, "denominator": 20, "points": "17.00", '
+                '"low": "6.67", "high": "18.00"}',
+            },
+        )
+    body = (await client.get("/v1/units/H01/projection", params={"period": "2026-03"})).json()
+    [stored] = body["history"]
+    assert stored["on_time"]["on_time_share"] == 75.0  # 0.75 → 75 %
+    assert stored["tdgq"] == {"numerator": 17, "denominator": 20, "points": 17.0,
+                              "low": 6.67, "high": 18.0}  # fmt: skip
+    assert (stored["total"], stored["completeness"], stored["rank"], stored["of"]) == (
+        91.0, 83.33, 1, 2,
+    )  # fmt: skip

@@ -111,38 +111,39 @@ async def test_grade_target_takes_the_most_points_per_unit_first(
     client: httpx.AsyncClient, provinces: None
 ) -> None:
     body = await what_if(client, "grade:Xuất sắc")
-    assert body["current"] == {"total": "70.01", "grade": "Khá", "complete": True, "rank": 5,
-                               "ranked_of": 5}  # fmt: skip
+    assert body["current"] == {"total": 70.01, "grade": "Khá", "complete": True, "rank": 5,
+                               "of": 5}  # fmt: skip
     assert body["target"] == {"kind": "grade", "value": "Xuất sắc", "label": "grade Xuất sắc",
-                              "total_needed": "90.00"}  # fmt: skip
+                              "total_needed": 90.0}  # fmt: skip
     # Needed 89.995 − 70.01 = 19.985: ON_TIME 2 units (+10) → 9.985 left; B 3 units (+0.75)
     # → 9.235; FULL_ONLINE all 60 units (+7.2) → 2.035; DOSSIER_RECEIVING ⌈2.035 / 0.0667⌉ =
     # ⌈30.53⌉ = 31 units (+2.0667, 45+31 = 76/100 → 6 × 0.76/0.9 = 5.0667).
     # Total 70.01 + 10 + 0.75 + 7.2 + 2.0667 = 90.0267 → 90.03, Xuất sắc; 96 units in all.
     assert plan_of(body) == [
-        ("ON_TIME_RATE", 2, "10.00"), ("ONLINE_PAYMENT.B", 3, "0.75"),
-        ("FULL_ONLINE_RATE", 60, "7.20"), ("DOSSIER_RECEIVING_SATISFACTION", 31, "2.07"),
+        ("ON_TIME_RATE", 2, 10.0), ("ONLINE_PAYMENT.B", 3, 0.75),
+        ("FULL_ONLINE_RATE", 60, 7.2), ("DOSSIER_RECEIVING_SATISFACTION", 31, 2.07),
     ]  # fmt: skip
     assert (body["reachable"], body["already_reached"], body["additional_units"]) == (
         True, False, 96,
     )  # fmt: skip
-    assert body["after"] == {"total": "90.03", "grade": "Xuất sắc", "complete": True,
-                             "rank": 2, "ranked_of": 5}  # fmt: skip
+    assert body["after"] == {"total": 90.03, "grade": "Xuất sắc", "complete": True,
+                             "rank": 2, "of": 5}  # fmt: skip
     online = body["improvements"][1]
     assert online["action"] == (
         "3 more procedures with at least one online payment (of 10 procedures with fees or "
         "charges): 50.0% → 80.0%"
     )
     assert (online["numerator_from"], online["numerator_to"], online["denominator"]) == (5, 8, 10)
+    # Rates as percentages; a point's worth per unit to four decimals.
     assert (online["rate_from"], online["rate_to"], online["points_per_unit"]) == (
-        "0.5000", "0.8000", "0.2500",
+        50.0, 80.0, 0.25,
     )  # fmt: skip
     assert body["message"] == (
         "Reachable: 96 more numerator units across 4 metric(s) raise the total from 70.01 to "
         "90.03, meeting the 90.00 needed for grade Xuất sắc."
     )
     assert body["unmeasured"] == ["PETITION_PROCESSING_ON_TIME"]
-    assert body["best_possible_total"] == "94.00"
+    assert body["best_possible_total"] == 94.0
 
 
 async def test_rank_target_holds_the_other_units_fixed(
@@ -152,18 +153,18 @@ async def test_rank_target_holds_the_other_units_fixed(
     # Needed 87.995 − 70.01 = 17.985: ON_TIME +10 → 7.985; B +0.75 → 7.235; FULL_ONLINE
     # +7.2 (60) → 0.035; DOSSIER_RECEIVING ⌈0.035/0.0667⌉ = 1 unit → 88.0267 → 88.03, rank 2.
     body = await what_if(client, "rank:2")
-    assert body["target"]["total_needed"] == "88.00"
+    assert body["target"]["total_needed"] == 88.0
     assert plan_of(body) == [
-        ("ON_TIME_RATE", 2, "10.00"), ("ONLINE_PAYMENT.B", 3, "0.75"),
-        ("FULL_ONLINE_RATE", 60, "7.20"), ("DOSSIER_RECEIVING_SATISFACTION", 1, "0.07"),
+        ("ON_TIME_RATE", 2, 10.0), ("ONLINE_PAYMENT.B", 3, 0.75),
+        ("FULL_ONLINE_RATE", 60, 7.2), ("DOSSIER_RECEIVING_SATISFACTION", 1, 0.07),
     ]  # fmt: skip
-    assert (body["after"]["total"], body["after"]["rank"]) == ("88.03", 2)
+    assert (body["after"]["total"], body["after"]["rank"]) == (88.03, 2)
     # Rank 1 ties H05's 94.00: everything, with ONLINE_PAYMENT.A stopped by the TTTT cap after
     # ⌈(93.995 − 70.01 − 10 − 0.75 − 7.2 − 3) / 0.06⌉ = ⌈50.58⌉ = 51 units (+3.04, not 3.06).
     first = await what_if(client, "rank:1")
-    assert plan_of(first)[-2:] == [("DOSSIER_RECEIVING_SATISFACTION", 45, "3.00"),
-                                   ("ONLINE_PAYMENT.A", 51, "3.04")]  # fmt: skip
-    assert (first["after"]["total"], first["after"]["rank"]) == ("94.00", 1)
+    assert plan_of(first)[-2:] == [("DOSSIER_RECEIVING_SATISFACTION", 45, 3.0),
+                                   ("ONLINE_PAYMENT.A", 51, 3.04)]  # fmt: skip
+    assert (first["after"]["total"], first["after"]["rank"]) == (94.0, 1)
     already = await what_if(client, "rank:5")
     assert (already["already_reached"], already["improvements"]) == (True, [])
     assert already["message"] == "Already reached: ranked 5 of 5 with 70.01."
@@ -174,12 +175,12 @@ async def test_score_target_and_the_unreachable_ones(
 ) -> None:
     # 80 − 0.005 − 70.01 = 9.985 → ⌈9.985 / 5⌉ = 2 more dossiers on time → 80.01.
     body = await what_if(client, "score:80")
-    assert plan_of(body) == [("ON_TIME_RATE", 2, "10.00")]
+    assert plan_of(body) == [("ON_TIME_RATE", 2, 10.0)]
     assert body["improvements"][0]["action"] == (
         "2 more dossiers finished early or on time, plus pending and within time (of 4 dossiers "
         "received or processed in the period): 50.0% → 100.0%"
     )
-    assert (body["after"]["total"], body["after"]["grade"]) == ("80.01", "Tốt")
+    assert (body["after"]["total"], body["after"]["grade"]) == (80.01, "Tốt")
 
     beyond = await what_if(client, "score:95")
     assert (beyond["reachable"], beyond["improvements"], beyond["after"]) == (False, [], None)
@@ -189,7 +190,7 @@ async def test_score_target_and_the_unreachable_ones(
     )
     no_grade = await what_if(client, "grade:Khá", unit="H14")
     assert no_grade["reachable"] is False
-    assert no_grade["current"]["total"] == "84.00" and no_grade["current"]["grade"] is None
+    assert no_grade["current"]["total"] == 84.0 and no_grade["current"]["grade"] is None
     assert no_grade["missing_metrics"] == ["DOSSIER_SYNC", "ONLINE_PAYMENT"]
     assert no_grade["message"] == (
         "Unreachable this period: a score without data for DOSSIER_SYNC, ONLINE_PAYMENT gets no "

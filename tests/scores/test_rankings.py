@@ -131,12 +131,14 @@ async def test_tdgq_points_come_from_the_dossiers(
     [tdgq] = [g for g in card["groups"] if g["code"] == "TDGQ"]
     [metric] = tdgq["metrics"]
     # 4 dossiers received or processed in March, 3 finished by their due time: 20 × 3/4.
-    assert (metric["numerator"], metric["denominator"], metric["points"]) == (3, 4, "15.00")
-    assert (metric["lost"], metric["full_marks_rate"]) == ("5.00", "1")
-    assert card["rank"] == "5/6"
+    assert (metric["numerator"], metric["denominator"], metric["points"]) == (3, 4, 15.0)
+    # The rate and the rate that earns full marks (linear: all of them) are percentages.
+    assert (metric["lost"], metric["rate"], metric["full_marks_rate"]) == (5.0, 75.0, 100.0)
+    assert (card["rank"], card["of"]) == (5, 6)
     assert card["rank_change"] == -2
     assert card["shortfalls"][0]["code"] == "ON_TIME_RATE"
-    assert (card["total"], card["grade"], card["complete"]) == ("95.00", "Xuất sắc", True)
+    assert (card["total"], card["grade"], card["complete"]) == (95.0, "Xuất sắc", True)
+    assert card["completeness"] == 100.0
 
 
 async def test_second_poll_is_304_and_a_new_submission_changes_the_etag(
@@ -153,13 +155,24 @@ async def test_second_poll_is_304_and_a_new_submission_changes_the_etag(
 
     await submit(client, [{"unit_code": "H13", "period": "2026-03", "metric_code":
                            "PUBLISH_ON_TIME", "numerator": 0, "denominator": 10}])  # fmt: skip
-    # Nothing changes until the worker's debounced refresh runs.
-    unchanged = await client.get("/v1/rankings", params=params, headers={"If-None-Match": etag})
-    assert unchanged.status_code == 304
+    # No score changes until the worker's debounced refresh runs; the answer says that input
+    # is pending (under an ETag of its own, itself answered 304 while nothing else moves).
+    waiting = await client.get("/v1/rankings", params=params, headers={"If-None-Match": etag})
+    assert waiting.status_code == 200
+    assert waiting.json()["inputs_pending"] is True
+    assert waiting.json()["items"] == first.json()["items"]
+    assert waiting.json()["computed_at"] == first.json()["computed_at"]
+    pending_etag = waiting.headers["etag"]
+    assert pending_etag != etag
+    again = await client.get("/v1/rankings", params=params, headers={"If-None-Match": pending_etag})
+    assert again.status_code == 304
     await refresh_scores(scenario)
-    changed = await client.get("/v1/rankings", params=params, headers={"If-None-Match": etag})
+    changed = await client.get(
+        "/v1/rankings", params=params, headers={"If-None-Match": pending_etag}
+    )
     assert changed.status_code == 200
-    assert changed.headers["etag"] != etag
+    assert changed.headers["etag"] not in (etag, pending_etag)
+    assert changed.json()["inputs_pending"] is False
     h13 = next(i for i in changed.json()["items"] if i["unit_code"] == "H13")
     assert (h13["total"], h13["rank"]) == (89.0, 6)  # 95 − 6
     assert h13["grade"] == "Tốt"
@@ -214,8 +227,12 @@ async def test_exports_have_vietnamese_headers(
 
 async def test_history_and_gzip(client: httpx.AsyncClient, scenario: dict[str, Any]) -> None:
     history = await client.get("/v1/units/H05/history", params={"from": "2026-01", "to": "2026-03"})
-    points = [(p["period"], p["total"], p["rank"]) for p in history.json()["items"]]
-    assert points == [("2026-01", None, None), ("2026-02", "94.00", 5), ("2026-03", "97.00", 3)]
+    points = [(p["period"], p["total"], p["rank"], p["of"]) for p in history.json()["items"]]
+    assert points == [
+        ("2026-01", None, None, None),
+        ("2026-02", 94.0, 5, 5),
+        ("2026-03", 97.0, 3, 6),
+    ]
     cached = await client.get(
         "/v1/units/H05/history", params={"from": "2026-01", "to": "2026-03"},
         headers={"If-None-Match": history.headers["etag"]},
@@ -250,7 +267,7 @@ async def test_quarter_scores_sum_counts_not_monthly_scores(
     await refresh_scores(ctx)
     card = (await client.get("/v1/units/H01/scorecard", params={"period": "2026-Q1"})).json()
     tdgq = next(g for g in card["groups"] if g["code"] == "TDGQ")["metrics"][0]
-    assert (tdgq["numerator"], tdgq["denominator"], tdgq["points"]) == (4, 6, "13.33")
+    assert (tdgq["numerator"], tdgq["denominator"], tdgq["points"]) == (4, 6, 13.33)
     assert card["complete"] is False and card["grade"] is None
 
 
@@ -271,9 +288,10 @@ async def test_official_ranking_and_scorecard_comparison(
         ("H01", 2, "Khá"),  # 76 → Khá, as published
     ]
     card = (await client.get("/v1/units/H01/scorecard", params={"period": "2026-03"})).json()
-    assert card["official"]["total"] == "76.00"
-    assert card["official"]["total_difference"] == "24.00"  # computed 100 − official 76
-    assert card["official"]["group_differences"] == {"TDGQ": "1.50"}  # 20 − 18.5
+    assert card["official"]["total"] == 76.0
+    assert card["official"]["groups"] == {"TDGQ": 18.5}
+    assert card["official"]["total_difference"] == 24.0  # computed 100 − official 76
+    assert card["official"]["group_differences"] == {"TDGQ": 1.5}  # 20 − 18.5
 
 
 async def test_bad_parameters_are_problems(client: httpx.AsyncClient) -> None:
@@ -309,7 +327,7 @@ async def test_communes_are_ranked_inside_their_province(
         "level": "commune", "period": "2026-03", "parent": "H01"})).json()  # fmt: skip
     assert [(i["unit_code"], i["rank"], i["total"], i["grade"], i["completeness"])
             for i in inside["items"]] == [
-        ("H01.01", 1, 20.0, None, 0.2), ("H01.02", 2, 10.0, None, 0.2),
+        ("H01.01", 1, 20.0, None, 20.0), ("H01.02", 2, 10.0, None, 20.0),
     ]  # fmt: skip
     national = (await client.get("/v1/rankings", params={
         "level": "commune", "period": "2026-03"})).json()  # fmt: skip
@@ -363,16 +381,16 @@ async def test_scorecard_lines_name_their_indicator_source_and_components(
     assert (on_time["indicator"], on_time["source"]) == ("2.1", "records")
     assert lines["ELECTRONIC_CERTIFIED_COPY"]["indicator"] is None
     payment = lines["ONLINE_PAYMENT"]
-    assert (payment["indicator"], payment["points"], payment["numerator"]) == (None, "10.00", None)
+    assert (payment["indicator"], payment["points"], payment["numerator"]) == (None, 10.0, None)
     # Each component as a line of its own: 10/10 each; B's term is capped at 2 (from a rate 0.8).
     assert [
         (c["code"], c["indicator"], c["numerator"], c["denominator"], c["points"],
          c["max_points"], c["full_marks_rate"])
         for c in payment["components"]
     ] == [
-        ("ONLINE_PAYMENT.A", "3.6", 10, 10, "6.00", "6", "1"),
-        ("ONLINE_PAYMENT.B", None, 10, 10, "2.00", "2", "0.8000"),
-        ("ONLINE_PAYMENT.C", "3.5", 10, 10, "2.50", "2.5", "1"),
+        ("ONLINE_PAYMENT.A", "3.6", 10, 10, 6.0, 6.0, 100.0),
+        ("ONLINE_PAYMENT.B", None, 10, 10, 2.0, 2.0, 80.0),
+        ("ONLINE_PAYMENT.C", "3.5", 10, 10, 2.5, 2.5, 100.0),
     ]  # fmt: skip
     # H05 lost PUBLISH_ON_TIME (0/10): its shortfall line names the indicator too.
     assert (card["shortfalls"][0]["code"], card["shortfalls"][0]["indicator"]) == (

@@ -178,11 +178,11 @@ async def test_twelve_records_give_the_hand_counted_figures_without_any_submissi
     assert [
         (found[code]["points"], found[code]["full_marks_rate"])
         for code in ("REUSED_DIGITIZED_DATA", "FULL_ONLINE_RATE", "SO_HOA_GIAY_TO_GIAI_QUYET")
-    ] == [("0.63", "0.8"), ("6.00", "0.5"), ("0.83", "0.8")]
+    ] == [(0.63, 80.0), (6.0, 50.0), (0.83, 80.0)]
     # 3.6 is TTTT's A: 6 × 3/5 = 3.6 points, shown like any metric, from the records.
     payment = found["ONLINE_PAYMENT.A"]
     assert (payment["points"], payment["source"], payment["indicator"]) == (
-        "3.60",
+        3.6,
         "records",
         "3.6",
     )
@@ -215,7 +215,7 @@ async def test_a_provinces_score_moves_when_its_communes_records_arrive(
     reused = lines(after)["REUSED_DIGITIZED_DATA"]
     assert (reused["numerator"], reused["denominator"]) == (11, 12)
     # 2 × (11/12) / 0.8 ≥ 2: full points, up from 2 × (1/2) / 0.8 = 1.25.
-    assert (lines(before)["REUSED_DIGITIZED_DATA"]["points"], reused["points"]) == ("1.25", "2.00")
+    assert (lines(before)["REUSED_DIGITIZED_DATA"]["points"], reused["points"]) == (1.25, 2.0)
     assert after["total"] != before["total"]
     mdsh = {g["code"]: g["points"] for g in after["groups"]}["MDSH"]
     assert mdsh != {g["code"]: g["points"] for g in before["groups"]}["MDSH"]
@@ -305,7 +305,7 @@ async def test_5_4_takes_the_late_share_from_the_records_and_the_complaints_subm
         1, 10,
     )  # fmt: skip
     # 6 × 0.65 / 0.9 = 4.333… → 4.33
-    assert satisfaction["points"] == "4.33"
+    assert satisfaction["points"] == 4.33
 
 
 def test_5_4_with_nothing_on_one_side_takes_the_other_share_alone() -> None:
@@ -391,7 +391,7 @@ async def test_rank_and_score_changes_across_the_version_change_use_the_new_rule
     )
     # The scorecard shows the same changes.
     h01 = await card(client, "H01")
-    assert (h01["rank_change"], h01["score_change"]) == (0, "0.00")
+    assert (h01["rank_change"], h01["score_change"]) == (0, 0.0)
 
 
 async def test_a_units_own_value_is_shown_not_scored_and_the_admins_overrides(
@@ -414,19 +414,19 @@ async def test_a_units_own_value_is_shown_not_scored_and_the_admins_overrides(
     await refresh()
     reused = lines(await card(client, "H01.01"))["REUSED_DIGITIZED_DATA"]
     # The computed 3/12 scores (0.63); the unit's 10/10 (2 points) is shown beside it.
-    assert (reused["numerator"], reused["denominator"], reused["points"]) == (3, 12, "0.63")
+    assert (reused["numerator"], reused["denominator"], reused["points"]) == (3, 12, 0.63)
     assert (reused["scored_from"], reused["overridden"]) == ("records", False)
     assert reused["computed"] == {
         "numerator": 3,
         "denominator": 12,
-        "rate": "0.2500",
-        "points": "0.63",
+        "rate": 25.0,
+        "points": 0.63,
     }
     assert reused["submitted"] == {
         "numerator": 10,
         "denominator": 10,
-        "rate": "1.0000",
-        "points": "2.00",
+        "rate": 100.0,
+        "points": 2.0,
     }
 
     # The provincial office enters the portal's own figure, 6/12: it overrides.
@@ -443,7 +443,7 @@ async def test_a_units_own_value_is_shown_not_scored_and_the_admins_overrides(
     scorecard = await card(client, "H01.01")
     reused = lines(scorecard)["REUSED_DIGITIZED_DATA"]
     # 2 × 0.5 / 0.8 = 1.25
-    assert (reused["numerator"], reused["denominator"], reused["points"]) == (6, 12, "1.25")
+    assert (reused["numerator"], reused["denominator"], reused["points"]) == (6, 12, 1.25)
     assert (reused["scored_from"], reused["overridden"]) == ("admin", True)
     assert reused["computed"]["numerator"] == 3 and reused["submitted"]["numerator"] == 9
     # A metric the records cannot feed scores from submissions, as before.

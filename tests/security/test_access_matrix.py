@@ -164,6 +164,8 @@ CASES = [
          path=lambda w: "/v1/units/H01/scorecard", params={"period": "2026-01"}),
     Case("GET", "/v1/units/{code}/history", public(),
          path=lambda w: "/v1/units/H01/history", params={"from": "2026-01", "to": "2026-03"}),
+    Case("POST", "/v1/scores/refresh", keyed(200, 403, 403, 200),
+         body=lambda k, w: {"period": "2026-01", "unit": UNIT_A}),
     Case("GET", "/v1/periods/{period}", public(), path=lambda w: "/v1/periods/2026-01"),
     Case("POST", "/v1/periods/{period}/close", admin_only(),
          path=lambda w: "/v1/periods/2025-01/close"),

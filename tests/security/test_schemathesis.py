@@ -156,6 +156,9 @@ BUSINESS_RULES = [
          "the clock decides"),
     Rule("GET /v1/units/{code}/what-if", 422, "target", r"^unknown grade",
          "the catalog version of the period names the grades"),
+    Rule("POST /v1/scores/refresh", 422, "#/unit", r"^unknown unit", "the unit must exist"),
+    Rule("POST /v1/scores/refresh", 422, "#/period",
+         r"(has not started yet|no indicator catalog)", "the clock and the catalog decide"),
 ]
 # fmt: on
 
@@ -164,7 +167,13 @@ BUSINESS_RULES = [
 def fuzzed_app(settings: Settings) -> Iterator[FastAPI]:
     # Its own instance (schemathesis runs it on its own event loop), without rate limits.
     app = create_app(
-        settings.model_copy(update={"rate_public_per_minute": 0, "rate_write_per_minute": 0})
+        settings.model_copy(
+            update={
+                "rate_public_per_minute": 0,
+                "rate_write_per_minute": 0,
+                "rate_refresh_per_minute": 0,
+            }
+        )
     )
     yield app
     asgi.shutdown_lifespans()

@@ -7,6 +7,7 @@ import hmac
 import ipaddress
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -21,6 +22,7 @@ from app.core.jobs import relay_outbox
 from app.core.outbox import relay
 from app.core.queue import QUEUE_NAME, create_queue, redis_settings
 from app.core.settings import Settings
+from app.insights.schemas import StandingOut
 from app.webhooks.destinations import Resolver
 from app.webhooks.jobs import JOBS
 from app.webhooks.service import RetryPolicy, notify, notify_many
@@ -203,6 +205,25 @@ async def test_a_commune_notification_reaches_its_province_signed(
     forged.headers["X-Chiso-Signature"] = to_province.headers["X-Chiso-Signature"]
     with pytest.raises(AssertionError):
         assert_signed(forged, province["secret"])
+
+
+async def test_figures_in_a_payload_are_json_numbers(
+    client: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
+) -> None:
+    """Payloads carry points and ranks in the API's number format: numbers, never strings,
+    and a rank with its `of` (a wire shape renders its own rounding)."""
+    await province_with_communes(client)
+    await hook(client, "H01", ["dossier.overdue"], "h01.example")
+    standing = StandingOut(total=Decimal("95.105"), grade="Xuất sắc", complete=True, rank=5, of=6)
+    await overdue(engine, "H01.01", "H01.01-260302-0001", overdue_by=Decimal("1.50"),
+                  standing=standing)  # fmt: skip
+    receiver = Receiver()
+    await run_worker(settings, engine, receiver)
+    (delivered,) = receiver.received
+    data = orjson.loads(delivered.content)["data"]
+    assert data["overdue_by"] == 1.5
+    assert data["standing"] == {"total": 95.11, "grade": "Xuất sắc", "complete": True,
+                                "rank": 5, "of": 6}  # fmt: skip
 
 
 async def test_the_same_notification_is_delivered_once(

@@ -31,7 +31,7 @@
           <td class="num">${item.total === null ? "–" : item.total.toFixed(2)}</td>
           <td>${item.grade ? `<span class="grade">${escapeHtml(item.grade)}</span>` : "–"}</td>
           <td>${item.rank === null ? "" : change(item.rank_change)}</td>
-          <td class="num hide-narrow">${Math.round(item.completeness * 100)}%</td>
+          <td class="num hide-narrow">${Math.round(item.completeness)}%</td>
         </tr>`).join("") || '<tr><td colspan="6" class="muted">Chưa có dữ liệu cho kỳ này.</td></tr>';
       document.getElementById("summary").textContent =
         `${data.ranked} đơn vị được xếp hạng · kỳ ${data.period}` +

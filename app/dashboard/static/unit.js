@@ -9,7 +9,7 @@
   period.value = params.get("period") && periods.includes(params.get("period"))
     ? params.get("period") : periods[0];
   const fmt = (v) => (v === null || v === undefined ? "–" : Number(v).toFixed(2));
-  const pct = (v) => (v === null || v === undefined ? "–" : `${(Number(v) * 100).toFixed(1)}%`);
+  const pct = (v) => (v === null || v === undefined ? "–" : `${Number(v).toFixed(1)}%`);
 
   // The last 12 months, the current one included.
   async function loadHistory(name) {
@@ -45,7 +45,7 @@
         <div><div class="muted">Thứ hạng</div><div class="big">${escapeHtml(rankText(card))}</div>
           <div>${card.rank ? change(card.rank_change) : ""}</div></div>
         <div><div class="muted">Dữ liệu</div><div class="big">${
-          Math.round(Number(card.completeness) * 100)}%</div></div>`;
+          Math.round(Number(card.completeness))}%</div></div>`;
       body.innerHTML = card.groups.map((g) => `
         <tr><th>${escapeHtml(g.code)} – ${escapeHtml(g.name)}</th><td class="num">${fmt(g.points)}</td>
           <td class="num">${fmt(g.max_points)}</td><td class="num">${fmt(g.lost)}</td><td></td></tr>
@@ -116,7 +116,7 @@
     if (p) {
       return `<h3>Dự báo cuối kỳ</h3><p>Tổng điểm dự kiến <strong>${fmt(p.total)}</strong>
         (từ ${fmt(p.total_low)} đến ${fmt(p.total_high)})${p.rank ? `, hạng ${p.rank}/${
-        p.of ?? p.ranked_of} (từ ${p.rank_best} đến ${p.rank_worst})` : ""}.</p>`;
+        p.of} (từ ${p.rank_best} đến ${p.rank_worst})` : ""}.</p>`;
     }
     const last = report.history[report.history.length - 1];
     if (!report.actual || !last) return "";
@@ -136,8 +136,8 @@
   // "4/6": a rank and the number ranked (an integer and `of`, or the older "4/6" text).
   function rankText(card) {
     if (card.rank === null || card.rank === undefined) return "–";
-    const of = card.of ?? card.ranked_of;
-    return of === null || of === undefined ? String(card.rank) : `${card.rank}/${of}`;
+    return card.of === null || card.of === undefined
+      ? String(card.rank) : `${card.rank}/${card.of}`;
   }
 
   period.addEventListener("change", loadScorecard);
