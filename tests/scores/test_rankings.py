@@ -213,8 +213,8 @@ async def test_exports_have_vietnamese_headers(
     as_csv = await client.get("/v1/rankings", params={**params, "format": "csv"})
     assert as_csv.headers["content-type"].startswith("text/csv")
     lines = as_csv.content.decode("utf-8-sig").splitlines()
-    assert lines[0].startswith("Hạng,Mã đơn vị,Tên đơn vị,Tổng điểm,Xếp loại")
-    assert lines[1].startswith("1,H01,Tỉnh H01,100.0,Xuất sắc")
+    assert lines[0].startswith("Hạng,Trong số,Mã đơn vị,Tên đơn vị,Tổng điểm,Xếp loại")
+    assert lines[1].startswith("1,6,H01,Tỉnh H01,100.0,Xuất sắc")  # first of the six ranked
     xlsx = await client.get(
         "/v1/rankings",
         params=params,
