@@ -22,11 +22,14 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainSerializer,
     PrivateAttr,
     ValidationError,
+    WithJsonSchema,
     model_validator,
 )
 
+from app.core.numbers import number, percent
 from app.indicators.periods import Period, PeriodKind
 
 CATALOG_DIR = Path(__file__).parent / "catalog"
@@ -38,7 +41,45 @@ COMPONENT_CODE_PATTERN = r"^[A-Z][A-Z0-9_]{0,47}\.[A-Z0-9_]{1,15}$"
 INDICATOR_PATTERN = r"^[1-9]\.[1-9][0-9]?$"
 VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"
 
-Points = Annotated[Decimal, Field(gt=0, le=TOTAL_POINTS)]
+
+def _points(value: Decimal) -> float | None:
+    return number(value)
+
+
+def _percentage(fraction: Decimal) -> float | None:
+    return number(percent(fraction))
+
+
+# Figures of the catalog go out in the one number format of every score answer
+# (app/core/numbers.py): points as JSON numbers, rates as percentages.
+_POINTS_JSON = PlainSerializer(_points, return_type=float, when_used="json")
+Points = Annotated[
+    Decimal,
+    Field(gt=0, le=TOTAL_POINTS),
+    _POINTS_JSON,
+    WithJsonSchema({"type": "number", "exclusiveMinimum": 0, "maximum": 100}),
+]
+PointsFrom = Annotated[
+    Decimal,
+    Field(ge=0, le=TOTAL_POINTS),
+    _POINTS_JSON,
+    WithJsonSchema({"type": "number", "minimum": 0, "maximum": 100}),
+]
+# Held as a fraction (the data files state 0.9); published as the percentage (90).
+FullMarksRate = Annotated[
+    Decimal,
+    Field(gt=0, le=1),
+    PlainSerializer(_percentage, return_type=float, when_used="json"),
+    WithJsonSchema(
+        {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "maximum": 100,
+            "description": "The rate from which a `threshold` metric earns full points, as a "
+            "percentage",
+        }
+    ),
+]
 Label = Annotated[str, Field(min_length=1, max_length=300)]
 Indicator = Annotated[str, Field(pattern=INDICATOR_PATTERN, examples=["4.3"])]
 
@@ -92,7 +133,7 @@ class Component(_Data):
     name_en: Label
     numerator: Label
     denominator: Label
-    coefficient: Annotated[Decimal, Field(gt=0, le=TOTAL_POINTS)]
+    coefficient: Points
     cap: Points | None = Field(default=None, description="The term is min(cap, coefficient × rate)")
     source: Source = Source.submitted
     empty_denominator: EmptyDenominator = EmptyDenominator.zero
@@ -113,7 +154,7 @@ class Metric(_Data):
     denominator: Label | None = None
     max_points: Points
     rule: Rule = Rule.linear
-    threshold: Annotated[Decimal, Field(gt=0, le=1)] | None = None
+    threshold: FullMarksRate | None = None
     empty_denominator: EmptyDenominator | None = Field(
         default=None, description="Per component for a composite metric"
     )
@@ -198,7 +239,7 @@ class GradeBand(_Data):
     code: Annotated[str, Field(pattern=r"^[a-z][a-z_]{0,31}$")]
     name_vi: Label
     name_en: Label
-    min_points: Annotated[Decimal, Field(ge=0, le=TOTAL_POINTS)]
+    min_points: PointsFrom
 
 
 class Measure(NamedTuple):

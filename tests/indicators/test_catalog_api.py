@@ -29,18 +29,17 @@ async def test_the_version_in_force_is_public(client: httpx.AsyncClient) -> None
     assert body["version"] == "766-2022"
     assert (body["valid_from"], body["valid_to"]) == ("2022-01-01", "2026-11-30")
     assert [(b["name_vi"], b["min_points"]) for b in body["grade_bands"]] == [
-        ("Xuất sắc", "90"), ("Tốt", "80"), ("Khá", "70"), ("Trung bình", "50"), ("Yếu", "0"),
+        ("Xuất sắc", 90), ("Tốt", 80), ("Khá", 70), ("Trung bình", 50), ("Yếu", 0),
     ]  # fmt: skip
     assert [(g["code"], g["max_points"]) for g in body["groups"]] == [
-        ("CKMB", "18"), ("TDGQ", "20"), ("CLGQ", "12"), ("TTTT", "10"), ("MDHL", "18"),
-        ("MDSH", "22"),
+        ("CKMB", 18), ("TDGQ", 20), ("CLGQ", 12), ("TTTT", 10), ("MDHL", 18), ("MDSH", 22),
     ]  # fmt: skip
     metrics = {m["code"]: m for g in body["groups"] for m in g["metrics"]}
     assert len(metrics) == 17
     assert metrics["ON_TIME_RATE"]["source"] == "records"
     receiving = metrics["DOSSIER_RECEIVING_SATISFACTION"]
     assert (receiving["rule"], receiving["threshold"], receiving["empty_denominator"]) == (
-        "threshold", "0.9", "zero",
+        "threshold", 90, "zero",  # the rate earning full points, as a percentage
     )  # fmt: skip
     assert metrics["PETITION_HANDLING_SATISFACTION"]["empty_denominator"] == "full"
     assert metrics["DOSSIER_SYNC"]["name_vi"] == "Đồng bộ hồ sơ lên Cổng Dịch vụ công quốc gia"
@@ -48,9 +47,9 @@ async def test_the_version_in_force_is_public(client: httpx.AsyncClient) -> None
     payment = metrics["ONLINE_PAYMENT"]
     assert payment["rule"] == "tttt_composite"
     assert [(c["code"], c["coefficient"], c["cap"]) for c in payment["components"]] == [
-        ("ONLINE_PAYMENT.A", "6", None),
-        ("ONLINE_PAYMENT.B", "2.5", "2"),
-        ("ONLINE_PAYMENT.C", "2.5", None),
+        ("ONLINE_PAYMENT.A", 6, None),
+        ("ONLINE_PAYMENT.B", 2.5, 2),
+        ("ONLINE_PAYMENT.C", 2.5, None),
     ]
 
 
@@ -98,4 +97,4 @@ async def test_the_answer_switches_on_the_validity_date(
             if m["code"] == "DOSSIER_RECEIVING_SATISFACTION"
         )
 
-    assert (threshold(before), threshold(after)) == ("0.9", "0.8")
+    assert (threshold(before), threshold(after)) == (90, 80)
