@@ -1,6 +1,6 @@
 """Portal dossier snapshots (DongBoHoSoMC records) read into dossier events, worked by hand.
 
-Issue 14 made the reader take what real producers send: event ids no longer carry times
+The reader takes what real producers send: event ids no longer carry times
 (``portal:{MaHoSo}:{status}``, supplements keyed by their request), and what used to refuse a
 record (a malformed date, a terminal status without its end date, an unknown channel or
 payment value) now stores it with notes. The tests below that encoded the old strictness say
@@ -242,7 +242,7 @@ def test_a_new_due_date_without_supply_stays_on_the_request() -> None:
             {"NgayBoSung": "20261019100000", "NgayTiepNhanBoSung": "", "NgayHenTraMoi": "20261030"}
         ],
     }
-    # Was refused (issue 13); now the unreadable new due date is left out, with a note.
+    # Not refused: the unreadable new due date is left out, with a note.
     parsed = records_to_events(record, 4, None, ARRIVED)
     assert parsed.events[-1].supplement_new_due_at is None
     assert parsed.notes == [
@@ -329,7 +329,7 @@ def test_events_are_sorted_by_time_then_status() -> None:
     ]
 
 
-# --- odd records: stored with notes since issue 14; refused only when not a dossier -----------
+# --- odd records: stored with notes; refused only when not a dossier ----------------------------
 
 
 def test_a_date_in_the_wrong_format() -> None:
