@@ -109,6 +109,8 @@ async def test_unit_and_overdue_pages(
     # At the end of March both open H99 dossiers are overdue, neither with an apology letter.
     assert await page.locator("#counts tbody tr").first.inner_text() == "Tỉnh Mới\t2\t2"
     assert await page.locator("#chart svg rect.bar").count() == 1
+    # "At" the end of March in Vietnam's time, whatever the browser's time zone (here UTC).
+    assert "2 hồ sơ quá hạn tại 23:59:59 31/3/2026" in await page.locator("#summary").inner_text()
     await page.screenshot(path=str(artifacts / "overdue-H99.png"), full_page=True)
 
 

@@ -28,7 +28,7 @@
       const rows = data.items.filter((r) => r.overdue > 0);
       const total = rows.reduce((sum, r) => sum + r.overdue, 0);
       document.getElementById("summary").textContent =
-        `${total} hồ sơ quá hạn tại ${new Date(data.as_of).toLocaleString("vi-VN")}`;
+        `${total} hồ sơ quá hạn tại ${new Date(data.as_of).toLocaleString("vi-VN", { timeZone: "Asia/Ho_Chi_Minh" })}`;
       simpleBars(document.getElementById("chart"), rows.map((r) => ({
         key: r.unit_code, label: r.unit_name, value: r.overdue })), PALETTE[5],
         "Số hồ sơ quá hạn theo đơn vị");
