@@ -18,7 +18,7 @@ from app.dossiers.models import Dossier
 from app.dossiers.schemas import DossierEventIn
 from app.dossiers.timeline import DossierState, EventRecord, Limit
 from app.units.models import Unit
-from app.units.repository import subtree_codes
+from app.units.repository import UNIT_PAIRS_CTE, subtree_codes
 
 # The row aliases the SQL fragments below name (``d.due_at``, ``u.name``).
 _D = Dossier.__table__.alias("d")
@@ -832,10 +832,10 @@ async def digest_counts(
     rows = await session.execute(
         text(
             f"""
-            WITH RECURSIVE tree(root, code) AS (
-                SELECT r, r FROM unnest(CAST(:roots AS text[])) AS r
-                UNION ALL
-                SELECT t.root, u.code FROM units u JOIN tree t ON u.parent_code = t.code
+            WITH RECURSIVE{UNIT_PAIRS_CTE},
+            tree AS (
+                SELECT ancestor AS root, code FROM unit_pairs
+                WHERE ancestor = ANY(CAST(:roots AS text[]))
             )
             SELECT t.root AS unit_code,
                    count(d.code) AS open,

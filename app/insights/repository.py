@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.dossiers.repository import in_time_sql, overdue_sql
 from app.insights.models import IntegrityFlag, ScoreProjection
 from app.units.models import Unit
-from app.units.repository import subtree_codes
+from app.units.repository import UNIT_PAIRS_CTE, ancestors_cte, subtree_codes
 
 CLEARED_BY = "recompute"
 _FINISHED = "(9, 10)"  # processing finished, result returned: a real close, not a refusal
@@ -316,17 +316,16 @@ async def open_flag_counts(session: AsyncSession, months: Sequence[str]) -> dict
     ancestor (the walk starts from the flags, so the cost follows their number)."""
     rows = await session.execute(
         text(
-            """
-            WITH RECURSIVE up(id, code, depth) AS (
-                SELECT id, unit_code, 0 FROM integrity_flags
+            f"""
+            WITH RECURSIVE flagged AS (
+                SELECT unit_code, count(*) AS flags FROM integrity_flags
                 WHERE status = 'open' AND period = ANY(CAST(:months AS text[]))
-                UNION ALL
-                SELECT up.id, u.parent_code, up.depth + 1
-                FROM up JOIN units u ON u.code = up.code
-                WHERE u.parent_code IS NOT NULL AND up.depth < 32
-            )
-            SELECT code, count(*) AS flags FROM up GROUP BY code
-            """
+                GROUP BY unit_code
+            ),{ancestors_cte("up", "SELECT unit_code FROM flagged")}
+            SELECT up.ancestor AS code, sum(f.flags)::bigint AS flags
+            FROM up JOIN flagged f ON f.unit_code = up.code
+            GROUP BY up.ancestor
+            """  # noqa: S608 - built from constants
         ),
         {"months": list(months)},
     )
@@ -447,13 +446,8 @@ async def on_time_outlook(
                 SELECT unit_code, 0, 0, 0, 0, 0, 0, 0, due_before, on_time_before, due_now,
                        on_time_now
                 FROM record
-            ),
-            tree(root, code) AS (
-                SELECT code, code FROM units
-                UNION ALL
-                SELECT t.root, u.code FROM units u JOIN tree t ON u.parent_code = t.code
-            )
-            SELECT t.root AS unit_code,
+            ),{UNIT_PAIRS_CTE}
+            SELECT t.ancestor AS unit_code,
                    sum(f.dossiers)::bigint AS dossiers,
                    sum(f.finished_on_time)::bigint AS finished_on_time,
                    sum(f.finished_late)::bigint AS finished_late,
@@ -465,8 +459,8 @@ async def on_time_outlook(
                    sum(f.on_time_before)::bigint AS on_time_before,
                    sum(f.due_now)::bigint AS due_now,
                    sum(f.on_time_now)::bigint AS on_time_now
-            FROM tree t JOIN facts f ON f.unit_code = t.code
-            GROUP BY t.root
+            FROM unit_pairs t JOIN facts f ON f.unit_code = t.code
+            GROUP BY t.ancestor
             """  # noqa: S608
         ),
         {"start": start, "end": end, "at": at, "history_start": history_start,

@@ -220,16 +220,11 @@ async def on_time_counts(
                 WHERE d.counted AND d.due_at IS NOT NULL
                   AND d.received_at <= :end AND (d.end_at IS NULL OR d.end_at >= :start)
                 GROUP BY d.unit_code
-            ),
-            tree(root, code) AS (
-                SELECT code, code FROM units
-                UNION ALL
-                SELECT t.root, u.code FROM units u JOIN tree t ON u.parent_code = t.code
-            )
-            SELECT t.root AS unit_code, sum(p.numerator)::bigint AS numerator,
+            ),{UNIT_PAIRS_CTE}
+            SELECT t.ancestor AS unit_code, sum(p.numerator)::bigint AS numerator,
                    sum(p.denominator)::bigint AS denominator
-            FROM tree t JOIN per_unit p ON p.unit_code = t.code
-            GROUP BY t.root
+            FROM unit_pairs t JOIN per_unit p ON p.unit_code = t.code
+            GROUP BY t.ancestor
             """  # noqa: S608 - built from the overdue rule's fragment
         ),
         {"start": start, "end": end, "max_supp": max_supp},

@@ -39,15 +39,26 @@ def subtree_codes(root: str) -> Select[tuple[str]]:
 # subtree (``GROUP BY ancestor``), listing each unit's ancestors (``ORDER BY depth``). A recursive
 # CTE for raw SQL (the statement starts ``WITH RECURSIVE``); the bounded depth guards against
 # corrupt cycles. Walking up by primary key keeps its estimates close to the real row count.
-UNIT_PAIRS_CTE = """
-    unit_pairs(code, ancestor, depth) AS (
-        SELECT code, code, 0 FROM units
+def ancestors_cte(name: str, seeds: str) -> str:
+    """``name(code, ancestor, depth)``: each code ``seeds`` selects (one text column) paired with
+    itself (depth 0) and with each of its ancestors (1: its parent, …) — THE walk of the unit
+    tree in raw SQL, for a statement that starts ``WITH RECURSIVE``. Rolling figures up to
+    subtrees is ``GROUP BY ancestor``; a unit's chain is ``ORDER BY depth``; a subtree of ``r`` is
+    ``WHERE ancestor = r``. The bounded depth guards against a corrupt cycle; walking up by
+    primary key keeps the planner's estimates close to the real row count."""
+    return f"""
+    {name}(code, ancestor, depth) AS (
+        SELECT s.code, s.code, 0 FROM ({seeds}) AS s(code)
         UNION ALL
         SELECT p.code, u.parent_code, p.depth + 1
-        FROM unit_pairs p JOIN units u ON u.code = p.ancestor
-        WHERE u.parent_code IS NOT NULL AND p.depth < 32
+        FROM {name} p JOIN units u ON u.code = p.ancestor
+        WHERE u.parent_code IS NOT NULL AND p.depth < {MAX_TREE_DEPTH}
     )
-"""
+"""  # noqa: S608 - names and sub-selects written in code, never a client's text
+
+
+MAX_TREE_DEPTH = 32
+UNIT_PAIRS_CTE = ancestors_cte("unit_pairs", "SELECT code FROM units")
 
 
 async def get(session: AsyncSession, code: str) -> Unit | None:

@@ -11,32 +11,24 @@ from typing import Any
 from sqlalchemy import any_, func, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.units.repository import subtree_codes
+from app.units.repository import ancestors_cte, subtree_codes
 from app.webhooks.models import Webhook, WebhookDelivery
 
-# Depth bound of the parent-chain walk: guards against a corrupt cycle in the unit tree.
-_MAX_DEPTH = 32
-
+# Each item's unit and its ancestors: a webhook of any of them hears the item.
 _INSERT_DELIVERIES = text(
-    """
+    f"""
     WITH RECURSIVE items AS (
         SELECT t.unit_code, t.dedupe_key, t.payload::jsonb AS payload
         FROM unnest(CAST(:unit_codes AS text[]), CAST(:dedupe_keys AS text[]),
                     CAST(:payloads AS text[])) AS t(unit_code, dedupe_key, payload)
     ),
-    chain(origin, code, depth) AS (
-        SELECT DISTINCT unit_code, unit_code, 0 FROM items
-        UNION ALL
-        SELECT c.origin, u.parent_code, c.depth + 1
-        FROM chain c JOIN units u ON u.code = c.code
-        WHERE u.parent_code IS NOT NULL AND c.depth < :max_depth
-    ),
+    {ancestors_cte("chain", "SELECT DISTINCT unit_code FROM items")},
     inserted AS (
         INSERT INTO webhook_deliveries (webhook_id, kind, unit_code, dedupe_key, payload)
         SELECT w.id, CAST(:kind AS text), i.unit_code, i.dedupe_key, i.payload
         FROM items i
-        JOIN chain c ON c.origin = i.unit_code
-        JOIN webhooks w ON w.unit_code = c.code
+        JOIN chain c ON c.code = i.unit_code
+        JOIN webhooks w ON w.unit_code = c.ancestor
         WHERE w.disabled_at IS NULL AND CAST(:kind AS text) = ANY(w.kinds)
         ON CONFLICT (webhook_id, kind, dedupe_key) DO NOTHING
         RETURNING id
@@ -47,7 +39,7 @@ _INSERT_DELIVERIES = text(
         RETURNING 1
     )
     SELECT count(*) FROM queued
-    """
+    """  # noqa: S608 - built from constants
 )
 
 
@@ -73,7 +65,6 @@ async def insert_deliveries(
             "dedupe_keys": list(dedupe_keys),
             "payloads": list(payloads),
             "job": job,
-            "max_depth": _MAX_DEPTH,
         },
     )
     return int(count or 0)
