@@ -15,7 +15,7 @@ the OpenAPI document, for people and for tools:
 An enumeration in the document takes the names of the vocabulary of exactly its values, or
 else of the vocabularies whose values include all of its own (a response that only ever says
 ``stored`` or ``duplicate`` shares the vocabulary of write results); one that no vocabulary
-names, or two name differently, stays bare, and ``tests/test_enum_docs.py`` says which.
+names, or two name differently, stays bare, and ``tests/core/test_enum_docs.py`` says which.
 """
 
 from __future__ import annotations
