@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
+import asyncpg
 from sqlalchemy import ColumnElement, Row, Select, TextClause, and_, func, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,7 +28,7 @@ from app.units.repository import subtree_codes
 _D = Dossier.__table__.alias("d")
 _U = Unit.__table__.alias("u")
 
-_EVENT_COLUMNS = (
+EVENT_COLUMNS = (
     "event_id", "dossier_code", "unit_code", "procedure_code", "status", "occurred_at",
     "channel", "due_at", "received_at", "note", "supplement_supplied_at",
     "supplement_new_due_at", "fee_paid_at", "apology_issued_at", "apology_new_due_at",
@@ -35,14 +39,23 @@ _EVENT_TYPES = {
     "paid_online": "boolean", "has_digitized_parts": "boolean", "note": "text",
     "event_id": "text", "dossier_code": "text", "unit_code": "text", "procedure_code": "text",
 }  # fmt: skip
+# An event on its way to the store: its EVENT_COLUMNS values, in that order.
+EventRow = tuple[Any, ...]
+_ROW_OF = attrgetter(*EVENT_COLUMNS)
 
 
-def _array_type(column: str) -> str:
-    return _EVENT_TYPES.get(column, "timestamptz") + "[]"
+def _column_type(column: str) -> str:
+    return _EVENT_TYPES.get(column, "timestamptz")
+
+
+def row_of(event: DossierEventIn) -> EventRow:
+    """The row :func:`store_events` and :func:`stage_events` take for ``event``."""
+    row: EventRow = _ROW_OF(event)
+    return row
 
 
 # What makes two postings of one event "the same event": every field it carries.
-_CONTENT_COLUMNS = tuple(c for c in _EVENT_COLUMNS if c not in ("event_id", "dossier_code"))
+_CONTENT_COLUMNS = tuple(c for c in EVENT_COLUMNS if c not in ("event_id", "dossier_code"))
 
 
 def _content(alias: str, other: str | None = None) -> str:
@@ -84,63 +97,85 @@ class Checked:
     stored_at: datetime | None
 
 
-def _store_statement() -> TextClause:
+# Batches travel by COPY into this table, private to the connection: created by the first
+# batch a connection carries (behind PgBouncer in transaction mode, by the first on each
+# server connection), emptied by every commit. Its name carries a digest of its columns, so a
+# server connection that outlives a deployment never hands a new release an old shape.
+_STAGED_COLUMNS = ("ord", *EVENT_COLUMNS, "time_inferred")
+_STAGED_DDL = ", ".join(
+    ["ord integer", *(f"{c} {_column_type(c)}" for c in EVENT_COLUMNS), "time_inferred boolean"]
+)
+STAGED = "chiso_staged_events_" + hashlib.sha256(_STAGED_DDL.encode()).hexdigest()[:8]
+# One round trip in the simple protocol. Every statement of the transaction runs without JIT:
+# the store statement's estimates (a recursive unit tree, CTEs) can run past jit_above_cost,
+# and compiling it cost seconds where running it costs milliseconds.
+_PREPARE_STAGING = "; ".join(
+    (
+        f"CREATE TEMP TABLE IF NOT EXISTS {STAGED} ({_STAGED_DDL}) ON COMMIT DELETE ROWS",
+        f"DELETE FROM {STAGED}",  # noqa: S608 - a constant name
+        "SET LOCAL jit = off",
+    )
+)
+
+
+def _store_statement(source: str) -> TextClause:
     """Check, take ownership, insert and queue a whole batch in one statement.
 
-    Locks are taken in one order by every writer (owners, events and queue rows sorted by
-    dossier code), so overlapping batches wait for each other instead of deadlocking.
+    The events come from ``source``: ``unnest`` (one array parameter per column, for a single
+    event) or ``staged`` (the rows :func:`stage_events` copied, or those of them named by
+    ``:only``). Each comes with its ``ord``, which the answer carries back. Locks are taken in
+    one order by every writer (owners, events and queue rows sorted by dossier code), so
+    overlapping batches wait for each other instead of deadlocking.
     """
-    unnest = ", ".join(f"CAST(:{c} AS {_array_type(c)})" for c in _EVENT_COLUMNS)
-    names = ", ".join(_EVENT_COLUMNS)
-    in_scope_of = (
-        "(CAST(:scope_root AS text) IS NULL OR EXISTS (SELECT 1 FROM lineage l "
-        "WHERE l.unit = {unit} AND l.ancestor = CAST(:scope_root AS text)))"
-    )
+    names = ", ".join(EVENT_COLUMNS)
+    if source == "unnest":
+        arrays = ", ".join(f"CAST(:{c} AS {_column_type(c)}[])" for c in EVENT_COLUMNS)
+        inputs = f"{arrays}, CAST(:time_inferred AS boolean[]), CAST(:ord AS integer[])"
+        raw = f"SELECT * FROM unnest({inputs}) AS r({names}, time_inferred, ord)"  # noqa: S608
+    else:
+        raw = (
+            f"SELECT * FROM {STAGED} s WHERE CAST(:only AS integer[]) IS NULL "  # noqa: S608
+            "OR s.ord = ANY(CAST(:only AS integer[]))"
+        )
+    scope = "CAST(:scope_root AS text)"
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _CONTENT_COLUMNS if c != "occurred_at")
     return text(
         f"""
         WITH RECURSIVE
-        raw AS (
-            SELECT * FROM unnest({unnest}, CAST(:time_inferred AS boolean[]))
-                WITH ORDINALITY AS r({names}, time_inferred, ord)
-        ),
-        input AS (
-            -- The unit a code's prefix names: by its electronic identifier, else its code.
-            SELECT raw.*, (SELECT pu.code FROM units pu
-                           WHERE pu.identifier = split_part(raw.dossier_code, '-', 1)
-                              OR pu.code = split_part(raw.dossier_code, '-', 1)
-                           ORDER BY pu.identifier IS NOT DISTINCT FROM
-                                    split_part(raw.dossier_code, '-', 1) DESC
-                           LIMIT 1) AS prefix
-            FROM raw
-        ),
-        known AS (
-            SELECT o.code, o.unit_code AS owner FROM dossier_owners o
-            WHERE o.code IN (SELECT dossier_code FROM input)
+        raw AS ({raw}),
+        codes AS (
+            -- Each dossier once: its owner when it has one, and the unit its code's prefix
+            -- names (by electronic identifier first, else by code).
+            SELECT c.dossier_code, o.unit_code AS owner, coalesce(pi.code, pc.code) AS prefix
+            FROM (SELECT DISTINCT dossier_code FROM raw) c
+            LEFT JOIN dossier_owners o ON o.code = c.dossier_code
+            LEFT JOIN units pi ON pi.identifier = split_part(c.dossier_code, '-', 1)
+            LEFT JOIN units pc ON pc.code = split_part(c.dossier_code, '-', 1)
         ),
         -- Each unit the checks must place in the tree, with all its ancestors (itself included).
         lineage(unit, ancestor) AS (
             SELECT u.code, u.code FROM units u
-            WHERE u.code IN (SELECT unit_code FROM input UNION SELECT owner FROM known)
+            WHERE u.code IN (SELECT unit_code FROM raw UNION SELECT owner FROM codes)
             UNION
             SELECT l.unit, u.parent_code FROM lineage l JOIN units u ON u.code = l.ancestor
             WHERE u.parent_code IS NOT NULL
         ),
         prechecked AS (
-            SELECT i.*, k.owner,
+            SELECT r.*, c.owner,
                    u.code IS NOT NULL AS unit_known,
                    p.code IS NOT NULL AS procedure_known,
-                   {in_scope_of.format(unit="i.unit_code")} AS in_scope,
+                   ({scope} IS NULL OR su.unit IS NOT NULL) AS in_scope,
                    -- A code that starts with a unit's code belongs to that unit's subtree.
-                   CASE WHEN CAST(:prefix_required AS boolean) OR i.prefix IS NOT NULL
-                        THEN EXISTS (SELECT 1 FROM lineage l
-                                     WHERE l.unit = i.unit_code AND l.ancestor = i.prefix)
+                   CASE WHEN CAST(:prefix_required AS boolean) OR c.prefix IS NOT NULL
+                        THEN lp.unit IS NOT NULL
                         ELSE true
                    END AS prefix_ok
-            FROM input i
-            LEFT JOIN known k ON k.code = i.dossier_code
-            LEFT JOIN units u ON u.code = i.unit_code
-            LEFT JOIN procedures p ON p.code = i.procedure_code
+            FROM raw r
+            JOIN codes c ON c.dossier_code = r.dossier_code
+            LEFT JOIN units u ON u.code = r.unit_code
+            LEFT JOIN procedures p ON p.code = r.procedure_code
+            LEFT JOIN lineage su ON su.unit = r.unit_code AND su.ancestor = {scope}
+            LEFT JOIN lineage lp ON lp.unit = r.unit_code AND lp.ancestor = c.prefix
         ),
         claims AS (
             INSERT INTO dossier_owners (code, unit_code, key_id)
@@ -156,8 +191,11 @@ def _store_statement() -> TextClause:
         checked AS (
             SELECT c.*, c.owner IS NULL AS new_dossier,
                    coalesce(c.owner, cl.unit_code) AS dossier_owner,
-                   {in_scope_of.format(unit="coalesce(c.owner, cl.unit_code)")} AS owner_in_scope
-            FROM prechecked c LEFT JOIN claims cl ON cl.code = c.dossier_code
+                   ({scope} IS NULL OR so.unit IS NOT NULL) AS owner_in_scope
+            FROM prechecked c
+            LEFT JOIN claims cl ON cl.code = c.dossier_code
+            LEFT JOIN lineage so ON so.unit = coalesce(c.owner, cl.unit_code)
+                                AND so.ancestor = {scope}
         ),
         valid AS (
             SELECT * FROM checked
@@ -194,7 +232,7 @@ def _store_statement() -> TextClause:
             SELECT DISTINCT dossier_code FROM stored ORDER BY dossier_code
             ON CONFLICT (dossier_code) DO UPDATE SET queued_at = dossier_backlog.queued_at
         )
-        SELECT c.unit_known, c.procedure_known, c.in_scope, c.new_dossier, c.prefix_ok,
+        SELECT c.ord, c.unit_known, c.procedure_known, c.in_scope, c.new_dossier, c.prefix_ok,
                c.dossier_owner, coalesce(c.owner_in_scope, false),
                f.ord IS NOT NULL AS first, s.event_id IS NOT NULL AS written,
                coalesce(s.inserted, false) AS inserted,
@@ -210,7 +248,15 @@ def _store_statement() -> TextClause:
         LEFT JOIN checked fv ON fv.ord = ff.ord
         LEFT JOIN stored s ON f.ord IS NOT NULL AND s.dossier_code = c.dossier_code
             AND s.event_id = c.event_id
-        LEFT JOIN dossier_events e ON e.dossier_code = c.dossier_code AND e.event_id = c.event_id
+        -- The version stored before this statement, looked up only for events it did not
+        -- write (duplicates, conflicts): one index probe each, never a scan of the history
+        -- (LIMIT keeps the planner from turning the probes into a join).
+        LEFT JOIN LATERAL (
+            SELECT * FROM dossier_events e
+            WHERE s.event_id IS NULL
+              AND e.dossier_code = c.dossier_code AND e.event_id = c.event_id
+            LIMIT 1
+        ) e ON true
         ORDER BY c.ord
         """  # noqa: S608 - column names are constants
     )
@@ -218,21 +264,51 @@ def _store_statement() -> TextClause:
 
 # Built once: constructing a text() parses its bind parameters with a regex, which on a
 # statement this long costs more CPU than the rest of a single-event request.
-_STORE = _store_statement()
+_STORE = _store_statement("unnest")
+# The staged statement runs on the driver's connection (its 10,000 answer rows are read as
+# asyncpg records), with positional parameters in this order.
+_STAGED_PARAMS = ("only", "source", "scope_root", "key_id", "prefix_required", "replaceable")
+
+
+def _positional(sql: str, names: Sequence[str]) -> str:
+    for number, name in enumerate(names, 1):
+        sql = re.sub(rf"(?<![:\w]):{name}\b", f"${number}", sql)
+    assert not re.search(r"(?<![:\w]):[a-z_]+\b", sql), "every parameter numbered"
+    return sql
+
+
+_STORE_STAGED = _positional(_store_statement("staged").text, _STAGED_PARAMS)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreRules:
+    """Whose batch it is and how it may be stored (the parameters of every pass)."""
+
+    source: str
+    scope_root: str | None
+    key_id: str | None
+    prefix_required: bool
+    replaceable: bool
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "scope_root": self.scope_root,
+            "key_id": self.key_id,
+            "prefix_required": self.prefix_required,
+            "replaceable": self.replaceable,
+        }
 
 
 async def store_events(
     session: AsyncSession,
-    events: Sequence[DossierEventIn],
-    *,
-    source: str,
-    scope_root: str | None,
-    key_id: str | None,
-    prefix_required: bool,
-    time_inferred: Sequence[bool] | None = None,
-    replaceable: bool = False,
-) -> list[Checked]:
-    """Check, claim, insert and queue a batch in one statement; one :class:`Checked` per event.
+    rows: Sequence[EventRow],
+    ords: Sequence[int],
+    time_inferred: Sequence[bool],
+    rules: StoreRules,
+) -> list[tuple[int, Checked]]:
+    """Check, claim, insert and queue ``rows`` (:func:`row_of`) in one statement, the values
+    travelling as arrays (a single event: one round trip); ``(ord, Checked)`` per row.
 
     A dossier seen for the first time is owned by the unit of its first valid event (whose
     code, when it starts with a unit's code or identifier, must lie in that unit's subtree);
@@ -240,22 +316,52 @@ async def store_events(
     ``scope_root``'s subtree are refused whatever unit they name. New events are inserted
     unless their (dossier, event_id) exists, and their dossiers queued for derivation.
     """
-    if not events:
+    if not rows:
         return []
-    columns = {c: [getattr(e, c) for e in events] for c in _EVENT_COLUMNS}
-    columns["status"] = [int(s) for s in columns["status"]]
-    columns["channel"] = [int(c) for c in columns["channel"]]
-    params = {
-        **columns,
-        "time_inferred": list(time_inferred or [False] * len(events)),
-        "source": source,
-        "scope_root": scope_root,
-        "key_id": key_id,
-        "prefix_required": prefix_required,
-        "replaceable": replaceable,
-    }
-    rows = await session.execute(_STORE, params)
-    return [Checked(*row) for row in rows]
+    params: dict[str, Any] = dict(
+        zip(EVENT_COLUMNS, map(list, zip(*rows, strict=True)), strict=True)
+    )
+    params["status"] = [int(s) for s in params["status"]]
+    params["channel"] = [int(c) for c in params["channel"]]
+    params.update(rules.params(), time_inferred=list(time_inferred), ord=list(ords))
+    result = await session.execute(_STORE, params)
+    return [(row[0], Checked(*row[1:])) for row in result]
+
+
+async def stage_events(
+    session: AsyncSession, rows: Sequence[EventRow], time_inferred: Sequence[bool]
+) -> None:
+    """COPY ``rows`` (:func:`row_of`) into this transaction's staging table, numbered from 0 in
+    their order: what :func:`store_staged` stores."""
+    driver = await _driver(session)
+    await driver.execute(_PREPARE_STAGING)
+    await driver.copy_records_to_table(
+        STAGED,
+        records=[
+            (n, *row, inferred)
+            for n, (row, inferred) in enumerate(zip(rows, time_inferred, strict=True))
+        ],
+        columns=_STAGED_COLUMNS,
+    )
+
+
+async def store_staged(
+    session: AsyncSession, only: Sequence[int] | None, rules: StoreRules
+) -> list[tuple[int, Checked]]:
+    """:func:`store_events` for the staged rows (``only``: those of these ords)."""
+    driver = await _driver(session)
+    params = {**rules.params(), "only": list(only) if only is not None else None}
+    rows = await driver.fetch(_STORE_STAGED, *(params[name] for name in _STAGED_PARAMS))
+    return [(row[0], Checked(*row[1:])) for row in rows]
+
+
+async def _driver(session: AsyncSession) -> asyncpg.Connection:
+    """The asyncpg connection under ``session``, inside the session's transaction."""
+    connection = await session.connection()
+    driver: asyncpg.Connection = (await connection.get_raw_connection()).driver_connection
+    if not driver.is_in_transaction():
+        await connection.execute(text("SELECT 1"))  # SQLAlchemy's driver begins lazily
+    return driver
 
 
 async def take_backlog(session: AsyncSession, limit: int) -> list[str]:

@@ -1,0 +1,284 @@
+"""Batches of dossier events read fast: the body decoded by msgspec straight into the rows the
+store copies, under the rules of ``DossierEventIn``, and the answer encoded in one go.
+
+``DossierEventIn`` (pydantic) states the rules and their messages; this module keeps them
+without calling it per item. msgspec checks the JSON types, lengths and ranges while it
+decodes; the rules it cannot state the way pydantic does are checked afterwards, column by
+column: the patterns (one regular expression over a whole column), the times (parsed by
+pydantic-core in one call, then the years and the two-year horizon), the notes (no NUL, no
+whitespace to strip, scrubbed). An item that fails any of them is validated again by
+``DossierEventIn`` itself, which accepts it or words its errors exactly as a single ``POST``
+would; a body msgspec refuses at all (malformed, or an item of the wrong type) is read the way
+every batch was before (:func:`app.dossiers.service.parse_items`). So an item is stored with
+the same values, or refused with the same errors, whichever way it was read.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from itertools import chain
+from operator import attrgetter
+from typing import Annotated, Any
+
+import msgspec
+from pydantic import AwareDatetime, TypeAdapter, ValidationError
+
+from app.core.errors import item_errors
+from app.dossiers.privacy import scrub
+from app.dossiers.repository import EVENT_COLUMNS, row_of
+from app.dossiers.schemas import (
+    AHEAD,
+    CODE_PATTERN,
+    DOSSIER_CODE_PATTERN,
+    EARLIEST,
+    EVENT_FACTS,
+    EVENT_ID_PATTERN,
+    MAX_BATCH,
+    PAYMENT_CODE_PATTERN,
+    DossierEventIn,
+)
+from app.dossiers.service import Accepted, Ingested, rejected_item
+
+_Count = Annotated[int, msgspec.Meta(ge=0, le=100_000)]
+_Instant = str  # parsed by pydantic-core afterwards, as DossierEventIn parses it
+
+
+class BatchEvent(msgspec.Struct):
+    """One item of a batch as msgspec reads it: the fields of ``DossierEventIn`` in the order
+    of the stored columns, then the facts. Unknown fields are skipped, never kept."""
+
+    event_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    dossier_code: str
+    unit_code: str
+    procedure_code: str
+    status: Annotated[int, msgspec.Meta(ge=1, le=10)]
+    occurred_at: _Instant
+    channel: Annotated[int, msgspec.Meta(ge=1, le=3)]
+    due_at: _Instant | None = None
+    received_at: _Instant | None = None
+    note: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+    supplement_supplied_at: _Instant | None = None
+    supplement_new_due_at: _Instant | None = None
+    fee_paid_at: _Instant | None = None
+    apology_issued_at: _Instant | None = None
+    apology_new_due_at: _Instant | None = None
+    applicant_kind: Annotated[int, msgspec.Meta(ge=1, le=4)] | None = None
+    paid_online: bool | None = None
+    has_digitized_parts: bool | None = None
+    papers_total: _Count | None = None
+    papers_with_file: _Count | None = None
+    papers_digitised: _Count | None = None
+    papers_reused: _Count | None = None
+    papers_from_national_store: _Count | None = None
+    fees_count: _Count | None = None
+    fees_total: Annotated[int, msgspec.Meta(ge=0, le=10**15)] | None = None
+    fees_all_zero: bool | None = None
+    results_total: _Count | None = None
+    results_with_file: _Count | None = None
+    databases: Annotated[list[str], msgspec.Meta(max_length=50)] | None = None
+    vneid_verified: bool | None = None
+    payment_code: str | None = None
+
+    @property
+    def facts(self) -> dict[str, Any]:
+        """``stated_facts(self)``, read off the struct's tuple (10,000 of them in a batch)."""
+        values = msgspec.structs.astuple(self)
+        stated = {
+            name: value
+            for name, value in zip(EVENT_FACTS, values[_FACTS_FROM:], strict=True)
+            if value is not None
+        }
+        if self.has_digitized_parts is not None:
+            stated["has_digitised_parts"] = self.has_digitized_parts
+        if self.applicant_kind is not None:
+            stated["applicant_kind"] = self.applicant_kind
+        return stated
+
+
+_FACTS_FROM = len(EVENT_COLUMNS)
+assert BatchEvent.__struct_fields__[:_FACTS_FROM] == EVENT_COLUMNS, "stored columns first"
+assert BatchEvent.__struct_fields__[_FACTS_FROM:] == EVENT_FACTS, "then the facts, in order"
+assert set(BatchEvent.__struct_fields__) == set(DossierEventIn.model_fields), "every field read"
+
+
+class _Batch(msgspec.Struct):
+    events: list[BatchEvent]
+
+
+_DECODER = msgspec.json.Decoder(_Batch)
+_TIMES = (
+    "occurred_at", "due_at", "received_at", "supplement_supplied_at", "supplement_new_due_at",
+    "fee_paid_at", "apology_issued_at", "apology_new_due_at",
+)  # fmt: skip
+_TIMES_OF = attrgetter(*_TIMES)
+_TIME_TEXT = TypeAdapter(list[AwareDatetime | None])
+_SURELY_WRITTEN_IN_2000 = EARLIEST + timedelta(days=1)
+# Every digit as 0: runs of digits and exponents are found by plain substring search.
+_ZEROS = bytes.maketrans(b"123456789", b"0" * 9)
+_EXPONENT = re.compile(rb"[:,\[][ \t\r\n]*-?[0-9]+(?:\.[0-9]+)?[eE][+-]?[0-9]{3}")
+
+
+def _whole(pattern: str) -> re.Pattern[str]:
+    """A schema pattern (``^…$``) for ``fullmatch``: Python's ``$`` would let a final newline
+    through, which pydantic's does not."""
+    assert pattern.startswith("^") and pattern.endswith("$")
+    return re.compile(pattern[1:-1])
+
+
+def _column(pattern: re.Pattern[str]) -> re.Pattern[str]:
+    """A column of values that each match ``pattern``, each followed by a newline."""
+    return re.compile(f"(?:(?:{pattern.pattern})\n)*")
+
+
+_EVENT_ID = _whole(EVENT_ID_PATTERN)
+_DOSSIER_CODE = _whole(DOSSIER_CODE_PATTERN)
+_CODE = _whole(CODE_PATTERN)
+_PAYMENT_CODE = _whole(PAYMENT_CODE_PATTERN)
+_COLUMNS = {p: _column(p) for p in (_EVENT_ID, _DOSSIER_CODE, _CODE, _PAYMENT_CODE)}
+
+
+def decode(body: bytes, store_notes: bool) -> Accepted | None:
+    """The batch in ``body``, its items checked and made ready to store; None when msgspec
+    cannot read it as a batch of events (then read it as before: ``service.parse_items``)."""
+    if _orjson_refuses(body):
+        return None
+    try:
+        events = _DECODER.decode(body).events
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return None  # RecursionError: nested deeper than msgspec goes (orjson words it)
+    if len(events) > MAX_BATCH:
+        return None
+    # Items that break a rule checked here: DossierEventIn validates them again.
+    again = _misfits(events)
+    times = _times(events, again)
+    batch = Accepted([], [], [], [], {})
+    eights = zip(*[iter(times)] * 8, strict=True)  # each item's eight times
+    for index, (event, t) in enumerate(zip(events, eights, strict=True)):
+        if index in again:
+            _validate(batch, index, event, store_notes)
+            continue
+        note = event.note
+        if note is not None:
+            note = (scrub(note) if note else note) if store_notes else None
+        batch.indexes.append(index)
+        batch.events.append(event)
+        batch.rows.append(
+            (event.event_id, event.dossier_code, event.unit_code, event.procedure_code,
+             event.status, t[0], event.channel, t[1], t[2], note, t[3], t[4], t[5], t[6], t[7],
+             event.applicant_kind, event.paid_online, event.has_digitized_parts)
+        )  # fmt: skip
+    batch.inferred = [False] * len(batch.rows)
+    return batch
+
+
+def _orjson_refuses(body: bytes) -> bool:
+    """Whether the body holds what the API's JSON parser (orjson) refuses and msgspec skips
+    without looking, in a field no event has: text that is not UTF-8, a number beyond a
+    double (``1e999``, 309 digits). Such a body is read as before, and refused as before."""
+    if not body.isascii():
+        try:
+            body.decode()
+        except UnicodeDecodeError:
+            return True
+    zeros = body.translate(_ZEROS)
+    if b"0" * 309 in zeros:
+        return True
+    return (b"0e" in zeros or b"0E" in zeros) and _EXPONENT.search(body) is not None
+
+
+def _misfits(events: Sequence[BatchEvent]) -> set[int]:
+    """Items with a value outside a pattern, or a note DossierEventIn would change or refuse."""
+    again: set[int] = set()
+    _match(_EVENT_ID, [e.event_id for e in events], again)
+    _match(_DOSSIER_CODE, [e.dossier_code for e in events], again)
+    _match(_CODE, [e.unit_code for e in events], again)
+    _match(_CODE, [e.procedure_code for e in events], again)
+    for index, event in enumerate(events):
+        note = event.note
+        if note and ("\x00" in note or note[0].isspace() or note[-1].isspace()):
+            again.add(index)
+        if event.databases is not None and not all(_CODE.fullmatch(d) for d in event.databases):
+            again.add(index)
+        if event.payment_code is not None and not _PAYMENT_CODE.fullmatch(event.payment_code):
+            again.add(index)
+    return again
+
+
+def _match(pattern: re.Pattern[str], values: list[str], again: set[int]) -> None:
+    """Add to ``again`` the index of every value ``pattern`` does not match in whole."""
+    distinct = set(values)
+    column = "\n".join(distinct) + "\n"
+    # A value holding a newline would pass as two: count them first.
+    if column.count("\n") == len(distinct) and _COLUMNS[pattern].fullmatch(column):
+        return
+    again.update(i for i, value in enumerate(values) if not pattern.fullmatch(value))
+
+
+def _times(events: Sequence[BatchEvent], again: set[int]) -> list[datetime | None]:
+    """Every item's eight times, parsed (eight per item, in ``_TIMES`` order); the items with
+    a time DossierEventIn refuses are added to ``again``."""
+    texts = list(chain.from_iterable(map(_TIMES_OF, events)))
+    try:
+        times: list[datetime | None] = _TIME_TEXT.validate_python(texts)
+    except ValidationError as exc:
+        wrong = {int(error["loc"][0]) // 8 for error in exc.errors()}
+        again.update(wrong)
+        for index in wrong:
+            texts[index * 8 : index * 8 + 8] = [None] * 8
+        times = _TIME_TEXT.validate_python(texts)
+    # Every time before two years from now and written in 2000 or later. The year is the one
+    # written (local): an instant a day past 2000 begins is written in 2000 whatever its offset.
+    stated = [t for t in times if t is not None]
+    if stated and (min(stated) < _SURELY_WRITTEN_IN_2000 or max(stated) >= _horizon()):
+        horizon = _horizon()
+        for position, value in enumerate(times):
+            if value is not None and (value.year < EARLIEST.year or value >= horizon):
+                again.add(position // 8)
+    return times
+
+
+def _horizon() -> datetime:
+    return datetime.now(UTC) + AHEAD
+
+
+def _validate(batch: Accepted, index: int, event: BatchEvent, store_notes: bool) -> None:
+    """One item the checks above set aside, validated by DossierEventIn: kept with its values,
+    or refused with its errors."""
+    raw = msgspec.structs.asdict(event)
+    try:
+        valid = DossierEventIn.model_validate(raw)
+    except ValidationError as exc:
+        errors = item_errors(exc.errors(), "/events", index)
+        item = rejected_item(index, raw, errors)
+        batch.rejected[index] = (index, item.event_id, "rejected", item.errors, None)
+        return
+    if not store_notes and valid.note is not None:
+        valid = valid.model_copy(update={"note": None})
+    batch.indexes.append(index)
+    batch.events.append(valid)
+    batch.rows.append(row_of(valid))
+    batch.inferred.append(False)
+
+
+_INSTANT = TypeAdapter(datetime | None)
+
+
+def answer(outcome: Ingested, derived: bool) -> bytes:
+    """The batch's answer (``BatchResult``), encoded without building a model per item."""
+    counts = dict.fromkeys(("stored", "updated", "duplicate", "conflict", "rejected"), 0)
+    items = []
+    for index, event_id, result, errors, stored_at in outcome.outcomes:
+        counts[result] += 1
+        items.append(
+            {
+                "index": index,
+                "event_id": event_id,
+                "result": result,
+                "errors": errors,
+                # As pydantic writes instants (conflicts only: few).
+                "stored_at": _INSTANT.dump_python(stored_at, mode="json"),
+            }
+        )
+    return msgspec.json.encode({**counts, "derived": derived, "items": items})
