@@ -99,8 +99,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     # A /v1/ route refuses query parameters it does not take (400 naming them).
     app.add_middleware(KnownQueryMiddleware, routes=app.router.routes)
-    # Large lists (rankings, exports) are compressed for clients that accept gzip.
-    app.add_middleware(GZipMiddleware, minimum_size=1000)
+    # Large lists (rankings, exports) are compressed for clients that accept gzip. Level 6,
+    # zlib's default: level 9 took 17 ms for a 10,000-item batch answer, for 7 % fewer bytes.
+    app.add_middleware(GZipMiddleware, minimum_size=1000, compresslevel=6)
     # Polled public answers (rankings, scorecards) from memory for a few seconds; see the module.
     app.state.response_cache = ResponseCache(settings.response_cache_seconds)
     if settings.response_cache_seconds > 0:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
+from datetime import UTC
 from typing import Any
 
+import msgspec
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.sql import unnest_arrays
 from app.dossiers.facts import DossierFacts
 
 _TYPES = {
@@ -25,7 +25,7 @@ _TYPES = {
     "fees_all_zero": "boolean",
     "results_total": "integer",
     "results_with_file": "integer",
-    "databases": "jsonb",  # a text[] per row: no 2-D array parameter can hold ragged rows
+    "databases": "jsonb",  # a JSON array of codes per row
     "vneid_verified": "boolean",
     "has_digitised_parts": "boolean",
     "submitted_where": "text",
@@ -43,22 +43,29 @@ def _incoming(column: str) -> str:
     if column == "databases":
         return (
             "CASE WHEN v.databases IS NULL THEN NULL "
-            "ELSE ARRAY(SELECT jsonb_array_elements_text(v.databases::jsonb)) END"
+            "ELSE ARRAY(SELECT jsonb_array_elements_text(v.databases)) END"
         )
     return f"v.{column}"
 
 
 def _upsert_statement() -> Any:
     names = ", ".join(_TYPES)
+    record = ", ".join(f"{c} {t}" for c, t in _TYPES.items() if c != "dossier_code")
     # A fact the new record does not state (NULL: the producer did not send that field) keeps
     # what an earlier record said; one it states replaces it. An unchanged row is not
     # rewritten, so re-sent records leave updated_at alone.
     kept = {c: f"COALESCE(EXCLUDED.{c}, dossier_facts.{c})" for c in _FACTS}
+    # The rows travel as one JSON document, [[dossier_code, {facts}], ...]: one parameter,
+    # encoded in one call (arrays of 20 columns cost asyncpg a type check per element).
     return text(
         f"""
         INSERT INTO dossier_facts ({names}, updated_at)
         SELECT {", ".join(_incoming(c) for c in _TYPES)}, now()
-        FROM unnest({unnest_arrays(_TYPES)}) AS v({names})
+        FROM (
+            SELECT r ->> 0 AS dossier_code, f.*
+            FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS r,
+                 jsonb_to_record(r -> 1) AS f({record})
+        ) v
         ON CONFLICT (dossier_code) DO UPDATE SET
             {", ".join(f"{c} = {kept[c]}" for c in _FACTS)}, updated_at = now()
         WHERE ({", ".join(f"dossier_facts.{c}" for c in _FACTS)})
@@ -91,12 +98,25 @@ async def upsert_facts(session: AsyncSession, facts: Sequence[tuple[str, Dossier
     if not facts:
         return
     rows = _merged(facts)
-    params: dict[str, list[Any]] = {
-        name: [getattr(item, name) for item in rows.values()] for name in _FACTS
+    document = _ENCODER.encode([_utc(row) for row in rows.items()]).decode()
+    await session.execute(_UPSERT, {"rows": document})
+
+
+# Amounts as JSON numbers (exact: PostgreSQL reads them as numeric).
+_ENCODER = msgspec.json.Encoder(decimal_format="number")
+
+
+def _utc(row: tuple[str, DossierFacts]) -> tuple[str, DossierFacts]:
+    """Times in UTC, as asyncpg would send them (PostgreSQL reads no offset beyond 15:59)."""
+    code, item = row
+    if item.submitted_at is None and item.refused_at is None:
+        return row
+    utc = {
+        name: value.astimezone(UTC)
+        for name in ("submitted_at", "refused_at")
+        if (value := getattr(item, name)) is not None
     }
-    params["dossier_code"] = list(rows)
-    params["databases"] = [None if d is None else json.dumps(list(d)) for d in params["databases"]]
-    await session.execute(_UPSERT, params)
+    return code, replace(item, **utc)
 
 
 async def facts_of(session: AsyncSession, dossier_code: str) -> DossierFacts | None:

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from operator import attrgetter
-from typing import Any
+from operator import attrgetter, itemgetter
+from typing import Any, NamedTuple, cast
 
 import asyncpg
 from sqlalchemy import ColumnElement, Row, Select, TextClause, and_, func, select, text, tuple_
@@ -39,43 +39,28 @@ _EVENT_TYPES = {
     "paid_online": "boolean", "has_digitized_parts": "boolean", "note": "text",
     "event_id": "text", "dossier_code": "text", "unit_code": "text", "procedure_code": "text",
 }  # fmt: skip
-# An event on its way to the store: its EVENT_COLUMNS values, in that order.
+# An event on its way to the store: its number in the batch's valid events (``ord``, from 0),
+# its EVENT_COLUMNS values in that order, and whether chiso inferred its time.
 EventRow = tuple[Any, ...]
-_ROW_OF = attrgetter(*EVENT_COLUMNS)
+_VALUES_OF = attrgetter(*EVENT_COLUMNS)
 
 
 def _column_type(column: str) -> str:
     return _EVENT_TYPES.get(column, "timestamptz")
 
 
-def row_of(event: DossierEventIn) -> EventRow:
+def row_of(ord: int, event: DossierEventIn, time_inferred: bool = False) -> EventRow:
     """The row :func:`store_events` and :func:`stage_events` take for ``event``."""
-    row: EventRow = _ROW_OF(event)
-    return row
+    return (ord, *_VALUES_OF(event), time_inferred)
 
 
 # What makes two postings of one event "the same event": every field it carries.
 _CONTENT_COLUMNS = tuple(c for c in EVENT_COLUMNS if c not in ("event_id", "dossier_code"))
 
 
-def _content(alias: str, other: str | None = None) -> str:
-    """The event's content as a row; with ``other``, an inferred time is no difference when
-    both versions inferred it (it is kept as first inferred)."""
-    values = []
-    for column in _CONTENT_COLUMNS:
-        if column == "occurred_at" and other is not None:
-            values.append(
-                f"CASE WHEN {alias}.time_inferred AND {other}.time_inferred "
-                f"THEN NULL ELSE {alias}.occurred_at END"
-            )
-        else:
-            values.append(f"{alias}.{column}")
-    return "ROW(" + ", ".join(values) + ")"
-
-
-@dataclass(frozen=True, slots=True)
-class Checked:
-    """One posted event as the ingest statement saw it.
+class Checked(NamedTuple):
+    """One posted event (``ord``: its number in the statement's input) as the ingest statement
+    saw it.
 
     ``owner`` is the dossier's unit (None: another transaction created the dossier meanwhile,
     retry); ``written`` says the event was inserted (``inserted``) or replaced a portal-derived
@@ -83,6 +68,7 @@ class Checked:
     version that stays was recorded.
     """
 
+    ord: int
     unit_known: bool
     procedure_known: bool
     in_scope: bool
@@ -95,6 +81,14 @@ class Checked:
     inserted: bool
     same: bool | None
     stored_at: datetime | None
+
+
+class _CheckedRecord(asyncpg.Record):  # type: ignore[misc]
+    """:class:`Checked` as asyncpg reads it: no object built per row of a 10,000-row answer."""
+
+
+for _number, _name in enumerate(Checked._fields):
+    setattr(_CheckedRecord, _name, property(itemgetter(_number)))
 
 
 # Batches travel by COPY into this table, private to the connection: created by the first
@@ -118,6 +112,25 @@ _PREPARE_STAGING = "; ".join(
 )
 
 
+def _content(alias: str, other: str | None = None) -> str:
+    """The event's content as a row; with ``other``, an inferred time is no difference when
+    both versions inferred it (it is kept as first inferred)."""
+    values = []
+    for column in _CONTENT_COLUMNS:
+        if column == "occurred_at" and other is not None:
+            values.append(
+                f"CASE WHEN {alias}.time_inferred AND {other}.time_inferred "
+                f"THEN NULL ELSE {alias}.occurred_at END"
+            )
+        else:
+            values.append(f"{alias}.{column}")
+    return "ROW(" + ", ".join(values) + ")"
+
+
+def _columns_row(columns: Sequence[str], alias: str | None = None) -> str:
+    return "ROW(" + ", ".join(f"{alias}.{c}" if alias else c for c in columns) + ")"
+
+
 def _store_statement(source: str) -> TextClause:
     """Check, take ownership, insert and queue a whole batch in one statement.
 
@@ -126,6 +139,12 @@ def _store_statement(source: str) -> TextClause:
     ``:only``). Each comes with its ``ord``, which the answer carries back. Locks are taken in
     one order by every writer (owners, events and queue rows sorted by dossier code), so
     overlapping batches wait for each other instead of deadlocking.
+
+    Its plan does not hang on estimates: the CTEs' row counts are guesses (a batch of 10,000
+    may be planned as 5 rows), so no CTE is joined to another, where a guess could pick a
+    nested loop over thousands of rows. Lookups in a set are hashed subplans (``IN``), what
+    depends on an earlier posting of the same dossier or event is a window, and the stored
+    versions are read by index, one probe per event the statement did not write.
     """
     names = ", ".join(EVENT_COLUMNS)
     if source == "unnest":
@@ -139,6 +158,9 @@ def _store_statement(source: str) -> TextClause:
         )
     scope = "CAST(:scope_root AS text)"
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _CONTENT_COLUMNS if c != "occurred_at")
+    # The content without the time, for two postings whose time chiso inferred (see _content).
+    rest = [c for c in _CONTENT_COLUMNS if c != "occurred_at"]
+    eligible = "owner IS NULL AND unit_known AND procedure_known AND in_scope AND prefix_ok"
     return text(
         f"""
         WITH RECURSIVE
@@ -148,7 +170,10 @@ def _store_statement(source: str) -> TextClause:
             -- names (by electronic identifier first, else by code).
             SELECT c.dossier_code, o.unit_code AS owner, coalesce(pi.code, pc.code) AS prefix
             FROM (SELECT DISTINCT dossier_code FROM raw) c
-            LEFT JOIN dossier_owners o ON o.code = c.dossier_code
+            -- One probe per dossier (LIMIT: never a scan of every owner).
+            LEFT JOIN LATERAL (
+                SELECT o.unit_code FROM dossier_owners o WHERE o.code = c.dossier_code LIMIT 1
+            ) o ON true
             LEFT JOIN units pi ON pi.identifier = split_part(c.dossier_code, '-', 1)
             LEFT JOIN units pc ON pc.code = split_part(c.dossier_code, '-', 1)
         ),
@@ -160,57 +185,66 @@ def _store_statement(source: str) -> TextClause:
             SELECT l.unit, u.parent_code FROM lineage l JOIN units u ON u.code = l.ancestor
             WHERE u.parent_code IS NOT NULL
         ),
+        -- Those units that lie in the key's subtree.
+        scoped AS (SELECT unit FROM lineage WHERE ancestor = {scope}),
         prechecked AS (
             SELECT r.*, c.owner,
-                   u.code IS NOT NULL AS unit_known,
-                   p.code IS NOT NULL AS procedure_known,
-                   ({scope} IS NULL OR su.unit IS NOT NULL) AS in_scope,
+                   r.unit_code IN (SELECT code FROM units) AS unit_known,
+                   r.procedure_code IN (SELECT code FROM procedures) AS procedure_known,
+                   ({scope} IS NULL OR r.unit_code IN (SELECT unit FROM scoped)) AS in_scope,
                    -- A code that starts with a unit's code belongs to that unit's subtree.
                    CASE WHEN CAST(:prefix_required AS boolean) OR c.prefix IS NOT NULL
-                        THEN lp.unit IS NOT NULL
+                        THEN coalesce((r.unit_code, c.prefix)
+                                      IN (SELECT unit, ancestor FROM lineage), false)
                         ELSE true
                    END AS prefix_ok
-            FROM raw r
-            JOIN codes c ON c.dossier_code = r.dossier_code
-            LEFT JOIN units u ON u.code = r.unit_code
-            LEFT JOIN procedures p ON p.code = r.procedure_code
-            LEFT JOIN lineage su ON su.unit = r.unit_code AND su.ancestor = {scope}
-            LEFT JOIN lineage lp ON lp.unit = r.unit_code AND lp.ancestor = c.prefix
+            FROM raw r JOIN codes c ON c.dossier_code = r.dossier_code
         ),
         claims AS (
             INSERT INTO dossier_owners (code, unit_code, key_id)
             SELECT code, unit_code, CAST(:key_id AS uuid) FROM (
                 SELECT DISTINCT ON (dossier_code) dossier_code AS code, unit_code
-                FROM prechecked
-                WHERE owner IS NULL AND unit_known AND procedure_known AND in_scope AND prefix_ok
+                FROM prechecked WHERE {eligible}
                 ORDER BY dossier_code, ord
             ) first_of_each ORDER BY code
             ON CONFLICT (code) DO NOTHING
-            RETURNING code, unit_code
+            RETURNING code
         ),
         checked AS (
-            SELECT c.*, c.owner IS NULL AS new_dossier,
-                   coalesce(c.owner, cl.unit_code) AS dossier_owner,
-                   ({scope} IS NULL OR so.unit IS NOT NULL) AS owner_in_scope
-            FROM prechecked c
-            LEFT JOIN claims cl ON cl.code = c.dossier_code
-            LEFT JOIN lineage so ON so.unit = coalesce(c.owner, cl.unit_code)
-                                AND so.ancestor = {scope}
+            -- A new dossier is its first eligible event's unit's, if this statement claimed it.
+            SELECT p.*, p.owner IS NULL AS new_dossier,
+                   coalesce(p.owner, CASE WHEN p.dossier_code IN (SELECT code FROM claims)
+                                          THEN p.claim_unit END) AS dossier_owner
+            FROM (
+                SELECT *, first_value(unit_code) OVER (
+                    PARTITION BY dossier_code ORDER BY NOT ({eligible}), ord
+                ) AS claim_unit
+                FROM prechecked
+            ) p
         ),
-        valid AS (
-            SELECT * FROM checked
-            WHERE unit_known AND procedure_known AND in_scope AND dossier_owner IS NOT NULL
-              AND owner_in_scope AND (NOT new_dossier OR prefix_ok)
-        ),
-        firsts AS (
-            SELECT DISTINCT ON (dossier_code, event_id) ord, dossier_code, event_id
-            FROM valid ORDER BY dossier_code, event_id, ord
+        judged AS (
+            SELECT c.*, first_value(ord) OVER w AS first_ord,
+                   first_value(time_inferred) OVER w AS first_inferred,
+                   first_value({_columns_row(_CONTENT_COLUMNS)}) OVER w AS first_content,
+                   first_value({_columns_row(rest)}) OVER w AS first_rest
+            FROM (
+                SELECT *, unit_known AND procedure_known AND in_scope AND owner_in_scope
+                          AND dossier_owner IS NOT NULL AND (NOT new_dossier OR prefix_ok)
+                          AS valid
+                FROM (
+                    SELECT *, ({scope} IS NULL OR dossier_owner IN (SELECT unit FROM scoped))
+                              AS owner_in_scope
+                    FROM checked
+                ) o
+            ) c
+            -- A valid event's first valid posting in the batch is the one stored.
+            WINDOW w AS (PARTITION BY dossier_code, event_id, valid ORDER BY ord)
         ),
         stored AS (
             INSERT INTO dossier_events ({names}, source, key_id, time_inferred)
-            SELECT {names}, CAST(:source AS text), CAST(:key_id AS uuid), v.time_inferred
-            FROM valid v WHERE v.ord IN (SELECT ord FROM firsts)
-            ORDER BY v.dossier_code, v.event_id
+            SELECT {names}, CAST(:source AS text), CAST(:key_id AS uuid), j.time_inferred
+            FROM judged j WHERE j.valid AND j.ord = j.first_ord
+            ORDER BY j.dossier_code, j.event_id
             ON CONFLICT (dossier_code, event_id) DO UPDATE SET {updates},
                 -- A time inferred again is kept as first inferred: re-sending moves nothing.
                 occurred_at = CASE WHEN dossier_events.time_inferred AND EXCLUDED.time_inferred
@@ -231,33 +265,40 @@ def _store_statement(source: str) -> TextClause:
             INSERT INTO dossier_backlog (dossier_code)
             SELECT DISTINCT dossier_code FROM stored ORDER BY dossier_code
             ON CONFLICT (dossier_code) DO UPDATE SET queued_at = dossier_backlog.queued_at
+        ),
+        answered AS (
+            SELECT f.*, f.first AND (f.dossier_code, f.event_id)
+                                    IN (SELECT dossier_code, event_id FROM stored) AS written,
+                   f.first AND (f.dossier_code, f.event_id)
+                               IN (SELECT dossier_code, event_id FROM stored WHERE inserted)
+                               AS inserted
+            FROM (SELECT *, valid AND ord = first_ord AS first FROM judged) f
         )
-        SELECT c.ord, c.unit_known, c.procedure_known, c.in_scope, c.new_dossier, c.prefix_ok,
-               c.dossier_owner, coalesce(c.owner_in_scope, false),
-               f.ord IS NOT NULL AS first, s.event_id IS NOT NULL AS written,
-               coalesce(s.inserted, false) AS inserted,
-               CASE WHEN f.ord IS NULL AND fv.ord IS NOT NULL
-                    THEN {_content("c", "fv")} IS NOT DISTINCT FROM {_content("fv", "c")}
+        SELECT a.ord, a.unit_known, a.procedure_known, a.in_scope, a.new_dossier, a.prefix_ok,
+               a.dossier_owner, coalesce(a.owner_in_scope, false), a.first, a.written,
+               a.inserted,
+               -- A later posting in the batch is the same event if it says the same.
+               CASE WHEN a.valid AND NOT a.first
+                    THEN CASE WHEN a.time_inferred AND a.first_inferred
+                              THEN {_columns_row(rest, "a")} IS NOT DISTINCT FROM a.first_rest
+                              ELSE {_columns_row(_CONTENT_COLUMNS, "a")}
+                                   IS NOT DISTINCT FROM a.first_content
+                         END
                     WHEN e.id IS NOT NULL
-                    THEN {_content("c", "e")} IS NOT DISTINCT FROM {_content("e", "c")}
+                    THEN {_content("a", "e")} IS NOT DISTINCT FROM {_content("e", "a")}
                END AS same,
                e.recorded_at
-        FROM checked c
-        LEFT JOIN firsts f ON f.ord = c.ord
-        LEFT JOIN firsts ff ON ff.dossier_code = c.dossier_code AND ff.event_id = c.event_id
-        LEFT JOIN checked fv ON fv.ord = ff.ord
-        LEFT JOIN stored s ON f.ord IS NOT NULL AND s.dossier_code = c.dossier_code
-            AND s.event_id = c.event_id
-        -- The version stored before this statement, looked up only for events it did not
-        -- write (duplicates, conflicts): one index probe each, never a scan of the history
-        -- (LIMIT keeps the planner from turning the probes into a join).
+        FROM answered a
+        -- The version stored before this statement, looked up only for valid events it did
+        -- not write (duplicates, conflicts): one index probe each, never a scan of the
+        -- history (LIMIT keeps the planner from turning the probes into a join).
         LEFT JOIN LATERAL (
             SELECT * FROM dossier_events e
-            WHERE s.event_id IS NULL
-              AND e.dossier_code = c.dossier_code AND e.event_id = c.event_id
+            WHERE a.valid AND NOT a.written
+              AND e.dossier_code = a.dossier_code AND e.event_id = a.event_id
             LIMIT 1
         ) e ON true
-        ORDER BY c.ord
+        ORDER BY a.ord
         """  # noqa: S608 - column names are constants
     )
 
@@ -301,14 +342,11 @@ class StoreRules:
 
 
 async def store_events(
-    session: AsyncSession,
-    rows: Sequence[EventRow],
-    ords: Sequence[int],
-    time_inferred: Sequence[bool],
-    rules: StoreRules,
-) -> list[tuple[int, Checked]]:
+    session: AsyncSession, rows: Sequence[EventRow], rules: StoreRules
+) -> list[Checked]:
     """Check, claim, insert and queue ``rows`` (:func:`row_of`) in one statement, the values
-    travelling as arrays (a single event: one round trip); ``(ord, Checked)`` per row.
+    travelling as arrays (a single event: one round trip); one :class:`Checked` per row, in
+    ``ord`` order.
 
     A dossier seen for the first time is owned by the unit of its first valid event (whose
     code, when it starts with a unit's code or identifier, must lie in that unit's subtree);
@@ -318,41 +356,33 @@ async def store_events(
     """
     if not rows:
         return []
-    params: dict[str, Any] = dict(
-        zip(EVENT_COLUMNS, map(list, zip(*rows, strict=True)), strict=True)
-    )
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    params: dict[str, Any] = dict(zip(_STAGED_COLUMNS, columns, strict=True))
     params["status"] = [int(s) for s in params["status"]]
     params["channel"] = [int(c) for c in params["channel"]]
-    params.update(rules.params(), time_inferred=list(time_inferred), ord=list(ords))
+    params.update(rules.params())
     result = await session.execute(_STORE, params)
-    return [(row[0], Checked(*row[1:])) for row in result]
+    return [Checked._make(row) for row in result]
 
 
-async def stage_events(
-    session: AsyncSession, rows: Sequence[EventRow], time_inferred: Sequence[bool]
-) -> None:
-    """COPY ``rows`` (:func:`row_of`) into this transaction's staging table, numbered from 0 in
-    their order: what :func:`store_staged` stores."""
+async def stage_events(session: AsyncSession, rows: Sequence[EventRow]) -> None:
+    """COPY ``rows`` (:func:`row_of`, numbered from 0) into this transaction's staging table:
+    what :func:`store_staged` stores."""
     driver = await _driver(session)
     await driver.execute(_PREPARE_STAGING)
-    await driver.copy_records_to_table(
-        STAGED,
-        records=[
-            (n, *row, inferred)
-            for n, (row, inferred) in enumerate(zip(rows, time_inferred, strict=True))
-        ],
-        columns=_STAGED_COLUMNS,
-    )
+    await driver.copy_records_to_table(STAGED, records=rows, columns=_STAGED_COLUMNS)
 
 
 async def store_staged(
     session: AsyncSession, only: Sequence[int] | None, rules: StoreRules
-) -> list[tuple[int, Checked]]:
+) -> list[Checked]:
     """:func:`store_events` for the staged rows (``only``: those of these ords)."""
     driver = await _driver(session)
     params = {**rules.params(), "only": list(only) if only is not None else None}
-    rows = await driver.fetch(_STORE_STAGED, *(params[name] for name in _STAGED_PARAMS))
-    return [(row[0], Checked(*row[1:])) for row in rows]
+    records = await driver.fetch(
+        _STORE_STAGED, *(params[name] for name in _STAGED_PARAMS), record_class=_CheckedRecord
+    )
+    return cast(list[Checked], records)  # the same fields, read by name
 
 
 async def _driver(session: AsyncSession) -> asyncpg.Connection:

@@ -96,8 +96,7 @@ class Accepted:
 
     indexes: list[int]  # each event's position in the batch
     events: list[StatedEvent]
-    rows: list[repository.EventRow]  # their columns (``repository.row_of``), notes settled
-    inferred: list[bool]  # chiso inferred the event's time (a portal record without it)
+    rows: list[repository.EventRow]  # ``repository.row_of`` each event, notes settled
     rejected: dict[int, Outcome]
 
 
@@ -134,16 +133,16 @@ def accepted(
     time_inferred: Sequence[bool] | None = None,
 ) -> Accepted:
     """Parsed items (``parse_items``, or events built by the portal) made ready to store."""
-    batch = Accepted([], [], [], [], {})
+    batch = Accepted([], [], [], {})
     for index, item in enumerate(items):
         if isinstance(item, ItemResult):
             batch.rejected[index] = (index, item.event_id, item.result, item.errors, None)
             continue
         event = item if settings.store_notes else _without_note(item)
+        inferred = bool(time_inferred[index]) if time_inferred else False
+        batch.rows.append(repository.row_of(len(batch.rows), event, inferred))
         batch.indexes.append(index)
         batch.events.append(event)
-        batch.rows.append(repository.row_of(event))
-        batch.inferred.append(bool(time_inferred[index]) if time_inferred else False)
     return batch
 
 
@@ -189,30 +188,32 @@ async def ingest_accepted(
     (:func:`derive_queued`); ``derive_now`` derives the touched dossiers in this transaction
     instead.
     """
-    results = dict(batch.rejected)
+    results: list[Outcome | None] = [None] * (len(batch.indexes) + len(batch.rejected))
+    for index, rejected in batch.rejected.items():
+        results[index] = rejected
     checks = await _store(session, settings, principal, batch, source)
     touched: set[str] = set()
     for index, event, check in zip(batch.indexes, batch.events, checks, strict=True):
-        errors = _refusals(pointer_prefix, index, event.dossier_code, check)
-        if errors:
-            results[index] = (index, event.event_id, "rejected", errors, None)
-            continue
-        if check.written:
+        if check.written:  # written: it passed every check
             results[index] = (index, event.event_id, _WRITTEN[check.inserted], None, None)
             touched.add(event.dossier_code)
+        elif errors := _refusals(pointer_prefix, index, event.dossier_code, check):
+            results[index] = (index, event.event_id, "rejected", errors, None)
         elif check.same:
             results[index] = (index, event.event_id, "duplicate", None, None)
         else:
             stored_at = check.stored_at
             conflict = [_conflict(pointer_prefix, index, stored_at)]
             results[index] = (index, event.event_id, "conflict", conflict, stored_at)
+    outcomes = [r for r in results if r is not None]
+    assert len(outcomes) == len(results), "one result per item"
 
     if source == "api":
         # Index facts stated by accepted events, in arrival order (a later statement wins,
         # field by field); portal records keep theirs through the portal's own path.
         stated: dict[str, dict[str, Any]] = {}
         for index, event in zip(batch.indexes, batch.events, strict=True):
-            if results[index][2] in _ACCEPTED and (facts := event.facts):
+            if outcomes[index][2] in _ACCEPTED and (facts := event.facts):
                 stated.setdefault(event.dossier_code, {}).update(facts)
         if stated:
             await upsert_facts(session, [(code, _facts(facts)) for code, facts in stated.items()])
@@ -222,7 +223,7 @@ async def ingest_accepted(
     if codes and derive_now:
         await repository.take_queued(session, codes)
         await derive_locked(session, settings, codes)
-    return Ingested(outcomes=[results[i] for i in sorted(results)], touched=codes)
+    return Ingested(outcomes=outcomes, touched=codes)
 
 
 _WRITTEN: dict[bool, Result] = {True: "stored", False: "updated"}
@@ -267,23 +268,25 @@ async def _store(
     rows = batch.rows
     staged = len(rows) >= STAGE_FROM
     if staged:
-        await repository.stage_events(session, rows, batch.inferred)
+        await repository.stage_events(session, rows)
     checks: dict[int, repository.Checked] = {}
     pending: list[int] | None = None  # None: all of them
     for _ in range(passes):
         if staged:
             found = await repository.store_staged(session, pending, rules)
         else:
-            ords = pending if pending is not None else list(range(len(rows)))
-            found = await repository.store_events(
-                session, [rows[o] for o in ords], ords, [batch.inferred[o] for o in ords], rules
-            )
-        again = [o for o, check in found if _unsettled(check)]
-        checks.update((o, check) for o, check in found if not _unsettled(check))
+            some = rows if pending is None else [rows[o] for o in pending]
+            found = await repository.store_events(session, some, rules)
+        again = []
+        for check in found:
+            if not check.written and _unsettled(check):
+                again.append(check.ord)
+            else:
+                checks[check.ord] = check
         if not again:
-            return [checks[o] for o in range(len(rows))]
+            return found if pending is None else [checks[o] for o in range(len(rows))]
         pending = again
-    raise Contention(rows[pending[0]][1] if pending else "")
+    raise Contention(rows[pending[0]][2] if pending else "")
 
 
 def _facts(stated: dict[str, Any]) -> DossierFacts:
