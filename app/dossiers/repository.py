@@ -62,7 +62,7 @@ class Checked(NamedTuple):
     """One posted event (``ord``: its number in the statement's input) as the ingest statement
     saw it.
 
-    ``owner`` is the dossier's unit (None: another transaction created the dossier meanwhile,
+    ``owned``: the dossier has an owner (false: another transaction created it meanwhile,
     retry); ``written`` says the event was inserted (``inserted``) or replaced a portal-derived
     version; otherwise ``same`` tells a duplicate from a conflict and ``stored_at`` when the
     version that stays was recorded.
@@ -74,7 +74,7 @@ class Checked(NamedTuple):
     in_scope: bool
     new_dossier: bool
     prefix_ok: bool
-    owner: str | None
+    owned: bool
     owner_in_scope: bool
     first: bool
     written: bool
@@ -161,6 +161,11 @@ def _store_statement(source: str) -> TextClause:
     # The content without the time, for two postings whose time chiso inferred (see _content).
     rest = [c for c in _CONTENT_COLUMNS if c != "occurred_at"]
     eligible = "owner IS NULL AND unit_known AND procedure_known AND in_scope AND prefix_ok"
+
+    def said(columns: Sequence[str], alias: str | None = None) -> str:
+        """What an event says, as the text of a record (hashable, unlike a record)."""
+        return f"CAST({_columns_row(columns, alias)} AS text)"
+
     return text(
         f"""
         WITH RECURSIVE
@@ -210,40 +215,42 @@ def _store_statement(source: str) -> TextClause:
             ON CONFLICT (code) DO NOTHING
             RETURNING code
         ),
-        checked AS (
-            -- A new dossier is its first eligible event's unit's, if this statement claimed it.
-            SELECT p.*, p.owner IS NULL AS new_dossier,
-                   coalesce(p.owner, CASE WHEN p.dossier_code IN (SELECT code FROM claims)
-                                          THEN p.claim_unit END) AS dossier_owner
-            FROM (
-                SELECT *, first_value(unit_code) OVER (
-                    PARTITION BY dossier_code ORDER BY NOT ({eligible}), ord
-                ) AS claim_unit
-                FROM prechecked
-            ) p
-        ),
         judged AS (
             SELECT c.*, first_value(ord) OVER w AS first_ord,
-                   first_value(time_inferred) OVER w AS first_inferred,
-                   first_value({_columns_row(_CONTENT_COLUMNS)}) OVER w AS first_content,
-                   first_value({_columns_row(rest)}) OVER w AS first_rest
+                   first_value(time_inferred) OVER w AS first_inferred
             FROM (
-                SELECT *, unit_known AND procedure_known AND in_scope AND owner_in_scope
-                          AND dossier_owner IS NOT NULL AND (NOT new_dossier OR prefix_ok)
-                          AS valid
+                SELECT *, unit_known AND procedure_known AND in_scope AND owned
+                          AND owner_in_scope AND (NOT new_dossier OR prefix_ok) AS valid
                 FROM (
-                    SELECT *, ({scope} IS NULL OR dossier_owner IN (SELECT unit FROM scoped))
-                              AS owner_in_scope
-                    FROM checked
+                    SELECT p.*, p.owner IS NULL AS new_dossier,
+                           p.owner IS NOT NULL OR p.dossier_code IN (SELECT code FROM claims)
+                           AS owned,
+                           CASE WHEN p.owner IS NOT NULL
+                                THEN {scope} IS NULL OR p.owner IN (SELECT unit FROM scoped)
+                                -- Claimed now for an eligible event's unit: in the subtree.
+                                WHEN p.dossier_code IN (SELECT code FROM claims) THEN true
+                                ELSE {scope} IS NULL
+                           END AS owner_in_scope
+                    FROM prechecked p
                 ) o
             ) c
             -- A valid event's first valid posting in the batch is the one stored.
             WINDOW w AS (PARTITION BY dossier_code, event_id, valid ORDER BY ord)
         ),
-        stored AS (
+        -- The events of dossiers this statement claimed: none can be stored yet (every stored
+        -- event's dossier has an owner, claimed by the statement that stored the first one,
+        -- and a concurrent claim of the same dossier waits for this one), so a plain insert.
+        stored_new AS (
             INSERT INTO dossier_events ({names}, source, key_id, time_inferred)
             SELECT {names}, CAST(:source AS text), CAST(:key_id AS uuid), j.time_inferred
-            FROM judged j WHERE j.valid AND j.ord = j.first_ord
+            FROM judged j WHERE j.valid AND j.ord = j.first_ord AND j.new_dossier
+            ORDER BY j.dossier_code, j.event_id
+            RETURNING dossier_code, event_id, true AS inserted
+        ),
+        stored_old AS (
+            INSERT INTO dossier_events ({names}, source, key_id, time_inferred)
+            SELECT {names}, CAST(:source AS text), CAST(:key_id AS uuid), j.time_inferred
+            FROM judged j WHERE j.valid AND j.ord = j.first_ord AND NOT j.new_dossier
             ORDER BY j.dossier_code, j.event_id
             ON CONFLICT (dossier_code, event_id) DO UPDATE SET {updates},
                 -- A time inferred again is kept as first inferred: re-sending moves nothing.
@@ -258,6 +265,7 @@ def _store_statement(source: str) -> TextClause:
                   IS DISTINCT FROM {_content("EXCLUDED", "dossier_events")}
             RETURNING dossier_code, event_id, (xmax = 0) AS inserted
         ),
+        stored AS (SELECT * FROM stored_new UNION ALL SELECT * FROM stored_old),
         queued AS (
             -- DO UPDATE, not DO NOTHING: it waits for a worker's claim on the row to end, then
             -- queues the dossier again, so an event never lands behind a derivation that
@@ -275,14 +283,15 @@ def _store_statement(source: str) -> TextClause:
             FROM (SELECT *, valid AND ord = first_ord AS first FROM judged) f
         )
         SELECT a.ord, a.unit_known, a.procedure_known, a.in_scope, a.new_dossier, a.prefix_ok,
-               a.dossier_owner, coalesce(a.owner_in_scope, false), a.first, a.written,
-               a.inserted,
-               -- A later posting in the batch is the same event if it says the same.
+               a.owned, a.owner_in_scope, a.first, a.written, a.inserted,
+               -- A later posting in the batch is the same event if it says the same as the
+               -- first (a record's text stands for it: hashed, looked up only for these).
                CASE WHEN a.valid AND NOT a.first
                     THEN CASE WHEN a.time_inferred AND a.first_inferred
-                              THEN {_columns_row(rest, "a")} IS NOT DISTINCT FROM a.first_rest
-                              ELSE {_columns_row(_CONTENT_COLUMNS, "a")}
-                                   IS NOT DISTINCT FROM a.first_content
+                              THEN (a.first_ord, {said(rest, "a")})
+                                   IN (SELECT ord, {said(rest)} FROM judged WHERE valid)
+                              ELSE (a.first_ord, {said(_CONTENT_COLUMNS, "a")})
+                                   IN (SELECT ord, {said(_CONTENT_COLUMNS)} FROM judged WHERE valid)
                          END
                     WHEN e.id IS NOT NULL
                     THEN {_content("a", "e")} IS NOT DISTINCT FROM {_content("e", "a")}

@@ -244,7 +244,7 @@ def _unsettled(check: repository.Checked) -> bool:
         return False  # refused whatever others did
     if check.new_dossier and not check.prefix_ok:
         return False
-    return check.owner is None or (check.first and not check.written and check.same is None)
+    return not check.owned or (check.first and not check.written and check.same is None)
 
 
 async def _store(
@@ -321,7 +321,7 @@ def _refusals(
             else "the code must start with its unit's code: {unit}-{yymmdd}-{sequence}"
         )
         errors.append(_error(prefix, index, "dossier_code", detail))
-    elif check.owner is not None and not check.owner_in_scope:
+    elif check.owned and not check.owner_in_scope:
         # The dossier is another unit's, whatever unit this event names: refused the same way.
         errors.append(_error(prefix, index, "dossier_code", OUTSIDE_SCOPE))
     return errors
