@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import chain
 from operator import attrgetter
@@ -105,8 +105,12 @@ assert BatchEvent.__struct_fields__[_FACTS_FROM:] == EVENT_FACTS, "then the fact
 assert set(BatchEvent.__struct_fields__) == set(DossierEventIn.model_fields), "every field read"
 
 
-class _Batch(msgspec.Struct):
-    events: list[BatchEvent]
+class _EveryField(BatchEvent, forbid_unknown_fields=True):
+    """A batch item with no field unknown to events (see :func:`decode`)."""
+
+
+class _Batch(msgspec.Struct, forbid_unknown_fields=True):
+    events: list[_EveryField]
 
 
 _DECODER = msgspec.json.Decoder(_Batch)
@@ -118,9 +122,6 @@ _TIMES_OF = attrgetter(*_TIMES)
 _TIME_TEXT = TypeAdapter(list[AwareDatetime | None])
 _SURELY_WRITTEN_IN_2000 = EARLIEST + timedelta(days=1)
 _SEVEN_DECIMALS = re.compile(r"\.[0-9]{7}")
-# Every digit as 0 and E as e: runs of digits and exponents found by plain substring search.
-_ZEROS = bytes.maketrans(b"123456789E", b"000000000e")
-_EXPONENT = re.compile(rb"[:,\[][ \t\r\n]*-?[0-9]+(?:\.[0-9]+)?[eE][+-]?[0-9]{3}")
 
 
 def _whole(pattern: str) -> re.Pattern[str]:
@@ -144,23 +145,61 @@ _COLUMNS = {p: _column(p) for p in (_EVENT_ID, _DOSSIER_CODE, _CODE, _PAYMENT_CO
 
 def decode(body: bytes, store_notes: bool) -> Accepted | None:
     """The batch in ``body``, its items checked and made ready to store; None when msgspec
-    cannot read it as a batch of events (then read it as before: ``service.parse_items``)."""
-    if _orjson_refuses(body):
-        return None
+    cannot read every byte of it as a batch of events (then parse it and call :func:`read`).
+
+    No field unknown to an event is allowed here, so msgspec reads every value in the body
+    and refuses what the API's JSON parser (orjson) refuses. A body with other fields, or with
+    an item msgspec refuses, is parsed as JSON first, then read item by item."""
     try:
-        events = _DECODER.decode(body).events
+        events: Sequence[BatchEvent] = _DECODER.decode(body).events
     except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
         return None  # RecursionError: nested deeper than msgspec goes (orjson words it)
     if len(events) > MAX_BATCH:
         return None
-    # Items that break a rule checked here: DossierEventIn validates them again.
-    again = _misfits(events)
-    times = _times(events, again)
+    return _accepted(events, _fields_of, store_notes)
+
+
+def _fields_of(_: int, event: BatchEvent | None) -> dict[str, Any]:
+    """What an item said, read back off its struct (every field it had: none was unknown)."""
+    assert event is not None
+    return msgspec.structs.asdict(event)
+
+
+def read(items: list[Any], store_notes: bool) -> Accepted:
+    """A batch's items as parsed from JSON, checked and made ready to store."""
+    try:
+        events: list[BatchEvent | None] = list(msgspec.convert(items, list[BatchEvent]))
+    except msgspec.ValidationError:
+        events = [_converted(item) for item in items]
+    return _accepted(events, lambda index, _: items[index], store_notes)
+
+
+def _converted(item: Any) -> BatchEvent | None:
+    try:
+        return msgspec.convert(item, BatchEvent)
+    except msgspec.ValidationError:
+        return None  # DossierEventIn says why
+
+
+def _accepted(
+    events: Sequence[BatchEvent | None],
+    raw: Callable[[int, BatchEvent | None], Any],
+    store_notes: bool,
+) -> Accepted:
+    """The items read, checked by the rules msgspec did not state. An item msgspec refused
+    (None), or that breaks one of these rules, is validated again by DossierEventIn on what it
+    was (``raw``)."""
+    read = [event for event in events if event is not None]
+    misfits = _misfits(read)
+    times = iter(zip(*[iter(_times(read, misfits))] * 8, strict=True))  # eight per item
     batch = Accepted([], [], [], {})
-    eights = zip(*[iter(times)] * 8, strict=True)  # each item's eight times
-    for index, (event, t) in enumerate(zip(events, eights, strict=True)):
-        if index in again:
-            _validate(batch, index, event, store_notes)
+    position = -1  # in ``read``
+    for index, event in enumerate(events):
+        if event is not None:
+            position += 1
+            t = next(times)
+        if event is None or position in misfits:
+            _validate(batch, index, raw(index, event), store_notes)
             continue
         note = event.note
         if note is not None:
@@ -174,21 +213,6 @@ def decode(body: bytes, store_notes: bool) -> Accepted | None:
              event.has_digitized_parts, False)
         )  # fmt: skip
     return batch
-
-
-def _orjson_refuses(body: bytes) -> bool:
-    """Whether the body holds what the API's JSON parser (orjson) refuses and msgspec skips
-    without looking, in a field no event has: text that is not UTF-8, a number beyond a
-    double (``1e999``, 309 digits). Such a body is read as before, and refused as before."""
-    if not body.isascii():
-        try:
-            body.decode()
-        except UnicodeDecodeError:
-            return True
-    zeros = body.translate(_ZEROS)
-    if b"0" * 309 in zeros:
-        return True
-    return b"0e" in zeros and _EXPONENT.search(body) is not None
 
 
 def _misfits(events: Sequence[BatchEvent]) -> set[int]:
@@ -263,10 +287,9 @@ def _horizon() -> datetime:
     return datetime.now(UTC) + AHEAD
 
 
-def _validate(batch: Accepted, index: int, event: BatchEvent, store_notes: bool) -> None:
+def _validate(batch: Accepted, index: int, raw: Any, store_notes: bool) -> None:
     """One item the checks above set aside, validated by DossierEventIn: kept with its values,
     or refused with its errors."""
-    raw = msgspec.structs.asdict(event)
     try:
         valid = DossierEventIn.model_validate(raw)
     except ValidationError as exc:

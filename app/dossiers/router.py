@@ -171,7 +171,7 @@ async def post_batch(
     derive_now = wants_representation(prefer)
     settings = _settings(request)
     batch = intake.decode(await request.body(), settings.store_notes)
-    if batch is None:  # not a batch msgspec reads: read it item by item, as pydantic words it
+    if batch is None:  # not a batch msgspec reads whole: parsed as JSON, then item by item
         raw = await _json_body(request)
         raw = raw.get("events") if isinstance(raw, dict) else None
         if not isinstance(raw, list):
@@ -181,7 +181,7 @@ async def post_batch(
             )
         if len(raw) > MAX_BATCH:
             raise PayloadTooLarge(f"A batch holds at most {MAX_BATCH:,} events; got {len(raw):,}.")
-        batch = service.accepted(settings, service.parse_items(raw, "/events"))
+        batch = intake.read(raw, settings.store_notes)
     outcome = await committed(
         session,
         lambda: service.ingest_accepted(session, settings, principal, batch, derive_now=derive_now),

@@ -11,14 +11,13 @@ from functools import cached_property
 from types import SimpleNamespace
 from typing import Any, Literal, Protocol
 
-from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.calendar.service import current_calendar
 from app.calendar.workdays import WorkingCalendar
 from app.core import events
-from app.core.errors import Forbidden, NotFound, item_errors
+from app.core.errors import Forbidden, NotFound
 from app.core.principal import Principal
 from app.core.settings import Settings
 from app.core.uow import Contention
@@ -40,7 +39,6 @@ from app.indicators.periods import periods_touched
 from app.units.service import ensure_in_scope, require_unit
 
 OUTSIDE_SCOPE = "outside this key's unit"
-_EVENT_LIST = TypeAdapter(list[DossierEventIn])
 
 
 def rules_from(settings: Settings) -> DossierRules:
@@ -98,23 +96,6 @@ class Accepted:
     events: list[StatedEvent]
     rows: list[repository.EventRow]  # ``repository.row_of`` each event, notes settled
     rejected: dict[int, Outcome]
-
-
-def parse_items(raw_items: Sequence[Any], pointer_prefix: str) -> list[DossierEventIn | ItemResult]:
-    """Validate each raw item on its own: one bad item never sinks the others."""
-    try:  # the common case, a clean batch: one call into pydantic-core for the whole list
-        return list(_EVENT_LIST.validate_python(raw_items))
-    except ValidationError:
-        pass  # some items are bad: validate one by one to report each
-    parsed: list[DossierEventIn | ItemResult] = []
-    for index, raw in enumerate(raw_items):
-        try:
-            parsed.append(DossierEventIn.model_validate(raw))
-        except ValidationError as exc:
-            parsed.append(
-                rejected_item(index, raw, item_errors(exc.errors(), pointer_prefix, index))
-            )
-    return parsed
 
 
 def rejected_item(index: int, raw: Any, errors: list[dict[str, Any]]) -> ItemResult:
