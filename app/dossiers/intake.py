@@ -47,7 +47,7 @@ _Count = Annotated[int, msgspec.Meta(ge=0, le=100_000)]
 _Instant = str  # parsed by pydantic-core afterwards, as DossierEventIn parses it
 
 
-class BatchEvent(msgspec.Struct):
+class BatchEvent(msgspec.Struct, gc=False):
     """One item of a batch as msgspec reads it: the fields of ``DossierEventIn`` in the order
     of the stored columns, then the facts. Unknown fields are skipped, never kept."""
 
@@ -313,7 +313,7 @@ def _instant(at: datetime) -> str:
     return text
 
 
-class _Item(msgspec.Struct):
+class _Item(msgspec.Struct, gc=False):
     """``ItemResult`` as the answer writes it."""
 
     index: int
