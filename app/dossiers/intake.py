@@ -193,6 +193,17 @@ def _accepted(
     misfits = _misfits(read)
     times = iter(zip(*[iter(_times(read, misfits))] * 8, strict=True))  # eight per item
     batch = Accepted([], [], [], {})
+    if not misfits and len(read) == len(events):  # a clean batch: every item as read
+        batch.indexes = list(range(len(read)))
+        batch.events = list(read)
+        batch.rows = [
+            (n, e.event_id, e.dossier_code, e.unit_code, e.procedure_code, e.status, t[0],
+             e.channel, t[1], t[2], e.note if e.note is None else _settled(e.note, store_notes),
+             t[3], t[4], t[5], t[6], t[7], e.applicant_kind, e.paid_online,
+             e.has_digitized_parts, False)
+            for n, (e, t) in enumerate(zip(read, times, strict=True))
+        ]  # fmt: skip
+        return batch
     position = -1  # in ``read``
     for index, event in enumerate(events):
         if event is not None:
@@ -201,9 +212,7 @@ def _accepted(
         if event is None or position in misfits:
             _validate(batch, index, raw(index, event), store_notes)
             continue
-        note = event.note
-        if note is not None:
-            note = (scrub(note) if note else note) if store_notes else None
+        note = event.note if event.note is None else _settled(event.note, store_notes)
         batch.indexes.append(index)
         batch.events.append(event)
         batch.rows.append(
@@ -213,6 +222,13 @@ def _accepted(
              event.has_digitized_parts, False)
         )  # fmt: skip
     return batch
+
+
+def _settled(note: str, store_notes: bool) -> str | None:
+    """A note as stored: scrubbed, or not kept at all (``CHISO_STORE_NOTES``)."""
+    if not store_notes:
+        return None
+    return scrub(note) if note else note
 
 
 def _misfits(events: Sequence[BatchEvent]) -> set[int]:
