@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -76,6 +77,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.queue = create_queue(redis_url)
         app.state.migration_heads = head_revisions()
+        # What start-up built lives as long as the process: kept out of the collector's sight,
+        # a full collection walks only what requests left (a 10,000-event batch leaves many).
+        gc.freeze()
         try:
             yield
         finally:
@@ -99,8 +103,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     # A /v1/ route refuses query parameters it does not take (400 naming them).
     app.add_middleware(KnownQueryMiddleware, routes=app.router.routes)
-    # Large lists (rankings, exports) are compressed for clients that accept gzip.
-    app.add_middleware(GZipMiddleware, minimum_size=1000)
+    # Large lists (rankings, exports) are compressed for clients that accept gzip. Level 6,
+    # zlib's default: level 9 took 17 ms for a 10,000-item batch answer, for 7 % fewer bytes.
+    app.add_middleware(GZipMiddleware, minimum_size=1000, compresslevel=6)
     # Polled public answers (rankings, scorecards) from memory for a few seconds; see the module.
     app.state.response_cache = ResponseCache(settings.response_cache_seconds)
     if settings.response_cache_seconds > 0:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from operator import attrgetter, itemgetter
+from typing import Any, NamedTuple, cast
 
+import asyncpg
 from sqlalchemy import ColumnElement, Row, Select, TextClause, and_, func, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,7 +28,7 @@ from app.units.repository import UNIT_PAIRS_CTE, subtree_codes
 _D = Dossier.__table__.alias("d")
 _U = Unit.__table__.alias("u")
 
-_EVENT_COLUMNS = (
+EVENT_COLUMNS = (
     "event_id", "dossier_code", "unit_code", "procedure_code", "status", "occurred_at",
     "channel", "due_at", "received_at", "note", "supplement_supplied_at",
     "supplement_new_due_at", "fee_paid_at", "apology_issued_at", "apology_new_due_at",
@@ -35,14 +39,77 @@ _EVENT_TYPES = {
     "paid_online": "boolean", "has_digitized_parts": "boolean", "note": "text",
     "event_id": "text", "dossier_code": "text", "unit_code": "text", "procedure_code": "text",
 }  # fmt: skip
+# An event on its way to the store: its number in the batch's valid events (``ord``, from 0),
+# its EVENT_COLUMNS values in that order, and whether chiso inferred its time.
+EventRow = tuple[Any, ...]
+_VALUES_OF = attrgetter(*EVENT_COLUMNS)
 
 
-def _array_type(column: str) -> str:
-    return _EVENT_TYPES.get(column, "timestamptz") + "[]"
+def _column_type(column: str) -> str:
+    return _EVENT_TYPES.get(column, "timestamptz")
+
+
+def row_of(ord: int, event: DossierEventIn, time_inferred: bool = False) -> EventRow:
+    """The row :func:`store_events` and :func:`stage_events` take for ``event``."""
+    return (ord, *_VALUES_OF(event), time_inferred)
 
 
 # What makes two postings of one event "the same event": every field it carries.
-_CONTENT_COLUMNS = tuple(c for c in _EVENT_COLUMNS if c not in ("event_id", "dossier_code"))
+_CONTENT_COLUMNS = tuple(c for c in EVENT_COLUMNS if c not in ("event_id", "dossier_code"))
+
+
+class Checked(NamedTuple):
+    """One posted event (``ord``: its number in the statement's input) as the ingest statement
+    saw it.
+
+    ``owned``: the dossier has an owner (false: another transaction created it meanwhile,
+    retry); ``written`` says the event was inserted (``inserted``) or replaced a portal-derived
+    version; otherwise ``same`` tells a duplicate from a conflict and ``stored_at`` when the
+    version that stays was recorded.
+    """
+
+    ord: int
+    unit_known: bool
+    procedure_known: bool
+    in_scope: bool
+    new_dossier: bool
+    prefix_ok: bool
+    owned: bool
+    owner_in_scope: bool
+    first: bool
+    written: bool
+    inserted: bool
+    same: bool | None
+    stored_at: datetime | None
+
+
+class _CheckedRecord(asyncpg.Record):  # type: ignore[misc]
+    """:class:`Checked` as asyncpg reads it: no object built per row of a 10,000-row answer."""
+
+
+for _number, _name in enumerate(Checked._fields):
+    setattr(_CheckedRecord, _name, property(itemgetter(_number)))
+
+
+# Batches travel by COPY into this table, private to the connection: created by the first
+# batch a connection carries (behind PgBouncer in transaction mode, by the first on each
+# server connection), emptied by every commit. Its name carries a digest of its columns, so a
+# server connection that outlives a deployment never hands a new release an old shape.
+_STAGED_COLUMNS = ("ord", *EVENT_COLUMNS, "time_inferred")
+_STAGED_DDL = ", ".join(
+    ["ord integer", *(f"{c} {_column_type(c)}" for c in EVENT_COLUMNS), "time_inferred boolean"]
+)
+STAGED = "chiso_staged_events_" + hashlib.sha256(_STAGED_DDL.encode()).hexdigest()[:8]
+# One round trip in the simple protocol. Every statement of the transaction runs without JIT:
+# the store statement's estimates (a recursive unit tree, CTEs) can run past jit_above_cost,
+# and compiling it cost seconds where running it costs milliseconds.
+_PREPARE_STAGING = "; ".join(
+    (
+        f"CREATE TEMP TABLE IF NOT EXISTS {STAGED} ({_STAGED_DDL}) ON COMMIT DELETE ROWS",
+        f"DELETE FROM {STAGED}",  # noqa: S608 - a constant name
+        "SET LOCAL jit = off",
+    )
+)
 
 
 def _content(alias: str, other: str | None = None) -> str:
@@ -60,119 +127,131 @@ def _content(alias: str, other: str | None = None) -> str:
     return "ROW(" + ", ".join(values) + ")"
 
 
-@dataclass(frozen=True, slots=True)
-class Checked:
-    """One posted event as the ingest statement saw it.
-
-    ``owner`` is the dossier's unit (None: another transaction created the dossier meanwhile,
-    retry); ``written`` says the event was inserted (``inserted``) or replaced a portal-derived
-    version; otherwise ``same`` tells a duplicate from a conflict and ``stored_at`` when the
-    version that stays was recorded.
-    """
-
-    unit_known: bool
-    procedure_known: bool
-    in_scope: bool
-    new_dossier: bool
-    prefix_ok: bool
-    owner: str | None
-    owner_in_scope: bool
-    first: bool
-    written: bool
-    inserted: bool
-    same: bool | None
-    stored_at: datetime | None
+def _columns_row(columns: Sequence[str], alias: str | None = None) -> str:
+    return "ROW(" + ", ".join(f"{alias}.{c}" if alias else c for c in columns) + ")"
 
 
-def _store_statement() -> TextClause:
+def _store_statement(source: str) -> TextClause:
     """Check, take ownership, insert and queue a whole batch in one statement.
 
-    Locks are taken in one order by every writer (owners, events and queue rows sorted by
-    dossier code), so overlapping batches wait for each other instead of deadlocking.
+    The events come from ``source``: ``unnest`` (one array parameter per column, for a single
+    event) or ``staged`` (the rows :func:`stage_events` copied, or those of them named by
+    ``:only``). Each comes with its ``ord``, which the answer carries back. Locks are taken in
+    one order by every writer (owners, events and queue rows sorted by dossier code), so
+    overlapping batches wait for each other instead of deadlocking.
+
+    Its plan does not hang on estimates: the CTEs' row counts are guesses (a batch of 10,000
+    may be planned as 5 rows), so no CTE is joined to another, where a guess could pick a
+    nested loop over thousands of rows. Lookups in a set are hashed subplans (``IN``), what
+    depends on an earlier posting of the same dossier or event is a window, and the stored
+    versions are read by index, one probe per event the statement did not write.
     """
-    unnest = ", ".join(f"CAST(:{c} AS {_array_type(c)})" for c in _EVENT_COLUMNS)
-    names = ", ".join(_EVENT_COLUMNS)
-    in_scope_of = (
-        "(CAST(:scope_root AS text) IS NULL OR EXISTS (SELECT 1 FROM lineage l "
-        "WHERE l.unit = {unit} AND l.ancestor = CAST(:scope_root AS text)))"
-    )
+    names = ", ".join(EVENT_COLUMNS)
+    if source == "unnest":
+        arrays = ", ".join(f"CAST(:{c} AS {_column_type(c)}[])" for c in EVENT_COLUMNS)
+        inputs = f"{arrays}, CAST(:time_inferred AS boolean[]), CAST(:ord AS integer[])"
+        raw = f"SELECT * FROM unnest({inputs}) AS r({names}, time_inferred, ord)"  # noqa: S608
+    else:
+        raw = (
+            f"SELECT * FROM {STAGED} s WHERE CAST(:only AS integer[]) IS NULL "  # noqa: S608
+            "OR s.ord = ANY(CAST(:only AS integer[]))"
+        )
+    scope = "CAST(:scope_root AS text)"
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _CONTENT_COLUMNS if c != "occurred_at")
+    # The content without the time, for two postings whose time chiso inferred (see _content).
+    rest = [c for c in _CONTENT_COLUMNS if c != "occurred_at"]
+    eligible = "owner IS NULL AND unit_known AND procedure_known AND in_scope AND prefix_ok"
+
+    def said(columns: Sequence[str], alias: str | None = None) -> str:
+        """What an event says, as the text of a record (hashable, unlike a record)."""
+        return f"CAST({_columns_row(columns, alias)} AS text)"
+
     return text(
         f"""
         WITH RECURSIVE
-        raw AS (
-            SELECT * FROM unnest({unnest}, CAST(:time_inferred AS boolean[]))
-                WITH ORDINALITY AS r({names}, time_inferred, ord)
-        ),
-        input AS (
-            -- The unit a code's prefix names: by its electronic identifier, else its code.
-            SELECT raw.*, (SELECT pu.code FROM units pu
-                           WHERE pu.identifier = split_part(raw.dossier_code, '-', 1)
-                              OR pu.code = split_part(raw.dossier_code, '-', 1)
-                           ORDER BY pu.identifier IS NOT DISTINCT FROM
-                                    split_part(raw.dossier_code, '-', 1) DESC
-                           LIMIT 1) AS prefix
-            FROM raw
-        ),
-        known AS (
-            SELECT o.code, o.unit_code AS owner FROM dossier_owners o
-            WHERE o.code IN (SELECT dossier_code FROM input)
+        raw AS ({raw}),
+        codes AS (
+            -- Each dossier once: its owner when it has one, and the unit its code's prefix
+            -- names (by electronic identifier first, else by code).
+            SELECT c.dossier_code, o.unit_code AS owner, coalesce(pi.code, pc.code) AS prefix
+            FROM (SELECT DISTINCT dossier_code FROM raw) c
+            -- One probe per dossier (LIMIT: never a scan of every owner).
+            LEFT JOIN LATERAL (
+                SELECT o.unit_code FROM dossier_owners o WHERE o.code = c.dossier_code LIMIT 1
+            ) o ON true
+            LEFT JOIN units pi ON pi.identifier = split_part(c.dossier_code, '-', 1)
+            LEFT JOIN units pc ON pc.code = split_part(c.dossier_code, '-', 1)
         ),
         -- Each unit the checks must place in the tree, with all its ancestors (itself included).
         lineage(unit, ancestor) AS (
             SELECT u.code, u.code FROM units u
-            WHERE u.code IN (SELECT unit_code FROM input UNION SELECT owner FROM known)
+            WHERE u.code IN (SELECT unit_code FROM raw UNION SELECT owner FROM codes)
             UNION
             SELECT l.unit, u.parent_code FROM lineage l JOIN units u ON u.code = l.ancestor
             WHERE u.parent_code IS NOT NULL
         ),
+        -- Those units that lie in the key's subtree.
+        scoped AS (SELECT unit FROM lineage WHERE ancestor = {scope}),
         prechecked AS (
-            SELECT i.*, k.owner,
-                   u.code IS NOT NULL AS unit_known,
-                   p.code IS NOT NULL AS procedure_known,
-                   {in_scope_of.format(unit="i.unit_code")} AS in_scope,
+            SELECT r.*, c.owner,
+                   r.unit_code IN (SELECT code FROM units) AS unit_known,
+                   r.procedure_code IN (SELECT code FROM procedures) AS procedure_known,
+                   ({scope} IS NULL OR r.unit_code IN (SELECT unit FROM scoped)) AS in_scope,
                    -- A code that starts with a unit's code belongs to that unit's subtree.
-                   CASE WHEN CAST(:prefix_required AS boolean) OR i.prefix IS NOT NULL
-                        THEN EXISTS (SELECT 1 FROM lineage l
-                                     WHERE l.unit = i.unit_code AND l.ancestor = i.prefix)
+                   CASE WHEN CAST(:prefix_required AS boolean) OR c.prefix IS NOT NULL
+                        THEN coalesce((r.unit_code, c.prefix)
+                                      IN (SELECT unit, ancestor FROM lineage), false)
                         ELSE true
                    END AS prefix_ok
-            FROM input i
-            LEFT JOIN known k ON k.code = i.dossier_code
-            LEFT JOIN units u ON u.code = i.unit_code
-            LEFT JOIN procedures p ON p.code = i.procedure_code
+            FROM raw r JOIN codes c ON c.dossier_code = r.dossier_code
         ),
         claims AS (
             INSERT INTO dossier_owners (code, unit_code, key_id)
             SELECT code, unit_code, CAST(:key_id AS uuid) FROM (
                 SELECT DISTINCT ON (dossier_code) dossier_code AS code, unit_code
-                FROM prechecked
-                WHERE owner IS NULL AND unit_known AND procedure_known AND in_scope AND prefix_ok
+                FROM prechecked WHERE {eligible}
                 ORDER BY dossier_code, ord
             ) first_of_each ORDER BY code
             ON CONFLICT (code) DO NOTHING
-            RETURNING code, unit_code
+            RETURNING code
         ),
-        checked AS (
-            SELECT c.*, c.owner IS NULL AS new_dossier,
-                   coalesce(c.owner, cl.unit_code) AS dossier_owner,
-                   {in_scope_of.format(unit="coalesce(c.owner, cl.unit_code)")} AS owner_in_scope
-            FROM prechecked c LEFT JOIN claims cl ON cl.code = c.dossier_code
+        judged AS (
+            SELECT c.*, first_value(ord) OVER w AS first_ord,
+                   first_value(time_inferred) OVER w AS first_inferred
+            FROM (
+                SELECT *, unit_known AND procedure_known AND in_scope AND owned
+                          AND owner_in_scope AND (NOT new_dossier OR prefix_ok) AS valid
+                FROM (
+                    SELECT p.*, p.owner IS NULL AS new_dossier,
+                           p.owner IS NOT NULL OR p.dossier_code IN (SELECT code FROM claims)
+                           AS owned,
+                           CASE WHEN p.owner IS NOT NULL
+                                THEN {scope} IS NULL OR p.owner IN (SELECT unit FROM scoped)
+                                -- Claimed now for an eligible event's unit: in the subtree.
+                                WHEN p.dossier_code IN (SELECT code FROM claims) THEN true
+                                ELSE {scope} IS NULL
+                           END AS owner_in_scope
+                    FROM prechecked p
+                ) o
+            ) c
+            -- A valid event's first valid posting in the batch is the one stored.
+            WINDOW w AS (PARTITION BY dossier_code, event_id, valid ORDER BY ord)
         ),
-        valid AS (
-            SELECT * FROM checked
-            WHERE unit_known AND procedure_known AND in_scope AND dossier_owner IS NOT NULL
-              AND owner_in_scope AND (NOT new_dossier OR prefix_ok)
-        ),
-        firsts AS (
-            SELECT DISTINCT ON (dossier_code, event_id) ord, dossier_code, event_id
-            FROM valid ORDER BY dossier_code, event_id, ord
-        ),
-        stored AS (
+        -- The events of dossiers this statement claimed: none can be stored yet (every stored
+        -- event's dossier has an owner, claimed by the statement that stored the first one,
+        -- and a concurrent claim of the same dossier waits for this one), so a plain insert.
+        stored_new AS (
             INSERT INTO dossier_events ({names}, source, key_id, time_inferred)
-            SELECT {names}, CAST(:source AS text), CAST(:key_id AS uuid), v.time_inferred
-            FROM valid v WHERE v.ord IN (SELECT ord FROM firsts)
-            ORDER BY v.dossier_code, v.event_id
+            SELECT {names}, CAST(:source AS text), CAST(:key_id AS uuid), j.time_inferred
+            FROM judged j WHERE j.valid AND j.ord = j.first_ord AND j.new_dossier
+            ORDER BY j.dossier_code, j.event_id
+            RETURNING dossier_code, event_id, true AS inserted
+        ),
+        stored_old AS (
+            INSERT INTO dossier_events ({names}, source, key_id, time_inferred)
+            SELECT {names}, CAST(:source AS text), CAST(:key_id AS uuid), j.time_inferred
+            FROM judged j WHERE j.valid AND j.ord = j.first_ord AND NOT j.new_dossier
+            ORDER BY j.dossier_code, j.event_id
             ON CONFLICT (dossier_code, event_id) DO UPDATE SET {updates},
                 -- A time inferred again is kept as first inferred: re-sending moves nothing.
                 occurred_at = CASE WHEN dossier_events.time_inferred AND EXCLUDED.time_inferred
@@ -186,6 +265,7 @@ def _store_statement() -> TextClause:
                   IS DISTINCT FROM {_content("EXCLUDED", "dossier_events")}
             RETURNING dossier_code, event_id, (xmax = 0) AS inserted
         ),
+        stored AS (SELECT * FROM stored_new UNION ALL SELECT * FROM stored_old),
         queued AS (
             -- DO UPDATE, not DO NOTHING: it waits for a worker's claim on the row to end, then
             -- queues the dossier again, so an event never lands behind a derivation that
@@ -193,46 +273,89 @@ def _store_statement() -> TextClause:
             INSERT INTO dossier_backlog (dossier_code)
             SELECT DISTINCT dossier_code FROM stored ORDER BY dossier_code
             ON CONFLICT (dossier_code) DO UPDATE SET queued_at = dossier_backlog.queued_at
+        ),
+        answered AS (
+            SELECT f.*, f.first AND (f.dossier_code, f.event_id)
+                                    IN (SELECT dossier_code, event_id FROM stored) AS written,
+                   f.first AND (f.dossier_code, f.event_id)
+                               IN (SELECT dossier_code, event_id FROM stored WHERE inserted)
+                               AS inserted
+            FROM (SELECT *, valid AND ord = first_ord AS first FROM judged) f
         )
-        SELECT c.unit_known, c.procedure_known, c.in_scope, c.new_dossier, c.prefix_ok,
-               c.dossier_owner, coalesce(c.owner_in_scope, false),
-               f.ord IS NOT NULL AS first, s.event_id IS NOT NULL AS written,
-               coalesce(s.inserted, false) AS inserted,
-               CASE WHEN f.ord IS NULL AND fv.ord IS NOT NULL
-                    THEN {_content("c", "fv")} IS NOT DISTINCT FROM {_content("fv", "c")}
+        SELECT a.ord, a.unit_known, a.procedure_known, a.in_scope, a.new_dossier, a.prefix_ok,
+               a.owned, a.owner_in_scope, a.first, a.written, a.inserted,
+               -- A later posting in the batch is the same event if it says the same as the
+               -- first (a record's text stands for it: hashed, looked up only for these).
+               CASE WHEN a.valid AND NOT a.first
+                    THEN CASE WHEN a.time_inferred AND a.first_inferred
+                              THEN (a.first_ord, {said(rest, "a")})
+                                   IN (SELECT ord, {said(rest)} FROM judged WHERE valid)
+                              ELSE (a.first_ord, {said(_CONTENT_COLUMNS, "a")})
+                                   IN (SELECT ord, {said(_CONTENT_COLUMNS)} FROM judged WHERE valid)
+                         END
                     WHEN e.id IS NOT NULL
-                    THEN {_content("c", "e")} IS NOT DISTINCT FROM {_content("e", "c")}
+                    THEN {_content("a", "e")} IS NOT DISTINCT FROM {_content("e", "a")}
                END AS same,
                e.recorded_at
-        FROM checked c
-        LEFT JOIN firsts f ON f.ord = c.ord
-        LEFT JOIN firsts ff ON ff.dossier_code = c.dossier_code AND ff.event_id = c.event_id
-        LEFT JOIN checked fv ON fv.ord = ff.ord
-        LEFT JOIN stored s ON f.ord IS NOT NULL AND s.dossier_code = c.dossier_code
-            AND s.event_id = c.event_id
-        LEFT JOIN dossier_events e ON e.dossier_code = c.dossier_code AND e.event_id = c.event_id
-        ORDER BY c.ord
+        FROM answered a
+        -- The version stored before this statement, looked up only for valid events it did
+        -- not write (duplicates, conflicts): one index probe each, never a scan of the
+        -- history (LIMIT keeps the planner from turning the probes into a join).
+        LEFT JOIN LATERAL (
+            SELECT * FROM dossier_events e
+            WHERE a.valid AND NOT a.written
+              AND e.dossier_code = a.dossier_code AND e.event_id = a.event_id
+            LIMIT 1
+        ) e ON true
+        ORDER BY a.ord
         """  # noqa: S608 - column names are constants
     )
 
 
 # Built once: constructing a text() parses its bind parameters with a regex, which on a
 # statement this long costs more CPU than the rest of a single-event request.
-_STORE = _store_statement()
+_STORE = _store_statement("unnest")
+# The staged statement runs on the driver's connection (its 10,000 answer rows are read as
+# asyncpg records), with positional parameters in this order.
+_STAGED_PARAMS = ("only", "source", "scope_root", "key_id", "prefix_required", "replaceable")
+
+
+def _positional(sql: str, names: Sequence[str]) -> str:
+    for number, name in enumerate(names, 1):
+        sql = re.sub(rf"(?<![:\w]):{name}\b", f"${number}", sql)
+    assert not re.search(r"(?<![:\w]):[a-z_]+\b", sql), "every parameter numbered"
+    return sql
+
+
+_STORE_STAGED = _positional(_store_statement("staged").text, _STAGED_PARAMS)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreRules:
+    """Whose batch it is and how it may be stored (the parameters of every pass)."""
+
+    source: str
+    scope_root: str | None
+    key_id: str | None
+    prefix_required: bool
+    replaceable: bool
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "scope_root": self.scope_root,
+            "key_id": self.key_id,
+            "prefix_required": self.prefix_required,
+            "replaceable": self.replaceable,
+        }
 
 
 async def store_events(
-    session: AsyncSession,
-    events: Sequence[DossierEventIn],
-    *,
-    source: str,
-    scope_root: str | None,
-    key_id: str | None,
-    prefix_required: bool,
-    time_inferred: Sequence[bool] | None = None,
-    replaceable: bool = False,
+    session: AsyncSession, rows: Sequence[EventRow], rules: StoreRules
 ) -> list[Checked]:
-    """Check, claim, insert and queue a batch in one statement; one :class:`Checked` per event.
+    """Check, claim, insert and queue ``rows`` (:func:`row_of`) in one statement, the values
+    travelling as arrays (a single event: one round trip); one :class:`Checked` per row, in
+    ``ord`` order.
 
     A dossier seen for the first time is owned by the unit of its first valid event (whose
     code, when it starts with a unit's code or identifier, must lie in that unit's subtree);
@@ -240,22 +363,44 @@ async def store_events(
     ``scope_root``'s subtree are refused whatever unit they name. New events are inserted
     unless their (dossier, event_id) exists, and their dossiers queued for derivation.
     """
-    if not events:
+    if not rows:
         return []
-    columns = {c: [getattr(e, c) for e in events] for c in _EVENT_COLUMNS}
-    columns["status"] = [int(s) for s in columns["status"]]
-    columns["channel"] = [int(c) for c in columns["channel"]]
-    params = {
-        **columns,
-        "time_inferred": list(time_inferred or [False] * len(events)),
-        "source": source,
-        "scope_root": scope_root,
-        "key_id": key_id,
-        "prefix_required": prefix_required,
-        "replaceable": replaceable,
-    }
-    rows = await session.execute(_STORE, params)
-    return [Checked(*row) for row in rows]
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    params: dict[str, Any] = dict(zip(_STAGED_COLUMNS, columns, strict=True))
+    params["status"] = [int(s) for s in params["status"]]
+    params["channel"] = [int(c) for c in params["channel"]]
+    params.update(rules.params())
+    result = await session.execute(_STORE, params)
+    return [Checked._make(row) for row in result]
+
+
+async def stage_events(session: AsyncSession, rows: Sequence[EventRow]) -> None:
+    """COPY ``rows`` (:func:`row_of`, numbered from 0) into this transaction's staging table:
+    what :func:`store_staged` stores."""
+    driver = await _driver(session)
+    await driver.execute(_PREPARE_STAGING)
+    await driver.copy_records_to_table(STAGED, records=rows, columns=_STAGED_COLUMNS)
+
+
+async def store_staged(
+    session: AsyncSession, only: Sequence[int] | None, rules: StoreRules
+) -> list[Checked]:
+    """:func:`store_events` for the staged rows (``only``: those of these ords)."""
+    driver = await _driver(session)
+    params = {**rules.params(), "only": list(only) if only is not None else None}
+    records = await driver.fetch(
+        _STORE_STAGED, *(params[name] for name in _STAGED_PARAMS), record_class=_CheckedRecord
+    )
+    return cast(list[Checked], records)  # the same fields, read by name
+
+
+async def _driver(session: AsyncSession) -> asyncpg.Connection:
+    """The asyncpg connection under ``session``, inside the session's transaction."""
+    connection = await session.connection()
+    driver: asyncpg.Connection = (await connection.get_raw_connection()).driver_connection
+    if not driver.is_in_transaction():
+        await connection.execute(text("SELECT 1"))  # SQLAlchemy's driver begins lazily
+    return driver
 
 
 async def take_backlog(session: AsyncSession, limit: int) -> list[str]:

@@ -20,7 +20,7 @@ from app.core.params import IsoDate, IsoDateTime
 from app.core.prefer import REPRESENTATION_APPLIED, PreferHeader, wants_representation
 from app.core.settings import Settings
 from app.core.uow import committed
-from app.dossiers import exports, queries, service
+from app.dossiers import exports, intake, queries, service
 from app.dossiers.schemas import (
     CODE_PATTERN,
     DOSSIER_CODE_PATTERN,
@@ -165,35 +165,30 @@ async def post_batch(
     principal: Writer,
     prefer: PreferHeader = None,
 ) -> Response:
-    raw = await _json_body(request)
-    raw = raw.get("events") if isinstance(raw, dict) else None
-    if not isinstance(raw, list):
-        raise Unprocessable(
-            "`events` must be an array",
-            errors=[{"pointer": "#/events", "detail": "must be an array of events"}],
-        )
-    if len(raw) > MAX_BATCH:
-        raise PayloadTooLarge(f"A batch holds at most {MAX_BATCH:,} events; got {len(raw):,}.")
     derive_now = wants_representation(prefer)
     settings = _settings(request)
-    items = service.parse_items(raw, "/events")
+    batch = intake.decode(await request.body(), settings.store_notes)
+    if batch is None:  # not a batch msgspec reads whole: parsed as JSON, then item by item
+        raw = await _json_body(request)
+        raw = raw.get("events") if isinstance(raw, dict) else None
+        if not isinstance(raw, list):
+            raise Unprocessable(
+                "`events` must be an array",
+                errors=[{"pointer": "#/events", "detail": "must be an array of events"}],
+            )
+        if len(raw) > MAX_BATCH:
+            raise PayloadTooLarge(f"A batch holds at most {MAX_BATCH:,} events; got {len(raw):,}.")
+        batch = intake.read(raw, settings.store_notes)
     outcome = await committed(
         session,
-        lambda: service.ingest(session, settings, principal, items, derive_now=derive_now),
+        lambda: service.ingest_accepted(session, settings, principal, batch, derive_now=derive_now),
         retries=settings.retry_conflicts,
     )
-    result = BatchResult.model_construct(
-        stored=outcome.count("stored"),
-        updated=outcome.count("updated"),
-        duplicate=outcome.count("duplicate"),
-        conflict=outcome.count("conflict"),
-        rejected=outcome.count("rejected"),
-        derived=derive_now,
-        items=outcome.results,
-    )
-    # Serialised directly: FastAPI would validate the 10,000 item results again first.
+    # Encoded directly: FastAPI would validate the 10,000 item results again first.
     headers = REPRESENTATION_APPLIED if derive_now else None
-    return Response(result.model_dump_json(), media_type="application/json", headers=headers)
+    return Response(
+        intake.answer(outcome, derive_now), media_type="application/json", headers=headers
+    )
 
 
 async def _json_body(request: Request) -> Any:

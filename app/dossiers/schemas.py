@@ -26,7 +26,8 @@ from app.dossiers.privacy import scrub
 # A dossier code is a path segment (/v1/dossiers/{code}): no "/".
 DOSSIER_CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 DossierCode = Annotated[str, Field(pattern=DOSSIER_CODE_PATTERN, examples=["H01.01-261008-0975"])]
-EventId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
+EVENT_ID_PATTERN = r"^[\x21-\x7e]+$"
+EventId = Annotated[str, Field(min_length=1, max_length=128, pattern=EVENT_ID_PATTERN)]
 
 MAX_BATCH = 10_000
 PAYMENT_CODE_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"

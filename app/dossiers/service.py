@@ -7,17 +7,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import cached_property
 from types import SimpleNamespace
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.calendar.service import current_calendar
 from app.calendar.workdays import WorkingCalendar
 from app.core import events
-from app.core.errors import Forbidden, NotFound, item_errors
+from app.core.errors import Forbidden, NotFound
 from app.core.principal import Principal
 from app.core.settings import Settings
 from app.core.uow import Contention
@@ -39,7 +39,6 @@ from app.indicators.periods import periods_touched
 from app.units.service import ensure_in_scope, require_unit
 
 OUTSIDE_SCOPE = "outside this key's unit"
-_EVENT_LIST = TypeAdapter(list[DossierEventIn])
 
 
 def rules_from(settings: Settings) -> DossierRules:
@@ -52,37 +51,80 @@ def rules_from(settings: Settings) -> DossierRules:
 # --- ingestion ---------------------------------------------------------------------------
 
 
+Result = Literal["stored", "updated", "duplicate", "conflict", "rejected"]
+# One item's result: (index, event_id, result, errors, stored_at), as ``ItemResult`` has them.
+Outcome = tuple[int, str | None, Result, list[dict[str, Any]] | None, datetime | None]
+# Batches from this size travel to PostgreSQL by COPY; a single event stays one statement.
+STAGE_FROM = 2
+
+
 @dataclass
 class Ingested:
-    results: list[ItemResult]
+    outcomes: list[Outcome]  # one per item, in order
     touched: list[str]
 
-    def count(self, result: str) -> int:
-        return sum(1 for r in self.results if r.result == result)
-
-
-def parse_items(raw_items: Sequence[Any], pointer_prefix: str) -> list[DossierEventIn | ItemResult]:
-    """Validate each raw item on its own: one bad item never sinks the others."""
-    try:  # the common case, a clean batch: one call into pydantic-core for the whole list
-        return list(_EVENT_LIST.validate_python(raw_items))
-    except ValidationError:
-        pass  # some items are bad: validate one by one to report each
-    parsed: list[DossierEventIn | ItemResult] = []
-    for index, raw in enumerate(raw_items):
-        try:
-            parsed.append(DossierEventIn.model_validate(raw))
-        except ValidationError as exc:
-            errors = item_errors(exc.errors(), pointer_prefix, index)
-            event_id = raw.get("event_id") if isinstance(raw, dict) else None
-            parsed.append(
-                ItemResult(
-                    index=index,
-                    event_id=event_id if isinstance(event_id, str) else None,
-                    result="rejected",
-                    errors=errors,
-                )
+    @cached_property
+    def results(self) -> list[ItemResult]:
+        # Built from checked values: no validation needed (10,000 of them in a full batch).
+        return [
+            ItemResult.model_construct(
+                index=index, event_id=event_id, result=result, errors=errors, stored_at=stored_at
             )
-    return parsed
+            for index, event_id, result, errors, stored_at in self.outcomes
+        ]
+
+    def count(self, result: str) -> int:
+        return sum(1 for outcome in self.outcomes if outcome[2] == result)
+
+
+class StatedEvent(Protocol):
+    """What ingestion reads of an event beside its row: DossierEventIn, or a batch item."""
+
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def dossier_code(self) -> str: ...
+    @property
+    def facts(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class Accepted:
+    """A batch's valid items on their way to the store, with the others' results."""
+
+    indexes: list[int]  # each event's position in the batch
+    events: list[StatedEvent]
+    rows: list[repository.EventRow]  # ``repository.row_of`` each event, notes settled
+    rejected: dict[int, Outcome]
+
+
+def rejected_item(index: int, raw: Any, errors: list[dict[str, Any]]) -> ItemResult:
+    event_id = raw.get("event_id") if isinstance(raw, dict) else None
+    return ItemResult(
+        index=index,
+        event_id=event_id if isinstance(event_id, str) else None,
+        result="rejected",
+        errors=errors,
+    )
+
+
+def accepted(
+    settings: Settings,
+    items: Sequence[DossierEventIn | ItemResult],
+    time_inferred: Sequence[bool] | None = None,
+) -> Accepted:
+    """Parsed items (``parse_items``, or events built by the portal) made ready to store."""
+    batch = Accepted([], [], [], {})
+    for index, item in enumerate(items):
+        if isinstance(item, ItemResult):
+            batch.rejected[index] = (index, item.event_id, item.result, item.errors, None)
+            continue
+        event = item if settings.store_notes else _without_note(item)
+        inferred = bool(time_inferred[index]) if time_inferred else False
+        batch.rows.append(repository.row_of(len(batch.rows), event, inferred))
+        batch.indexes.append(index)
+        batch.events.append(event)
+    return batch
 
 
 async def ingest(
@@ -98,65 +140,75 @@ async def ingest(
 ) -> Ingested:
     """Store new events and queue their dossiers for derivation; the caller commits.
 
-    One statement checks, claims new dossiers, inserts and queues the whole batch (see
-    :func:`repository.store_events` for the ownership and idempotency rules). The worker
-    derives queued dossiers within about a second (:func:`derive_queued`); ``derive_now``
-    derives the touched dossiers in this transaction instead. ``time_inferred`` (parallel to
-    ``items``): events whose time chiso inferred, kept as first inferred when re-sent.
+    ``time_inferred`` (parallel to ``items``): events whose time chiso inferred, kept as first
+    inferred when re-sent. See :func:`ingest_accepted`.
     """
-    results: dict[int, ItemResult] = {}
-    valid: dict[int, DossierEventIn] = {}
-    for index, item in enumerate(items):
-        if isinstance(item, ItemResult):
-            results[index] = item
-        else:
-            valid[index] = item if settings.store_notes else _without_note(item)
+    batch = accepted(settings, items, time_inferred)
+    return await ingest_accepted(
+        session, settings, principal, batch, source=source, pointer_prefix=pointer_prefix,
+        derive_now=derive_now,
+    )  # fmt: skip
 
-    inferred = {i: bool(time_inferred[i]) if time_inferred else False for i in valid}
-    checks = await _store(session, settings, principal, valid, inferred, source)
+
+async def ingest_accepted(
+    session: AsyncSession,
+    settings: Settings,
+    principal: Principal,
+    batch: Accepted,
+    *,
+    source: str = "api",
+    pointer_prefix: str | None = "/events",
+    derive_now: bool = False,
+) -> Ingested:
+    """Store a batch's valid events and queue their dossiers for derivation (the caller
+    commits); one result per item.
+
+    One statement checks, claims new dossiers, inserts and queues the whole batch (see
+    :func:`repository.store_events` for the ownership and idempotency rules); a batch travels
+    to it by COPY. The worker derives queued dossiers within about a second
+    (:func:`derive_queued`); ``derive_now`` derives the touched dossiers in this transaction
+    instead.
+    """
+    results: list[Outcome | None] = [None] * (len(batch.indexes) + len(batch.rejected))
+    for index, rejected in batch.rejected.items():
+        results[index] = rejected
+    checks = await _store(session, settings, principal, batch, source)
     touched: set[str] = set()
-    for (index, event), check in zip(valid.items(), checks, strict=True):
-        errors = _refusals(pointer_prefix, index, event, check)
-        if errors:
-            results[index] = ItemResult(
-                index=index, event_id=event.event_id, result="rejected", errors=errors
-            )
-            continue
-        result: Literal["stored", "updated", "duplicate", "conflict"]
-        stored_at = None
-        if check.written:
-            result = "stored" if check.inserted else "updated"
+    for index, event, check in zip(batch.indexes, batch.events, checks, strict=True):
+        if check.written:  # written: it passed every check
+            results[index] = (index, event.event_id, _WRITTEN[check.inserted], None, None)
             touched.add(event.dossier_code)
+        elif errors := _refusals(pointer_prefix, index, event.dossier_code, check):
+            results[index] = (index, event.event_id, "rejected", errors, None)
         elif check.same:
-            result = "duplicate"
+            results[index] = (index, event.event_id, "duplicate", None, None)
         else:
-            result, stored_at = "conflict", check.stored_at
-        # Built from checked values: no validation needed (10,000 of them in a full batch).
-        results[index] = ItemResult.model_construct(
-            index=index,
-            event_id=event.event_id,
-            result=result,
-            errors=None if result != "conflict" else [_conflict(pointer_prefix, index, stored_at)],
-            stored_at=stored_at,
-        )
+            stored_at = check.stored_at
+            conflict = [_conflict(pointer_prefix, index, stored_at)]
+            results[index] = (index, event.event_id, "conflict", conflict, stored_at)
+    outcomes = [r for r in results if r is not None]
+    assert len(outcomes) == len(results), "one result per item"
 
     if source == "api":
         # Index facts stated by accepted events, in arrival order (a later statement wins,
         # field by field); portal records keep theirs through the portal's own path.
-        stated = [
-            (event.dossier_code, _facts(event))
-            for index, event in valid.items()
-            if results[index].result in ("stored", "updated", "duplicate") and event.facts
-        ]
+        stated: dict[str, dict[str, Any]] = {}
+        for index, event in zip(batch.indexes, batch.events, strict=True):
+            if outcomes[index][2] in _ACCEPTED and (facts := event.facts):
+                stated.setdefault(event.dossier_code, {}).update(facts)
         if stated:
-            await upsert_facts(session, stated)
-            touched.update(code for code, _ in stated)  # re-derived: their periods rescore
+            await upsert_facts(session, [(code, _facts(facts)) for code, facts in stated.items()])
+            touched.update(stated)  # re-derived: their periods rescore
 
     codes = sorted(touched)
     if codes and derive_now:
         await repository.take_queued(session, codes)
         await derive_locked(session, settings, codes)
-    return Ingested(results=[results[i] for i in sorted(results)], touched=codes)
+    return Ingested(outcomes=outcomes, touched=codes)
+
+
+_WRITTEN: dict[bool, Result] = {True: "stored", False: "updated"}
+_ACCEPTED = frozenset({"stored", "updated", "duplicate"})
 
 
 async def requeue_lagging(session: AsyncSession, margin_seconds: int = 300) -> int:
@@ -173,47 +225,52 @@ def _unsettled(check: repository.Checked) -> bool:
         return False  # refused whatever others did
     if check.new_dossier and not check.prefix_ok:
         return False
-    return check.owner is None or (check.first and not check.written and check.same is None)
+    return not check.owned or (check.first and not check.written and check.same is None)
 
 
 async def _store(
     session: AsyncSession,
     settings: Settings,
     principal: Principal,
-    events: dict[int, DossierEventIn],
-    inferred: dict[int, bool],
+    batch: Accepted,
     source: str,
     passes: int = 3,
 ) -> list[repository.Checked]:
     """Store the events; those a concurrent writer got to first are stored again by a new
     statement (which sees that writer's commit), so a race costs a few items, not a retry
     of the whole batch."""
-    pending = list(events.values())
-    flags = list(inferred.values())
+    rules = repository.StoreRules(
+        source=source,
+        scope_root=principal.unit_code,
+        key_id=principal.key_id,
+        prefix_required=settings.dossier_code_prefix == "required",
+        replaceable=source != "api",
+    )
+    rows = batch.rows
+    staged = len(rows) >= STAGE_FROM
+    if staged:
+        await repository.stage_events(session, rows)
     checks: dict[int, repository.Checked] = {}
-    order = list(range(len(pending)))
+    pending: list[int] | None = None  # None: all of them
     for _ in range(passes):
-        found = await repository.store_events(
-            session,
-            pending,
-            source=source,
-            scope_root=principal.unit_code,
-            key_id=principal.key_id,
-            prefix_required=settings.dossier_code_prefix == "required",
-            time_inferred=[flags[i] for i in order],
-            replaceable=source != "api",
-        )
-        again = [(i, e) for i, e, c in zip(order, pending, found, strict=True) if _unsettled(c)]
-        checks.update((i, c) for i, c in zip(order, found, strict=True) if not _unsettled(c))
+        if staged:
+            found = await repository.store_staged(session, pending, rules)
+        else:
+            some = rows if pending is None else [rows[o] for o in pending]
+            found = await repository.store_events(session, some, rules)
+        again = []
+        for check in found:
+            if not check.written and _unsettled(check):
+                again.append(check.ord)
+            else:
+                checks[check.ord] = check
         if not again:
-            return [checks[i] for i in range(len(events))]
-        order = [i for i, _ in again]
-        pending = [e for _, e in again]
-    raise Contention(pending[0].dossier_code)
+            return found if pending is None else [checks[o] for o in range(len(rows))]
+        pending = again
+    raise Contention(rows[pending[0]][2] if pending else "")
 
 
-def _facts(event: DossierEventIn) -> DossierFacts:
-    stated = event.facts
+def _facts(stated: dict[str, Any]) -> DossierFacts:
     if "databases" in stated:
         stated["databases"] = tuple(dict.fromkeys(stated["databases"]))
     if "fees_total" in stated:
@@ -226,8 +283,8 @@ def _without_note(event: DossierEventIn) -> DossierEventIn:
 
 
 def _refusals(
-    prefix: str | None, index: int, event: DossierEventIn, check: repository.Checked
-) -> list[dict[str, str]]:
+    prefix: str | None, index: int, dossier_code: str, check: repository.Checked
+) -> list[dict[str, Any]]:
     errors = []
     if not check.unit_known:
         errors.append(_error(prefix, index, "unit_code", "unknown unit"))
@@ -238,14 +295,14 @@ def _refusals(
     if errors:
         return errors
     if check.new_dossier and not check.prefix_ok:
-        owner = event.dossier_code.split("-", 1)[0]
+        owner = dossier_code.split("-", 1)[0]
         detail = (
             f"the code starts with {owner!r}: the dossier belongs to that unit's subtree"
-            if "-" in event.dossier_code
+            if "-" in dossier_code
             else "the code must start with its unit's code: {unit}-{yymmdd}-{sequence}"
         )
         errors.append(_error(prefix, index, "dossier_code", detail))
-    elif check.owner is not None and not check.owner_in_scope:
+    elif check.owned and not check.owner_in_scope:
         # The dossier is another unit's, whatever unit this event names: refused the same way.
         errors.append(_error(prefix, index, "dossier_code", OUTSIDE_SCOPE))
     return errors
