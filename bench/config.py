@@ -81,15 +81,31 @@ SCALES: dict[str, Scale] = {
 }
 
 # In run order: the month's dossiers (recompute) go in first, so the HTTP scenarios run against
-# a table of realistic size and the rankings polled are those of that month.
-SCENARIOS = ("recompute", "sweep", "single_post", "batch", "rankings", "portal_sync")
+# a table of realistic size and the rankings polled are those of that month. A scenario whose
+# module is not there (bench/scenarios/<name>.py) is left out of the default list.
+SCENARIOS = (
+    "recompute",
+    "sweep",
+    "single_post",
+    "batch",
+    "portal_push",
+    "rankings",
+    "portal_sync",
+)
+# Measured once per API process count of ``--workers`` (the API and its baseline restarted
+# with that count each time); the others do not use the API.
+HTTP_SCENARIOS = frozenset({"single_post", "batch", "portal_push", "rankings"})
+
+
+def available(name: str) -> bool:
+    return (BENCH_DIR / "scenarios" / f"{name}.py").exists()
 
 
 @dataclass(frozen=True)
 class Options:
     scale: Scale
     scenarios: tuple[str, ...] = SCENARIOS
-    workers: int = 2
+    api_processes: tuple[int, ...] = (2,)  # each HTTP scenario runs once per count, in order
     loadgen: str = "auto"  # auto | wrk | python
     profile: str | None = None  # a scenario whose subject is profiled with py-spy
     keep_database: bool = False
@@ -97,6 +113,11 @@ class Options:
     rankings_query: str = ""
     results_dir: Path = RESULTS_DIR
     extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def workers(self) -> int:
+        """The last (or only) API process count: the one profiles and one-off figures use."""
+        return self.api_processes[-1]
 
     def with_rounds(self, rounds: int) -> Options:
         return replace(self, scale=replace(self.scale, rounds=rounds))

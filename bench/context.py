@@ -50,6 +50,27 @@ class Bench:
     baseline_url: str = ""
     profiles: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    api_processes: int = 0  # the count the HTTP servers run (or will next run) with
+
+    def __post_init__(self) -> None:
+        self.api_processes = self.api_processes or self.options.workers
+
+    @property
+    def last_pass(self) -> bool:
+        """True in the last (or only) pass of an HTTP scenario over the API process counts:
+        what does not depend on the count (profiles, the worker-scaling round) runs once."""
+        return self.api_processes == self.options.api_processes[-1]
+
+    def tag(self, name: str) -> str:
+        """A prefix for generated event and dossier ids, unique to this run and this pass over
+        the API process counts (a second pass must not re-send the first one's events)."""
+        return f"{self.run_id}p{self.api_processes}{name}"
+
+    def use_api_processes(self, count: int) -> None:
+        """Run the HTTP servers with ``count`` processes from now on (restarting them if up)."""
+        if count != self.api_processes:
+            self.stop_http()
+        self.api_processes = count
 
     @property
     def scale(self) -> Any:
@@ -104,7 +125,7 @@ class Bench:
         on the same uvicorn with the same worker count."""
         if self.api is not None:
             return
-        workers = str(self.options.workers)
+        workers = str(self.api_processes)
         port = free_port()
         self.api = self.start(
             "api",
@@ -162,6 +183,6 @@ class Bench:
         return children_of(self.api.pid) or [self.api.pid]
 
     def profiler(self, scenario: str, pids: list[int], seconds: int) -> Profiler | None:
-        if self.options.profile != scenario:
+        if self.options.profile != scenario or not self.last_pass:
             return None
         return Profiler(f"{self.run_id}-{scenario}", pids, seconds, PROFILES_DIR)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,7 +14,10 @@ T = TypeVar("T")
 @dataclass
 class Figure:
     """One measured figure. ``ratio`` is always ``value / baseline``; ``target_ratio`` is a
-    minimum when ``higher_is_better`` else a maximum; ``target_value`` an absolute minimum."""
+    minimum when ``higher_is_better`` else a maximum; ``target_value`` an absolute minimum.
+    ``key`` names the entry of ``bench.targets.TARGETS`` it answers, if any. Throughput
+    figures carry the latency of what they count (requests, batches, …): p50 and p99 in ms,
+    for chiso and for the baseline."""
 
     name: str
     unit: str
@@ -25,6 +29,11 @@ class Figure:
     target_value: float | None = None
     rounds: list[dict[str, Any]] = field(default_factory=list)
     note: str | None = None
+    key: str | None = None
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    baseline_p50_ms: float | None = None
+    baseline_p99_ms: float | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -69,8 +78,21 @@ class Figure:
             "target": self.target,
             "met": self.met,
             "note": self.note,
+            "key": self.key,
+            "latency_ms": _latency(self.p50_ms, self.p99_ms),
+            "baseline_latency_ms": _latency(self.baseline_p50_ms, self.baseline_p99_ms),
             "rounds": self.rounds,
         }
+
+
+def _latency(p50: float | None, p99: float | None) -> dict[str, float | None] | None:
+    if p50 is None and p99 is None:
+        return None
+    return {"p50": _round(p50), "p99": _round(p99)}
+
+
+def _round(value: float | None) -> float | None:
+    return round(value, 3) if value is not None else None
 
 
 @dataclass
@@ -82,9 +104,12 @@ class ScenarioResult:
     figures: list[Figure] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    api_processes: int | None = None  # the HTTP scenarios' API (and baseline) process count
 
     def as_json(self) -> dict[str, Any]:
         return {
+            "scenario": self.name,
+            "api_processes": self.api_processes,
             "title": self.title,
             "status": self.status,
             "message": self.message,
@@ -96,6 +121,15 @@ class ScenarioResult:
 
 def median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The ``q`` quantile (0–1) of ``values``, nearest rank (as wrk reports its own)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q * len(ordered)))
+    return ordered[rank - 1]
 
 
 def interleaved(

@@ -1,6 +1,6 @@
 """``python -m bench``: set up a bench database, run the scenarios, write the results.
 
-    python -m bench [--scale small|national] [--scenarios a,b] [--workers N] [--rounds N]
+    python -m bench [--scale small|national] [--scenarios a,b] [--workers N[,M…]] [--rounds N]
                     [--loadgen auto|wrk|python] [--profile SCENARIO] [--keep-database]
                     [--no-docs] [--rankings-query QUERY]
 
@@ -8,6 +8,10 @@ PostgreSQL: ``CHISO_BENCH_DATABASE_URL``, else postgresql://postgres@127.0.0.1:5
 when it answers, else the embedded server in .data/bench. Redis likewise with
 ``CHISO_BENCH_REDIS_URL`` (default redis://127.0.0.1:6379/13). The run creates its own
 databases (``chiso_bench`` and two sweep copies) from the migrations and drops them at the end.
+
+``--workers 1,2`` (alias ``--api-processes``) runs each HTTP scenario (single POST, batch,
+portal push, rankings) once with 1 and once with 2 API processes, the baselines with the same
+count each time; the report shows both.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from typing import Any
 import asyncpg
 
 from bench import report
-from bench.config import RESULTS_DIR, SCALES, SCENARIOS, Options
+from bench.config import HTTP_SCENARIOS, RESULTS_DIR, SCALES, SCENARIOS, Options, available
 from bench.context import Bench
 from bench.datagen import load_reference, weighted_units
 from bench.infra import (
@@ -56,17 +60,20 @@ def parse_args(argv: list[str] | None) -> Options:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--scale", choices=sorted(SCALES), default="small")
+    present = [n for n in SCENARIOS if available(n)]
     parser.add_argument(
         "--scenarios",
-        default=",".join(SCENARIOS),
-        help=f"comma-separated subset of {','.join(SCENARIOS)}",
+        default=",".join(present),
+        help=f"comma-separated subset of {','.join(present)}",
     )
-    default_workers = int(os.environ.get("WEB_CONCURRENCY", len(os.sched_getaffinity(0))))
+    default_workers = os.environ.get("WEB_CONCURRENCY", str(len(os.sched_getaffinity(0))))
     parser.add_argument(
         "--workers",
-        type=int,
+        "--api-processes",
+        dest="workers",
         default=default_workers,
-        help="uvicorn workers of the API and the baselines (default: "
+        help="uvicorn workers (processes) of the API and the baselines; a comma-separated list "
+        "(e.g. 1,2) measures every HTTP scenario with each count in turn (default: "
         "WEB_CONCURRENCY, else the number of cores)",
     )
     parser.add_argument("--rounds", type=int, default=None)
@@ -94,10 +101,13 @@ def parse_args(argv: list[str] | None) -> Options:
     unknown = sorted(set(names) - set(SCENARIOS))
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(unknown)}")
+    missing = sorted(n for n in names if not available(n))
+    if missing:
+        parser.error(f"no module bench/scenarios/<name>.py for: {', '.join(missing)}")
     options = Options(
         scale=SCALES[args.scale],
         scenarios=tuple(n for n in SCENARIOS if n in names),
-        workers=args.workers,
+        api_processes=_counts(parser, args.workers),
         loadgen=args.loadgen,
         profile=args.profile,
         keep_database=args.keep_database,
@@ -107,6 +117,16 @@ def parse_args(argv: list[str] | None) -> Options:
         extra=dict(_pair(v) for v in args.api_env),
     )
     return options.with_rounds(args.rounds) if args.rounds else options
+
+
+def _counts(parser: argparse.ArgumentParser, text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(n) for n in text.split(",") if n.strip())
+    except ValueError:
+        parser.error(f"--workers wants N or N,M,…, got {text!r}")
+    if not counts or min(counts) < 1 or len(set(counts)) != len(counts):
+        parser.error(f"--workers wants distinct counts ≥ 1, got {text!r}")
+    return counts
 
 
 def _pair(text: str) -> tuple[str, str]:
@@ -198,6 +218,36 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def result_key(name: str, api_processes: int | None) -> str:
+    """The key of a scenario's result in the run's JSON: ``single_post@2`` for an HTTP
+    scenario measured with 2 API processes, the bare name for the others."""
+    return name if api_processes is None else f"{name}@{api_processes}"
+
+
+def _run_one(bench: Bench, name: str) -> ScenarioResult:
+    title, scenario = runner(name)
+    where = f" with {bench.api_processes} API processes" if name in HTTP_SCENARIOS else ""
+    log(f"scenario {name}: {title}{where}")
+    began = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    try:
+        result = scenario(bench)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:
+        traceback.print_exc()
+        result = ScenarioResult(name, title, status="failed", message=f"{exc!r}"[:500])
+    result.seconds = time.perf_counter() - began
+    # Other work on the machine shows here: a 1-minute load above the core count means the
+    # figures of this scenario were taken on a contended machine.
+    result.details["load_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    log(
+        f"scenario {name}: {result.status} in {result.seconds:.0f}s"
+        + (f" ({result.message})" if result.message else "")
+    )
+    return result
+
+
 def run(options: Options) -> dict[str, Any]:
     started = time.perf_counter()
     # Only this run's settings reach the processes under test.
@@ -221,36 +271,23 @@ def run(options: Options) -> dict[str, Any]:
         pg = asyncio.run(postgres_info(servers.database_url))
         setup(bench)
         for name in options.scenarios:
-            title, scenario = runner(name)
-            log(f"scenario {name}: {title}")
-            began = time.perf_counter()
-            load_before = os.getloadavg()[0]
-            try:
-                result = scenario(bench)
-            except KeyboardInterrupt:
-                raise
-            except Exception as exc:
-                traceback.print_exc()
-                result = ScenarioResult(name, title, status="failed", message=f"{exc!r}"[:500])
-            result.seconds = time.perf_counter() - began
-            # Other work on the machine shows here: a 1-minute load above the core count means
-            # the figures of this scenario were taken on a contended machine.
-            result.details["load_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
-            results[name] = result
-            log(
-                f"scenario {name}: {result.status} in {result.seconds:.0f}s"
-                + (f" ({result.message})" if result.message else "")
-            )
+            counts = options.api_processes if name in HTTP_SCENARIOS else (None,)
+            for count in counts:
+                if count is not None:
+                    bench.use_api_processes(count)
+                result = _run_one(bench, name)
+                result.api_processes = count
+                results[result_key(name, count)] = result
     finally:
         teardown(bench)
     data = {
-        "schema": 1,
+        "schema": 2,
         "run_id": run_id,
         "scale": options.scale.name,
         "machine": machine,
         "postgres": pg,
         "config": {
-            "workers": options.workers,
+            "api_processes": list(options.api_processes),
             "rounds": options.scale.rounds,
             "loadgen": wrk_version(wrk) if wrk else "python (bench.pyload) — lower bound",
             "loadgen_why": why,
@@ -284,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
         report.update_doc(data, path)  # each scenario's latest run at this scale
     elif options.write_docs:
         log("smoke run or configuration trial: docs/PERFORMANCE.md left as it is")
+    print()
+    print(report.targets_table(data))
     print()
     print(report.table(data))
     print(f"\nresults: {path}")

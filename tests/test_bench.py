@@ -2,7 +2,9 @@
 
 No figure is asserted (timings mean nothing on a shared machine): only that each scenario ran,
 measured something beside its baseline and wrote well-formed results, so the code behind
-``make bench`` cannot rot unnoticed.
+``make bench`` cannot rot unnoticed. The HTTP scenarios run with 1 and with 2 API processes
+(``--workers 1,2``). The report's target table and the option parsing are checked on
+hand-made results.
 """
 
 from __future__ import annotations
@@ -15,7 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import SCENARIOS
+from bench import report
+from bench.config import HTTP_SCENARIOS, SCENARIOS, available
+from bench.model import percentile
+from bench.run import parse_args
+from bench.targets import TARGETS, Target, answers
 from tests.conftest import PROJECT_ROOT, Servers, plain_url
 
 
@@ -27,14 +33,34 @@ def test_every_scenario_runs_at_smoke_scale(servers: Servers, tmp_path: Path) ->
     }
     run = subprocess.run(
         [sys.executable, "-m", "bench", "--scale", "smoke", "--no-docs", "--loadgen", "python",
-         "--workers", "1", "--results-dir", str(tmp_path)],
+         "--workers", "1,2", "--results-dir", str(tmp_path)],
         cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
     (path,) = tmp_path.glob("*-smoke*.json")
     data = json.loads(path.read_text())
     assert data["scale"] == "smoke"
-    assert list(data["scenarios"]) == list(SCENARIOS)
+    assert data["config"]["api_processes"] == [1, 2]
+    expected = []
+    for name in (n for n in SCENARIOS if available(n)):
+        expected += [f"{name}@1", f"{name}@2"] if name in HTTP_SCENARIOS else [name]
+    assert list(data["scenarios"]) == expected
+    for key, scenario in data["scenarios"].items():
+        name, _, count = key.partition("@")
+        assert scenario["scenario"] == name
+        assert scenario["api_processes"] == (int(count) if count else None)
+    # Every target has its row(s) in the printed table: one per API process count for the
+    # HTTP scenarios, "not measured" for a scenario whose module is missing.
+    printed = run.stdout
+    for target in TARGETS.values():
+        rows = [ln for ln in printed.splitlines() if ln.startswith(f"| {target.label}")]
+        if not available(target.scenario):
+            assert len(rows) == 1 and "not measured" in rows[0], target.key
+        elif target.scenario in HTTP_SCENARIOS:
+            assert [r.split(" | ")[1] for r in rows] == ["1", "2"], target.key
+            assert all(" ms | " in r for r in rows), target.key  # p50 / p99 shown
+        else:
+            assert len(rows) == 1, target.key
     for name, scenario in data["scenarios"].items():
         assert scenario["status"] == "ok", (name, scenario["message"])
         assert scenario["figures"], name
@@ -62,3 +88,148 @@ async def main():
     await conn.close()
 asyncio.run(main())
 """
+
+
+# --- the report, on hand-made results -------------------------------------------------------
+
+
+def _figure(name: str, value: float, baseline: float | None, **extra: object) -> dict:
+    return {
+        "name": name, "unit": extra.pop("unit", "req/s"), "value": value, "baseline": baseline,
+        "baseline_name": "bare" if baseline else None,
+        "ratio": value / baseline if baseline else None, "target": None, "met": None,
+        "note": None, "rounds": [], **extra,
+    }  # fmt: skip
+
+
+def _run(scenarios: dict, workers: int | None = None, schema: int = 2) -> dict:
+    return {
+        "schema": schema, "scale": "small",
+        "machine": {"date": "2026-11-30T04:00:00", "cores": 2, "cpu": "x", "memory_gib": 1,
+                    "kernel": "6", "python": "3.11"},
+        "postgres": {"version": "15", "settings": {}},
+        "config": {"rounds": 3, "loadgen": "wrk", "workers": workers, "api_processes": [1, 2],
+                   "scale": {"batch_events": 60_000, "month_dossiers": 340_000,
+                             "sync_dossiers": 20_000}},
+        "seconds": 60.0, "scenarios": scenarios,
+    }  # fmt: skip
+
+
+def _result(name: str, count: int | None, figures: list[dict], status: str = "ok") -> dict:
+    return {
+        "scenario": name, "api_processes": count, "title": name, "status": status,
+        "message": None, "seconds": 1.0, "figures": figures, "details": {},
+    }  # fmt: skip
+
+
+def _rows(table: str, label: str) -> list[list[str]]:
+    return [
+        [c.strip() for c in line.strip("|").split("|")]
+        for line in table.splitlines()
+        if line.startswith(f"| {label}")
+    ]
+
+
+def test_target_rows_per_api_process_count_judged_by_the_targets() -> None:
+    single = TARGETS["single_post"]
+    burst = TARGETS["burst"]
+    scenarios = {
+        "single_post@1": _result("single_post", 1, [
+            _figure("throughput", 600.0, 2000.0, key="single_post",
+                    latency_ms={"p50": 20.0, "p99": 90.5},
+                    baseline_latency_ms={"p50": 5.0, "p99": 17.24}),
+        ]),
+        "single_post@2": _result("single_post", 2, [
+            _figure("throughput", 1000.0, 2500.0, key="single_post"),
+        ]),
+        "batch@2": _result("batch", 2, [
+            _figure("burst: ingested, then fully derived (events/s)", 25_000.0, 250_000.0,
+                    key="burst", unit="events/s"),
+        ]),
+        "recompute": _result("recompute", None, [
+            _figure("recompute time", 0.9, 0.3, unit="s", key="recompute"),
+        ]),
+    }  # fmt: skip
+    table = report.targets_table(_run(scenarios))
+    one, two = _rows(table, single.label)
+    # 600 / 2000 = 0.30 < 0.5: not met; 1000 / 2500 = 0.40 < 0.5: not met.
+    assert one == [single.label, "1", "600 req/s", "20.0 / 90.5 ms", "2,000 req/s (bare)",
+                   "5.0 / 17.2 ms", "0.30", "≥ 0.5 ×", "**no**"]  # fmt: skip
+    assert two[1:4] == ["2", "1,000 req/s", "–"] and two[6:] == ["0.40", "≥ 0.5 ×", "**no**"]
+    # 25,000 events/s ≥ 20,000: met, whatever the ratio to COPY (0.10). Sized by the scale.
+    (row,) = _rows(table, burst.label)
+    assert row[0] == f"{burst.label}: 60,000 events (national: 1,000,000 events)"
+    assert row[1:3] == ["2", "25,000 events/s"]
+    assert row[6:] == ["0.10", "≥ 20,000 events/s", "yes"]
+    # 0.9 / 0.3 = 3.0 ≤ 3: met (a maximum).
+    (row,) = _rows(table, TARGETS["recompute"].label)
+    assert row[1] == "–" and row[6:] == ["3.00", "≤ 3 ×", "yes"]
+    # Not run: one row saying so.
+    (row,) = _rows(table, TARGETS["rankings_200"].label)
+    assert row[1:3] == ["–", "not measured in this run"]
+    (row,) = _rows(table, TARGETS["batch_copy"].label)  # batch ran, without this figure
+    assert row[1:3] == ["2", "ok: no figure for it"]
+
+
+def test_results_of_one_process_count_per_run_read_with_todays_targets() -> None:
+    """Schema 1: scenarios keyed by name, the run's worker count for the HTTP ones, figures
+    without keys. The rankings targets were 0.5 / 0.7 then; today's is 1 ×."""
+    old = _run(
+        {
+            "rankings": {**_result("rankings", None, [
+                _figure("200 throughput", 900.0, 1000.0, target="≥ 0.5 ×", met=True),
+                _figure("200 p99 latency", 5.0, 4.0, unit="ms"),
+                _figure("304 throughput", 1100.0, 1000.0, target="≥ 0.7 ×", met=True),
+            ])},
+            "sweep": _result("sweep", None, [_figure("sweep time", 1.0, 1.0, unit="s")]),
+        },
+        workers=2,
+        schema=1,
+    )  # fmt: skip
+    for scenario in old["scenarios"].values():
+        del scenario["scenario"], scenario["api_processes"]
+    data = report.normalize(old)
+    assert list(data["scenarios"]) == ["rankings@2", "sweep"]
+    assert data["scenarios"]["rankings@2"]["api_processes"] == 2
+    assert data["scenarios"]["sweep"]["api_processes"] is None
+    table = report.targets_table(old)
+    (row,) = _rows(table, TARGETS["rankings_200"].label)
+    assert row[1] == "2" and row[6:] == ["0.90", "≥ 1 ×", "**no**"]  # 0.9 < 1
+    (row,) = _rows(table, TARGETS["rankings_304"].label)
+    assert row[6:] == ["1.10", "≥ 1 ×", "yes"]
+
+
+def test_a_scenario_with_one_target_answers_it_with_its_first_targeted_figure() -> None:
+    """The portal push scenario may name its figure as it likes: with one target, its first
+    figure that has a target answers it."""
+    target = TARGETS["portal_push"]
+    figures = [_figure("requests", 10.0, None), _figure("records/s", 5.0, 25.0, target="≥ 0.2 ×")]
+    assert answers(target, figures) is figures[1]
+    assert target.met(5.0, 25.0) is True  # 0.2 ≥ 0.2
+    assert target.met(4.0, 25.0) is False
+    assert target.met(4.0, None) is None
+
+
+def test_targets_with_a_ratio_and_a_minimum_need_both() -> None:
+    both = Target("t", "batch", "t", ratio=0.25, value=50_000)
+    assert both.met(60_000, 200_000) is True  # 0.30 and 60,000
+    assert both.met(60_000, 300_000) is False  # 0.20
+    assert both.met(40_000, 100_000) is False  # 0.40 but 40,000
+    assert both.text == "≥ 0.25 × and ≥ 50,000"
+
+
+def test_api_process_counts_option() -> None:
+    assert parse_args(["--workers", "1,2"]).api_processes == (1, 2)
+    assert parse_args(["--api-processes", "2"]).api_processes == (2,)
+    assert parse_args(["--workers", "2,1"]).workers == 1  # the last count
+    for bad in ("0", "1,1", "x"):
+        with pytest.raises(SystemExit):
+            parse_args(["--workers", bad])
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]  # 1 … 100
+    assert percentile(values, 0.5) == 50.0
+    assert percentile(values, 0.99) == 99.0
+    assert percentile([7.0], 0.99) == 7.0
+    assert percentile([], 0.5) is None

@@ -13,7 +13,7 @@ second figure is dossiers synced *and derived* per second.
 
 Memory (the issue's target): the worker's RSS, sampled every half second, at its highest
 during the whole sync and derivation vs its RSS once 10,000 dossiers were synced (1 % of the
-sync at smaller scales): ≤ 1.5 ×.
+sync at smaller scales): ≤ 1.5 × (``bench/targets.py``).
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ import httpx
 from bench.context import Bench
 from bench.infra import free_port, log, plain_url, project_python, rss_kib, wait_http
 from bench.model import Figure, ScenarioResult, median
+from bench.targets import figure
 
 TITLE = "Portal sync"
 SOURCE = "default"
-FLAT = 1.5
 EARLY_RECORDS = 10_000
 
 
@@ -225,14 +225,13 @@ def run(bench: Bench) -> ScenarioResult:
             "fetch only (PortalClient, no storage)",
             note="until the derivation queue was empty",
         ),
-        Figure(
+        figure(
+            "sync_rss",
             f"worker RSS, highest vs after {early:,} dossiers",
             "MiB",
             top_rss / 1024 if top_rss else None,
-            early_rss / 1024 if early_rss else None,
-            f"worker RSS after {early:,} dossiers synced",
-            higher_is_better=False,
-            target_ratio=FLAT,
+            baseline=early_rss / 1024 if early_rss else None,
+            baseline_name=f"worker RSS after {early:,} dossiers synced",
             note=f"peak (VmHWM) {peak_mib:,.0f} MiB",
         ),
     ]

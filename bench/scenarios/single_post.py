@@ -1,7 +1,8 @@
 """Single-event ``POST /v1/dossier-events`` vs a bare FastAPI + asyncpg one-row insert.
 
-Target: throughput ≥ 0.5 × the bare endpoint's. Latencies are reported beside it (closed loop
-at the same connection count, so they include queueing).
+Target (``bench/targets.py``): throughput ≥ 0.5 × the bare endpoint's. The figure carries the
+requests' p50 and p99 latency on both sides (closed loop at the same connection count, so they
+include queueing). Run once per API process count of ``--workers``.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ import time
 
 from bench.context import Bench
 from bench.loadgen import LoadResult, PostEventSpec, error_summary
-from bench.model import Figure, ScenarioResult, interleaved, median
+from bench.model import ScenarioResult, interleaved, median
+from bench.targets import figure
 
 TITLE = "Single-event POST"
-TARGET = 0.5
 
 
 def run(bench: Bench) -> ScenarioResult:
@@ -23,7 +24,7 @@ def run(bench: Bench) -> ScenarioResult:
     procedures = [p.code for p in bench.procedures]
 
     def spec(kind: str, r: int) -> PostEventSpec:
-        tag = f"{bench.run_id}{kind}{r}"
+        tag = bench.tag(f"{kind}{r}")
         if kind == "s":
             return PostEventSpec(
                 tag, base, bench.unit_pool, procedures, "/v1/dossier-events", bench.api_key
@@ -54,31 +55,19 @@ def run(bench: Bench) -> ScenarioResult:
     result = ScenarioResult("single_post", TITLE)
     note = f"{bench.loadgen.tool}, {bench.loadgen.connections} connections"
     result.figures = [
-        Figure(
+        figure(
+            "single_post",
             "throughput",
             "req/s",
             median([s.rps for s in subjects]),
-            median([b.rps for b in bases]),
-            "bare FastAPI + asyncpg insert",
-            target_ratio=TARGET,
+            baseline=median([b.rps for b in bases]),
+            baseline_name="bare FastAPI + asyncpg insert",
+            p50_ms=median([s.p50_ms for s in subjects]),
+            p99_ms=median([s.p99_ms for s in subjects]),
+            baseline_p50_ms=median([b.p50_ms for b in bases]),
+            baseline_p99_ms=median([b.p99_ms for b in bases]),
             rounds=rounds,
             note=note,
-        ),
-        Figure(
-            "p50 latency",
-            "ms",
-            median([s.p50_ms for s in subjects]),
-            median([b.p50_ms for b in bases]),
-            "bare insert",
-            higher_is_better=False,
-        ),
-        Figure(
-            "p99 latency",
-            "ms",
-            median([s.p99_ms for s in subjects]),
-            median([b.p99_ms for b in bases]),
-            "bare insert",
-            higher_is_better=False,
         ),
     ]
     errors = [e for e in (error_summary("chiso", subjects), error_summary("bare", bases)) if e]
