@@ -44,10 +44,13 @@ test: lint typecheck
 
 # Benchmarks: chiso beside bare baselines, in one run (SCALE=small, the default, national, or
 # smoke: seconds, run by `make test` through tests/test_bench.py;
-# BENCH_ARGS="--scenarios batch --profile batch"). Results: bench/results/, docs/PERFORMANCE.md.
+# BENCH_ARGS="--scenarios batch --profile batch"). API_PROCESSES=1,2 measures every HTTP
+# scenario with 1 and with 2 API processes (default: WEB_CONCURRENCY, else the core count).
+# Results: bench/results/, docs/PERFORMANCE.md.
 # Installs wrk with apt-get when missing (as root); only the smoke scale is part of `make test`.
 bench: $(VENV)/.installed
-	$(BIN)/python -m bench --scale $(or $(SCALE),small) $(BENCH_ARGS)
+	$(BIN)/python -m bench --scale $(or $(SCALE),small) \
+		$(if $(API_PROCESSES),--workers $(API_PROCESSES)) $(BENCH_ARGS)
 
 # Regenerate the lock files after changing dependencies in pyproject.toml.
 lock:

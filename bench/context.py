@@ -171,7 +171,11 @@ class Bench:
         self.baseline_url = f"http://127.0.0.1:{port}"
         wait_http(f"{self.api_url}/readyz", 90, self.api)
         wait_http(f"{self.baseline_url}/healthz", 60, self.baseline)
-        log(f"API {self.api_url} and baseline {self.baseline_url} up ({workers} workers each)")
+        plural = "es" if self.api_processes != 1 else ""
+        log(
+            f"API {self.api_url} and baseline {self.baseline_url} up "
+            f"({workers} process{plural} each)"
+        )
 
     def stop_http(self) -> None:
         self.stop(self.api)

@@ -106,21 +106,12 @@ def _procs(scenario: dict[str, Any]) -> str:
     return str(count) if count else "–"
 
 
-def _target_text(target: Target, unit: str) -> str:
-    parts = []
-    if target.ratio is not None:
-        parts.append(f"{'≥' if target.higher_is_better else '≤'} {target.ratio:g} ×")
-    if target.value is not None:
-        parts.append(f"≥ {_fmt(target.value, unit)}")
-    return " and ".join(parts)
-
-
 def _judged(f: dict[str, Any], scenario: dict[str, Any]) -> tuple[str, bool | None]:
     """A figure's target and whether it is met: by today's ``TARGETS`` when it answers one,
     else as the run judged it."""
     for target in TARGETS.values():
         if target.scenario == scenario["scenario"] and answers(target, scenario["figures"]) is f:
-            return _target_text(target, f["unit"]), target.met(f["value"], f["baseline"])
+            return target.text, target.met(f["value"], f["baseline"])
     return f["target"] or "–", f["met"]
 
 
@@ -203,7 +194,11 @@ def targets_table(data: dict[str, Any]) -> str:
         for scenario in runs:
             f = answers(target, scenario["figures"])
             if f is None:
-                why = f"{scenario['status']}: {scenario['message'] or 'no figure for it'}"
+                why = "not measured by that run"
+                if scenario["status"] != "ok" and scenario["message"]:
+                    why = f"{scenario['status']}: {scenario['message']}"
+                if scenario.get("source"):
+                    why += f" ({scenario['source']})"
                 lines.append(
                     _row([label, _procs(scenario), why, "–", "–", "–", "–", target.text, "–"])
                 )
@@ -214,7 +209,7 @@ def targets_table(data: dict[str, Any]) -> str:
             ratio = f"{f['value'] / f['baseline']:.2f}" if f["value"] and f["baseline"] else "–"
             met = target.met(f["value"], f["baseline"]) if scenario["status"] == "ok" else None
             cells = [label, _procs(scenario), *_measured(f, base), ratio]
-            lines.append(_row([*cells, _target_text(target, f["unit"]), _met(met)]))
+            lines.append(_row([*cells, target.text, _met(met)]))
     return "\n".join(lines)
 
 

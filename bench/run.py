@@ -226,7 +226,9 @@ def result_key(name: str, api_processes: int | None) -> str:
 
 def _run_one(bench: Bench, name: str) -> ScenarioResult:
     title, scenario = runner(name)
-    where = f" with {bench.api_processes} API processes" if name in HTTP_SCENARIOS else ""
+    count = bench.api_processes
+    plural = "es" if count != 1 else ""
+    where = f" with {count} API process{plural}" if name in HTTP_SCENARIOS else ""
     log(f"scenario {name}: {title}{where}")
     began = time.perf_counter()
     load_before = os.getloadavg()[0]

@@ -21,7 +21,8 @@ class Target:
     scenario: str
     label: str
     ratio: float | None = None  # vs the same-run baseline: a minimum, or a maximum if lower wins
-    value: float | None = None  # an absolute minimum, in the figure's unit
+    value: float | None = None  # an absolute minimum, in ``unit`` (the figure's)
+    unit: str = ""
     higher_is_better: bool = True
     size: str = ""  # how much is measured, from the scale (``Scale``'s fields)
     legacy_names: tuple[str, ...] = ()  # figure names in results written before keys existed
@@ -32,7 +33,7 @@ class Target:
         if self.ratio is not None:
             parts.append(f"{'≥' if self.higher_is_better else '≤'} {self.ratio:g} ×")
         if self.value is not None:
-            parts.append(f"≥ {self.value:,.0f}")
+            parts.append(f"≥ {self.value:,.0f} {self.unit}".rstrip())
         return " and ".join(parts)
 
     def met(self, value: float | None, baseline: float | None) -> bool | None:
@@ -72,6 +73,7 @@ TARGETS: dict[str, Target] = {
             "batch",
             "Batch ingestion, events/s",
             value=50_000,
+            unit="events/s",
             legacy_names=("events/s (absolute)",),
         ),
         Target(
@@ -87,7 +89,7 @@ TARGETS: dict[str, Target] = {
             ratio=3.0,
             higher_is_better=False,
             size="{month_dossiers:,} dossiers a month",
-            legacy_names=("recompute time",),
+            # No legacy name: older runs scored the month without the record-based metrics.
         ),
         Target(
             "sync_rss",
@@ -117,7 +119,9 @@ TARGETS: dict[str, Target] = {
             "batch",
             "Burst ingested and fully derived",
             value=20_000,
+            unit="events/s",
             size="{batch_events:,} events",
+            legacy_names=("ingest then derive",),
         ),
     )
 }
@@ -140,8 +144,8 @@ def figure(key: str, name: str, unit: str, value: float | None, **fields: Any) -
 
 def answers(target: Target, figures: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The figure (JSON) of a scenario's result that answers ``target``: by key, else by the
-    names older results used, else (a scenario with one target) its first figure with a
-    target."""
+    names older results (without keys) used, else, for a scenario with one target, its first
+    figure with a target that names no other (a scenario written without ``figure()``)."""
     for f in figures:
         if f.get("key") == target.key:
             return f
@@ -149,5 +153,5 @@ def answers(target: Target, figures: list[dict[str, Any]]) -> dict[str, Any] | N
         if not f.get("key") and any(f["name"].startswith(n) for n in target.legacy_names):
             return f
     if sum(t.scenario == target.scenario for t in TARGETS.values()) == 1:
-        return next((f for f in figures if f.get("target")), None)
+        return next((f for f in figures if "key" in f and not f["key"] and f["target"]), None)
     return None
