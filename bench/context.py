@@ -51,9 +51,11 @@ class Bench:
     profiles: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     api_processes: int = 0  # the count the HTTP servers run (or will next run) with
+    run_root: str = ""  # the run's id; ``run_id`` carries the pass when there are several
 
     def __post_init__(self) -> None:
         self.api_processes = self.api_processes or self.options.workers
+        self.run_root = self.run_root or self.run_id
 
     @property
     def last_pass(self) -> bool:
@@ -64,13 +66,17 @@ class Bench:
     def tag(self, name: str) -> str:
         """A prefix for generated event and dossier ids, unique to this run and this pass over
         the API process counts (a second pass must not re-send the first one's events)."""
-        return f"{self.run_id}p{self.api_processes}{name}"
+        return f"{self.run_id}{name}"
 
     def use_api_processes(self, count: int) -> None:
-        """Run the HTTP servers with ``count`` processes from now on (restarting them if up)."""
+        """Run the HTTP servers with ``count`` processes from now on (restarting them if up).
+        With several counts, ``run_id`` becomes the pass's (``<run id>p<count>``), so that ids
+        a scenario derives from it differ between passes."""
         if count != self.api_processes:
             self.stop_http()
         self.api_processes = count
+        several = len(self.options.api_processes) > 1
+        self.run_id = f"{self.run_root}p{count}" if several else self.run_root
 
     @property
     def scale(self) -> Any:

@@ -182,7 +182,7 @@ def setup(bench: Bench) -> None:
     from app.core.migrations import upgrade
 
     server = bench.servers.database_url
-    bench.db_name = f"{DATABASE}_{bench.run_id}"
+    bench.db_name = f"{DATABASE}_{bench.run_root}"
     bench.db_url = asyncio.run(create_database(server, bench.db_name))
     bench.databases.append(bench.db_name)
     log(f"database {bench.db_name}: migrating")

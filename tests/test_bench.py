@@ -61,6 +61,13 @@ def test_every_scenario_runs_at_smoke_scale(servers: Servers, tmp_path: Path) ->
             assert all(" ms | " in r for r in rows), target.key  # p50 / p99 shown
         else:
             assert len(rows) == 1, target.key
+    # Each pass sends events of its own: the second stores as many as the first, no duplicate.
+    for count in (1, 2):
+        (batch,) = [f for f in data["scenarios"][f"batch@{count}"]["figures"]
+                    if f["key"] == "batch_copy"]  # fmt: skip
+        for r in batch["rounds"]:
+            assert r["subject"]["duplicate"] == 0 and r["subject"]["rejected"] == 0, count
+            assert r["subject"]["stored"] == r["subject"]["events"], count
     for name, scenario in data["scenarios"].items():
         assert scenario["status"] == "ok", (name, scenario["message"])
         assert scenario["figures"], name

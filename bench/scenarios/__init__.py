@@ -3,7 +3,8 @@
 Adding a scenario is adding a module here and its name to ``bench.config.SCENARIOS`` (and to
 ``HTTP_SCENARIOS`` if it measures the API: it then runs once per API process count, after
 ``bench.use_api_processes``; ``bench.start_http()`` starts the API and its baseline with that
-count, and ``bench.tag(...)`` prefixes generated ids so that passes do not collide). A figure
+count, and ``bench.tag(...)`` prefixes generated ids so that passes do not collide; so does
+``bench.run_id``, which carries the pass). A figure
 that answers a target of ``bench.targets.TARGETS`` is built with ``bench.targets.figure(key,
 …)``; throughput figures carry ``p50_ms`` / ``p99_ms`` (and the baseline's). A listed scenario
 whose module is missing is left out of the default run and its targets show "not measured".
