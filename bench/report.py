@@ -94,6 +94,8 @@ def _latency(latency: dict[str, Any] | None) -> str:
     if not latency:
         return "–"
     p50, p99 = latency.get("p50"), latency.get("p99")
+    if (p99 or 0) >= 10_000:  # a burst's: seconds read better
+        return " / ".join("–" if v is None else f"{v / 1000:,.1f}" for v in (p50, p99)) + " s"
     return " / ".join("–" if v is None else f"{v:,.1f}" for v in (p50, p99)) + " ms"
 
 
