@@ -82,7 +82,9 @@ SCALES: dict[str, Scale] = {
 
 # In run order: the month's dossiers (recompute) go in first, so the HTTP scenarios run against
 # a table of realistic size and the rankings polled are those of that month.
-SCENARIOS = ("recompute", "sweep", "single_post", "batch", "rankings", "portal_sync")
+SCENARIOS = (
+    "recompute", "sweep", "single_post", "batch", "portal_push", "rankings", "portal_sync",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
