@@ -89,6 +89,7 @@ _END_TIME: dict[DossierStatus, tuple[tuple[str, ...], tuple[str, ...]]] = {
     S.returned: (("NgayTra",), ("NgayKetThucXuLy",)),
 }
 _CHANNELS = {str(channel.value): channel for channel in Channel}
+_STATUSES = {str(status.value): status for status in DossierStatus}
 _PAYMENT = {"0": False, "1": True, "2": True, "true": True, "false": False}
 
 
@@ -185,6 +186,8 @@ def _status(raw: Mapping[str, Any]) -> DossierStatus | str | None:
         return f"expected a status code 1 to 10, got {json_type(raw.get('TrangThaiHoSo'))}"
     if not text:
         return None
+    if text in _STATUSES:
+        return _STATUSES[text]
     if text.isascii() and text.isdigit() and 1 <= int(text) <= 10:
         return DossierStatus(int(text))
     return f"expected a status code 1 to 10, got {shown(text)}"
@@ -500,7 +503,7 @@ _WHOLE_CODE = _whole(CODE_PATTERN)
 _MAX_EVENT_ID = 128
 
 
-def _passes(fields: dict[str, Any], now: datetime) -> bool:
+def checks_pass(fields: dict[str, Any], now: datetime) -> bool:
     """Whether ``DossierEventIn`` takes these values as they are: the rules it states that the
     readers do not already keep (the patterns, the id's length, the times' range). The other
     fields are read into their types (statuses, channels, flags, applicant kinds 1 to 4)."""
@@ -513,9 +516,10 @@ def _passes(fields: dict[str, Any], now: datetime) -> bool:
         and _WHOLE_CODE.fullmatch(fields["procedure_code"])
     ):
         return False
-    latest = now + AHEAD
+    # In the portal's zone, as the record's times are: compared without converting each.
+    latest = (now + AHEAD).astimezone(PORTAL_TZ)
     for name in _EVENT_TIMES:
-        at = fields[name]
+        at = fields.get(name)
         if at is not None and not (at.year >= EARLIEST.year and at < latest):
             return False
     return True
@@ -533,8 +537,8 @@ assert all(
 _new = object.__setattr__
 
 
-def _constructed(fields: dict[str, Any]) -> DossierEventIn:
-    """``DossierEventIn.model_construct(**fields)`` for values :func:`_passes` accepted: the
+def constructed_event(fields: dict[str, Any]) -> DossierEventIn:
+    """``DossierEventIn.model_construct(**fields)`` for values :func:`checks_pass` accepted: the
     instance validation would build (the same values, fields set and order), without
     validating again nor walking every field's default (model_construct's own cost)."""
     event = DossierEventIn.__new__(DossierEventIn)
@@ -564,8 +568,8 @@ def _build_event(
         "paid_online": common.paid_online,
         "has_digitized_parts": common.has_digitized_parts,
     }
-    if _passes(fields, now):
-        return _constructed(fields)
+    if checks_pass(fields, now):
+        return constructed_event(fields)
     try:
         return DossierEventIn(**fields)
     except ValidationError as exc:  # a value the readers let through but events refuse
@@ -648,7 +652,8 @@ def parse_records(
     raw_records: Sequence[Any], default_unit: str | None, arrived_at: datetime | None = None
 ) -> ParsedBatch:
     """Per record, in order: ``(index, parsed, None)`` or ``(index, None, errors)``."""
-    arrived = arrived_at if arrived_at is not None else datetime.now(UTC)
+    # In the portal's zone once (each record reads it there).
+    arrived = (arrived_at if arrived_at is not None else datetime.now(UTC)).astimezone(PORTAL_TZ)
     results: ParsedBatch = []
     for index, raw in enumerate(raw_records):
         try:

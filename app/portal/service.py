@@ -90,32 +90,15 @@ async def ingest_records(
 
     # The events of the records placed, as the rows ingestion stores (no event built again:
     # each row is the record's event with its unit and procedure resolved).
-    store_notes = settings.store_notes
     batch = dossiers.Accepted([], [], [], {})
-    rows = batch.rows
     for record in records:
         parsed = record.parsed
         if parsed is None or record.errors is not None or not record.unit:
             continue
         assert record.procedure is not None
-        unit, procedure = record.unit, record.procedure
-        record.first_event = len(rows)
-        for e, inferred in zip(parsed.events, parsed.inferred, strict=True):
-            rows.append(
-                (len(rows), e.event_id, e.dossier_code, unit, procedure, e.status,
-                 e.occurred_at, e.channel, e.due_at, e.received_at,
-                 e.note if store_notes else None, e.supplement_supplied_at,
-                 e.supplement_new_due_at, e.fee_paid_at, e.apology_issued_at,
-                 e.apology_new_due_at, e.applicant_kind, e.paid_online, e.has_digitized_parts,
-                 inferred)
-            )  # fmt: skip
-        batch.events.extend(parsed.events)
-    batch.indexes = list(range(len(rows)))
-    if len(rows) >= dossiers.STAGE_FROM:
-        await repository.hash_store_checks(session, len(rows))
-    outcome = await dossiers.ingest_accepted(
-        session, settings, principal, batch, source=source, derive_now=derive_now
-    )
+        record.first_event = len(batch.rows)
+        _add_rows(batch, settings, parsed.events, parsed.inferred, record.unit, record.procedure)
+    outcome = await _ingest(session, settings, principal, batch, source, derive_now)
 
     items: list[PortalRecordResult] = []
     facts: list[tuple[str, DossierFacts]] = []
@@ -161,7 +144,7 @@ async def ingest_progress(
     codes = [progress_dossier_code(raw) for raw in raw_items]
     known = await dossiers_repository.basics(session, [c for c in codes if c])
     items: list[PortalRecordResult] = []
-    flat: list[DossierEventIn] = []
+    batch = dossiers.Accepted([], [], [], {})
     spans: list[tuple[int, int, list[str]]] = []
     for index, (raw, code) in enumerate(zip(raw_items, codes, strict=True)):
         basics = known.get(code) if code else None
@@ -181,23 +164,60 @@ async def ingest_progress(
         except PortalRecordError as exc:
             items.append(_rejected(_Record(index, code), exc.errors))
             continue
-        spans.append((index, len(flat), parsed.notes))
-        flat.extend(parsed.events)
+        spans.append((index, len(batch.rows), parsed.notes))
+        _add_rows(batch, settings, parsed.events, None, unit, procedure)
         items.append(
-            PortalRecordResult(
+            PortalRecordResult.model_construct(  # a place, replaced by the result below
                 index=index, MaHoSo=code, result="stored", events_stored=0, events_duplicate=0
             )
         )
-    outcome = await dossiers.ingest(
-        session, settings, principal, flat, source=source, derive_now=derive_now
-    )
+    outcome = await _ingest(session, settings, principal, batch, source, derive_now)
     by_index = {item.index: n for n, item in enumerate(items)}
     for position, (index, start, notes) in enumerate(spans):
-        end = spans[position + 1][1] if position + 1 < len(spans) else len(flat)
+        end = spans[position + 1][1] if position + 1 < len(spans) else len(batch.rows)
         record = _Record(index, items[by_index[index]].MaHoSo)
         result = _stored(record, outcome.outcomes[start:end], notes)
         items[by_index[index]] = result
     return _summary(items)
+
+
+def _add_rows(
+    batch: dossiers.Accepted,
+    settings: Settings,
+    events: Sequence[DossierEventIn],
+    inferred: Sequence[bool] | None,
+    unit: str,
+    procedure: str,
+) -> None:
+    """Add ``events`` to ``batch`` as the rows ingestion stores (``repository.row_of``), with
+    their unit and procedure as resolved; ``inferred``: whose time chiso inferred."""
+    rows, store_notes = batch.rows, settings.store_notes
+    for n, e in enumerate(events):
+        batch.indexes.append(len(rows))
+        rows.append(
+            (len(rows), e.event_id, e.dossier_code, unit, procedure, e.status, e.occurred_at,
+             e.channel, e.due_at, e.received_at, e.note if store_notes else None,
+             e.supplement_supplied_at, e.supplement_new_due_at, e.fee_paid_at,
+             e.apology_issued_at, e.apology_new_due_at, e.applicant_kind, e.paid_online,
+             e.has_digitized_parts, bool(inferred[n]) if inferred else False)
+        )  # fmt: skip
+    batch.events.extend(events)
+
+
+async def _ingest(
+    session: AsyncSession,
+    settings: Settings,
+    principal: Principal,
+    batch: dossiers.Accepted,
+    source: str,
+    derive_now: bool,
+) -> dossiers.Ingested:
+    """The batch through the one ingestion path (checks, ownership, idempotency, queue)."""
+    if len(batch.rows) >= dossiers.STAGE_FROM:
+        await repository.hash_store_checks(session, len(batch.rows))
+    return await dossiers.ingest_accepted(
+        session, settings, principal, batch, source=source, derive_now=derive_now
+    )
 
 
 async def _place_units(

@@ -85,7 +85,8 @@ def parse_compact_time(value: str, field: str) -> datetime | None:
     if not _COMPACT_TIME.fullmatch(text):
         raise PortalFormatError(field, f"expected yyyyMMddHHmmss, got {shown(value)}")
     # Sliced, not strptime: strptime accepts 1-digit months and days and could misread the run.
-    parts = [int(text[:4]), *(int(text[i : i + 2]) for i in range(4, 14, 2))]
+    t = text
+    parts = [int(t[:4]), int(t[4:6]), int(t[6:8]), int(t[8:10]), int(t[10:12]), int(t[12:14])]
     return _checked(field, text, parts, PORTAL_TZ)
 
 
