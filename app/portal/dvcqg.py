@@ -225,6 +225,9 @@ def _unit(value: object) -> str | Response | None:
 # --- the services ------------------------------------------------------------------------------
 
 
+assert tuple(RecordOutcome.model_fields) == ("MaHoSo", "result", "reason", "errors")
+
+
 def _outcomes(result: PortalSyncResult) -> tuple[list[dict[str, Any]], Counts]:
     items: list[dict[str, Any]] = []
     for item in result.items:
@@ -232,11 +235,10 @@ def _outcomes(result: PortalSyncResult) -> tuple[list[dict[str, Any]], Counts]:
         reason = item.reason
         if reason is None and errors:
             reason = "; ".join(str(e.get("detail", "")) for e in errors)
-        outcome = RecordOutcome(
-            MaHoSo=item.MaHoSo, result=item.result, reason=reason, errors=errors
-        )
-        items.append(outcome.model_dump())
-    counts = Counts(
+        # RecordOutcome's fields, in its order (built from checked values: not validated).
+        items.append({"MaHoSo": item.MaHoSo, "result": item.result, "reason": reason,
+                      "errors": errors})  # fmt: skip
+    counts = Counts.model_construct(
         stored=result.stored,
         updated=result.updated,
         duplicate=result.duplicate,

@@ -45,27 +45,37 @@ def _papers(
     entries = reader.entries(raw.get(PAPERS), PAPERS)
     if entries is None:
         return None, None, None, None, None
+    flag = reader.flag
+
+    def is_set(value: Any, j: int, name: str) -> bool:
+        """``flag(...) is True``; the path is written only for a value that is not "1"/"0"."""
+        if value == "1":  # strings: 1 and True are neither
+            return True
+        if value == "0":
+            return False
+        return flag(value, f"{PAPERS}/{j}/{name}") is True
+
     kept = [
-        (j, entry)
-        for j, entry in entries
-        if not reader.flag(entry.get("IsDeleted"), f"{PAPERS}/{j}/IsDeleted")
+        (j, entry) for j, entry in entries if not is_set(entry.get("IsDeleted"), j, "IsDeleted")
     ]
 
-    def has(name: str) -> Any:
-        return lambda j, entry: reader.flag(entry.get(name), f"{PAPERS}/{j}/{name}") is True
+    # Column by column, in this order: a value that cannot be read is noted in that order.
+    def has(name: str) -> int:
+        return sum(1 for j, entry in kept if is_set(entry.get(name), j, name))
 
     def with_file(j: int, entry: Mapping[str, Any]) -> bool:
-        return any(
-            reader.text(entry.get(name), f"{PAPERS}/{j}/{name}")
-            for name in ("DuongDanTaiTepTin", "TepDinhKemId")
-        )
+        for name in ("DuongDanTaiTepTin", "TepDinhKemId"):
+            value = entry.get(name)
+            if value.strip() if type(value) is str else reader.text(value, f"{PAPERS}/{j}/{name}"):
+                return True
+        return False
 
     return (
         len(kept),
-        _count(kept, with_file),
-        _count(kept, has("DuocSoHoa")),
-        _count(kept, has("DuocTaiSuDung")),
-        _count(kept, has("DuocLayTuKhoDMQG")),
+        sum(1 for j, entry in kept if with_file(j, entry)),
+        has("DuocSoHoa"),
+        has("DuocTaiSuDung"),
+        has("DuocLayTuKhoDMQG"),
     )
 
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
 from app.dossiers.schemas import DOSSIER_CODE_PATTERN, Channel, DossierEventIn, DossierStatus
-from app.portal.records import PortalRecordError
+from app.portal.records import PortalRecordError, checks_pass, constructed_event
 from app.portal.values import ValueReader, as_text, compact, json_type, shown
 
 _DOSSIER_CODE = re.compile(DOSSIER_CODE_PATTERN)
@@ -89,16 +89,19 @@ def progress_to_events(
         reader.note(f"TrangThai: {what}; stored as 4 (processing)")
     started = reader.time(raw.get("NgayBatDau"), "NgayBatDau")
     step_due = reader.time(raw.get("NgayKetThucTheoQuyDinh"), "NgayKetThucTheoQuyDinh")
+    fields: dict[str, Any] = {
+        "event_id": progress_event_id(code, at, status),
+        "dossier_code": code,
+        "unit_code": unit_code,
+        "procedure_code": procedure_code,
+        "status": status,
+        "occurred_at": at,
+        "channel": channel,
+    }
+    if checks_pass(fields, datetime.now(UTC)):
+        return ParsedProgress(code, [constructed_event(fields)], reader.notes, started, step_due)
     try:
-        event = DossierEventIn(
-            event_id=progress_event_id(code, at, status),
-            dossier_code=code,
-            unit_code=unit_code,
-            procedure_code=procedure_code,
-            status=status,
-            occurred_at=at,
-            channel=channel,
-        )
+        event = DossierEventIn(**fields)
     except ValidationError as exc:
         errors = [
             {

@@ -21,8 +21,11 @@ from pydantic import ValidationError
 from app.dossiers.facts import DossierFacts
 from app.dossiers.privacy import scrub, scrub_value
 from app.dossiers.schemas import (
+    AHEAD,
     CODE_PATTERN,
     DOSSIER_CODE_PATTERN,
+    EARLIEST,
+    EVENT_ID_PATTERN,
     Channel,
     DossierEventIn,
     DossierStatus,
@@ -86,6 +89,7 @@ _END_TIME: dict[DossierStatus, tuple[tuple[str, ...], tuple[str, ...]]] = {
     S.returned: (("NgayTra",), ("NgayKetThucXuLy",)),
 }
 _CHANNELS = {str(channel.value): channel for channel in Channel}
+_STATUSES = {str(status.value): status for status in DossierStatus}
 _PAYMENT = {"0": False, "1": True, "2": True, "true": True, "false": False}
 
 
@@ -182,6 +186,8 @@ def _status(raw: Mapping[str, Any]) -> DossierStatus | str | None:
         return f"expected a status code 1 to 10, got {json_type(raw.get('TrangThaiHoSo'))}"
     if not text:
         return None
+    if text in _STATUSES:
+        return _STATUSES[text]
     if text.isascii() and text.isdigit() and 1 <= int(text) <= 10:
         return DossierStatus(int(text))
     return f"expected a status code 1 to 10, got {shown(text)}"
@@ -485,26 +491,87 @@ def _common(raw: Mapping[str, Any], facts: DossierFacts, reader: ValueReader) ->
     return _Common(channel, kind, paid, facts.has_digitised_parts)
 
 
+def _whole(pattern: str) -> re.Pattern[str]:
+    """A schema pattern (``^…$``) for ``fullmatch``, as pydantic reads it (no final newline)."""
+    assert pattern.startswith("^") and pattern.endswith("$")
+    return re.compile(pattern[1:-1])
+
+
+_WHOLE_EVENT_ID = _whole(EVENT_ID_PATTERN)
+_WHOLE_DOSSIER_CODE = _whole(DOSSIER_CODE_PATTERN)
+_WHOLE_CODE = _whole(CODE_PATTERN)
+_MAX_EVENT_ID = 128
+
+
+def checks_pass(fields: dict[str, Any], now: datetime) -> bool:
+    """Whether ``DossierEventIn`` takes these values as they are: the rules it states that the
+    readers do not already keep (the patterns, the id's length, the times' range). The other
+    fields are read into their types (statuses, channels, flags, applicant kinds 1 to 4)."""
+    eid = fields["event_id"]
+    if not (
+        len(eid) <= _MAX_EVENT_ID
+        and _WHOLE_EVENT_ID.fullmatch(eid)
+        and _WHOLE_DOSSIER_CODE.fullmatch(fields["dossier_code"])
+        and _WHOLE_CODE.fullmatch(fields["unit_code"])
+        and _WHOLE_CODE.fullmatch(fields["procedure_code"])
+    ):
+        return False
+    # In the portal's zone, as the record's times are: compared without converting each.
+    latest = (now + AHEAD).astimezone(PORTAL_TZ)
+    for name in _EVENT_TIMES:
+        at = fields.get(name)
+        if at is not None and not (at.year >= EARLIEST.year and at < latest):
+            return False
+    return True
+
+
+_EVENT_TIMES = (
+    "occurred_at", "due_at", "received_at", "supplement_supplied_at", "supplement_new_due_at",
+)  # fmt: skip
+# Every field of an event, in the model's order, with its default (None for all of them).
+_BLANK_EVENT: dict[str, Any] = dict.fromkeys(DossierEventIn.model_fields)
+assert all(
+    field.is_required() or field.get_default(call_default_factory=True) is None
+    for field in DossierEventIn.model_fields.values()
+), "an event's optional fields default to None"
+_new = object.__setattr__
+
+
+def constructed_event(fields: dict[str, Any]) -> DossierEventIn:
+    """``DossierEventIn.model_construct(**fields)`` for values :func:`checks_pass` accepted: the
+    instance validation would build (the same values, fields set and order), without
+    validating again nor walking every field's default (model_construct's own cost)."""
+    event = DossierEventIn.__new__(DossierEventIn)
+    _new(event, "__dict__", {**_BLANK_EVENT, **fields})
+    _new(event, "__pydantic_fields_set__", set(fields))
+    _new(event, "__pydantic_extra__", None)
+    _new(event, "__pydantic_private__", None)
+    return event
+
+
 def _build_event(
-    who: _Identity, common: _Common, implied: _Implied, index: int
+    who: _Identity, common: _Common, implied: _Implied, index: int, now: datetime
 ) -> DossierEventIn | list[dict[str, str]]:
+    fields: dict[str, Any] = {
+        "event_id": event_id(who.code, implied.key),
+        "dossier_code": who.code,
+        "unit_code": who.unit_code,
+        "procedure_code": who.procedure.code,
+        "status": implied.status,
+        "occurred_at": implied.occurred_at,
+        "channel": common.channel,
+        "due_at": implied.due_at,
+        "received_at": implied.received_at,
+        "supplement_supplied_at": implied.supplement_supplied_at,
+        "supplement_new_due_at": implied.supplement_new_due_at,
+        "applicant_kind": common.applicant_kind,
+        "paid_online": common.paid_online,
+        "has_digitized_parts": common.has_digitized_parts,
+    }
+    if checks_pass(fields, now):
+        return constructed_event(fields)
     try:
-        return DossierEventIn(
-            event_id=event_id(who.code, implied.key),
-            dossier_code=who.code,
-            unit_code=who.unit_code,
-            procedure_code=who.procedure.code,
-            status=implied.status,
-            occurred_at=implied.occurred_at,
-            channel=common.channel,
-            due_at=implied.due_at,
-            received_at=implied.received_at,
-            supplement_supplied_at=implied.supplement_supplied_at,
-            supplement_new_due_at=implied.supplement_new_due_at,
-            applicant_kind=common.applicant_kind,
-            paid_online=common.paid_online,
-            has_digitized_parts=common.has_digitized_parts,
-        )
+        return DossierEventIn(**fields)
     except ValidationError as exc:  # a value the readers let through but events refuse
         sources = {**_EVENT_FIELD_SOURCES, "unit_code": "MaHoSo", **implied.sources}
         errors = []
@@ -557,8 +624,9 @@ def records_to_events(
 
     events: list[DossierEventIn] = []
     errors: list[dict[str, str]] = []
+    now = datetime.now(UTC)
     for item in implied:
-        built = _build_event(who, common, item, index)
+        built = _build_event(who, common, item, index, now)
         if isinstance(built, list):
             errors.extend(built)
         else:
@@ -584,7 +652,8 @@ def parse_records(
     raw_records: Sequence[Any], default_unit: str | None, arrived_at: datetime | None = None
 ) -> ParsedBatch:
     """Per record, in order: ``(index, parsed, None)`` or ``(index, None, errors)``."""
-    arrived = arrived_at if arrived_at is not None else datetime.now(UTC)
+    # In the portal's zone once (each record reads it there).
+    arrived = (arrived_at if arrived_at is not None else datetime.now(UTC)).astimezone(PORTAL_TZ)
     results: ParsedBatch = []
     for index, raw in enumerate(raw_records):
         try:

@@ -9,6 +9,7 @@ idempotency, one statement) and the facts that feed the index are kept beside th
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +23,7 @@ from app.dossiers import repository as dossiers_repository
 from app.dossiers import service as dossiers
 from app.dossiers.facts import DossierFacts
 from app.dossiers.facts_repository import upsert_facts
-from app.dossiers.schemas import Channel, DossierEventIn, ItemResult
+from app.dossiers.schemas import Channel, DossierEventIn
 from app.portal import repository
 from app.portal.progress import progress_dossier_code, progress_to_events
 from app.portal.records import ParsedRecord, PortalRecordError, parse_records, unique_errors
@@ -87,24 +88,17 @@ async def ingest_records(
             ],
         )
 
-    flat: list[DossierEventIn] = []
-    inferred: list[bool] = []
-    storable = [r for r in records if r.parsed is not None and r.errors is None and r.unit]
-    for record in storable:
+    # The events of the records placed, as the rows ingestion stores (no event built again:
+    # each row is the record's event with its unit and procedure resolved).
+    batch = dossiers.Accepted([], [], [], {})
+    for record in records:
         parsed = record.parsed
-        assert parsed is not None and record.unit is not None and record.procedure is not None
-        record.first_event = len(flat)
-        for event in parsed.events:
-            flat.append(
-                event.model_copy(
-                    update={"unit_code": record.unit, "procedure_code": record.procedure}
-                )
-            )
-        inferred.extend(parsed.inferred)
-    outcome = await dossiers.ingest(
-        session, settings, principal, flat, source=source, derive_now=derive_now,
-        time_inferred=inferred,
-    )  # fmt: skip
+        if parsed is None or record.errors is not None or not record.unit:
+            continue
+        assert record.procedure is not None
+        record.first_event = len(batch.rows)
+        _add_rows(batch, settings, parsed.events, parsed.inferred, record.unit, record.procedure)
+    outcome = await _ingest(session, settings, principal, batch, source, derive_now)
 
     items: list[PortalRecordResult] = []
     facts: list[tuple[str, DossierFacts]] = []
@@ -114,7 +108,7 @@ async def ingest_records(
             continue
         if record.unknown_unit is not None:
             items.append(
-                PortalRecordResult(
+                PortalRecordResult.model_construct(
                     index=record.index, MaHoSo=record.code, result="quarantined",
                     reason=f"đơn vị {record.unknown_unit!r} chưa được khai báo — kept until "
                     f"the identifier {record.unknown_unit!r} is mapped to a unit",
@@ -122,7 +116,7 @@ async def ingest_records(
                 )
             )  # fmt: skip
             continue
-        results = outcome.results[
+        results = outcome.outcomes[
             record.first_event : record.first_event + len(record.parsed.events)
         ]
         items.append(_stored(record, results))
@@ -150,7 +144,7 @@ async def ingest_progress(
     codes = [progress_dossier_code(raw) for raw in raw_items]
     known = await dossiers_repository.basics(session, [c for c in codes if c])
     items: list[PortalRecordResult] = []
-    flat: list[DossierEventIn] = []
+    batch = dossiers.Accepted([], [], [], {})
     spans: list[tuple[int, int, list[str]]] = []
     for index, (raw, code) in enumerate(zip(raw_items, codes, strict=True)):
         basics = known.get(code) if code else None
@@ -170,23 +164,60 @@ async def ingest_progress(
         except PortalRecordError as exc:
             items.append(_rejected(_Record(index, code), exc.errors))
             continue
-        spans.append((index, len(flat), parsed.notes))
-        flat.extend(parsed.events)
+        spans.append((index, len(batch.rows), parsed.notes))
+        _add_rows(batch, settings, parsed.events, None, unit, procedure)
         items.append(
-            PortalRecordResult(
+            PortalRecordResult.model_construct(  # a place, replaced by the result below
                 index=index, MaHoSo=code, result="stored", events_stored=0, events_duplicate=0
             )
         )
-    outcome = await dossiers.ingest(
-        session, settings, principal, flat, source=source, derive_now=derive_now
-    )
+    outcome = await _ingest(session, settings, principal, batch, source, derive_now)
     by_index = {item.index: n for n, item in enumerate(items)}
     for position, (index, start, notes) in enumerate(spans):
-        end = spans[position + 1][1] if position + 1 < len(spans) else len(flat)
+        end = spans[position + 1][1] if position + 1 < len(spans) else len(batch.rows)
         record = _Record(index, items[by_index[index]].MaHoSo)
-        result = _stored(record, outcome.results[start:end], notes)
+        result = _stored(record, outcome.outcomes[start:end], notes)
         items[by_index[index]] = result
     return _summary(items)
+
+
+def _add_rows(
+    batch: dossiers.Accepted,
+    settings: Settings,
+    events: Sequence[DossierEventIn],
+    inferred: Sequence[bool] | None,
+    unit: str,
+    procedure: str,
+) -> None:
+    """Add ``events`` to ``batch`` as the rows ingestion stores (``repository.row_of``), with
+    their unit and procedure as resolved; ``inferred``: whose time chiso inferred."""
+    rows, store_notes = batch.rows, settings.store_notes
+    for n, e in enumerate(events):
+        batch.indexes.append(len(rows))
+        rows.append(
+            (len(rows), e.event_id, e.dossier_code, unit, procedure, e.status, e.occurred_at,
+             e.channel, e.due_at, e.received_at, e.note if store_notes else None,
+             e.supplement_supplied_at, e.supplement_new_due_at, e.fee_paid_at,
+             e.apology_issued_at, e.apology_new_due_at, e.applicant_kind, e.paid_online,
+             e.has_digitized_parts, bool(inferred[n]) if inferred else False)
+        )  # fmt: skip
+    batch.events.extend(events)
+
+
+async def _ingest(
+    session: AsyncSession,
+    settings: Settings,
+    principal: Principal,
+    batch: dossiers.Accepted,
+    source: str,
+    derive_now: bool,
+) -> dossiers.Ingested:
+    """The batch through the one ingestion path (checks, ownership, idempotency, queue)."""
+    if len(batch.rows) >= dossiers.STAGE_FROM:
+        await repository.hash_store_checks(session, len(batch.rows))
+    return await dossiers.ingest_accepted(
+        session, settings, principal, batch, source=source, derive_now=derive_now
+    )
 
 
 async def _place_units(
@@ -243,22 +274,28 @@ async def _place_procedures(session: AsyncSession, records: Sequence[_Record]) -
 
 
 def _stored(
-    record: _Record, results: Sequence[ItemResult], notes: Sequence[str] | None = None
+    record: _Record, results: Sequence[dossiers.Outcome], notes: Sequence[str] | None = None
 ) -> PortalRecordResult:
-    """A record's result from its events' results."""
-    refused = [r for r in results if r.result in ("rejected", "conflict")]
+    """A record's result from its events' results (``(index, event_id, result, errors,
+    stored_at)`` each)."""
+    refused = [r for r in results if r[2] in ("rejected", "conflict")]
     if refused:
         errors = [
             {"pointer": f"#/{record.index}/{_portal_field(e['pointer'])}", "detail": e["detail"]}
             for r in refused
-            for e in r.errors or []
+            for e in r[3] or []
         ]
         return _rejected(record, errors)
-    stored = sum(1 for r in results if r.result == "stored")
-    updated = sum(1 for r in results if r.result == "updated")
+    stored = updated = 0
+    for r in results:
+        if r[2] == "stored":
+            stored += 1
+        elif r[2] == "updated":
+            updated += 1
     result: Outcome = "stored" if stored else "updated" if updated else "duplicate"
     notes = list(notes if notes is not None else record.parsed.notes if record.parsed else [])
-    return PortalRecordResult(
+    # Built from counted values: no validation needed (10,000 of them in a full call).
+    return PortalRecordResult.model_construct(
         index=record.index, MaHoSo=record.code, result=result,
         reason="; ".join(notes) or None, events_stored=stored, events_updated=updated,
         events_duplicate=len(results) - stored - updated,
@@ -275,12 +312,10 @@ def _rejected(record: _Record, errors: Sequence[dict[str, Any]]) -> PortalRecord
 
 
 def _summary(items: list[PortalRecordResult]) -> PortalSyncResult:
-    def count(result: str) -> int:
-        return sum(1 for i in items if i.result == result)
-
-    return PortalSyncResult(
-        stored=count("stored"), updated=count("updated"), duplicate=count("duplicate"),
-        quarantined=count("quarantined"), rejected=count("rejected"), items=items,
+    counts = Counter(item.result for item in items)
+    return PortalSyncResult.model_construct(
+        stored=counts["stored"], updated=counts["updated"], duplicate=counts["duplicate"],
+        quarantined=counts["quarantined"], rejected=counts["rejected"], items=items,
     )  # fmt: skip
 
 

@@ -85,7 +85,8 @@ def parse_compact_time(value: str, field: str) -> datetime | None:
     if not _COMPACT_TIME.fullmatch(text):
         raise PortalFormatError(field, f"expected yyyyMMddHHmmss, got {shown(value)}")
     # Sliced, not strptime: strptime accepts 1-digit months and days and could misread the run.
-    parts = [int(text[:4]), *(int(text[i : i + 2]) for i in range(4, 14, 2))]
+    t = text
+    parts = [int(t[:4]), int(t[4:6]), int(t[6:8]), int(t[8:10]), int(t[10:12]), int(t[12:14])]
     return _checked(field, text, parts, PORTAL_TZ)
 
 
@@ -113,9 +114,22 @@ def parse_portal_time(value: str, field: str) -> datetime | None:
     return _checked(field, text, parts, zone)
 
 
+@lru_cache(maxsize=8192)
+def _read_time(text: str) -> tuple[datetime | None, str | None]:
+    """:func:`parse_portal_time` of a stripped text: ``(instant, None)`` or ``(None, what is
+    wrong)``. Remembered: a record reads its dates more than once (the field name is not part
+    of the answer: a problem's wording does not depend on it)."""
+    try:
+        return parse_portal_time(text, ""), None
+    except PortalFormatError as exc:
+        return None, exc.message
+
+
 def as_text(value: Any) -> str | None:
     """A portal value as stripped text: ``None``/blank → ``""``; whole numbers and booleans
     become text; ``None`` is returned when the value is not a scalar at all."""
+    if type(value) is str:  # what producers send nearly always
+        return value.strip()
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -164,6 +178,8 @@ class ValueReader:
 
     def text(self, value: Any, path: str) -> str | None:
         """Stripped text, ``None`` when blank or absent."""
+        if type(value) is str:
+            return value.strip() or None
         text = as_text(value)
         if text is None:
             self._ignored(path, f"expected text, got {json_type(value)}")
@@ -174,10 +190,9 @@ class ValueReader:
         text = self.text(value, path)
         if text is None:
             return None
-        try:
-            parsed = parse_portal_time(text, path)
-        except PortalFormatError as exc:
-            self._ignored(path, exc.message)
+        parsed, problem = _read_time(text)
+        if problem is not None:
+            self._ignored(path, problem)
             return None
         if parsed is not None and self.horizon is not None and parsed >= self.horizon:
             self._ignored(path, f"{shown(text)} is more than two years ahead")
@@ -186,6 +201,10 @@ class ValueReader:
 
     def flag(self, value: Any, path: str) -> bool | None:
         """``"1"``/``"0"`` (also ``true``/``false``); blank → ``None``."""
+        if value == "1":  # what producers send nearly always (a string: 1 and True are not)
+            return True
+        if value == "0":
+            return False
         text = self.text(value, path)
         if text is None:
             return None
