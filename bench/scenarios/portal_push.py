@@ -32,9 +32,9 @@ from bench.datagen import EVENT_COLUMNS
 from bench.infra import log, plain_url
 from bench.model import Figure, ScenarioResult, interleaved, median
 from bench.scenarios.batch import COPY_TABLE, _derive_all
+from bench.targets import figure
 
 TITLE = "Portal records"
-TARGET_RATIO = 0.2
 EVENTS_PER_RECORD = 5  # sizes: the batch scenario's events, divided by this
 
 
@@ -232,33 +232,21 @@ def run(bench: Bench) -> ScenarioResult:
     )
     result = ScenarioResult("portal_push", TITLE)
     result.figures = [
-        Figure(
+        figure(
+            "portal_push",
             "events/s vs COPY",
             "events/s",
             median([s["events_per_s"] for s in subjects]),
-            median([b["events_per_s"] for b in bases]),
-            "raw asyncpg COPY of the rows the records produce",
-            target_ratio=TARGET_RATIO,
+            baseline=median([b["events_per_s"] for b in bases]),
+            baseline_name="raw asyncpg COPY of the rows the records produce",
             rounds=rounds,
             note=note,
+            p50_ms=median([s["p50_ms"] for s in subjects]),
+            p99_ms=median([s["p99_ms"] for s in subjects]),
+            baseline_p50_ms=median([b["p50_ms"] for b in bases]),
+            baseline_p99_ms=median([b["p99_ms"] for b in bases]),
         ),
         Figure("records/s", "records/s", median([s["records_per_s"] for s in subjects])),
-        Figure(
-            "p50 per request",
-            "ms",
-            median([s["p50_ms"] for s in subjects]),
-            median([b["p50_ms"] for b in bases]),
-            "COPY of the request's rows",
-            higher_is_better=False,
-        ),
-        Figure(
-            "p99 per request",
-            "ms",
-            median([s["p99_ms"] for s in subjects]),
-            median([b["p99_ms"] for b in bases]),
-            "COPY of the request's rows",
-            higher_is_better=False,
-        ),
     ]
     refused = sum(s["rejected"] + s["quarantined"] for s in subjects)
     if refused:
