@@ -108,6 +108,12 @@ class Peer:
     integrity_flags: int = 0  # open data-integrity flags of the unit's subtree (never scored)
 
 
+def peer_from_row(unit: UnitInfo, snap: Any) -> Peer:
+    """A peer from a stored snapshot's figures (a :class:`ScoreSnapshot` or a row of
+    :func:`app.scores.repository.peer_rows`)."""
+    return peer_from_snapshot(unit, snap)
+
+
 def peer_from_snapshot(unit: UnitInfo, snap: ScoreSnapshot) -> Peer:
     return Peer(
         unit=unit,

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.sql import columns_of, unnest_arrays
 from app.dossiers.repository import in_time_sql
+from app.indicators.repository import resolved_counts_ctes
 from app.scores.models import PeriodState, RankingSnapshot, ScoreSnapshot
 from app.units.repository import UNIT_PAIRS_CTE
 
@@ -206,9 +207,12 @@ async def on_time_counts(
     within time. Dossiers are grouped by their own unit first (one pass over the window's
     dossiers), then rolled up the unit tree — the tree, not the dossiers, is walked.
     """
-    rows = await session.execute(
-        text(
-            f"""
+    rows = await session.execute(_ON_TIME, {"start": start, "end": end, "max_supp": max_supp})
+    return list(rows)
+
+
+_ON_TIME = text(
+    f"""
             WITH RECURSIVE per_unit AS (
                 SELECT d.unit_code,
                        count(*) AS denominator,
@@ -226,10 +230,23 @@ async def on_time_counts(
             FROM unit_pairs t JOIN per_unit p ON p.unit_code = t.code
             GROUP BY t.ancestor
             """  # noqa: S608 - built from the overdue rule's fragment
-        ),
-        {"start": start, "end": end, "max_supp": max_supp},
-    )
-    return list(rows)
+)
+_ON_TIME_COLUMNS = text(
+    "SELECT coalesce(array_agg(unit_code), '{}') AS unit_code, "  # noqa: S608 - constants
+    "coalesce(array_agg(numerator), '{}') AS numerator, "
+    "coalesce(array_agg(denominator), '{}') AS denominator "
+    f"FROM ({_ON_TIME.text}) q"
+)
+
+
+async def on_time_columns(
+    session: AsyncSession, start: datetime, end: datetime, max_supp: int
+) -> dict[str, list[Any]]:
+    """:func:`on_time_counts` as one array per column (no row object per unit)."""
+    row = (
+        await session.execute(_ON_TIME_COLUMNS, {"start": start, "end": end, "max_supp": max_supp})
+    ).one()
+    return {"unit_code": row[0], "numerator": row[1], "denominator": row[2]}
 
 
 # MaCSDL of the national population database in DSKetNoiCSDL: "CSDLQGDC" as real one-stop
@@ -289,6 +306,26 @@ _RECORD_COUNTS = text(
 )
 
 
+_RECORD_COLUMNS = text(
+    "SELECT coalesce(array_agg(unit_code), '{}') AS unit_code, "  # noqa: S608 - constants
+    + ", ".join(f"coalesce(array_agg({name}), '{{}}') AS {name}" for name in RECORD_COUNTS)
+    + f" FROM ({_RECORD_COUNTS.text}) q"
+)
+
+
+async def record_columns(
+    session: AsyncSession, start: datetime, end: datetime
+) -> dict[str, list[Any]]:
+    """:func:`record_counts` as one array per column (no row object per unit)."""
+    row = (
+        await session.execute(
+            _RECORD_COLUMNS,
+            {"start": start, "end": end, "population": list(POPULATION_DATABASE_CODES)},
+        )
+    ).one()
+    return dict(row._mapping)
+
+
 async def record_counts(session: AsyncSession, start: datetime, end: datetime) -> list[Row[Any]]:
     """The record-based indicators' counts per unit *subtree* for dossiers received in
     ``[start, end]``: one pass over the window's dossiers grouped by their own unit, then
@@ -342,6 +379,20 @@ _SAVE_RANKINGS = text(
     SET etag = excluded.etag, body = excluded.body, computed_at = excluded.computed_at
     """
 )
+
+
+async def peer_rows(session: AsyncSession, period: str) -> list[Row[Any]]:
+    """What rankings compare with of the period's current snapshots: ``(unit_code, total,
+    grade, completeness, groups, catalog_version)`` (not the metrics)."""
+    rows = await session.execute(
+        text(
+            "SELECT x.unit_code, x.total, x.grade, x.completeness, x.groups, x.catalog_version "
+            "FROM score_snapshots x JOIN period_states s "
+            "ON s.period = x.period AND s.revision = x.revision WHERE x.period = :p"
+        ),
+        {"p": period},
+    )
+    return list(rows)
 
 
 async def replace_snapshots(
@@ -452,3 +503,361 @@ async def reopen(session: AsyncSession, period: str) -> None:
         .values(status="open", revision=PeriodState.revision + 1, closed_at=None, closed_by=None)
     )
     await session.execute(text("DELETE FROM period_amendments WHERE period = :p"), {"p": period})
+
+
+# --- every unit's score in one statement -----------------------------------------------------
+#
+# From the period's counts to each counted code's points, each metric's, each group's, each
+# unit's total, completeness, grade and rank among the units of its level, and the stored
+# snapshot's JSON: what app.indicators.scoring.score and app.scores.records compute unit by
+# unit, for every unit at once. Points are ``numeric`` with 50 decimals (the Decimal engine
+# keeps 40 significant digits): both give the same figures to the stored precision; ``tie``
+# marks the units whose sums lie within 1e-20 of a half-cent, where Decimal's 28-digit sums
+# may round the other way (the caller rescored those with the Decimal engine).
+
+_EXACT = "numeric(1000, 36)"
+
+
+def _json_float(value: str) -> str:
+    """SQL: a numeric as the JSON the snapshots hold for ``float(value)`` (``2.0``, ``2.35``,
+    ``1.3333333333333333``; null for NULL)."""
+    f = f"CAST({value} AS float8)"
+    return (
+        f"CASE WHEN {f} = trunc({f}) THEN to_json(CAST({f} AS numeric(40, 1))) "
+        f"ELSE to_json({f}) END"
+    )
+
+
+def _points(n: str, d: str) -> str:
+    """SQL: what ``n``/``d`` earn for the code of row ``c`` alone (NULL: missing)."""
+    ratio = f"CAST(c.max * {n} AS {_EXACT}) / {d}"
+    return (
+        f"CASE WHEN {d} IS NULL THEN NULL "
+        f"WHEN {d} = 0 THEN CASE c.empty WHEN 'missing' THEN NULL "
+        "WHEN 'full' THEN least(c.cap, c.max) ELSE 0 END "
+        f"ELSE least(c.cap, c.max, CASE WHEN c.threshold IS NULL THEN {ratio} "
+        f"ELSE {ratio} / c.threshold END) END"
+    )
+
+
+def _candidate(n: str, d: str) -> str:
+    """SQL: a candidate value with what it earns alone (two decimals), or JSON null."""
+    return (
+        f"CASE WHEN {d} IS NOT NULL THEN json_build_object("
+        f"'numerator', {n}, 'denominator', {d}, "
+        f"'points', {_json_float(f'round({_points(n, d)}, 2)')}) END"
+    )
+
+
+def _near_half_cent(value: str) -> str:
+    return f"coalesce(abs({value} * 100 - floor({value} * 100) - 0.5) < 1e-20, false)"
+
+
+# Each record-based metric's counts (app.scores.records.RULES) over the unit's row ``p``.
+RECORD_RULES_SQL: dict[str, tuple[str, str]] = {
+    "DOSSIER_SYNC": ("p.received", "p.reported"),
+    "FULL_ONLINE_RATE": ("p.online", "p.reported"),
+    "ONLINE_PAYMENT.A": ("p.paid_online", "p.charged"),
+    "ORIGINAL_RESULT_AVAILABLE": ("p.electronic_result", "p.paper_result"),
+    "SO_HOA_GIAY_TO_GIAI_QUYET": ("p.digitised", "p.received"),
+    "REUSED_DIGITIZED_DATA": ("p.reused", "p.received"),
+    "SYNCED_WITH_DVCQG_PERSONAL_STORAGE": ("p.linked_to_store", "p.received"),
+    "CITIZEN_DATA_CONNECTED_DOSSIER": ("p.population_data", "p.received"),
+    "DOSSIER_RECEIVING_SATISFACTION": ("p.rs_n", "p.rs_d"),
+}
+_SYNC, _SATISFACTION = "DOSSIER_SYNC", "DOSSIER_RECEIVING_SATISFACTION"
+
+
+def _rule(part: int) -> str:
+    whens = " ".join(f"WHEN '{code}' THEN {sql[part]}" for code, sql in RECORD_RULES_SQL.items())
+    return f"CASE c.code {whens} END"
+
+
+def _numeric_columns(prefix: str, names: Sequence[str]) -> str:
+    return ", ".join(f"CAST(:{prefix}{n} AS numeric[])" for n in names)
+
+
+def _scoring_sql(store: bool, own_from_arrays: bool) -> str:
+    """The statement; ``own_from_arrays`` takes the resolved submissions from
+    ``:sub_*`` arrays instead of ``indicator_values`` (how the equivalence tests feed it)."""
+    records = list(RECORD_COUNTS)
+    if own_from_arrays:
+        resolved = """
+    resolved AS (
+        SELECT * FROM unnest(CAST(:sub_unit AS text[]), CAST(:sub_code AS text[]),
+                             CAST(:sub_admin AS boolean[]), CAST(:sub_n AS numeric[]),
+                             CAST(:sub_d AS numeric[]))
+            AS s(unit_code, code, admin, numerator, denominator)
+    )"""
+    else:
+        resolved = resolved_counts_ctes()
+    jf = _json_float
+    final = f"""
+    WITH units AS MATERIALIZED (
+        SELECT u.unit_code, u.level, CAST(u.uid AS integer) AS uid
+        FROM unnest(CAST(:units AS text[]), CAST(:levels AS text[]))
+            WITH ORDINALITY AS u(unit_code, level, uid)
+    ),
+    metrics AS (
+        SELECT * FROM unnest(
+            CAST(:m_code AS text[]), CAST(:m_group AS text[]), CAST(:m_ord AS integer[]),
+            CAST(:m_max AS numeric[]), CAST(:m_max_json AS text[]), CAST(:m_composite AS boolean[])
+        ) AS m(metric, grp, m_ord, m_max, max_json, composite)
+    ),
+    codes AS MATERIALIZED (
+        SELECT c.*, CAST(c.cid_ AS integer) AS cid, m.grp, m.m_ord, m.m_max, m.max_json,
+               m.composite
+        FROM unnest(
+            CAST(:c_code AS text[]), CAST(:c_metric AS text[]), CAST(:c_ord AS integer[]),
+            CAST(:c_component AS boolean[]), CAST(:c_max AS numeric[]),
+            CAST(:c_threshold AS numeric[]), CAST(:c_cap AS numeric[]),
+            CAST(:c_empty AS text[]), CAST(:c_kind AS text[])
+        ) WITH ORDINALITY AS c(code, metric, ord, component, max, threshold, cap, empty, kind, cid_)
+        JOIN metrics m USING (metric)
+    ),
+    {resolved},
+    keyed AS MATERIALIZED (
+        SELECT u.uid, c.cid, r.code, r.admin, r.numerator AS n, r.denominator AS d
+        FROM resolved r JOIN units u ON u.unit_code = r.unit_code
+        LEFT JOIN codes c ON c.code = r.code
+    ),
+    own AS MATERIALIZED (SELECT * FROM keyed WHERE NOT admin),
+    adm AS MATERIALIZED (SELECT * FROM keyed WHERE admin),
+    ot AS MATERIALIZED (
+        SELECT u.uid, sum(t.n) AS n, sum(t.d) AS d
+        FROM unnest(CAST(:ot_unit AS text[]), CAST(:ot_n AS numeric[]),
+                    CAST(:ot_d AS numeric[])) AS t(unit_code, n, d)
+        JOIN units u ON u.unit_code = t.unit_code
+        GROUP BY u.uid
+    ),
+    rc AS MATERIALIZED (
+        SELECT u.uid, r.*
+        FROM unnest(CAST(:rc_unit_code AS text[]), {_numeric_columns("rc_", records)})
+            AS r(unit_code, {", ".join(records)})
+        JOIN units u ON u.unit_code = r.unit_code
+    ),
+    bands AS (
+        SELECT * FROM unnest(CAST(:b_name AS text[]), CAST(:b_min AS numeric[]))
+            WITH ORDINALITY AS b(name, min, ord)
+    ),
+    -- per unit: what the record-based rules read (0 of everything without a dossier)
+    pu AS (
+        SELECT q.*, greatest(q.received, coalesce(q.sync_total, 0)) AS reported,
+               CASE WHEN q.cd IS NULL THEN NULL
+                    WHEN q.dossiers = 0 OR q.cd = 0 THEN greatest(0,
+                        CASE WHEN q.dossiers <> 0 THEN q.dossiers ELSE q.cd END
+                        - (CASE WHEN q.dossiers <> 0 THEN q.dossiers - q.timely ELSE 0 END)
+                        - (CASE WHEN q.cd <> 0 THEN q.cn ELSE 0 END))
+                    ELSE greatest(0, q.dossiers * q.cd
+                        - ((q.dossiers - q.timely) * q.cd + q.cn * q.dossiers)) END AS rs_n,
+               CASE WHEN q.cd IS NULL THEN NULL
+                    WHEN q.dossiers = 0 OR q.cd = 0
+                        THEN CASE WHEN q.dossiers <> 0 THEN q.dossiers ELSE q.cd END
+                    ELSE q.dossiers * q.cd END AS rs_d
+        FROM (
+            SELECT u.uid,
+                   {", ".join(f"coalesce(r.{n}, 0) AS {n}" for n in records)},
+                   coalesce(t.d, 0) AS dossiers, coalesce(t.n, 0) AS timely,
+                   CASE WHEN sa.uid IS NOT NULL THEN sa.d ELSE so.d END AS sync_total,
+                   CASE WHEN ca.uid IS NOT NULL THEN ca.n ELSE co.n END AS cn,
+                   CASE WHEN ca.uid IS NOT NULL THEN ca.d ELSE co.d END AS cd
+            FROM units u
+            LEFT JOIN rc r ON r.uid = u.uid
+            LEFT JOIN ot t ON t.uid = u.uid
+            LEFT JOIN own so ON so.uid = u.uid AND so.code = '{_SYNC}'
+            LEFT JOIN adm sa ON sa.uid = u.uid AND sa.code = '{_SYNC}'
+            LEFT JOIN own co ON co.uid = u.uid AND co.code = '{_SATISFACTION}'
+            LEFT JOIN adm ca ON ca.uid = u.uid AND ca.code = '{_SATISFACTION}'
+        ) q
+    ),
+    computed AS MATERIALIZED (
+        SELECT p.uid, c.cid, {_rule(0)} AS n, {_rule(1)} AS d
+        FROM pu p CROSS JOIN codes c WHERE c.kind IN ('records', 'records_submitted')
+    ),
+    -- every unit × counted code: the counts that score, and the candidates shown
+    v AS (
+        SELECT u.uid, c.*,
+               o.n AS own_n, o.d AS own_d, a.n AS adm_n, a.d AS adm_d,
+               x.n AS com_n, x.d AS com_d,
+               CASE c.kind WHEN 'submitted' THEN o.n
+                   WHEN 'on_time' THEN CASE WHEN t.uid IS NOT NULL THEN t.n ELSE o.n END
+                   WHEN 'records' THEN CASE WHEN a.uid IS NOT NULL THEN a.n ELSE x.n END
+                   ELSE x.n END AS n,
+               CASE c.kind WHEN 'submitted' THEN o.d
+                   WHEN 'on_time' THEN CASE WHEN t.uid IS NOT NULL THEN t.d ELSE o.d END
+                   WHEN 'records' THEN CASE WHEN a.uid IS NOT NULL THEN a.d ELSE x.d END
+                   ELSE x.d END AS d
+        FROM units u CROSS JOIN codes c
+        LEFT JOIN own o ON o.uid = u.uid AND o.cid = c.cid
+        LEFT JOIN adm a ON a.uid = u.uid AND a.cid = c.cid
+        LEFT JOIN ot t ON t.uid = u.uid AND c.kind = 'on_time'
+        LEFT JOIN computed x ON x.uid = u.uid AND x.cid = c.cid
+    ),
+    scored AS (
+        SELECT c.*, {_points("c.n", "c.d")} AS points,
+               CASE WHEN c.kind IN ('records', 'records_submitted') THEN
+                   CASE WHEN c.kind = 'records' AND c.adm_d IS NOT NULL
+                        THEN 'admin' ELSE 'records' END
+                   WHEN c.kind = 'on_time' THEN 'records' ELSE 'submitted' END AS scored_from,
+               c.kind IN ('records', 'records_submitted') AS fed,
+               {_candidate("c.com_n", "c.com_d")} AS computed,
+               CASE WHEN c.kind = 'records' THEN {_candidate("c.own_n", "c.own_d")}
+                   ELSE {_candidate("coalesce(c.adm_n, c.own_n)", "coalesce(c.adm_d, c.own_d)")}
+                   END AS submitted,
+               CASE WHEN c.kind = 'records' THEN {_candidate("c.adm_n", "c.adm_d")} END AS admin
+        FROM v AS c
+    ),
+    per_metric AS (
+        SELECT uid, metric AS code, grp, m_ord AS ord, m_max AS max, max_json, false AS composite,
+               points, n, d, scored_from, fed, computed, submitted, admin,
+               CAST('[]' AS json) AS components
+        FROM scored WHERE NOT composite
+        UNION ALL
+        SELECT uid, metric, grp, m_ord, m_max, max_json, true,
+               CASE WHEN bool_or(points IS NULL) THEN NULL
+                    ELSE least(m_max, sum(points)) END,
+               NULL, NULL, 'submitted', false, NULL, NULL, NULL,
+               json_agg(CASE WHEN fed THEN json_build_object(
+                   'code', code, 'points', {jf("points")},
+                   'numerator', n, 'denominator', d, 'scored_from', scored_from,
+                   'computed', computed, 'submitted', submitted, 'admin', admin)
+                   ELSE json_build_object(
+                   'code', code, 'points', {jf("points")},
+                   'numerator', n, 'denominator', d, 'scored_from', scored_from) END
+                   ORDER BY ord)
+        FROM scored WHERE composite
+        GROUP BY uid, metric, grp, m_ord, m_max, max_json
+    ),
+    metric_lists AS (
+        SELECT uid, CAST(json_agg(CASE WHEN fed THEN json_build_object(
+                   'code', code, 'points', {jf("round(points, 2)")},
+                   'max_points', CAST(max_json AS json),
+                   'numerator', n, 'denominator', d, 'components', components,
+                   'scored_from', scored_from, 'computed', computed, 'submitted', submitted,
+                   'admin', admin)
+                   ELSE json_build_object(
+                   'code', code, 'points', {jf("round(points, 2)")},
+                   'max_points', CAST(max_json AS json),
+                   'numerator', n, 'denominator', d, 'components', components,
+                   'scored_from', scored_from) END
+                   ORDER BY ord) AS jsonb) AS metrics
+        FROM per_metric GROUP BY uid
+    ),
+    per_group AS (
+        SELECT uid, grp, sum(points) AS exact,
+               coalesce(sum(max) FILTER (WHERE points IS NOT NULL), 0) AS covered,
+               bool_or(composite AND {_near_half_cent("points")}) AS tie
+        FROM per_metric GROUP BY uid, grp
+    ),
+    per_unit AS (
+        SELECT uid, sum(exact) AS exact, sum(covered) AS covered,
+               CAST(json_object_agg(grp, {jf("round(exact, 2)")}) AS jsonb) AS groups,
+               bool_or(tie OR {_near_half_cent("exact")}) AS tie
+        FROM per_group GROUP BY uid
+    ),
+    totals AS (
+        SELECT u.unit_code, u.level,
+               CASE WHEN p.covered > 0 THEN round(p.exact, 2) END AS total,
+               p.covered / CAST(:total_max AS numeric) AS completeness,
+               p.groups, l.metrics,
+               p.tie OR {_near_half_cent("p.exact")}
+                   OR (p.covered * 10000 / CAST(:total_max AS numeric)) % 1 = 0.5 AS tie
+        FROM per_unit p JOIN units u ON u.uid = p.uid
+        JOIN metric_lists l ON l.uid = p.uid
+    ),
+    final AS (
+        SELECT t.unit_code, t.total,
+               CASE WHEN t.total IS NOT NULL AND t.completeness = 1 THEN
+                   (SELECT b.name FROM bands b WHERE t.total >= b.min ORDER BY b.ord LIMIT 1)
+               END AS grade,
+               round(t.completeness, 4) AS completeness, t.groups, t.metrics, t.tie,
+               CASE WHEN t.total IS NOT NULL THEN
+                   rank() OVER (PARTITION BY t.level ORDER BY t.total DESC NULLS LAST) END
+                   AS rank,
+               count(t.total) OVER (PARTITION BY t.level) AS ranked_of
+        FROM totals t
+    )"""
+    if store:
+        final += """,
+    stored AS (
+        INSERT INTO score_snapshots (unit_code, period, revision, catalog_version, total, grade,
+                                     completeness, groups, metrics, rank, ranked_of,
+                                     computed_at)
+        SELECT unit_code, :period, :revision, :catalog_version, total, grade, completeness,
+               groups, metrics, rank, ranked_of, :at
+        FROM final
+    )"""
+    return final + "\n    SELECT unit_code, total, grade, completeness, groups, tie FROM final"
+
+
+_SCORING = {
+    (store, arrays): text(_scoring_sql(store, arrays))
+    for store in (False, True)
+    for arrays in (False, True)
+}
+
+
+async def score_units(
+    session: AsyncSession, params: dict[str, Any], *, store: bool, own_from_arrays: bool = False
+) -> list[Row[Any]]:
+    """Every unit's score (see :func:`_scoring_sql`): ``(unit_code, total, grade, completeness,
+    groups, tie)``; with ``store``, the period's snapshots are written too (the caller deleted
+    the revision's old ones). One statement, without JIT: its estimates (arrays, CTEs) are
+    guesses, and compiling it would cost more than running it."""
+    await session.execute(text("SET LOCAL jit = off"))
+    await session.execute(text("SET LOCAL work_mem = '64MB'"))
+    await session.execute(text("SET LOCAL enable_mergejoin = off"))
+    rows = await session.execute(_SCORING[(store, own_from_arrays)], params)
+    return list(rows)
+
+
+async def delete_snapshots(session: AsyncSession, period: str, revision: int) -> None:
+    await session.execute(
+        delete(ScoreSnapshot).where(
+            ScoreSnapshot.period == period, ScoreSnapshot.revision == revision
+        )
+    )
+
+
+async def update_snapshots(
+    session: AsyncSession, period: str, revision: int, values: Sequence[dict[str, Any]]
+) -> None:
+    """Replace the figures of some units' snapshots, then rank the period's units anew."""
+    if not values:
+        return
+    names = ("unit_code", "total", "grade", "completeness", "groups", "metrics")
+    params = columns_of(values, names)
+    for name in ("groups", "metrics"):
+        params[name] = [orjson.dumps(v).decode() for v in params[name]]
+    await session.execute(
+        text(
+            """
+            UPDATE score_snapshots s
+            SET total = v.total, grade = v.grade, completeness = v.completeness,
+                groups = v.groups::jsonb, metrics = v.metrics::jsonb
+            FROM unnest(CAST(:unit_code AS text[]), CAST(:total AS numeric[]),
+                        CAST(:grade AS text[]), CAST(:completeness AS numeric[]),
+                        CAST(:groups AS text[]), CAST(:metrics AS text[]))
+                AS v(unit_code, total, grade, completeness, groups, metrics)
+            WHERE s.period = :period AND s.revision = :revision AND s.unit_code = v.unit_code
+            """
+        ),
+        {**params, "period": period, "revision": revision},
+    )
+    await session.execute(
+        text(
+            """
+            UPDATE score_snapshots s SET rank = r.rank, ranked_of = r.ranked_of
+            FROM (
+                SELECT x.unit_code,
+                       CASE WHEN x.total IS NOT NULL THEN rank() OVER (
+                           PARTITION BY u.level ORDER BY x.total DESC NULLS LAST) END AS rank,
+                       count(x.total) OVER (PARTITION BY u.level) AS ranked_of
+                FROM score_snapshots x JOIN units u ON u.code = x.unit_code
+                WHERE x.period = :period AND x.revision = :revision
+            ) r
+            WHERE s.period = :period AND s.revision = :revision AND s.unit_code = r.unit_code
+            """
+        ),
+        {"period": period, "revision": revision},
+    )
