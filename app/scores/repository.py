@@ -550,7 +550,16 @@ def _candidate(n: str, d: str) -> str:
 
 
 def _near_half_cent(value: str) -> str:
+    """SQL: ``value`` lies within 1e-20 of a half-cent (where rounding could go either way)."""
     return f"coalesce(abs({value} * 100 - floor({value} * 100) - 0.5) < 1e-20, false)"
+
+
+def _long(value: str) -> str:
+    """SQL: ``value`` has more than 20 decimals. Sums of terms with at most 20 decimals (and
+    below 1,000) are exact in Decimal's 28 digits too: only longer terms can make Decimal's
+    sums round where ``numeric``'s do not."""
+    scaled = f"{value} * 100000000000000000000"
+    return f"coalesce({scaled} <> trunc({scaled}), false)"
 
 
 # Each record-based metric's counts (app.scores.records.RULES) over the unit's row ``p``.
@@ -577,9 +586,10 @@ def _numeric_columns(prefix: str, names: Sequence[str]) -> str:
     return ", ".join(f"CAST(:{prefix}{n} AS numeric[])" for n in names)
 
 
-def _scoring_sql(store: bool, own_from_arrays: bool) -> str:
+def _scoring_sql(store: bool, own_from_arrays: bool, detail: bool = False) -> str:
     """The statement; ``own_from_arrays`` takes the resolved submissions from
-    ``:sub_*`` arrays instead of ``indicator_values`` (how the equivalence tests feed it)."""
+    ``:sub_*`` arrays instead of ``indicator_values`` (how the equivalence tests feed it);
+    ``detail`` returns each unit's metrics, rank and ranked_of too."""
     records = list(RECORD_COUNTS)
     if own_from_arrays:
         resolved = """
@@ -694,6 +704,7 @@ def _scoring_sql(store: bool, own_from_arrays: bool) -> str:
         LEFT JOIN computed x ON x.uid = u.uid AND x.cid = c.cid
     ),
     scored AS (
+        SELECT q.*, {_long("q.points")} AS long FROM (
         SELECT c.*, {_points("c.n", "c.d")} AS points,
                CASE WHEN c.kind IN ('records', 'records_submitted') THEN
                    CASE WHEN c.kind = 'records' AND c.adm_d IS NOT NULL
@@ -705,18 +716,18 @@ def _scoring_sql(store: bool, own_from_arrays: bool) -> str:
                    ELSE {_candidate("coalesce(c.adm_n, c.own_n)", "coalesce(c.adm_d, c.own_d)")}
                    END AS submitted,
                CASE WHEN c.kind = 'records' THEN {_candidate("c.adm_n", "c.adm_d")} END AS admin
-        FROM v AS c
+        FROM v AS c) q
     ),
     per_metric AS (
         SELECT uid, metric AS code, grp, m_ord AS ord, m_max AS max, max_json, false AS composite,
-               points, n, d, scored_from, fed, computed, submitted, admin,
+               points, long, n, d, scored_from, fed, computed, submitted, admin,
                CAST('[]' AS json) AS components
         FROM scored WHERE NOT composite
         UNION ALL
         SELECT uid, metric, grp, m_ord, m_max, max_json, true,
                CASE WHEN bool_or(points IS NULL) THEN NULL
                     ELSE least(m_max, sum(points)) END,
-               NULL, NULL, 'submitted', false, NULL, NULL, NULL,
+               coalesce(bool_or(long), false), NULL, NULL, 'submitted', false, NULL, NULL, NULL,
                json_agg(CASE WHEN fed THEN json_build_object(
                    'code', code, 'points', {jf("points")},
                    'numerator', n, 'denominator', d, 'scored_from', scored_from,
@@ -746,13 +757,15 @@ def _scoring_sql(store: bool, own_from_arrays: bool) -> str:
     per_group AS (
         SELECT uid, grp, sum(points) AS exact,
                coalesce(sum(max) FILTER (WHERE points IS NOT NULL), 0) AS covered,
-               bool_or(composite AND {_near_half_cent("points")}) AS tie
+               bool_or(long) AS long,
+               bool_or(composite AND long AND {_near_half_cent("points")}) AS tie
         FROM per_metric GROUP BY uid, grp
     ),
     per_unit AS (
         SELECT uid, sum(exact) AS exact, sum(covered) AS covered,
                CAST(json_object_agg(grp, {jf("round(exact, 2)")}) AS jsonb) AS groups,
-               bool_or(tie OR {_near_half_cent("exact")}) AS tie
+               bool_or(long) AS long,
+               bool_or(tie OR (long AND {_near_half_cent("exact")})) AS tie
         FROM per_group GROUP BY uid
     ),
     totals AS (
@@ -760,7 +773,7 @@ def _scoring_sql(store: bool, own_from_arrays: bool) -> str:
                CASE WHEN p.covered > 0 THEN round(p.exact, 2) END AS total,
                p.covered / CAST(:total_max AS numeric) AS completeness,
                p.groups, l.metrics,
-               p.tie OR {_near_half_cent("p.exact")}
+               p.tie OR (p.long AND {_near_half_cent("p.exact")})
                    OR (p.covered * 10000 / CAST(:total_max AS numeric)) % 1 = 0.5 AS tie
         FROM per_unit p JOIN units u ON u.uid = p.uid
         JOIN metric_lists l ON l.uid = p.uid
@@ -787,18 +800,22 @@ def _scoring_sql(store: bool, own_from_arrays: bool) -> str:
                groups, metrics, rank, ranked_of, :at
         FROM final
     )"""
-    return final + "\n    SELECT unit_code, total, grade, completeness, groups, tie FROM final"
+    columns = "unit_code, total, grade, completeness, groups, tie"
+    if detail:
+        columns += ", metrics, rank, ranked_of"
+    return f"{final}\n    SELECT {columns} FROM final"
 
 
-_SCORING = {
-    (store, arrays): text(_scoring_sql(store, arrays))
-    for store in (False, True)
-    for arrays in (False, True)
-}
+_SCORING: dict[tuple[bool, bool, bool], Any] = {}
 
 
 async def score_units(
-    session: AsyncSession, params: dict[str, Any], *, store: bool, own_from_arrays: bool = False
+    session: AsyncSession,
+    params: dict[str, Any],
+    *,
+    store: bool,
+    own_from_arrays: bool = False,
+    detail: bool = False,
 ) -> list[Row[Any]]:
     """Every unit's score (see :func:`_scoring_sql`): ``(unit_code, total, grade, completeness,
     groups, tie)``; with ``store``, the period's snapshots are written too (the caller deleted
@@ -807,7 +824,10 @@ async def score_units(
     await session.execute(text("SET LOCAL jit = off"))
     await session.execute(text("SET LOCAL work_mem = '64MB'"))
     await session.execute(text("SET LOCAL enable_mergejoin = off"))
-    rows = await session.execute(_SCORING[(store, own_from_arrays)], params)
+    key = (store, own_from_arrays, detail)
+    if key not in _SCORING:
+        _SCORING[key] = text(_scoring_sql(*key))
+    rows = await session.execute(_SCORING[key], params)
     return list(rows)
 
 
