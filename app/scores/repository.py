@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -519,13 +520,30 @@ _EXACT = "numeric(1000, 36)"
 
 
 def _json_float(value: str) -> str:
-    """SQL: a numeric as the JSON the snapshots hold for ``float(value)`` (``2.0``, ``2.35``,
-    ``1.3333333333333333``; null for NULL)."""
+    """SQL: a numeric as the JSON text the snapshots hold for ``float(value)``: ``2.0``,
+    ``1.3333333333333333`` (the shortest text that reads back as the same float, as Python
+    writes it), ``null`` for NULL."""
     f = f"CAST({value} AS float8)"
     return (
-        f"CASE WHEN {f} = trunc({f}) THEN to_json(CAST({f} AS numeric(40, 1))) "
-        f"ELSE to_json({f}) END"
+        f"CASE WHEN {value} IS NULL THEN 'null' "
+        f"WHEN {f} = trunc({f}) THEN CAST(CAST({f} AS numeric(40, 1)) AS text) "
+        f"ELSE CAST({f} AS text) END"
     )
+
+
+def _json_cents(value: str) -> str:
+    """SQL: a numeric of at most two decimals as the JSON text of ``float(value)``: its digits
+    without trailing zeros (``2.3``), ``2.0`` when whole, ``null`` for NULL (what
+    :func:`_json_float` gives, without the trip through ``float8``)."""
+    return (
+        f"CASE WHEN {value} IS NULL THEN 'null' "
+        f"WHEN {value} = trunc({value}) THEN CAST(CAST({value} AS numeric(40, 1)) AS text) "
+        f"ELSE CAST(trim_scale({value}) AS text) END"
+    )
+
+
+def _json_int(value: str) -> str:
+    return f"coalesce(CAST({value} AS text), 'null')"
 
 
 def _points(n: str, d: str) -> str:
@@ -541,11 +559,11 @@ def _points(n: str, d: str) -> str:
 
 
 def _candidate(n: str, d: str) -> str:
-    """SQL: a candidate value with what it earns alone (two decimals), or JSON null."""
+    """SQL: a candidate value with what it earns alone (two decimals), as JSON text."""
     return (
-        f"CASE WHEN {d} IS NOT NULL THEN json_build_object("
-        f"'numerator', {n}, 'denominator', {d}, "
-        f"'points', {_json_float(f'round({_points(n, d)}, 2)')}) END"
+        f"""CASE WHEN {d} IS NULL THEN 'null' ELSE concat('{{"numerator":', {n}, """
+        f"""',"denominator":', {d}, ',"points":', """
+        f"{_json_cents(f'round({_points(n, d)}, 2)')}, '}}') END"
     )
 
 
@@ -721,37 +739,32 @@ def _scoring_sql(store: bool, own_from_arrays: bool, detail: bool = False) -> st
     per_metric AS (
         SELECT uid, metric AS code, grp, m_ord AS ord, m_max AS max, max_json, false AS composite,
                points, long, n, d, scored_from, fed, computed, submitted, admin,
-               CAST('[]' AS json) AS components
+               '[]' AS components
         FROM scored WHERE NOT composite
         UNION ALL
         SELECT uid, metric, grp, m_ord, m_max, max_json, true,
                CASE WHEN bool_or(points IS NULL) THEN NULL
                     ELSE least(m_max, sum(points)) END,
                coalesce(bool_or(long), false), NULL, NULL, 'submitted', false, NULL, NULL, NULL,
-               json_agg(CASE WHEN fed THEN json_build_object(
-                   'code', code, 'points', {jf("points")},
-                   'numerator', n, 'denominator', d, 'scored_from', scored_from,
-                   'computed', computed, 'submitted', submitted, 'admin', admin)
-                   ELSE json_build_object(
-                   'code', code, 'points', {jf("points")},
-                   'numerator', n, 'denominator', d, 'scored_from', scored_from) END
-                   ORDER BY ord)
+               concat('[', string_agg(concat(
+                   '{{"code":"', code, '","points":', {jf("points")},
+                   ',"numerator":', {_json_int("n")}, ',"denominator":', {_json_int("d")},
+                   ',"scored_from":"', scored_from, '"',
+                   CASE WHEN fed THEN concat(',"computed":', computed, ',"submitted":',
+                                             submitted, ',"admin":', coalesce(admin, 'null'))
+                   END, '}}'), ',' ORDER BY ord), ']')
         FROM scored WHERE composite
         GROUP BY uid, metric, grp, m_ord, m_max, max_json
     ),
     metric_lists AS (
-        SELECT uid, CAST(json_agg(CASE WHEN fed THEN json_build_object(
-                   'code', code, 'points', {jf("round(points, 2)")},
-                   'max_points', CAST(max_json AS json),
-                   'numerator', n, 'denominator', d, 'components', components,
-                   'scored_from', scored_from, 'computed', computed, 'submitted', submitted,
-                   'admin', admin)
-                   ELSE json_build_object(
-                   'code', code, 'points', {jf("round(points, 2)")},
-                   'max_points', CAST(max_json AS json),
-                   'numerator', n, 'denominator', d, 'components', components,
-                   'scored_from', scored_from) END
-                   ORDER BY ord) AS jsonb) AS metrics
+        SELECT uid, CAST(concat('[', string_agg(concat(
+                   '{{"code":"', code, '","points":', {_json_cents("round(points, 2)")},
+                   ',"max_points":', max_json,
+                   ',"numerator":', {_json_int("n")}, ',"denominator":', {_json_int("d")},
+                   ',"components":', components, ',"scored_from":"', scored_from, '"',
+                   CASE WHEN fed THEN concat(',"computed":', computed, ',"submitted":',
+                                             submitted, ',"admin":', coalesce(admin, 'null'))
+                   END, '}}'), ',' ORDER BY ord), ']') AS jsonb) AS metrics
         FROM per_metric GROUP BY uid
     ),
     per_group AS (
@@ -763,7 +776,8 @@ def _scoring_sql(store: bool, own_from_arrays: bool, detail: bool = False) -> st
     ),
     per_unit AS (
         SELECT uid, sum(exact) AS exact, sum(covered) AS covered,
-               CAST(json_object_agg(grp, {jf("round(exact, 2)")}) AS jsonb) AS groups,
+               CAST(concat('{{', string_agg(concat('"', grp, '":', {_json_cents("round(exact, 2)")}),
+                                           ','), '}}') AS jsonb) AS groups,
                bool_or(long) AS long,
                bool_or(tie OR (long AND {_near_half_cent("exact")})) AS tie
         FROM per_group GROUP BY uid
@@ -807,6 +821,28 @@ def _scoring_sql(store: bool, own_from_arrays: bool, detail: bool = False) -> st
 
 
 _SCORING: dict[tuple[bool, bool, bool], Any] = {}
+# For the set-based statements of a refresh: no JIT (the estimates of arrays and CTEs are
+# guesses; compiling would cost more than running), room to hash and sort in memory, hash
+# joins (the stale statistics of snapshots just written pick quadratic nested loops), and
+# floats written as the shortest text that reads back as the same float (as Python does).
+_SETTINGS = {
+    "jit": "off",
+    "work_mem": "64MB",
+    "enable_mergejoin": "off",
+    "enable_nestloop": "off",
+    "extra_float_digits": "1",
+}
+
+
+@asynccontextmanager
+async def _planned(session: AsyncSession) -> AsyncIterator[None]:
+    """The settings above for the statements run inside, reset afterwards (the rest of the
+    transaction plans as usual)."""
+    for name, value in _SETTINGS.items():
+        await session.execute(text(f"SET LOCAL {name} = '{value}'"))
+    yield
+    for name in _SETTINGS:
+        await session.execute(text(f"RESET {name}"))
 
 
 async def score_units(
@@ -821,13 +857,11 @@ async def score_units(
     groups, tie)``; with ``store``, the period's snapshots are written too (the caller deleted
     the revision's old ones). One statement, without JIT: its estimates (arrays, CTEs) are
     guesses, and compiling it would cost more than running it."""
-    await session.execute(text("SET LOCAL jit = off"))
-    await session.execute(text("SET LOCAL work_mem = '64MB'"))
-    await session.execute(text("SET LOCAL enable_mergejoin = off"))
     key = (store, own_from_arrays, detail)
     if key not in _SCORING:
         _SCORING[key] = text(_scoring_sql(*key))
-    rows = await session.execute(_SCORING[key], params)
+    async with _planned(session):
+        rows = await session.execute(_SCORING[key], params)
     return list(rows)
 
 
@@ -849,6 +883,13 @@ async def update_snapshots(
     params = columns_of(values, names)
     for name in ("groups", "metrics"):
         params[name] = [orjson.dumps(v).decode() for v in params[name]]
+    async with _planned(session):
+        await _update_snapshots(session, period, revision, params)
+
+
+async def _update_snapshots(
+    session: AsyncSession, period: str, revision: int, params: dict[str, Any]
+) -> None:
     await session.execute(
         text(
             """

@@ -118,6 +118,24 @@ async def _record_counts(bench: Bench, start: datetime, end: datetime) -> tuple[
         await engine.dispose()
 
 
+def _with_records(period: str) -> Any:
+    """The shipped catalog with its latest version (766-2026: the record-based indicators) in
+    force from the bench's month on, so that the recomputation does all of its work whichever
+    version the calendar puts the month under."""
+    from datetime import date, timedelta
+
+    from app.indicators.catalog import build_catalog, shipped_catalog
+
+    first = date.fromisoformat(f"{period}-01")
+    *earlier, latest = shipped_catalog().versions
+    if latest.valid_from <= first:
+        return shipped_catalog()
+    kept = [v for v in earlier if v.valid_from < first]
+    if kept:
+        kept[-1] = kept[-1].model_copy(update={"valid_to": first - timedelta(days=1)})
+    return build_catalog([*kept, latest.model_copy(update={"valid_from": first})])
+
+
 async def _recompute(
     bench: Bench, job: Callable[..., Awaitable[Any]], period: str
 ) -> tuple[float, Any]:
@@ -130,6 +148,7 @@ async def _recompute(
             "sessionmaker": create_sessionmaker(engine),
             "settings": settings,
             "clock": lambda: datetime.now(UTC),
+            "catalog": _with_records(period),
         }
         started = time.perf_counter()
         out = await job(ctx, period)
