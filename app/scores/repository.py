@@ -783,7 +783,7 @@ def _scoring_sql(store: bool, own_from_arrays: bool, detail: bool = False) -> st
         FROM per_group GROUP BY uid
     ),
     totals AS (
-        SELECT u.unit_code, u.level,
+        SELECT p.uid, u.unit_code, u.level,
                CASE WHEN p.covered > 0 THEN round(p.exact, 2) END AS total,
                p.covered / CAST(:total_max AS numeric) AS completeness,
                p.groups, l.metrics,
@@ -792,17 +792,21 @@ def _scoring_sql(store: bool, own_from_arrays: bool, detail: bool = False) -> st
         FROM per_unit p JOIN units u ON u.uid = p.uid
         JOIN metric_lists l ON l.uid = p.uid
     ),
+    ranked AS (
+        SELECT p.uid, CASE WHEN p.covered > 0 THEN rank() OVER (
+                   PARTITION BY u.level ORDER BY CASE WHEN p.covered > 0 THEN round(p.exact, 2) END
+                   DESC NULLS LAST) END AS rank,
+               count(CASE WHEN p.covered > 0 THEN 1 END) OVER (PARTITION BY u.level) AS ranked_of
+        FROM per_unit p JOIN units u ON u.uid = p.uid
+    ),
     final AS (
         SELECT t.unit_code, t.total,
                CASE WHEN t.total IS NOT NULL AND t.completeness = 1 THEN
                    (SELECT b.name FROM bands b WHERE t.total >= b.min ORDER BY b.ord LIMIT 1)
                END AS grade,
                round(t.completeness, 4) AS completeness, t.groups, t.metrics, t.tie,
-               CASE WHEN t.total IS NOT NULL THEN
-                   rank() OVER (PARTITION BY t.level ORDER BY t.total DESC NULLS LAST) END
-                   AS rank,
-               count(t.total) OVER (PARTITION BY t.level) AS ranked_of
-        FROM totals t
+               r.rank, r.ranked_of
+        FROM totals t JOIN ranked r ON r.uid = t.uid
     )"""
     if store:
         final += """,
@@ -829,19 +833,19 @@ _SETTINGS = {
     "jit": "off",
     "work_mem": "64MB",
     "enable_mergejoin": "off",
-    "enable_nestloop": "off",
     "extra_float_digits": "1",
 }
 
 
 @asynccontextmanager
-async def _planned(session: AsyncSession) -> AsyncIterator[None]:
-    """The settings above for the statements run inside, reset afterwards (the rest of the
-    transaction plans as usual)."""
-    for name, value in _SETTINGS.items():
+async def _planned(session: AsyncSession, **more: str) -> AsyncIterator[None]:
+    """The settings above (and ``more``) for the statements run inside, reset afterwards (the
+    rest of the transaction plans as usual)."""
+    settings = {**_SETTINGS, **more}
+    for name, value in settings.items():
         await session.execute(text(f"SET LOCAL {name} = '{value}'"))
     yield
-    for name in _SETTINGS:
+    for name in settings:
         await session.execute(text(f"RESET {name}"))
 
 
@@ -883,7 +887,7 @@ async def update_snapshots(
     params = columns_of(values, names)
     for name in ("groups", "metrics"):
         params[name] = [orjson.dumps(v).decode() for v in params[name]]
-    async with _planned(session):
+    async with _planned(session, enable_nestloop="off"):
         await _update_snapshots(session, period, revision, params)
 
 
