@@ -41,28 +41,12 @@ def version_columns(version: CatalogVersion) -> dict[str, Any]:
     """The version's metrics, counted codes and grade bands, one array per column (and the
     points of all groups, ``total_max``)."""
     record_fed = set(record_fed_codes(version))
-    columns: dict[str, Any] = {
-        name: []
-        for name in (
-            "m_code",
-            "m_group",
-            "m_ord",
-            "m_max",
-            "m_max_json",
-            "m_composite",
-            "c_code",
-            "c_metric",
-            "c_ord",
-            "c_component",
-            "c_max",
-            "c_threshold",
-            "c_cap",
-            "c_empty",
-            "c_kind",
-            "b_name",
-            "b_min",
-        )  # fmt: skip
-    }
+    names = (
+        "m_code", "m_group", "m_ord", "m_max", "m_max_json", "m_composite",
+        "c_code", "c_metric", "c_ord", "c_component", "c_max", "c_threshold", "c_cap",
+        "c_empty", "c_kind", "b_name", "b_min",
+    )  # fmt: skip
+    columns: dict[str, Any] = {name: [] for name in names}
     m_ord = 0
     for group in version.groups:
         for metric in group.metrics:

@@ -620,6 +620,7 @@ def _scoring_sql(store: bool, own_from_arrays: bool, detail: bool = False) -> st
     else:
         resolved = resolved_counts_ctes()
     jf = _json_float
+    cents_exact = _json_cents("round(exact, 2)")
     final = f"""
     WITH units AS MATERIALIZED (
         SELECT u.unit_code, u.level, CAST(u.uid AS integer) AS uid
@@ -776,8 +777,8 @@ def _scoring_sql(store: bool, own_from_arrays: bool, detail: bool = False) -> st
     ),
     per_unit AS (
         SELECT uid, sum(exact) AS exact, sum(covered) AS covered,
-               CAST(concat('{{', string_agg(concat('"', grp, '":', {_json_cents("round(exact, 2)")}),
-                                           ','), '}}') AS jsonb) AS groups,
+               CAST(concat('{{', string_agg(concat('"', grp, '":', {cents_exact}), ','), '}}')
+                    AS jsonb) AS groups,
                bool_or(long) AS long,
                bool_or(tie OR (long AND {_near_half_cent("exact")})) AS tie
         FROM per_group GROUP BY uid
@@ -807,7 +808,7 @@ def _scoring_sql(store: bool, own_from_arrays: bool, detail: bool = False) -> st
                round(t.completeness, 4) AS completeness, t.groups, t.metrics, t.tie,
                r.rank, r.ranked_of
         FROM totals t JOIN ranked r ON r.uid = t.uid
-    )"""
+    )"""  # noqa: S608 - built from the constants and fragments above
     if store:
         final += """,
     stored AS (
@@ -821,14 +822,15 @@ def _scoring_sql(store: bool, own_from_arrays: bool, detail: bool = False) -> st
     columns = "unit_code, total, grade, completeness, groups, tie"
     if detail:
         columns += ", metrics, rank, ranked_of"
-    return f"{final}\n    SELECT {columns} FROM final"
+    return f"{final}\n    SELECT {columns} FROM final"  # noqa: S608 - constants
 
 
 _SCORING: dict[tuple[bool, bool, bool], Any] = {}
 # For the set-based statements of a refresh: no JIT (the estimates of arrays and CTEs are
 # guesses; compiling would cost more than running), room to hash and sort in memory, hash
-# joins (the stale statistics of snapshots just written pick quadratic nested loops), and
-# floats written as the shortest text that reads back as the same float (as Python does).
+# joins rather than sorts for merge joins, and floats written as the shortest text that reads
+# back as the same float (as Python writes them). Re-ranking snapshots just written also turns
+# nested loops off: their stale statistics pick quadratic ones.
 _SETTINGS = {
     "jit": "off",
     "work_mem": "64MB",
