@@ -30,7 +30,7 @@ from app.indicators.periods import Period
 from app.indicators.scoring import Counts, Score, points_of, round_points
 from app.indicators.service import counts_for_period, period_parts
 from app.scores import rankings, repository
-from app.scores.columns import Provenance, reference_unit, version_columns
+from app.scores.columns import Provenance, reference_unit
 from app.scores.rankings import Peer, UnitInfo, as_number
 from app.scores.records import ON_TIME, RecordCounts, record_fed_codes
 from app.scores.repository import RECORD_COUNTS
@@ -136,10 +136,10 @@ async def _score_units(
         "levels": [u.level for u in alive],
         **period_parts(period),
         **_inputs(on_time, records),
-        **version_columns(version),
+        "b_name": [band.name_vi for band in version.grade_bands],
         **(store or {}),
     }
-    rows = await repository.score_units(session, params, store=store is not None)
+    rows = await repository.score_units(session, version, params, store=store is not None)
     results = {
         r.unit_code: UnitScore(
             r.total, r.grade, r.completeness, {g: _float(v) for g, v in r.groups.items()}

@@ -14,7 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.sql import columns_of, unnest_arrays
 from app.dossiers.repository import in_time_sql
+from app.indicators.catalog import CatalogVersion
 from app.indicators.repository import resolved_counts_ctes
+from app.scores.columns import (
+    ON_TIME_KIND,
+    RECORDS,
+    RECORDS_SUBMITTED,
+    SUBMITTED,
+    version_columns,
+)
 from app.scores.models import PeriodState, RankingSnapshot, ScoreSnapshot
 from app.units.repository import UNIT_PAIRS_CTE
 
@@ -507,14 +515,6 @@ async def reopen(session: AsyncSession, period: str) -> None:
 
 
 # --- every unit's score in one statement -----------------------------------------------------
-#
-# From the period's counts to each counted code's points, each metric's, each group's, each
-# unit's total, completeness, grade and rank among the units of its level, and the stored
-# snapshot's JSON: what app.indicators.scoring.score and app.scores.records compute unit by
-# unit, for every unit at once. Points are ``numeric`` with 50 decimals (the Decimal engine
-# keeps 40 significant digits): both give the same figures to the stored precision; ``tie``
-# marks the units whose sums lie within 1e-20 of a half-cent, where Decimal's 28-digit sums
-# may round the other way (the caller rescored those with the Decimal engine).
 
 _EXACT = "numeric(1000, 36)"
 
@@ -546,27 +546,6 @@ def _json_int(value: str) -> str:
     return f"coalesce(CAST({value} AS text), 'null')"
 
 
-def _points(n: str, d: str) -> str:
-    """SQL: what ``n``/``d`` earn for the code of row ``c`` alone (NULL: missing)."""
-    ratio = f"CAST(c.max * {n} AS {_EXACT}) / {d}"
-    return (
-        f"CASE WHEN {d} IS NULL THEN NULL "
-        f"WHEN {d} = 0 THEN CASE c.empty WHEN 'missing' THEN NULL "
-        "WHEN 'full' THEN least(c.cap, c.max) ELSE 0 END "
-        f"ELSE least(c.cap, c.max, CASE WHEN c.threshold IS NULL THEN {ratio} "
-        f"ELSE {ratio} / c.threshold END) END"
-    )
-
-
-def _candidate(n: str, d: str) -> str:
-    """SQL: a candidate value with what it earns alone (two decimals), as JSON text."""
-    return (
-        f"""CASE WHEN {d} IS NULL THEN 'null' ELSE concat('{{"numerator":', {n}, """
-        f"""',"denominator":', {d}, ',"points":', """
-        f"{_json_cents(f'round({_points(n, d)}, 2)')}, '}}') END"
-    )
-
-
 def _near_half_cent(value: str) -> str:
     """SQL: ``value`` lies within 1e-20 of a half-cent (where rounding could go either way)."""
     return f"coalesce(abs({value} * 100 - floor({value} * 100) - 0.5) < 1e-20, false)"
@@ -595,237 +574,11 @@ RECORD_RULES_SQL: dict[str, tuple[str, str]] = {
 _SYNC, _SATISFACTION = "DOSSIER_SYNC", "DOSSIER_RECEIVING_SATISFACTION"
 
 
-def _rule(part: int) -> str:
-    whens = " ".join(f"WHEN '{code}' THEN {sql[part]}" for code, sql in RECORD_RULES_SQL.items())
-    return f"CASE c.code {whens} END"
-
-
 def _numeric_columns(prefix: str, names: Sequence[str]) -> str:
     return ", ".join(f"CAST(:{prefix}{n} AS numeric[])" for n in names)
 
 
-def _scoring_sql(store: bool, own_from_arrays: bool, detail: bool = False) -> str:
-    """The statement; ``own_from_arrays`` takes the resolved submissions from
-    ``:sub_*`` arrays instead of ``indicator_values`` (how the equivalence tests feed it);
-    ``detail`` returns each unit's metrics, rank and ranked_of too."""
-    records = list(RECORD_COUNTS)
-    if own_from_arrays:
-        resolved = """
-    resolved AS (
-        SELECT * FROM unnest(CAST(:sub_unit AS text[]), CAST(:sub_code AS text[]),
-                             CAST(:sub_admin AS boolean[]), CAST(:sub_n AS numeric[]),
-                             CAST(:sub_d AS numeric[]))
-            AS s(unit_code, code, admin, numerator, denominator)
-    )"""
-    else:
-        resolved = resolved_counts_ctes()
-    jf = _json_float
-    cents_exact = _json_cents("round(exact, 2)")
-    final = f"""
-    WITH units AS MATERIALIZED (
-        SELECT u.unit_code, u.level, CAST(u.uid AS integer) AS uid
-        FROM unnest(CAST(:units AS text[]), CAST(:levels AS text[]))
-            WITH ORDINALITY AS u(unit_code, level, uid)
-    ),
-    metrics AS (
-        SELECT * FROM unnest(
-            CAST(:m_code AS text[]), CAST(:m_group AS text[]), CAST(:m_ord AS integer[]),
-            CAST(:m_max AS numeric[]), CAST(:m_max_json AS text[]), CAST(:m_composite AS boolean[])
-        ) AS m(metric, grp, m_ord, m_max, max_json, composite)
-    ),
-    codes AS MATERIALIZED (
-        SELECT c.*, CAST(c.cid_ AS integer) AS cid, m.grp, m.m_ord, m.m_max, m.max_json,
-               m.composite
-        FROM unnest(
-            CAST(:c_code AS text[]), CAST(:c_metric AS text[]), CAST(:c_ord AS integer[]),
-            CAST(:c_component AS boolean[]), CAST(:c_max AS numeric[]),
-            CAST(:c_threshold AS numeric[]), CAST(:c_cap AS numeric[]),
-            CAST(:c_empty AS text[]), CAST(:c_kind AS text[])
-        ) WITH ORDINALITY AS c(code, metric, ord, component, max, threshold, cap, empty, kind, cid_)
-        JOIN metrics m USING (metric)
-    ),
-    {resolved},
-    keyed AS MATERIALIZED (
-        SELECT u.uid, c.cid, r.code, r.admin, r.numerator AS n, r.denominator AS d
-        FROM resolved r JOIN units u ON u.unit_code = r.unit_code
-        LEFT JOIN codes c ON c.code = r.code
-    ),
-    own AS MATERIALIZED (SELECT * FROM keyed WHERE NOT admin),
-    adm AS MATERIALIZED (SELECT * FROM keyed WHERE admin),
-    ot AS MATERIALIZED (
-        SELECT u.uid, sum(t.n) AS n, sum(t.d) AS d
-        FROM unnest(CAST(:ot_unit AS text[]), CAST(:ot_n AS numeric[]),
-                    CAST(:ot_d AS numeric[])) AS t(unit_code, n, d)
-        JOIN units u ON u.unit_code = t.unit_code
-        GROUP BY u.uid
-    ),
-    rc AS MATERIALIZED (
-        SELECT u.uid, r.*
-        FROM unnest(CAST(:rc_unit_code AS text[]), {_numeric_columns("rc_", records)})
-            AS r(unit_code, {", ".join(records)})
-        JOIN units u ON u.unit_code = r.unit_code
-    ),
-    bands AS (
-        SELECT * FROM unnest(CAST(:b_name AS text[]), CAST(:b_min AS numeric[]))
-            WITH ORDINALITY AS b(name, min, ord)
-    ),
-    -- per unit: what the record-based rules read (0 of everything without a dossier)
-    pu AS (
-        SELECT q.*, greatest(q.received, coalesce(q.sync_total, 0)) AS reported,
-               CASE WHEN q.cd IS NULL THEN NULL
-                    WHEN q.dossiers = 0 OR q.cd = 0 THEN greatest(0,
-                        CASE WHEN q.dossiers <> 0 THEN q.dossiers ELSE q.cd END
-                        - (CASE WHEN q.dossiers <> 0 THEN q.dossiers - q.timely ELSE 0 END)
-                        - (CASE WHEN q.cd <> 0 THEN q.cn ELSE 0 END))
-                    ELSE greatest(0, q.dossiers * q.cd
-                        - ((q.dossiers - q.timely) * q.cd + q.cn * q.dossiers)) END AS rs_n,
-               CASE WHEN q.cd IS NULL THEN NULL
-                    WHEN q.dossiers = 0 OR q.cd = 0
-                        THEN CASE WHEN q.dossiers <> 0 THEN q.dossiers ELSE q.cd END
-                    ELSE q.dossiers * q.cd END AS rs_d
-        FROM (
-            SELECT u.uid,
-                   {", ".join(f"coalesce(r.{n}, 0) AS {n}" for n in records)},
-                   coalesce(t.d, 0) AS dossiers, coalesce(t.n, 0) AS timely,
-                   CASE WHEN sa.uid IS NOT NULL THEN sa.d ELSE so.d END AS sync_total,
-                   CASE WHEN ca.uid IS NOT NULL THEN ca.n ELSE co.n END AS cn,
-                   CASE WHEN ca.uid IS NOT NULL THEN ca.d ELSE co.d END AS cd
-            FROM units u
-            LEFT JOIN rc r ON r.uid = u.uid
-            LEFT JOIN ot t ON t.uid = u.uid
-            LEFT JOIN own so ON so.uid = u.uid AND so.code = '{_SYNC}'
-            LEFT JOIN adm sa ON sa.uid = u.uid AND sa.code = '{_SYNC}'
-            LEFT JOIN own co ON co.uid = u.uid AND co.code = '{_SATISFACTION}'
-            LEFT JOIN adm ca ON ca.uid = u.uid AND ca.code = '{_SATISFACTION}'
-        ) q
-    ),
-    computed AS MATERIALIZED (
-        SELECT p.uid, c.cid, {_rule(0)} AS n, {_rule(1)} AS d
-        FROM pu p CROSS JOIN codes c WHERE c.kind IN ('records', 'records_submitted')
-    ),
-    -- every unit × counted code: the counts that score, and the candidates shown
-    v AS (
-        SELECT u.uid, c.*,
-               o.n AS own_n, o.d AS own_d, a.n AS adm_n, a.d AS adm_d,
-               x.n AS com_n, x.d AS com_d,
-               CASE c.kind WHEN 'submitted' THEN o.n
-                   WHEN 'on_time' THEN CASE WHEN t.uid IS NOT NULL THEN t.n ELSE o.n END
-                   WHEN 'records' THEN CASE WHEN a.uid IS NOT NULL THEN a.n ELSE x.n END
-                   ELSE x.n END AS n,
-               CASE c.kind WHEN 'submitted' THEN o.d
-                   WHEN 'on_time' THEN CASE WHEN t.uid IS NOT NULL THEN t.d ELSE o.d END
-                   WHEN 'records' THEN CASE WHEN a.uid IS NOT NULL THEN a.d ELSE x.d END
-                   ELSE x.d END AS d
-        FROM units u CROSS JOIN codes c
-        LEFT JOIN own o ON o.uid = u.uid AND o.cid = c.cid
-        LEFT JOIN adm a ON a.uid = u.uid AND a.cid = c.cid
-        LEFT JOIN ot t ON t.uid = u.uid AND c.kind = 'on_time'
-        LEFT JOIN computed x ON x.uid = u.uid AND x.cid = c.cid
-    ),
-    scored AS (
-        SELECT q.*, {_long("q.points")} AS long FROM (
-        SELECT c.*, {_points("c.n", "c.d")} AS points,
-               CASE WHEN c.kind IN ('records', 'records_submitted') THEN
-                   CASE WHEN c.kind = 'records' AND c.adm_d IS NOT NULL
-                        THEN 'admin' ELSE 'records' END
-                   WHEN c.kind = 'on_time' THEN 'records' ELSE 'submitted' END AS scored_from,
-               c.kind IN ('records', 'records_submitted') AS fed,
-               {_candidate("c.com_n", "c.com_d")} AS computed,
-               CASE WHEN c.kind = 'records' THEN {_candidate("c.own_n", "c.own_d")}
-                   ELSE {_candidate("coalesce(c.adm_n, c.own_n)", "coalesce(c.adm_d, c.own_d)")}
-                   END AS submitted,
-               CASE WHEN c.kind = 'records' THEN {_candidate("c.adm_n", "c.adm_d")} END AS admin
-        FROM v AS c) q
-    ),
-    per_metric AS (
-        SELECT uid, metric AS code, grp, m_ord AS ord, m_max AS max, max_json, false AS composite,
-               points, long, n, d, scored_from, fed, computed, submitted, admin,
-               '[]' AS components
-        FROM scored WHERE NOT composite
-        UNION ALL
-        SELECT uid, metric, grp, m_ord, m_max, max_json, true,
-               CASE WHEN bool_or(points IS NULL) THEN NULL
-                    ELSE least(m_max, sum(points)) END,
-               coalesce(bool_or(long), false), NULL, NULL, 'submitted', false, NULL, NULL, NULL,
-               concat('[', string_agg(concat(
-                   '{{"code":"', code, '","points":', {jf("points")},
-                   ',"numerator":', {_json_int("n")}, ',"denominator":', {_json_int("d")},
-                   ',"scored_from":"', scored_from, '"',
-                   CASE WHEN fed THEN concat(',"computed":', computed, ',"submitted":',
-                                             submitted, ',"admin":', coalesce(admin, 'null'))
-                   END, '}}'), ',' ORDER BY ord), ']')
-        FROM scored WHERE composite
-        GROUP BY uid, metric, grp, m_ord, m_max, max_json
-    ),
-    metric_lists AS (
-        SELECT uid, CAST(concat('[', string_agg(concat(
-                   '{{"code":"', code, '","points":', {_json_cents("round(points, 2)")},
-                   ',"max_points":', max_json,
-                   ',"numerator":', {_json_int("n")}, ',"denominator":', {_json_int("d")},
-                   ',"components":', components, ',"scored_from":"', scored_from, '"',
-                   CASE WHEN fed THEN concat(',"computed":', computed, ',"submitted":',
-                                             submitted, ',"admin":', coalesce(admin, 'null'))
-                   END, '}}'), ',' ORDER BY ord), ']') AS jsonb) AS metrics
-        FROM per_metric GROUP BY uid
-    ),
-    per_group AS (
-        SELECT uid, grp, sum(points) AS exact,
-               coalesce(sum(max) FILTER (WHERE points IS NOT NULL), 0) AS covered,
-               bool_or(long) AS long,
-               bool_or(composite AND long AND {_near_half_cent("points")}) AS tie
-        FROM per_metric GROUP BY uid, grp
-    ),
-    per_unit AS (
-        SELECT uid, sum(exact) AS exact, sum(covered) AS covered,
-               CAST(concat('{{', string_agg(concat('"', grp, '":', {cents_exact}), ','), '}}')
-                    AS jsonb) AS groups,
-               bool_or(long) AS long,
-               bool_or(tie OR (long AND {_near_half_cent("exact")})) AS tie
-        FROM per_group GROUP BY uid
-    ),
-    totals AS (
-        SELECT p.uid, u.unit_code, u.level,
-               CASE WHEN p.covered > 0 THEN round(p.exact, 2) END AS total,
-               p.covered / CAST(:total_max AS numeric) AS completeness,
-               p.groups, l.metrics,
-               p.tie OR (p.long AND {_near_half_cent("p.exact")})
-                   OR (p.covered * 10000 / CAST(:total_max AS numeric)) % 1 = 0.5 AS tie
-        FROM per_unit p JOIN units u ON u.uid = p.uid
-        JOIN metric_lists l ON l.uid = p.uid
-    ),
-    ranked AS (
-        SELECT p.uid, CASE WHEN p.covered > 0 THEN rank() OVER (
-                   PARTITION BY u.level ORDER BY CASE WHEN p.covered > 0 THEN round(p.exact, 2) END
-                   DESC NULLS LAST) END AS rank,
-               count(CASE WHEN p.covered > 0 THEN 1 END) OVER (PARTITION BY u.level) AS ranked_of
-        FROM per_unit p JOIN units u ON u.uid = p.uid
-    ),
-    final AS (
-        SELECT t.unit_code, t.total,
-               CASE WHEN t.total IS NOT NULL AND t.completeness = 1 THEN
-                   (SELECT b.name FROM bands b WHERE t.total >= b.min ORDER BY b.ord LIMIT 1)
-               END AS grade,
-               round(t.completeness, 4) AS completeness, t.groups, t.metrics, t.tie,
-               r.rank, r.ranked_of
-        FROM totals t JOIN ranked r ON r.uid = t.uid
-    )"""  # noqa: S608 - built from the constants and fragments above
-    if store:
-        final += """,
-    stored AS (
-        INSERT INTO score_snapshots (unit_code, period, revision, catalog_version, total, grade,
-                                     completeness, groups, metrics, rank, ranked_of,
-                                     computed_at)
-        SELECT unit_code, :period, :revision, :catalog_version, total, grade, completeness,
-               groups, metrics, rank, ranked_of, :at
-        FROM final
-    )"""
-    columns = "unit_code, total, grade, completeness, groups, tie"
-    if detail:
-        columns += ", metrics, rank, ranked_of"
-    return f"{final}\n    SELECT {columns} FROM final"  # noqa: S608 - constants
-
-
-_SCORING: dict[tuple[bool, bool, bool], Any] = {}
+_SCORING: dict[tuple[str, bool, bool, bool], Any] = {}
 # For the set-based statements of a refresh: no JIT (the estimates of arrays and CTEs are
 # guesses; compiling would cost more than running), room to hash and sort in memory, hash
 # joins rather than sorts for merge joins, and floats written as the shortest text that reads
@@ -853,19 +606,20 @@ async def _planned(session: AsyncSession, **more: str) -> AsyncIterator[None]:
 
 async def score_units(
     session: AsyncSession,
+    version: CatalogVersion,
     params: dict[str, Any],
     *,
     store: bool,
     own_from_arrays: bool = False,
     detail: bool = False,
 ) -> list[Row[Any]]:
-    """Every unit's score (see :func:`_scoring_sql`): ``(unit_code, total, grade, completeness,
+    """Every unit's score (see :func:`_columnar_sql`): ``(unit_code, total, grade, completeness,
     groups, tie)``; with ``store``, the period's snapshots are written too (the caller deleted
     the revision's old ones). One statement, without JIT: its estimates (arrays, CTEs) are
     guesses, and compiling it would cost more than running it."""
-    key = (store, own_from_arrays, detail)
+    key = (version.version, store, own_from_arrays, detail)
     if key not in _SCORING:
-        _SCORING[key] = text(_scoring_sql(*key))
+        _SCORING[key] = text(_columnar_sql(version, store, own_from_arrays, detail))
     async with _planned(session):
         rows = await session.execute(_SCORING[key], params)
     return list(rows)
@@ -928,3 +682,317 @@ async def _update_snapshots(
         ),
         {"period": period, "revision": revision},
     )
+
+
+# --- the columnar form: one row per unit, one column per counted code ------------------------
+#
+# From the period's counts to each counted code's points, each metric's, each group's, each
+# unit's total, completeness, grade and rank among the units of its level, and the stored
+# snapshot's JSON: what app.indicators.scoring.score and app.scores.records compute unit by
+# unit, for every unit at once. The version's codes are columns of one row per unit (not rows
+# of a unit × code grid: no joins, sorts or aggregates over a grid; each figure is one
+# expression of its unit's row). The statement is generated for a catalog version (its figures
+# are constants of the text) and kept per version.
+#
+# Points are ``numeric`` with 36 decimals (the Decimal engine keeps 40 significant digits):
+# both give the same figures to the stored precision. ``tie`` marks the units whose sums lie
+# within 1e-20 of a half-cent and hold a term of more than 20 decimals, the one case where
+# Decimal's 28-digit running sums may round the other way: the caller rescores those with the
+# Decimal engine.
+
+
+def _lit(value: Any) -> str:
+    return f"CAST('{value}' AS numeric)"
+
+
+def _q(name: str) -> str:
+    """A code as part of a column name (``ONLINE_PAYMENT.A`` → ``online_payment_a``)."""
+    return name.lower().replace(".", "_")
+
+
+def _columnar_sql(version: CatalogVersion, store: bool, own_from_arrays: bool, detail: bool) -> str:
+    cols = version_columns(version)
+    codes = list(
+        zip(
+            cols["c_code"], cols["c_metric"], cols["c_component"], cols["c_max"],
+            cols["c_threshold"], cols["c_cap"], cols["c_empty"], cols["c_kind"], strict=True,
+        )
+    )  # fmt: skip
+    fed = [c[0] for c in codes if c[7] in (RECORDS, RECORDS_SUBMITTED)]
+    kind = {c[0]: c[7] for c in codes}
+    parts = [code for code in (_SYNC, _SATISFACTION) if fed and code in kind]
+    admin_codes = sorted(set(fed) | set(parts))
+    records = list(RECORD_COUNTS)
+
+    if own_from_arrays:
+        resolved = """
+    resolved AS (
+        SELECT * FROM unnest(CAST(:sub_unit AS text[]), CAST(:sub_code AS text[]),
+                             CAST(:sub_admin AS boolean[]), CAST(:sub_n AS numeric[]),
+                             CAST(:sub_d AS numeric[]))
+            AS s(unit_code, code, admin, numerator, denominator)
+    )"""
+    else:
+        resolved = resolved_counts_ctes()
+    pivot = []
+    for code in kind:
+        q = _q(code)
+        pivot.append(f"max(numerator) FILTER (WHERE NOT admin AND code = '{code}') AS own_n_{q}")
+        pivot.append(f"max(denominator) FILTER (WHERE NOT admin AND code = '{code}') AS own_d_{q}")
+    for code in admin_codes:
+        q = _q(code)
+        pivot.append(f"max(numerator) FILTER (WHERE admin AND code = '{code}') AS adm_n_{q}")
+        pivot.append(f"max(denominator) FILTER (WHERE admin AND code = '{code}') AS adm_d_{q}")
+
+    # Layer 2: what the record-based rules read.
+    layer2: list[str] = []
+    if fed:
+        sync, sat = _q(_SYNC), _q(_SATISFACTION)
+        sync_total = (
+            f"CASE WHEN adm_d_{sync} IS NOT NULL THEN adm_d_{sync} ELSE own_d_{sync} END"
+            if _SYNC in parts
+            else "NULL::numeric"
+        )
+        if _SATISFACTION in parts:
+            cn = f"CASE WHEN adm_d_{sat} IS NOT NULL THEN adm_n_{sat} ELSE own_n_{sat} END"
+            cd = f"CASE WHEN adm_d_{sat} IS NOT NULL THEN adm_d_{sat} ELSE own_d_{sat} END"
+        else:
+            cn = cd = "NULL::numeric"
+        layer2 = [
+            f"greatest(received, coalesce({sync_total}, 0)) AS reported",
+            f"{cn} AS cn",
+            f"{cd} AS cd",
+        ]
+    rs = """CASE WHEN cd IS NULL THEN NULL
+                    WHEN dossiers = 0 OR cd = 0 THEN greatest(0,
+                        CASE WHEN dossiers <> 0 THEN dossiers ELSE cd END
+                        - (CASE WHEN dossiers <> 0 THEN dossiers - timely ELSE 0 END)
+                        - (CASE WHEN cd <> 0 THEN cn ELSE 0 END))
+                    ELSE greatest(0, dossiers * cd
+                        - ((dossiers - timely) * cd + cn * dossiers)) END AS rs_n,
+               CASE WHEN cd IS NULL THEN NULL
+                    WHEN dossiers = 0 OR cd = 0
+                        THEN CASE WHEN dossiers <> 0 THEN dossiers ELSE cd END
+                    ELSE dossiers * cd END AS rs_d"""
+
+    # Layer 3: each code's scored counts (and the candidates of a record-fed one).
+    layer3: list[str] = []
+    for code, _, _, _, _, _, _, k in codes:
+        q = _q(code)
+        if k in (RECORDS, RECORDS_SUBMITTED):
+            rule_n, rule_d = (part.replace("p.", "") for part in RECORD_RULES_SQL[code])
+            layer3 += [f"{rule_n} AS com_n_{q}", f"{rule_d} AS com_d_{q}"]
+            if k == RECORDS:
+                layer3 += [
+                    f"CASE WHEN adm_d_{q} IS NOT NULL THEN adm_n_{q} ELSE {rule_n} END AS n_{q}",
+                    f"CASE WHEN adm_d_{q} IS NOT NULL THEN adm_d_{q} ELSE {rule_d} END AS d_{q}",
+                ]
+            else:
+                layer3 += [f"{rule_n} AS n_{q}", f"{rule_d} AS d_{q}"]
+        elif k == ON_TIME_KIND:
+            layer3 += [
+                f"CASE WHEN has_ot THEN ot_n ELSE own_n_{q} END AS n_{q}",
+                f"CASE WHEN has_ot THEN ot_d ELSE own_d_{q} END AS d_{q}",
+            ]
+        else:
+            assert k == SUBMITTED
+            layer3 += [f"own_n_{q} AS n_{q}", f"own_d_{q} AS d_{q}"]
+
+    def points(code: str, n: str, d: str) -> str:
+        _, _, _, maxv, threshold, cap, empty, _ = next(c for c in codes if c[0] == code)
+        top = maxv if cap is None else min(cap, maxv)
+        on_empty = {"missing": "NULL", "full": _lit(top)}.get(empty, "0")
+        ratio = f"CAST({_lit(maxv)} * {n} AS {_EXACT}) / {d}"
+        if threshold is not None:
+            ratio = f"{ratio} / {_lit(threshold)}"
+        bounds = ", ".join(_lit(b) for b in ([cap] if cap is not None else []) + [maxv])
+        return (
+            f"CASE WHEN {d} IS NULL THEN NULL WHEN {d} = 0 THEN {on_empty} "
+            f"ELSE least({bounds}, {ratio}) END"
+        )
+
+    def candidate(code: str, n: str, d: str) -> str:
+        return (
+            f"""CASE WHEN {d} IS NULL THEN 'null' ELSE concat('{{"numerator":', {n}, """
+            f"""',"denominator":', {d}, ',"points":', """
+            f"{_json_cents(f'round({points(code, n, d)}, 2)')}, '}}') END"
+        )
+
+    # Layer 4: points, and the JSON of each code's own part.
+    layer4: list[str] = []
+    for code, *_, k in codes:
+        q = _q(code)
+        layer4.append(f"{points(code, f'n_{q}', f'd_{q}')} AS p_{q}")
+        if k == RECORDS:
+            origin = (
+                f"""concat(',"scored_from":"', CASE WHEN adm_d_{q} IS NOT NULL THEN 'admin' """
+                f"""ELSE 'records' END, '","computed":', """
+                f"{candidate(code, f'com_n_{q}', f'com_d_{q}')}, "
+                f"""',"submitted":', {candidate(code, f"own_n_{q}", f"own_d_{q}")}, """
+                f"""',"admin":', {candidate(code, f"adm_n_{q}", f"adm_d_{q}")})"""
+            )
+        elif k == RECORDS_SUBMITTED:
+            shown_n = f"CASE WHEN adm_d_{q} IS NOT NULL THEN adm_n_{q} ELSE own_n_{q} END"
+            shown_d = f"CASE WHEN adm_d_{q} IS NOT NULL THEN adm_d_{q} ELSE own_d_{q} END"
+            origin = (
+                f"""concat(',"scored_from":"records","computed":', """
+                f"{candidate(code, f'com_n_{q}', f'com_d_{q}')}, "
+                f"""',"submitted":', {candidate(code, shown_n, shown_d)}, ',"admin":', 'null')"""
+            )
+        elif k == ON_TIME_KIND:
+            origin = """',"scored_from":"records"'"""
+        else:
+            origin = """',"scored_from":"submitted"'"""
+        layer4.append(f"{origin} AS o_{q}")
+
+    # Layer 5: metrics (points, JSON), their long terms and near-ties.
+    layer5: list[str] = []
+    metric_json: list[str] = []
+    groups: dict[str, list[str]] = {}
+    for m_code, m_group, m_max, m_json, composite in zip(
+        cols["m_code"], cols["m_group"], cols["m_max"], cols["m_max_json"],
+        cols["m_composite"], strict=True,
+    ):  # fmt: skip
+        mq = _q(m_code)
+        groups.setdefault(m_group, []).append(m_code)
+        if composite:
+            parts_of = [c[0] for c in codes if c[1] == m_code]
+            ps = [f"p_{_q(c)}" for c in parts_of]
+            layer5.append(
+                f"CASE WHEN {' OR '.join(f'{p} IS NULL' for p in ps)} THEN NULL "
+                f"ELSE least({_lit(m_max)}, {' + '.join(ps)}) END AS mp_{mq}"
+            )
+            layer5.append(f"({' OR '.join(_long(p) for p in ps)}) AS ml_{mq}")
+            components = ", ',', ".join(
+                f"""concat('{{"code":"{c}","points":', {_json_float(f"p_{_q(c)}")}, """
+                f"""',"numerator":', {_json_int(f"n_{_q(c)}")}, """
+                f"""',"denominator":', {_json_int(f"d_{_q(c)}")}, o_{_q(c)}, '}}')"""
+                for c in parts_of
+            )
+            numerator = denominator = "'null'"
+            origin = """',"scored_from":"submitted"'"""
+        else:
+            layer5.append(f"p_{mq} AS mp_{mq}")
+            layer5.append(f"{_long(f'p_{mq}')} AS ml_{mq}")
+            components = ""
+            numerator, denominator = _json_int(f"n_{mq}"), _json_int(f"d_{mq}")
+            origin = f"o_{mq}"
+        metric_json.append(
+            f"""concat('{{"code":"{m_code}","points":', {_json_cents(f"r_{mq}")}, """
+            f"""',"max_points":', '{m_json}', ',"numerator":', {numerator}, """
+            f"""',"denominator":', {denominator}, ',"components":[', {components or "''"}, """
+            f"""']', {origin}, '}}')"""
+        )
+
+    # Layer 6: groups and the unit.
+    layer6: list[str] = []
+    ties: list[str] = []
+    for m_code, composite in zip(cols["m_code"], cols["m_composite"], strict=True):
+        if composite:
+            ties.append(f"(ml_{_q(m_code)} AND {_near_half_cent(f'mp_{_q(m_code)}')})")
+    exacts, covers, longs = [], [], []
+    for g, members in groups.items():
+        gq = _q(g)
+        mps = [f"mp_{_q(m)}" for m in members]
+        maxes = dict(zip(cols["m_code"], cols["m_max"], strict=True))
+        exact = (
+            f"CASE WHEN {' AND '.join(f'{p} IS NULL' for p in mps)} THEN NULL "
+            f"ELSE {' + '.join(f'coalesce({p}, 0)' for p in mps)} END"
+        )
+        layer6.append(f"{exact} AS g_{gq}")
+        layer6 += [f"round(mp_{_q(m)}, 2) AS r_{_q(m)}" for m in members]
+        covers.append(
+            " + ".join(f"CASE WHEN {p} IS NULL THEN 0 ELSE {_lit(maxes[m])} END"
+                       for p, m in zip(mps, members, strict=True))
+        )  # fmt: skip
+        longs.append(f"({' OR '.join(f'ml_{_q(m)}' for m in members)})")
+        exacts.append(f"g_{gq}")
+    layer6.append(f"({' + '.join(covers)}) AS covered")
+    layer6.append(f"({' OR '.join(longs)}) AS long")
+    group_ties = [
+        f"(({' OR '.join(f'ml_{_q(m)}' for m in members)}) AND {_near_half_cent(f'g_{_q(g)}')})"
+        for g, members in groups.items()
+    ]
+    total_max = cols["total_max"]
+    exact_total = (
+        f"CASE WHEN {' AND '.join(f'{e} IS NULL' for e in exacts)} THEN NULL "
+        f"ELSE {' + '.join(f'coalesce({e}, 0)' for e in exacts)} END"
+    )
+    group_json = ", ',', ".join(f"""'"{g}":', {_json_cents(f"rg_{_q(g)}")}""" for g in groups)
+    bands = " ".join(
+        f"WHEN total >= {_lit(b_min)} THEN (CAST(:b_name AS text[]))[{i}]"
+        for i, b_min in enumerate(cols["b_min"], start=1)
+    )
+    sql = f"""
+    WITH units AS (
+        SELECT * FROM unnest(CAST(:units AS text[]), CAST(:levels AS text[]))
+            AS u(unit_code, level)
+    ),
+    {resolved},
+    sub AS (
+        SELECT unit_code AS s_unit, {", ".join(pivot)} FROM resolved GROUP BY unit_code
+    ),
+    ot AS (
+        SELECT unit_code, sum(n) AS n, sum(d) AS d
+        FROM unnest(CAST(:ot_unit AS text[]), CAST(:ot_n AS numeric[]),
+                    CAST(:ot_d AS numeric[])) AS t(unit_code, n, d)
+        GROUP BY unit_code
+    ),
+    rc AS (
+        SELECT * FROM unnest(CAST(:rc_unit_code AS text[]), {_numeric_columns("rc_", records)})
+            AS r(unit_code, {", ".join(records)})
+    ),
+    l1 AS (
+        SELECT u.unit_code, u.level, s.*,
+               t.unit_code IS NOT NULL AS has_ot, t.n AS ot_n, t.d AS ot_d,
+               coalesce(t.d, 0) AS dossiers, coalesce(t.n, 0) AS timely,
+               {", ".join(f"coalesce(r.{n}, 0) AS {n}" for n in records)}
+        FROM units u
+        LEFT JOIN sub s ON s.s_unit = u.unit_code
+        LEFT JOIN ot t ON t.unit_code = u.unit_code
+        LEFT JOIN rc r ON r.unit_code = u.unit_code
+    ),
+    l2 AS (SELECT l1.* {"".join(", " + c for c in layer2)} FROM l1),
+    l2b AS (SELECT l2.* {", " + rs if fed else ""} FROM l2),
+    l3 AS (SELECT l2b.*, {", ".join(layer3)} FROM l2b),
+    l4 AS (SELECT l3.*, {", ".join(layer4)} FROM l3),
+    l5 AS (SELECT l4.*, {", ".join(layer5)} FROM l4),
+    l6 AS (SELECT l5.*, {", ".join(layer6)} FROM l5),
+    l7 AS (
+        SELECT l6.*, {exact_total} AS exact, {", ".join(f"round({e}, 2) AS r{e}" for e in exacts)},
+               {" OR ".join(ties + group_ties) or "false"} AS inner_tie
+        FROM l6
+    ),
+    totals AS (
+        SELECT unit_code, level, CASE WHEN covered > 0 THEN round(exact, 2) END AS total,
+               covered, covered / {_lit(total_max)} AS completeness,
+               inner_tie OR (long AND {_near_half_cent("exact")})
+                   OR (covered * 10000 / {_lit(total_max)}) % 1 = 0.5 AS tie,
+               CAST(concat('{{', {group_json}, '}}') AS jsonb) AS groups,
+               CAST(concat('[', {", ',', ".join(metric_json)}, ']') AS jsonb) AS metrics
+        FROM l7
+    ),
+    final AS (
+        SELECT unit_code, total,
+               CASE WHEN total IS NOT NULL AND covered = {_lit(total_max)} THEN
+                   CASE {bands} END END AS grade,
+               round(completeness, 4) AS completeness, groups, metrics, tie,
+               CASE WHEN total IS NOT NULL THEN
+                   rank() OVER (PARTITION BY level ORDER BY total DESC NULLS LAST) END AS rank,
+               count(total) OVER (PARTITION BY level) AS ranked_of
+        FROM totals
+    )"""  # noqa: S608 - built from the catalog's codes and figures
+    if store:
+        sql += """,
+    stored AS (
+        INSERT INTO score_snapshots (unit_code, period, revision, catalog_version, total, grade,
+                                     completeness, groups, metrics, rank, ranked_of,
+                                     computed_at)
+        SELECT unit_code, :period, :revision, :catalog_version, total, grade, completeness,
+               groups, metrics, rank, ranked_of, :at
+        FROM final
+    )"""
+    columns = "unit_code, total, grade, completeness, groups, tie"
+    if detail:
+        columns += ", metrics, rank, ranked_of"
+    return f"{sql}\n    SELECT {columns} FROM final"  # noqa: S608 - constants

@@ -23,7 +23,7 @@ from app.core.settings import Settings
 from app.indicators.catalog import CatalogVersion, shipped_catalog
 from app.indicators.scoring import Counts, score
 from app.scores import repository
-from app.scores.columns import reference_unit, version_columns
+from app.scores.columns import reference_unit
 from app.scores.jobs import refresh_scores
 from app.scores.rankings import UnitInfo, as_number, competition_ranks
 from app.scores.records import RecordCounts
@@ -97,7 +97,7 @@ async def _both(
         **{f"sub_{k}": [] for k in ("unit", "code", "admin", "n", "d")},
         "ot_unit": [], "ot_n": [], "ot_d": [],
         **{f"rc_{k}": [] for k in ("unit_code", *RECORD_NAMES)},
-        **version_columns(version),
+        "b_name": [band.name_vi for band in version.grade_bands],
     }  # fmt: skip
     for code, _, own, admin, on_time, records in units:
         for is_admin, found in ((False, own), (True, admin)):
@@ -117,7 +117,7 @@ async def _both(
                 params[f"rc_{name}"].append(getattr(records, name))
     async with create_sessionmaker(engine)() as session, session.begin():
         rows = await repository.score_units(
-            session, params, store=False, own_from_arrays=True, detail=True
+            session, version, params, store=False, own_from_arrays=True, detail=True
         )
     statement = {r.unit_code: r for r in rows}
     reference = {}
