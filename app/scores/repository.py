@@ -636,7 +636,8 @@ async def delete_snapshots(session: AsyncSession, period: str, revision: int) ->
 async def update_snapshots(
     session: AsyncSession, period: str, revision: int, values: Sequence[dict[str, Any]]
 ) -> None:
-    """Replace the figures of some units' snapshots, then rank the period's units anew."""
+    """Replace the figures of some units' snapshots, then rank the period's units anew (only
+    the rows whose figures or ranks change are written)."""
     if not values:
         return
     names = ("unit_code", "total", "grade", "completeness", "groups", "metrics")
@@ -661,6 +662,9 @@ async def _update_snapshots(
                         CAST(:groups AS text[]), CAST(:metrics AS text[]))
                 AS v(unit_code, total, grade, completeness, groups, metrics)
             WHERE s.period = :period AND s.revision = :revision AND s.unit_code = v.unit_code
+              AND (s.total, s.grade, s.completeness, s.groups, s.metrics)
+                  IS DISTINCT FROM (v.total, v.grade, v.completeness, v.groups::jsonb,
+                                    v.metrics::jsonb)
             """
         ),
         {**params, "period": period, "revision": revision},
@@ -678,6 +682,7 @@ async def _update_snapshots(
                 WHERE x.period = :period AND x.revision = :revision
             ) r
             WHERE s.period = :period AND s.revision = :revision AND s.unit_code = r.unit_code
+              AND (s.rank, s.ranked_of) IS DISTINCT FROM (r.rank, r.ranked_of)
             """
         ),
         {"period": period, "revision": revision},
