@@ -93,7 +93,8 @@ def _grade(result: Score) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class UnitScore:
-    """What rankings need of a unit's score (the snapshot holds the rest)."""
+    """What rankings need of a unit's score (the snapshot holds the rest); ``completeness``
+    unrounded, as :class:`app.indicators.scoring.Score` has it."""
 
     total: Decimal | None
     grade: str | None
@@ -142,7 +143,7 @@ async def _score_units(
     rows = await repository.score_units(session, version, params, store=store is not None)
     results = {
         r.unit_code: UnitScore(
-            r.total, r.grade, r.completeness, {g: _float(v) for g, v in r.groups.items()}
+            r.total, r.grade, r.exact_completeness, {g: _float(v) for g, v in r.groups.items()}
         )
         for r in rows
     }
@@ -201,7 +202,7 @@ async def _rescore(
         )
         values.append(snapshot)
         results[code] = UnitScore(
-            result.total, _grade(result), snapshot["completeness"], snapshot["groups"]
+            result.total, _grade(result), result.completeness, snapshot["groups"]
         )
     if store is not None:
         await repository.update_snapshots(session, store["period"], store["revision"], values)

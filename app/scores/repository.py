@@ -578,7 +578,7 @@ def _numeric_columns(prefix: str, names: Sequence[str]) -> str:
     return ", ".join(f"CAST(:{prefix}{n} AS numeric[])" for n in names)
 
 
-_SCORING: dict[tuple[str, bool, bool, bool], Any] = {}
+_SCORING: dict[tuple[CatalogVersion, bool, bool, bool], Any] = {}
 # For the set-based statements of a refresh: no JIT (the estimates of arrays and CTEs are
 # guesses; compiling would cost more than running), room to hash and sort in memory, hash
 # joins rather than sorts for merge joins, and floats written as the shortest text that reads
@@ -613,11 +613,11 @@ async def score_units(
     own_from_arrays: bool = False,
     detail: bool = False,
 ) -> list[Row[Any]]:
-    """Every unit's score (see :func:`_columnar_sql`): ``(unit_code, total, grade, completeness,
-    groups, tie)``; with ``store``, the period's snapshots are written too (the caller deleted
-    the revision's old ones). One statement, without JIT: its estimates (arrays, CTEs) are
-    guesses, and compiling it would cost more than running it."""
-    key = (version.version, store, own_from_arrays, detail)
+    """Every unit's score (see :func:`_columnar_sql`): ``(unit_code, total, grade,
+    completeness, exact_completeness, groups, tie)``; with ``store``, the period's snapshots
+    are written too (the caller deleted the revision's old ones). One statement, planned as
+    :data:`_SETTINGS` says."""
+    key = (version, store, own_from_arrays, detail)  # the version's figures, not just its id
     if key not in _SCORING:
         _SCORING[key] = text(_columnar_sql(version, store, own_from_arrays, detail))
     async with _planned(session):
@@ -981,7 +981,8 @@ def _columnar_sql(version: CatalogVersion, store: bool, own_from_arrays: bool, d
         SELECT unit_code, total,
                CASE WHEN total IS NOT NULL AND covered = {_lit(total_max)} THEN
                    CASE {bands} END END AS grade,
-               round(completeness, 4) AS completeness, groups, metrics, tie,
+               round(completeness, 4) AS completeness, completeness AS exact_completeness,
+               groups, metrics, tie,
                CASE WHEN total IS NOT NULL THEN
                    rank() OVER (PARTITION BY level ORDER BY total DESC NULLS LAST) END AS rank,
                count(total) OVER (PARTITION BY level) AS ranked_of
@@ -997,7 +998,7 @@ def _columnar_sql(version: CatalogVersion, store: bool, own_from_arrays: bool, d
                groups, metrics, rank, ranked_of, :at
         FROM final
     )"""
-    columns = "unit_code, total, grade, completeness, groups, tie"
+    columns = "unit_code, total, grade, completeness, exact_completeness, groups, tie"
     if detail:
         columns += ", metrics, rank, ranked_of"
     return f"{sql}\n    SELECT {columns} FROM final"  # noqa: S608 - constants
