@@ -209,3 +209,77 @@ async def latest_counts(
         },
     )
     return list(rows)
+
+
+def resolved_counts_ctes() -> str:
+    """CTEs ending in ``resolved(unit_code, code, admin, numerator, denominator)``: for every
+    unit of ``:units``, the counts :func:`app.indicators.service.counts_for_period` gives for a
+    period, in SQL — of the latest revisions (``admin`` false) and of the latest admin-scope
+    revisions (``admin`` true). ``:part_period``/``:part_parent``/``:part_depth`` list the
+    period (depth 0), its parts (1) and theirs (2), each with the period it is part of.
+
+    A direct submission for a period wins; otherwise its parts are summed, each resolved the
+    same way (a year from its quarters, a quarter from its own submission or its months)."""
+    return """
+    iv_parts AS (
+        SELECT * FROM unnest(CAST(:part_period AS text[]), CAST(:part_parent AS text[]),
+                             CAST(:part_depth AS integer[])) AS p(period, parent, depth)
+    ),
+    iv_latest AS (
+        SELECT DISTINCT ON (v.unit_code, v.period, v.metric_code, s.admin)
+               v.unit_code, v.period, v.metric_code AS code, s.admin,
+               v.numerator::numeric AS numerator, v.denominator::numeric AS denominator
+        FROM indicator_values v CROSS JOIN (VALUES (false), (true)) AS s(admin)
+        WHERE v.unit_code = ANY(CAST(:units AS text[]))
+          AND v.period = ANY(CAST(:part_period AS text[]))
+          AND (v.admin_scope OR NOT s.admin)
+        ORDER BY v.unit_code, v.period, v.metric_code, s.admin, v.revision DESC
+    ),
+    iv_at AS (SELECT l.*, p.parent, p.depth FROM iv_latest l JOIN iv_parts p USING (period)),
+    iv_sum2 AS (
+        SELECT unit_code, code, admin, parent AS period,
+               sum(numerator) AS numerator, sum(denominator) AS denominator
+        FROM iv_at WHERE depth = 2 GROUP BY unit_code, code, admin, parent
+    ),
+    iv_res1 AS (
+        SELECT coalesce(x.unit_code, y.unit_code) AS unit_code, coalesce(x.code, y.code) AS code,
+               coalesce(x.admin, y.admin) AS admin,
+               CASE WHEN x.unit_code IS NOT NULL THEN x.numerator ELSE y.numerator END
+                   AS numerator,
+               CASE WHEN x.unit_code IS NOT NULL THEN x.denominator ELSE y.denominator END
+                   AS denominator
+        FROM (SELECT * FROM iv_at WHERE depth = 1) x
+        FULL JOIN iv_sum2 y ON x.unit_code = y.unit_code AND x.code = y.code
+                           AND x.admin = y.admin AND x.period = y.period
+    ),
+    iv_sum1 AS (
+        SELECT unit_code, code, admin,
+               sum(numerator) AS numerator, sum(denominator) AS denominator
+        FROM iv_res1 GROUP BY unit_code, code, admin
+    ),
+    resolved AS (
+        SELECT coalesce(x.unit_code, y.unit_code) AS unit_code, coalesce(x.code, y.code) AS code,
+               coalesce(x.admin, y.admin) AS admin,
+               CASE WHEN x.unit_code IS NOT NULL THEN x.numerator ELSE y.numerator END
+                   AS numerator,
+               CASE WHEN x.unit_code IS NOT NULL THEN x.denominator ELSE y.denominator END
+                   AS denominator
+        FROM (SELECT * FROM iv_at WHERE depth = 0) x
+        FULL JOIN iv_sum1 y ON x.unit_code = y.unit_code AND x.code = y.code
+                           AND x.admin = y.admin
+    )"""
+
+
+def period_parts(period: Period) -> dict[str, list[Any]]:
+    """The parameters of :func:`resolved_counts_ctes` for ``period``."""
+    found: dict[str, list[Any]] = {"part_period": [], "part_parent": [], "part_depth": []}
+
+    def walk(part: Period, parent: Period | None, depth: int) -> None:
+        found["part_period"].append(str(part))
+        found["part_parent"].append(str(parent) if parent is not None else None)
+        found["part_depth"].append(depth)
+        for inner in part.parts():
+            walk(inner, part, depth + 1)
+
+    walk(period, None, 0)
+    return found

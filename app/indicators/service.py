@@ -422,3 +422,10 @@ def _with_parts(period: Period) -> list[Period]:
     for part in period.parts():
         found.extend(_with_parts(part))
     return found
+
+
+def period_parts(period: Period) -> dict[str, list[Any]]:
+    """A period with its parts and theirs, as the parameters of the set-based statements that
+    resolve counts the way :func:`counts_for_period` does
+    (:func:`app.indicators.repository.resolved_counts_ctes`)."""
+    return repository.period_parts(period)

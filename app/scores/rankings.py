@@ -108,6 +108,12 @@ class Peer:
     integrity_flags: int = 0  # open data-integrity flags of the unit's subtree (never scored)
 
 
+def peer_from_row(unit: UnitInfo, snap: Any) -> Peer:
+    """A peer from a stored snapshot's figures (a :class:`ScoreSnapshot` or a row of
+    :func:`app.scores.repository.peer_rows`)."""
+    return peer_from_snapshot(unit, snap)
+
+
 def peer_from_snapshot(unit: UnitInfo, snap: ScoreSnapshot) -> Peer:
     return Peer(
         unit=unit,
@@ -272,7 +278,10 @@ def _ranking_body(
     previous: dict[str, Peer],
     at: datetime,
     projected: bool = False,
+    shown: dict[str, tuple[Any, Any, dict[str, Any]]] | None = None,
 ) -> bytes:
+    """``shown``: each peer's total, completeness and groups as published, formatted once for
+    all the rankings a unit stands in."""
     ranks = competition_ranks({p.unit.code: p.total for p in peers})
     previous_ranks = competition_ranks({c: p.total for c, p in previous.items()})
     items = []
@@ -286,6 +295,29 @@ def _ranking_body(
             and before.catalog_version == peer.catalog_version
             and peer.unit.code in ranks
         )
+        if shown is not None:
+            total, completeness, groups = shown[peer.unit.code]
+            items.append(
+                {
+                    "rank": ranks.get(peer.unit.code),
+                    "of": len(ranks),
+                    "unit_code": peer.unit.code,
+                    "name": peer.unit.name,
+                    "total": total,
+                    "grade": peer.grade,
+                    "complete": peer.complete,
+                    "completeness": completeness,
+                    "groups": groups,
+                    "rank_change": previous_ranks[peer.unit.code] - ranks[peer.unit.code]
+                    if comparable
+                    else None,
+                    "score_change": number(peer.total - before.total)  # type: ignore[operator, union-attr]
+                    if comparable
+                    else None,
+                    "integrity_flags": peer.integrity_flags,
+                }
+            )
+            continue
         items.append(
             _item(
                 rank=ranks.get(peer.unit.code),
@@ -333,15 +365,24 @@ def render(
         for ancestor in peer.unit.ancestors:
             groups[(peer.unit.level, ancestor)].append(peer)
     parents = {p.unit.code for p in current.values() if p.unit.level in RANKED_PARENT_LEVELS}
+    earlier: dict[tuple[str, str | None], dict[str, Peer]] = defaultdict(dict)
+    for code, peer in previous.items():
+        earlier[(peer.unit.level, None)][code] = peer
+        for ancestor in peer.unit.ancestors:
+            earlier[(peer.unit.level, ancestor)][code] = peer
+    shown = {
+        code: (
+            number(p.total),
+            number(percent(p.completeness)),
+            {g: number(v) for g, v in p.groups.items()},
+        )
+        for code, p in current.items()
+    }
     out = []
     for (level, parent), peers in groups.items():
         if parent is not None and parent not in parents:
             continue
-        before = {
-            c: p
-            for c, p in previous.items()
-            if p.unit.level == level and (parent is None or parent in p.unit.ancestors)
-        }
+        before = earlier.get((level, parent), {})
         body = _ranking_body(
             level=level,
             parent=parent,
@@ -354,6 +395,7 @@ def render(
             previous=before,
             at=at,
             projected=projected,
+            shown=shown,
         )
         out.append(
             {

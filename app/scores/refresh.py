@@ -10,7 +10,6 @@ end of its unit of work.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -26,18 +25,14 @@ from app.core.errors import Unprocessable
 from app.core.principal import Principal
 from app.core.settings import Settings
 from app.indicators import periods
-from app.indicators.catalog import Catalog, CatalogVersion, Source
+from app.indicators.catalog import Catalog, CatalogVersion
 from app.indicators.periods import Period
-from app.indicators.scoring import Counts, Score, points_of, round_points, score
-from app.indicators.service import counts_for_period
+from app.indicators.scoring import Counts, Score, points_of, round_points
+from app.indicators.service import counts_for_period, period_parts
 from app.scores import rankings, repository
+from app.scores.columns import Provenance, reference_unit
 from app.scores.rankings import Peer, UnitInfo, as_number
-from app.scores.records import (
-    ON_TIME,
-    RecordCounts,
-    counts_from_records,
-    record_fed_codes,
-)
+from app.scores.records import ON_TIME, RecordCounts, record_fed_codes
 from app.scores.repository import RECORD_COUNTS
 from app.scores.schemas import PeriodStateOut, RefreshOut
 from app.units import repository as units_repository
@@ -65,53 +60,60 @@ async def mark_changed(session: AsyncSession, periods: Sequence[str], kind: str)
 
 async def on_time_counts(
     session: AsyncSession, settings: Settings, period: Period
-) -> dict[str, Counts]:
-    """TDGQ 2.1 counts per unit subtree; a quarter or year sums its months' counts."""
-    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+) -> dict[str, list[Any]]:
+    """TDGQ 2.1 counts per unit subtree as columns (``unit_code``, ``numerator``,
+    ``denominator``); a quarter or year lists each month's, to be summed per unit."""
     tz = ZoneInfo(settings.timezone)
+    columns: dict[str, list[Any]] = {"unit_code": [], "numerator": [], "denominator": []}
     for month in period.months():
         start, end = periods.window(month, tz)
-        for row in await repository.on_time_counts(
+        found = await repository.on_time_columns(
             session, start, end, settings.max_supplement_requests
-        ):
-            totals[row.unit_code][0] += int(row.numerator)
-            totals[row.unit_code][1] += int(row.denominator)
-    return {code: Counts(n, d) for code, (n, d) in totals.items()}
+        )
+        for name, values in found.items():
+            columns[name].extend(values)
+    return columns
 
 
 async def record_counts(
     session: AsyncSession, settings: Settings, period: Period
-) -> dict[str, RecordCounts]:
-    """The record-based metrics' counts per unit subtree for dossiers received in the period:
-    one statement for every unit (the period's window, in ``CHISO_TIMEZONE``)."""
+) -> dict[str, list[Any]]:
+    """The record-based metrics' counts per unit subtree for dossiers received in the period,
+    as columns: one statement for every unit (the period's window, in ``CHISO_TIMEZONE``)."""
     start, end = periods.window(period, ZoneInfo(settings.timezone))
-    return {
-        row.unit_code: RecordCounts(**{name: int(getattr(row, name)) for name in RECORD_COUNTS})
-        for row in await repository.record_counts(session, start, end)
-    }
+    return await repository.record_columns(session, start, end)
 
 
 # --- scoring every unit ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Provenance:
-    """Where a record-fed code's scored counts came from, and both candidates."""
-
-    scored_from: str  # records | admin (an admin-scope submission overrides)
-    computed: Counts | None
-    submitted: Counts | None  # the latest submission (any scope), shown; scores only as admin's
-    admin: Counts | None
 
 
 def _grade(result: Score) -> str | None:
     return result.grade.name_vi if result.grade is not None else None
 
 
-def _source(version: CatalogVersion, code: str) -> Source:
-    measure = version.measure(code)
-    assert measure is not None
-    return (measure.component or measure.metric).source
+@dataclass(frozen=True, slots=True)
+class UnitScore:
+    """What rankings need of a unit's score (the snapshot holds the rest); ``completeness``
+    unrounded, as :class:`app.indicators.scoring.Score` has it."""
+
+    total: Decimal | None
+    grade: str | None
+    completeness: Decimal
+    groups: dict[str, float | None]
+
+    @property
+    def complete(self) -> bool:
+        return self.completeness == 1
+
+
+def _inputs(on_time: dict[str, list[Any]], records: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    params = {
+        "ot_unit": on_time["unit_code"],
+        "ot_n": on_time["numerator"],
+        "ot_d": on_time["denominator"],
+    }
+    params.update({f"rc_{name}": records.get(name, []) for name in ("unit_code", *RECORD_COUNTS)})
+    return params
 
 
 async def _score_units(
@@ -120,48 +122,90 @@ async def _score_units(
     version: CatalogVersion,
     period: Period,
     alive: Sequence[UnitInfo],
-) -> tuple[dict[str, Score], dict[str, dict[str, Provenance]]]:
-    """Every unit's score for the period under ``version``: submissions, 2.1 from the dossier
-    timelines and the record-fed metrics, each computed once for all units. For a record-fed
-    metric the computed counts score unless an admin-scope submission overrides them; a unit's
-    own submission is kept (and shown) but does not score."""
-    codes = [u.code for u in alive]
-    submitted = await counts_for_period(session, codes, period)
+    store: dict[str, Any] | None = None,
+) -> dict[str, UnitScore]:
+    """Every unit's score for the period under ``version``, in one statement: submissions, 2.1
+    from the dossier timelines and the record-fed metrics, each counted once for all units.
+    For a record-fed metric the computed counts score unless an admin-scope submission
+    overrides them; a unit's own submission is kept (and shown) but does not score. With
+    ``store`` (period, revision, catalog version, instant) the snapshots are written."""
     on_time = await on_time_counts(session, settings, period)
     record_fed = record_fed_codes(version)
-    # Only a `records` metric's own figure can be overridden; a records+submitted metric's
-    # submission is its submitted part, whoever makes it.
-    overridable = {code for code in record_fed if _source(version, code) is Source.records}
     records = await record_counts(session, settings, period) if record_fed else {}
-    admin = (
-        await counts_for_period(session, codes, period, admin_scope_only=True) if record_fed else {}
-    )
-    results: dict[str, Score] = {}
-    provenance: dict[str, dict[str, Provenance]] = {}
-    for unit in alive:
-        own = submitted.get(unit.code, {})
-        counts: dict[str, Counts | None] = dict(own)
-        if unit.code in on_time:
-            counts[ON_TIME_METRIC] = on_time[unit.code]
-        by_admin = admin.get(unit.code, {})
-        # The submitted parts of records+submitted metrics (1.4's reporting total, 5.4's
-        # complaint share): the admin's value if there is one, else the unit's latest.
-        parts = {**own, **by_admin}
-        computed = counts_from_records(
-            record_fed, records.get(unit.code), parts, on_time.get(unit.code)
+    params: dict[str, Any] = {
+        "units": [u.code for u in alive],
+        "levels": [u.level for u in alive],
+        **period_parts(period),
+        **_inputs(on_time, records),
+        "b_name": [band.name_vi for band in version.grade_bands],
+        **(store or {}),
+    }
+    rows = await repository.score_units(session, version, params, store=store is not None)
+    results = {
+        r.unit_code: UnitScore(
+            r.total, r.grade, r.exact_completeness, {g: _float(v) for g, v in r.groups.items()}
         )
-        provenance[unit.code] = {}
-        for code, value in computed.items():
-            override = by_admin.get(code) if code in overridable else None
-            counts[code] = override if override is not None else value
-            provenance[unit.code][code] = Provenance(
-                scored_from="admin" if override is not None else "records",
-                computed=value,
-                submitted=parts.get(code) if code not in overridable else own.get(code),
-                admin=override,
-            )
-        results[unit.code] = score(version, counts)
-    return results, provenance
+        for r in rows
+    }
+    ties = [r.unit_code for r in rows if r.tie]
+    del rows, params
+    if ties:  # rare: Decimal's 28-digit sums decide which side of a half-cent these fall on
+        await _rescore(session, version, period, alive, ties, on_time, records, results, store)
+    return results
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if value is not None else None
+
+
+async def _rescore(
+    session: AsyncSession,
+    version: CatalogVersion,
+    period: Period,
+    alive: Sequence[UnitInfo],
+    codes: list[str],
+    on_time: dict[str, list[Any]],
+    records: dict[str, list[Any]],
+    results: dict[str, UnitScore],
+    store: dict[str, Any] | None,
+) -> None:
+    """The units ``codes`` scored the per-unit ``Decimal`` way (:func:`reference_unit`), their
+    stored snapshots (with ``store``) replaced and the period ranked anew."""
+    wanted = set(codes)
+    submitted = await counts_for_period(session, codes, period)
+    admin = await counts_for_period(session, codes, period, admin_scope_only=True)
+    timely: dict[str, list[int]] = {}
+    for code, n, d in zip(*on_time.values(), strict=True):
+        if code in wanted:
+            timely.setdefault(code, [0, 0])
+            timely[code][0] += int(n)
+            timely[code][1] += int(d)
+    found: dict[str, RecordCounts] = {}
+    if records:
+        names = list(RECORD_COUNTS)
+        for i, code in enumerate(records["unit_code"]):
+            if code in wanted:
+                found[code] = RecordCounts(**{n: int(records[n][i]) for n in names})
+    by_code = {u.code: u for u in alive}
+    values = []
+    for code in codes:
+        on = timely.get(code)
+        result, provenance = reference_unit(
+            version,
+            submitted.get(code, {}),
+            admin.get(code, {}),
+            Counts(on[0], on[1]) if on is not None else None,
+            found.get(code),
+        )
+        snapshot = _snapshot_values(
+            by_code[code], str(period), 0, version, result, datetime.min, provenance
+        )
+        values.append(snapshot)
+        results[code] = UnitScore(
+            result.total, _grade(result), result.completeness, snapshot["groups"]
+        )
+    if store is not None:
+        await repository.update_snapshots(session, store["period"], store["revision"], values)
 
 
 # --- the stored snapshot ---------------------------------------------------------------------
@@ -258,15 +302,15 @@ async def _bridge(
     """The previous period rescored with ``version``, the first period's rules after a version
     change: rank and score changes then measure the units, not the change of rules."""
     alive = [u for u in every_unit if u.valid_during(previous)]
-    rescored, _ = await _score_units(session, settings, version, previous, alive)
+    rescored = await _score_units(session, settings, version, previous, alive)
     return {
         u.code: Peer(
             unit=u,
             total=rescored[u.code].total,
-            grade=_grade(rescored[u.code]),
+            grade=rescored[u.code].grade,
             complete=rescored[u.code].complete,
             completeness=rescored[u.code].completeness,
-            groups={g.code: as_number(g.points) for g in rescored[u.code].groups},
+            groups=rescored[u.code].groups,
             catalog_version=version.version,
         )
         for u in alive
@@ -295,34 +339,26 @@ async def refresh_period(
     every_unit = await rankings.unit_tree(session)
     by_code = {u.code: u for u in every_unit}
     alive = [u for u in every_unit if u.valid_during(period)]
-    results, provenance = await _score_units(session, settings, version, period, alive)
-
-    values = {
-        u.code: _snapshot_values(
-            u, name, state.revision, version, results[u.code], at, provenance.get(u.code, {})
-        )
-        for u in alive
+    # Every unit's snapshot, with its national rank among peers of the same level (kept with
+    # the snapshot for history), written by the scoring statement itself.
+    await repository.delete_snapshots(session, name, state.revision)
+    store = {
+        "period": name,
+        "revision": state.revision,
+        "catalog_version": version.version,
+        "at": at,
     }
-    # National rank among peers of the same level, kept with the snapshot for history.
-    by_level: dict[str, dict[str, Decimal | None]] = defaultdict(dict)
-    for unit in alive:
-        by_level[unit.level][unit.code] = results[unit.code].total
-    for totals in by_level.values():
-        ranks = rankings.competition_ranks(totals)
-        for code in totals:
-            values[code]["rank"] = ranks.get(code)
-            values[code]["ranked_of"] = len(ranks)
-    await repository.replace_snapshots(session, name, state.revision, list(values.values()))
+    results = await _score_units(session, settings, version, period, alive, store)
 
     flags = await rankings.open_flags(session, [str(m) for m in period.months()])
     current = {
         u.code: Peer(
             unit=u,
             total=results[u.code].total,
-            grade=values[u.code]["grade"],
+            grade=results[u.code].grade,
             complete=results[u.code].complete,
             completeness=results[u.code].completeness,
-            groups=values[u.code]["groups"],
+            groups=results[u.code].groups,
             catalog_version=version.version,
             integrity_flags=flags.get(u.code, 0),
         )
@@ -330,8 +366,8 @@ async def refresh_period(
     }
     previous_period = str(period.previous())
     previous = {
-        s.unit_code: rankings.peer_from_snapshot(by_code[s.unit_code], s)
-        for s in await repository.snapshots(session, previous_period)
+        s.unit_code: rankings.peer_from_row(by_code[s.unit_code], s)
+        for s in await repository.peer_rows(session, previous_period)
         if s.unit_code in by_code
     }
     if any(p.catalog_version != version.version for p in previous.values()):
