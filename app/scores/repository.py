@@ -12,7 +12,7 @@ from sqlalchemy import Row, delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.sql import columns_of, unnest_arrays
+from app.core.sql import columns_of
 from app.dossiers.repository import in_time_sql
 from app.indicators.catalog import CatalogVersion
 from app.indicators.repository import resolved_counts_ctes
@@ -206,20 +206,6 @@ async def units_with_ancestors(session: AsyncSession) -> list[Row[Any]]:
     return list(rows)
 
 
-async def on_time_counts(
-    session: AsyncSession, start: datetime, end: datetime, max_supp: int
-) -> list[Row[Any]]:
-    """Indicator 2.1 per unit *subtree* for one window: (unit_code, numerator, denominator).
-
-    Dossiers received or processed in the window count in the denominator; the numerator
-    holds those finished in it early or on time plus those still pending at its end and
-    within time. Dossiers are grouped by their own unit first (one pass over the window's
-    dossiers), then rolled up the unit tree — the tree, not the dossiers, is walked.
-    """
-    rows = await session.execute(_ON_TIME, {"start": start, "end": end, "max_supp": max_supp})
-    return list(rows)
-
-
 _ON_TIME = text(
     f"""
             WITH RECURSIVE per_unit AS (
@@ -251,7 +237,14 @@ _ON_TIME_COLUMNS = text(
 async def on_time_columns(
     session: AsyncSession, start: datetime, end: datetime, max_supp: int
 ) -> dict[str, list[Any]]:
-    """:func:`on_time_counts` as one array per column (no row object per unit)."""
+    """Indicator 2.1 per unit *subtree* for one window, one array per column (unit_code,
+    numerator, denominator; no row object per unit).
+
+    Dossiers received or processed in the window count in the denominator; the numerator
+    holds those finished in it early or on time plus those still pending at its end and
+    within time. Dossiers are grouped by their own unit first (one pass over the window's
+    dossiers), then rolled up the unit tree — the tree, not the dossiers, is walked.
+    """
     row = (
         await session.execute(_ON_TIME_COLUMNS, {"start": start, "end": end, "max_supp": max_supp})
     ).one()
@@ -368,17 +361,6 @@ async def snapshots(
     return list((await session.scalars(query)).all())
 
 
-_SNAPSHOT_COLUMNS: dict[str, str] = {
-    "unit_code": "text", "period": "text", "revision": "integer", "catalog_version": "text",
-    "total": "numeric", "grade": "text", "completeness": "numeric", "groups": "jsonb",
-    "metrics": "jsonb", "rank": "integer", "ranked_of": "integer", "computed_at": "timestamptz",
-}  # fmt: skip
-_INSERT_SNAPSHOTS = text(
-    f"INSERT INTO score_snapshots ({', '.join(_SNAPSHOT_COLUMNS)}) "  # noqa: S608 - constants
-    "SELECT "
-    + ", ".join(f"{c}::jsonb" if t == "jsonb" else c for c, t in _SNAPSHOT_COLUMNS.items())
-    + f" FROM unnest({unnest_arrays(_SNAPSHOT_COLUMNS)}) AS v({', '.join(_SNAPSHOT_COLUMNS)})"
-)
 _SAVE_RANKINGS = text(
     """
     INSERT INTO ranking_snapshots (key, period, etag, body, computed_at)
@@ -402,24 +384,6 @@ async def peer_rows(session: AsyncSession, period: str) -> list[Row[Any]]:
         {"p": period},
     )
     return list(rows)
-
-
-async def replace_snapshots(
-    session: AsyncSession, period: str, revision: int, values: Sequence[dict[str, Any]]
-) -> None:
-    """Every unit's snapshot of a period's revision, in one ``INSERT … FROM unnest``: an ORM
-    multi-row insert compiled 50,000 bind parameters for 4,000 units (most of a refresh)."""
-    await session.execute(
-        delete(ScoreSnapshot).where(
-            ScoreSnapshot.period == period, ScoreSnapshot.revision == revision
-        )
-    )
-    if not values:
-        return
-    params = columns_of(values, _SNAPSHOT_COLUMNS)
-    for name in ("groups", "metrics"):
-        params[name] = [orjson.dumps(v).decode() for v in params[name]]
-    await session.execute(_INSERT_SNAPSHOTS, params)
 
 
 async def save_rankings(session: AsyncSession, rankings: Sequence[dict[str, Any]]) -> None:
