@@ -32,13 +32,17 @@ LAGGING = Counter(
 _ERROR_BACKOFF_SECONDS = 5.0
 # Open dossiers re-derived per transaction after a calendar change.
 RECOMPUTE_CHUNK = 2000
+# Chunks of the backlog one worker derives at once (each in its own transaction).
+IN_FLIGHT = 2
 
 
 async def derive_dossiers(ctx: dict[str, Any]) -> int:
     """Drain the backlog: derive queued dossiers, a chunk per transaction, until none is left.
 
     Idempotent (a state is always re-derived from the whole history) and safe to run in several
-    workers at once (each claims its chunk with SKIP LOCKED).
+    workers at once (each claims its chunk with SKIP LOCKED). Within one worker, ``IN_FLIGHT``
+    chunks run at once on their own connections, so one chunk's reading and writing in
+    PostgreSQL overlaps another's deriving in Python.
     """
     settings: Settings = ctx["settings"]
     size = settings.derive_chunk
@@ -46,13 +50,23 @@ async def derive_dossiers(ctx: dict[str, Any]) -> int:
     async def chunk(session: AsyncSession, _: int | None) -> int:
         return await service.derive_queued(session, settings, size)
 
-    total = 0
-    async for derived in in_chunks(
-        ctx["sessionmaker"], chunk, last=lambda n: n < size, retries=settings.retry_conflicts
-    ):
-        DERIVED.inc(derived)
-        total += derived
-    return total
+    async def drain() -> int:
+        total = 0
+        async for derived in in_chunks(
+            ctx["sessionmaker"], chunk, last=lambda n: n < size, retries=settings.retry_conflicts
+        ):
+            DERIVED.inc(derived)
+            total += derived
+        return total
+
+    lanes = [asyncio.ensure_future(drain()) for _ in range(ctx.get("derive_in_flight", IN_FLIGHT))]
+    try:
+        return sum(await asyncio.gather(*lanes))
+    except BaseException:
+        for lane in lanes:  # one failed (or this job was cancelled): the other stops too
+            lane.cancel()
+        await asyncio.gather(*lanes, return_exceptions=True)
+        raise
 
 
 async def check_derived_states(ctx: dict[str, Any]) -> int:

@@ -344,12 +344,15 @@ async def rederive(
     """Recompute the state of ``codes`` (already locked) from their whole histories."""
     states = await derive_states(session, calendar, rules, codes)
     await repository.save_states(session, states)
-    # The index of every period these dossiers count in must be recomputed (debounced).
-    spans = [
-        (calendar.local_date(s.received_at or s.first_event_at),
-         calendar.local_date(max(s.end_at or s.last_event_at, s.last_event_at)))
+    # The index of every period these dossiers count in must be recomputed (debounced), also
+    # for a state that did not change: the dossier's facts may have. A span counts by its
+    # months only, so a chunk's spans come down to a few distinct ones.
+    local = calendar.local_date
+    spans = {
+        (local(s.received_at or s.first_event_at).replace(day=1),
+         local(max(s.end_at or s.last_event_at, s.last_event_at)).replace(day=1))
         for s in states
-    ]  # fmt: skip
+    }  # fmt: skip
     await _score_inputs_changed(session, periods_touched(spans), [s.unit_code for s in states])
     return len(states)
 
