@@ -42,10 +42,12 @@ async def derive_dossiers(ctx: dict[str, Any]) -> int:
     Idempotent (a state is always re-derived from the whole history) and safe to run in several
     workers at once (each claims its chunk with SKIP LOCKED). Within one worker, ``IN_FLIGHT``
     chunks run at once on their own connections, so one chunk's reading and writing in
-    PostgreSQL overlaps another's deriving in Python.
+    PostgreSQL overlaps another's deriving in Python; together they hold ``derive_chunk``
+    dossiers at most, so the worker's working set stays what that setting says.
     """
     settings: Settings = ctx["settings"]
-    size = settings.derive_chunk
+    lanes: int = ctx.get("derive_in_flight", IN_FLIGHT)
+    size = max(1, -(-settings.derive_chunk // lanes))
 
     async def chunk(session: AsyncSession, _: int | None) -> int:
         return await service.derive_queued(session, settings, size)
@@ -59,13 +61,13 @@ async def derive_dossiers(ctx: dict[str, Any]) -> int:
             total += derived
         return total
 
-    lanes = [asyncio.ensure_future(drain()) for _ in range(ctx.get("derive_in_flight", IN_FLIGHT))]
+    running = [asyncio.ensure_future(drain()) for _ in range(lanes)]
     try:
-        return sum(await asyncio.gather(*lanes))
+        return sum(await asyncio.gather(*running))
     except BaseException:
-        for lane in lanes:  # one failed (or this job was cancelled): the other stops too
+        for lane in running:  # one failed (or this job was cancelled): the others stop too
             lane.cancel()
-        await asyncio.gather(*lanes, return_exceptions=True)
+        await asyncio.gather(*running, return_exceptions=True)
         raise
 
 

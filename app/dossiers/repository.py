@@ -534,8 +534,10 @@ async def histories(
     event = EventRecord
     history: list[EventRecord] = []
     current = None
-    for row in await driver.fetch(_HISTORIES, list(codes)):
-        code, owner, *values = row
+    rows = await driver.fetch(_HISTORIES, list(codes))
+    rows.reverse()
+    while rows:  # each record let go once its event is built: one copy of the chunk at a time
+        code, owner, *values = rows.pop()
         if code != current:
             current = code
             history = by_code[code] = []
