@@ -258,3 +258,21 @@ async def test_the_states_written_are_those_the_first_write_path_wrote(
     # The dossiers without new events kept their rows as they were; the others were written.
     assert [c for c in codes[1::2] if after[c] != versions[c]] == []
     assert all(after[c] != versions[c] for c in more)
+
+
+async def test_chunks_in_flight_together_derive_every_queued_dossier_once(
+    engine: AsyncEngine, settings: Settings, setup: None
+) -> None:
+    """Two chunks at a time (``derive_in_flight``), three dossiers each: all ten derived."""
+    codes = [f"H01.01-260302-{n:04d}" for n in range(10)]
+    await _store(engine, _histories(random.Random(7), codes, vn("2026-03-02 08:00"), "c"))
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("INSERT INTO dossier_backlog (dossier_code) SELECT code FROM dossier_owners")
+        )
+    ctx = {**_ctx(engine, settings.model_copy(update={"derive_chunk": 6})), "derive_in_flight": 2}
+    assert await derive_dossiers(ctx) == 10
+    async with engine.connect() as conn:
+        derived = (await conn.execute(text("SELECT count(*) FROM dossiers"))).scalar_one()
+        queued = (await conn.execute(text("SELECT count(*) FROM dossier_backlog"))).scalar_one()
+    assert (derived, queued) == (10, 0)
