@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,11 +12,11 @@ from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple, cast
 
 import asyncpg
+import orjson
 from sqlalchemy import ColumnElement, Row, Select, TextClause, and_, func, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.calendar.workdays import LimitUnit
-from app.core.sql import columns_of, unnest_arrays
 from app.dossiers.models import Dossier
 from app.dossiers.schemas import DossierEventIn
 from app.dossiers.timeline import DossierState, EventRecord, Limit
@@ -481,31 +480,15 @@ async def take_queued(session: AsyncSession, codes: Sequence[str]) -> None:
     )
 
 
-async def lock_dossiers(session: AsyncSession, codes: Sequence[str]) -> None:
-    """Create missing dossier rows (from each one's earliest event), then lock them in order.
+async def lock_existing(session: AsyncSession, codes: Sequence[str]) -> None:
+    """Lock the dossier rows of ``codes`` that exist, in code order.
 
     Every derivation (queued, inline, or after a calendar change) holds these row locks while
-    it reads the history and writes the state, so two of them never interleave.
+    it reads the history and writes the state, so two of them never interleave. A dossier
+    without a row yet is derived only through its queue row (the worker's claim, or the
+    inline derivation's own), which already keeps a second derivation out until the first
+    commits; :func:`save_states` inserts its row.
     """
-    await session.execute(
-        text(
-            """
-            INSERT INTO dossiers (code, unit_code, procedure_code, status, channel,
-                                  first_event_at, last_event_at)
-            SELECT DISTINCT ON (e.dossier_code) e.dossier_code, o.unit_code, e.procedure_code,
-                   e.status, e.channel, e.occurred_at, e.occurred_at
-            FROM dossier_events e JOIN dossier_owners o ON o.code = e.dossier_code
-            WHERE e.dossier_code = ANY(CAST(:codes AS text[]))
-            ORDER BY e.dossier_code, e.occurred_at, e.id
-            ON CONFLICT (code) DO NOTHING
-            """
-        ),
-        {"codes": sorted(codes)},
-    )
-    await lock_existing(session, codes)
-
-
-async def lock_existing(session: AsyncSession, codes: Sequence[str]) -> None:
     await session.execute(
         text(
             "SELECT code FROM dossiers WHERE code = ANY(CAST(:codes AS text[])) "
@@ -515,33 +498,53 @@ async def lock_existing(session: AsyncSession, codes: Sequence[str]) -> None:
     )
 
 
-async def histories(session: AsyncSession, codes: Sequence[str]) -> dict[str, list[EventRecord]]:
-    rows = await session.execute(
-        text(
-            """
-            SELECT dossier_code, id, event_id, status, occurred_at, channel, unit_code,
-                   procedure_code, due_at, received_at, supplement_supplied_at,
-                   supplement_new_due_at, fee_paid_at, apology_issued_at, apology_new_due_at,
-                   applicant_kind, paid_online, has_digitized_parts, time_inferred,
-                   recorded_at
-            FROM dossier_events WHERE dossier_code = ANY(CAST(:codes AS text[]))
-            """
-        ),
-        {"codes": list(codes)},
-    )
+# EventRecord's fields in order: each history row builds one positionally.
+_HISTORY_COLUMNS = ", ".join(f"e.{f}" for f in EventRecord.__dataclass_fields__)
+# One index probe per dossier (the LATERAL subquery's ORDER BY keeps PostgreSQL from turning
+# the probes into a join over the whole history), in ``codes`` order, each history by time.
+_HISTORIES = f"""
+    SELECT c.code, o.unit_code, {_HISTORY_COLUMNS}
+    FROM unnest($1::text[]) WITH ORDINALITY AS c(code, n)
+    LEFT JOIN LATERAL (
+        SELECT o.unit_code FROM dossier_owners o WHERE o.code = c.code LIMIT 1
+    ) o ON true
+    CROSS JOIN LATERAL (
+        SELECT * FROM dossier_events e WHERE e.dossier_code = c.code ORDER BY e.occurred_at
+    ) e
+    ORDER BY c.n
+"""  # noqa: S608 - column names are constants
+
+
+async def without_jit(session: AsyncSession) -> None:
+    """This transaction's statements run without JIT: a chunk's statements can be costed past
+    ``jit_above_cost`` (thousands of codes), and compiling costs far more than running them."""
+    await (await _driver(session)).execute("SET LOCAL jit = off")
+
+
+async def histories(
+    session: AsyncSession, codes: Sequence[str]
+) -> tuple[dict[str, list[EventRecord]], dict[str, str]]:
+    """The stored events of ``codes`` (those with any), and the owners of those dossiers.
+
+    Read as plain asyncpg records (no row objects): a chunk of 2,000 dossiers is ~15,000 rows.
+    """
+    driver = await _driver(session)
     by_code: dict[str, list[EventRecord]] = {}
-    for row in rows:
-        values = row._asdict()
-        by_code.setdefault(values.pop("dossier_code"), []).append(EventRecord(**values))
-    return by_code
-
-
-async def owners(session: AsyncSession, codes: Sequence[str]) -> dict[str, str]:
-    rows = await session.execute(
-        text("SELECT code, unit_code FROM dossier_owners WHERE code = ANY(CAST(:codes AS text[]))"),
-        {"codes": list(codes)},
-    )
-    return {r.code: r.unit_code for r in rows}
+    owners: dict[str, str] = {}
+    event = EventRecord
+    history: list[EventRecord] = []
+    current = None
+    rows = await driver.fetch(_HISTORIES, list(codes))
+    rows.reverse()
+    while rows:  # each record let go once its event is built: one copy of the chunk at a time
+        code, owner, *values = rows.pop()
+        if code != current:
+            current = code
+            history = by_code[code] = []
+            if owner is not None:
+                owners[code] = owner
+        history.append(event(*values))
+    return by_code, owners
 
 
 async def owner_of(session: AsyncSession, code: str) -> str | None:
@@ -597,6 +600,7 @@ _STATE_COLUMNS: dict[str, str] = {
 
 
 def state_values(state: DossierState) -> dict[str, Any]:
+    """The ``dossiers`` columns of ``state`` (``pauses`` and ``anomalies`` as lists)."""
     return {
         "code": state.code,
         "unit_code": state.unit_code,
@@ -614,10 +618,10 @@ def state_values(state: DossierState) -> dict[str, Any]:
         "overdue_at": state.overdue_at,
         "supplement_requests": state.supplement_requests,
         "paused_seconds": int(state.paused.total_seconds()),
-        "pauses": json.dumps([p.as_json() for p in state.pauses]),
+        "pauses": [p.as_json() for p in state.pauses],
         "apology_issued_at": state.apology_issued_at,
         "apology_new_due_at": state.apology_new_due_at,
-        "anomalies": json.dumps(state.anomalies, ensure_ascii=False),
+        "anomalies": state.anomalies,
         "applicant_kind": state.applicant_kind,
         "paid_online": state.paid_online,
         "has_digitized_parts": state.has_digitized_parts,
@@ -628,35 +632,47 @@ def state_values(state: DossierState) -> dict[str, Any]:
     }
 
 
-def _save_states_statement() -> TextClause:
-    assignments = ", ".join(
-        f"{c} = v.{c}::jsonb" if t == "jsonb" else f"{c} = v.{c}"
-        for c, t in _STATE_COLUMNS.items()
-        if c != "code"
-    )
+def _save_states_statement() -> str:
+    """Insert new dossiers' states and update those that changed; a state equal to the stored
+    one is not written at all (no new row version, no index entry, no WAL).
+
+    The states travel as one JSON array of objects (27 array parameters cost asyncpg a type
+    check per element), read by one ``json_to_recordset``.
+    """
+    names = list(_STATE_COLUMNS)
+    record = ", ".join(f"{c} {t}" for c, t in _STATE_COLUMNS.items())
+    written = [c for c in names if c != "code"]
+    assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in written)
     # A moved deadline starts a new flag cycle: the sweep may flag (and notify) it again.
     resets = (
-        "overdue_since = CASE WHEN dossiers.overdue_at IS DISTINCT FROM v.overdue_at "
-        "THEN NULL ELSE dossiers.overdue_since END, "
-        "due_soon_since = CASE WHEN dossiers.due_at IS DISTINCT FROM v.due_at "
-        "THEN NULL ELSE dossiers.due_soon_since END"
+        "overdue_since = CASE WHEN d.overdue_at IS DISTINCT FROM EXCLUDED.overdue_at "
+        "THEN NULL ELSE d.overdue_since END, "
+        "due_soon_since = CASE WHEN d.due_at IS DISTINCT FROM EXCLUDED.due_at "
+        "THEN NULL ELSE d.due_soon_since END"
     )
-    return text(
-        f"UPDATE dossiers SET {resets}, {assignments}, updated_at = now() "  # noqa: S608
-        f"FROM unnest({unnest_arrays(_STATE_COLUMNS)}) AS v({', '.join(_STATE_COLUMNS)}) "
-        "WHERE dossiers.code = v.code"
+    stored = ", ".join(f"d.{c}" for c in written)
+    derived = ", ".join(f"EXCLUDED.{c}" for c in written)
+    return (
+        f"INSERT INTO dossiers AS d ({', '.join(names)}, updated_at) "  # noqa: S608
+        f"SELECT {', '.join(f'v.{c}' for c in names)}, now() "
+        f"FROM json_to_recordset($1::json) AS v({record}) ORDER BY v.code "
+        f"ON CONFLICT (code) DO UPDATE SET {resets}, {assignments}, updated_at = now() "
+        f"WHERE ({stored}) IS DISTINCT FROM ({derived})"
     )
 
 
 _SAVE_STATES = _save_states_statement()
 
 
-async def save_states(session: AsyncSession, states: Sequence[DossierState]) -> None:
-    """Write derived states in one ``UPDATE ... FROM unnest(...)`` (rows are locked already)."""
+async def save_states(session: AsyncSession, states: Sequence[DossierState]) -> int:
+    """Write derived states in one statement: new dossiers inserted, changed states updated,
+    unchanged ones left alone. The rows that exist are locked already (:func:`lock_existing`).
+    Returns how many rows were written."""
     if not states:
-        return
-    values = [state_values(s) for s in states]
-    await session.execute(_SAVE_STATES, columns_of(values, _STATE_COLUMNS))
+        return 0
+    rows = orjson.dumps([state_values(s) for s in states]).decode()
+    status = await (await _driver(session)).execute(_SAVE_STATES, rows)
+    return int(status.rsplit(" ", 1)[-1])
 
 
 # --- the overdue rule --------------------------------------------------------------------

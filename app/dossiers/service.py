@@ -325,8 +325,10 @@ async def derive_queued(session: AsyncSession, settings: Settings, limit: int) -
 
 
 async def derive_locked(session: AsyncSession, settings: Settings, codes: Sequence[str]) -> int:
-    """Create and lock the dossier rows of ``codes``, then re-derive them from their histories."""
-    await repository.lock_dossiers(session, codes)
+    """Lock the dossier rows of ``codes``, then re-derive them from their histories (their
+    queue rows, claimed by the caller, keep others from deriving those without a row yet)."""
+    await repository.without_jit(session)
+    await repository.lock_existing(session, codes)
     calendar = await current_calendar(session, settings)
     return await rederive(session, calendar, rules_from(settings), codes)
 
@@ -342,12 +344,15 @@ async def rederive(
     """Recompute the state of ``codes`` (already locked) from their whole histories."""
     states = await derive_states(session, calendar, rules, codes)
     await repository.save_states(session, states)
-    # The index of every period these dossiers count in must be recomputed (debounced).
-    spans = [
-        (calendar.local_date(s.received_at or s.first_event_at),
-         calendar.local_date(max(s.end_at or s.last_event_at, s.last_event_at)))
+    # The index of every period these dossiers count in must be recomputed (debounced), also
+    # for a state that did not change: the dossier's facts may have. A span counts by its
+    # months only, so a chunk's spans come down to a few distinct ones.
+    local = calendar.local_date
+    spans = {
+        (local(s.received_at or s.first_event_at).replace(day=1),
+         local(max(s.end_at or s.last_event_at, s.last_event_at)).replace(day=1))
         for s in states
-    ]  # fmt: skip
+    }  # fmt: skip
     await _score_inputs_changed(session, periods_touched(spans), [s.unit_code for s in states])
     return len(states)
 
@@ -367,11 +372,10 @@ async def derive_states(
     session: AsyncSession, calendar: WorkingCalendar, rules: DossierRules, codes: Sequence[str]
 ) -> list[DossierState]:
     """The states of ``codes`` from their whole histories (codes without events: none)."""
-    histories = await repository.histories(session, codes)
+    histories, owners = await repository.histories(session, codes)
     limits = await repository.limits(
         session, {e.procedure_code for stored in histories.values() for e in stored}
     )
-    owners = await repository.owners(session, list(histories))
     states = []
     for code, stored in histories.items():
         history = order(stored)
@@ -398,6 +402,7 @@ async def recompute_open_chunk(
     codes = await repository.open_codes_from(session, day, after, chunk)
     if not codes:
         return Recomputed(codes, 0)
+    await repository.without_jit(session)
     await repository.lock_existing(session, codes)
     calendar = await current_calendar(session, settings)
     return Recomputed(codes, await rederive(session, calendar, rules_from(settings), codes))

@@ -38,8 +38,11 @@ class DossierRules:
     future_tolerance: timedelta = timedelta(minutes=15)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EventRecord:
+    """One stored event as derivation reads it (never changed once read: not frozen only
+    because a frozen dataclass is built ~2 × slower, and a chunk builds ~15,000 of them)."""
+
     event_id: str
     status: int
     occurred_at: datetime
