@@ -79,13 +79,16 @@ class DirectPool:
             max_size=settings.db_pool_size,
             reset=_keep,
             statement_cache_size=100,
+            # The store statement is about 20 KB: above asyncpg's default (15 KB) it would be
+            # prepared again, a round trip and a plan, at every use.
+            max_cacheable_statement_size=256 * 1024,
             command_timeout=max(settings.db_statement_timeout_ms / 1000 + 5, 10),
             server_settings={
                 "statement_timeout": str(settings.db_statement_timeout_ms),
                 "application_name": "chiso",
                 "timezone": "UTC",
                 # As the engine: a cached generic plan for `= ANY($1)` degrades as tables grow.
-                "plan_cache_mode": "force_custom_plan",
+                "plan_cache_mode": "force_generic_plan",
                 # The statement's estimates (a recursive unit tree, CTEs) may pass
                 # jit_above_cost: compiling would cost far more than running it.
                 "jit": "off",
