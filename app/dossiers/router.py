@@ -74,7 +74,7 @@ async def post_event(
     event: DossierEventIn,
     response: Response,
     prefer: PreferHeader = None,
-) -> EventResult:
+) -> EventResult | Response:
     settings = _settings(request)
     derive_now = wants_representation(prefer)
     url = f"/v1/dossiers/{event.dossier_code}"
@@ -103,17 +103,23 @@ async def post_event(
             errors=errors,
             stored_at=_INSTANT.dump_python(stored_at, mode="json"),
         )
+    said = "duplicate" if result == "duplicate" else "stored"
+    if not derive_now:
+        # EventResult without a dossier, encoded directly: nothing in it needs validating.
+        body = {"event_id": event.event_id, "result": said, "dossier_url": url, "dossier": None}
+        return Response(
+            orjson.dumps(body),
+            status_code=_QUEUED_STATUS[said],
+            media_type="application/json",
+            headers={"Location": url},
+        )
     response.headers["Location"] = url
-    if result == "duplicate":
-        response.status_code = status.HTTP_200_OK
-    elif derive_now:
-        response.status_code = status.HTTP_201_CREATED
-    return EventResult(
-        event_id=event.event_id,
-        result="duplicate" if result == "duplicate" else "stored",
-        dossier_url=url,
-        dossier=dossier,
-    )
+    response.status_code = _DERIVED_STATUS[said]
+    return EventResult(event_id=event.event_id, result=said, dossier_url=url, dossier=dossier)
+
+
+_QUEUED_STATUS = {"stored": status.HTTP_202_ACCEPTED, "duplicate": status.HTTP_200_OK}
+_DERIVED_STATUS = {"stored": status.HTTP_201_CREATED, "duplicate": status.HTTP_200_OK}
 
 
 @asynccontextmanager
