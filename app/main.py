@@ -13,6 +13,7 @@ from app.audit.router import router as audit_router
 from app.calendar.router import router as calendar_router
 from app.core.clock import system_clock
 from app.core.database import create_engine, create_sessionmaker
+from app.core.direct import DirectPool
 from app.core.docs import install_docs
 from app.core.embedded import service_urls, stop_all
 from app.core.errors import PROBLEM_RESPONSES, install_error_handlers
@@ -75,6 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(settings, database_url)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        # The single-event write's own connections: one statement in autocommit, no ORM.
+        app.state.direct = DirectPool(settings, database_url)
         app.state.queue = create_queue(redis_url)
         app.state.migration_heads = head_revisions()
         # What start-up built lives as long as the process: kept out of the collector's sight,
@@ -84,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await app.state.queue.aclose()
+            await app.state.direct.close()
             await engine.dispose()
             stop_all(embedded)
 

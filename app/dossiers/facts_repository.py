@@ -48,7 +48,9 @@ def _incoming(column: str) -> str:
     return f"v.{column}"
 
 
-def _upsert_statement() -> Any:
+def upsert_sql(rows: str, when: str | None = None) -> str:
+    """The upsert of the facts in ``rows`` (an SQL expression: a JSON array of the objects
+    :func:`facts_json` encodes), only ``when`` that condition holds (an SQL expression)."""
     names = ", ".join(_TYPES)
     record = ", ".join(f"{c} {t}" for c, t in _TYPES.items())
     # A fact the new record does not state (NULL: the producer did not send that field) keeps
@@ -58,17 +60,19 @@ def _upsert_statement() -> Any:
     # The rows travel as one JSON array of objects, the facts stated and nothing else: one
     # parameter, encoded in one call (20 array parameters cost asyncpg a type check per
     # element), read by one json_to_recordset.
-    return text(
-        f"""
+    return f"""
         INSERT INTO dossier_facts ({names}, updated_at)
         SELECT {", ".join(_incoming(c) for c in _TYPES)}, now()
-        FROM json_to_recordset(CAST(:rows AS json)) AS v({record})
+        FROM json_to_recordset({rows}) AS v({record}) {f"WHERE {when}" if when else ""}
         ON CONFLICT (dossier_code) DO UPDATE SET
             {", ".join(f"{c} = {kept[c]}" for c in _FACTS)}, updated_at = now()
         WHERE ({", ".join(f"dossier_facts.{c}" for c in _FACTS)})
               IS DISTINCT FROM ({", ".join(kept[c] for c in _FACTS)})
         """  # noqa: S608 - column names are constants
-    )
+
+
+def _upsert_statement() -> Any:
+    return text(upsert_sql("CAST(:rows AS json)"))
 
 
 _UPSERT = _upsert_statement()
@@ -94,8 +98,14 @@ async def upsert_facts(session: AsyncSession, facts: Sequence[tuple[str, Dossier
     """
     if not facts:
         return
+    await session.execute(_UPSERT, {"rows": facts_json(facts)})
+
+
+def facts_json(facts: Sequence[tuple[str, DossierFacts]]) -> str:
+    """``facts`` (``(dossier_code, facts)`` in arrival order) as the JSON rows of
+    :func:`upsert_sql`, one per dossier."""
     rows = [_stated(code, item) for code, item in _merged(facts).items()]
-    await session.execute(_UPSERT, {"rows": _ENCODER.encode(rows).decode()})
+    return _ENCODER.encode(rows).decode()
 
 
 # Amounts as JSON numbers (exact: PostgreSQL reads them as numeric).

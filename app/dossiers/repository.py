@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, Row, Select, TextClause, and_, func, selec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.calendar.workdays import LimitUnit
+from app.dossiers.facts_repository import upsert_sql
 from app.dossiers.models import Dossier
 from app.dossiers.schemas import DossierEventIn
 from app.dossiers.timeline import DossierState, EventRecord, Limit
@@ -133,20 +134,30 @@ def _columns_row(columns: Sequence[str], alias: str | None = None) -> str:
 def _store_statement(source: str) -> TextClause:
     """Check, take ownership, insert and queue a whole batch in one statement.
 
-    The events come from ``source``: ``unnest`` (one array parameter per column, for a single
-    event) or ``staged`` (the rows :func:`stage_events` copied, or those of them named by
-    ``:only``). Each comes with its ``ord``, which the answer carries back. Locks are taken in
+    The events come from ``source``: ``single`` (one event, a parameter per column, with the
+    facts it states in ``:facts``, upserted in the same statement once it is accepted),
+    ``unnest`` (one array parameter per column) or ``staged`` (the rows :func:`stage_events`
+    copied, or those of them named by ``:only``). Each comes with its ``ord``, which the answer
+    carries back. Locks are taken in
     one order by every writer (owners, events and queue rows sorted by dossier code), so
     overlapping batches wait for each other instead of deadlocking.
 
     Its plan does not hang on estimates: the CTEs' row counts are guesses (a batch of 10,000
     may be planned as 5 rows), so no CTE is joined to another, where a guess could pick a
-    nested loop over thousands of rows. Lookups in a set are hashed subplans (``IN``), what
-    depends on an earlier posting of the same dossier or event is a window, and the stored
-    versions are read by index, one probe per event the statement did not write.
+    nested loop over thousands of rows (the events meet their dossiers, and the units placed
+    in the tree the prefixes' units, both by equality). Lookups in a set are hashed subplans
+    (``IN``), what depends on an earlier posting of the same dossier or event is a window, and
+    the stored versions are read by index, one probe per event the statement did not write.
+
+    What the checks read costs what the events name, not what the tables hold: an owner probe
+    per dossier, two probes per distinct code prefix, one per procedure named, and one per
+    step up the tree from each unit named; no table is scanned.
     """
     names = ", ".join(EVENT_COLUMNS)
-    if source == "unnest":
+    if source == "single":
+        values = ", ".join(f"CAST(:{c} AS {_column_type(c)}) AS {c}" for c in EVENT_COLUMNS)
+        raw = f"SELECT {values}, CAST(:time_inferred AS boolean) AS time_inferred, 0 AS ord"
+    elif source == "unnest":
         arrays = ", ".join(f"CAST(:{c} AS {_column_type(c)}[])" for c in EVENT_COLUMNS)
         inputs = f"{arrays}, CAST(:time_inferred AS boolean[]), CAST(:ord AS integer[])"
         raw = f"SELECT * FROM unnest({inputs}) AS r({names}, time_inferred, ord)"  # noqa: S608
@@ -170,36 +181,57 @@ def _store_statement(source: str) -> TextClause:
         WITH RECURSIVE
         raw AS ({raw}),
         codes AS (
-            -- Each dossier once: its owner when it has one, and the unit its code's prefix
-            -- names (by electronic identifier first, else by code).
-            SELECT c.dossier_code, o.unit_code AS owner, coalesce(pi.code, pc.code) AS prefix
+            -- Each dossier once, with its owner when it has one: one index probe per dossier.
+            SELECT c.dossier_code,
+                   (SELECT o.unit_code FROM dossier_owners o WHERE o.code = c.dossier_code)
+                   AS owner
             FROM (SELECT DISTINCT dossier_code FROM raw) c
-            -- One probe per dossier (LIMIT: never a scan of every owner).
-            LEFT JOIN LATERAL (
-                SELECT o.unit_code FROM dossier_owners o WHERE o.code = c.dossier_code LIMIT 1
-            ) o ON true
-            LEFT JOIN units pi ON pi.identifier = split_part(c.dossier_code, '-', 1)
-            LEFT JOIN units pc ON pc.code = split_part(c.dossier_code, '-', 1)
         ),
-        -- Each unit the checks must place in the tree, with all its ancestors (itself included).
+        -- The unit each prefix of a code names (by electronic identifier first, else by code):
+        -- two index probes per distinct prefix, never a scan of the units.
+        prefixes AS (
+            SELECT p.prefix,
+                   coalesce((SELECT u.code FROM units u WHERE u.identifier = p.prefix),
+                            (SELECT u.code FROM units u WHERE u.code = p.prefix)) AS unit
+            FROM (SELECT DISTINCT split_part(dossier_code, '-', 1) AS prefix FROM raw) p
+        ),
+        -- Each unit the checks must place in the tree (named by an event, or owning one's
+        -- dossier), with all its ancestors (itself included): an index probe per step.
         lineage(unit, ancestor) AS (
             SELECT u.code, u.code FROM units u
-            WHERE u.code IN (SELECT unit_code FROM raw UNION SELECT owner FROM codes)
+            WHERE u.code = ANY(ARRAY(SELECT unit_code FROM raw
+                                     UNION SELECT owner FROM codes WHERE owner IS NOT NULL))
             UNION
-            SELECT l.unit, u.parent_code FROM lineage l JOIN units u ON u.code = l.ancestor
-            WHERE u.parent_code IS NOT NULL
+            SELECT l.unit, p.parent_code FROM lineage l
+            -- LIMIT: a probe by primary key per row, never a join over every unit.
+            CROSS JOIN LATERAL (
+                SELECT u.parent_code FROM units u WHERE u.code = l.ancestor LIMIT 1
+            ) p
+            WHERE p.parent_code IS NOT NULL
         ),
         -- Those units that lie in the key's subtree.
         scoped AS (SELECT unit FROM lineage WHERE ancestor = {scope}),
+        -- The procedures named that exist: probes by primary key.
+        named_procedures AS (
+            SELECT p.code FROM procedures p
+            WHERE p.code = ANY(ARRAY(SELECT DISTINCT procedure_code FROM raw))
+        ),
+        -- (unit, prefix) for each unit placed in the tree under the unit a prefix names.
+        under_prefix AS (
+            SELECT l.unit, p.prefix FROM lineage l JOIN prefixes p ON p.unit = l.ancestor
+        ),
         prechecked AS (
             SELECT r.*, c.owner,
-                   r.unit_code IN (SELECT code FROM units) AS unit_known,
-                   r.procedure_code IN (SELECT code FROM procedures) AS procedure_known,
+                   -- Every existing unit named by an event heads its own lineage.
+                   r.unit_code IN (SELECT unit FROM lineage) AS unit_known,
+                   r.procedure_code IN (SELECT code FROM named_procedures) AS procedure_known,
                    ({scope} IS NULL OR r.unit_code IN (SELECT unit FROM scoped)) AS in_scope,
                    -- A code that starts with a unit's code belongs to that unit's subtree.
-                   CASE WHEN CAST(:prefix_required AS boolean) OR c.prefix IS NOT NULL
-                        THEN coalesce((r.unit_code, c.prefix)
-                                      IN (SELECT unit, ancestor FROM lineage), false)
+                   CASE WHEN CAST(:prefix_required AS boolean)
+                             OR split_part(r.dossier_code, '-', 1)
+                                IN (SELECT prefix FROM prefixes WHERE unit IS NOT NULL)
+                        THEN coalesce((r.unit_code, split_part(r.dossier_code, '-', 1))
+                                      IN (SELECT unit, prefix FROM under_prefix), false)
                         ELSE true
                    END AS prefix_ok
             FROM raw r JOIN codes c ON c.dossier_code = r.dossier_code
@@ -281,6 +313,7 @@ def _store_statement(source: str) -> TextClause:
                                AS inserted
             FROM (SELECT *, valid AND ord = first_ord AS first FROM judged) f
         )
+        {", result AS (" if source == "single" else ""}
         SELECT a.ord, a.unit_known, a.procedure_known, a.in_scope, a.new_dossier, a.prefix_ok,
                a.owned, a.owner_in_scope, a.first, a.written, a.inserted,
                -- A later posting in the batch is the same event if it says the same as the
@@ -306,9 +339,20 @@ def _store_statement(source: str) -> TextClause:
               AND e.dossier_code = a.dossier_code AND e.event_id = a.event_id
             LIMIT 1
         ) e ON true
-        ORDER BY a.ord
+        {_single_tail() if source == "single" else "ORDER BY a.ord"}
         """  # noqa: S608 - column names are constants
     )
+
+
+def _single_tail() -> str:
+    """The end of the single event's statement: the facts it states are kept once it is
+    accepted (stored, updated, or a duplicate), as :func:`upsert_facts` keeps a batch's."""
+    accepted = "EXISTS (SELECT 1 FROM result WHERE written OR same)"
+    return f"""
+        ),
+        facts AS ({upsert_sql("CAST(:facts AS json)", accepted)})
+        SELECT * FROM result
+        """  # noqa: S608 - column names are constants
 
 
 # Built once: constructing a text() parses its bind parameters with a regex, which on a
@@ -327,6 +371,13 @@ def _positional(sql: str, names: Sequence[str]) -> str:
 
 
 _STORE_STAGED = _positional(_store_statement("staged").text, _STAGED_PARAMS)
+# A single event's statement runs on a connection of its own (``app.core.direct``), prepared
+# once per connection, in autocommit: one round trip.
+_SINGLE_PARAMS = (
+    *EVENT_COLUMNS, "time_inferred", "source", "scope_root", "key_id", "prefix_required",
+    "replaceable", "facts",
+)  # fmt: skip
+_STORE_SINGLE = _positional(_store_statement("single").text, _SINGLE_PARAMS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,6 +422,29 @@ async def store_events(
     params.update(rules.params())
     result = await session.execute(_STORE, params)
     return [Checked._make(row) for row in result]
+
+
+async def store_one(
+    db: asyncpg.Connection, row: EventRow, rules: StoreRules, facts: str | None
+) -> Checked:
+    """:func:`store_events` for one event (:func:`row_of`), in one statement on a connection
+    in autocommit (its own transaction), the index facts it states (``facts``: JSON rows, see
+    :func:`app.dossiers.facts_repository.facts_json`) kept in the same statement."""
+    values = list(row[1:])  # EVENT_COLUMNS, then time_inferred
+    values[4] = int(values[4])  # status
+    values[6] = int(values[6])  # channel
+    record = await db.fetchrow(
+        _STORE_SINGLE,
+        *values,
+        rules.source,
+        rules.scope_root,
+        rules.key_id,
+        rules.prefix_required,
+        rules.replaceable,
+        facts,
+        record_class=_CheckedRecord,
+    )
+    return cast(Checked, record)  # the same fields, read by name
 
 
 async def stage_events(session: AsyncSession, rows: Sequence[EventRow]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -9,10 +11,11 @@ from zoneinfo import ZoneInfo
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from pydantic import TypeAdapter
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock
 from app.core.auth import Principal, Scope, require
-from app.core.database import DbSession
+from app.core.database import SESSION_STATE, DbSession
 from app.core.errors import Conflict, Forbidden, PayloadTooLarge, Unprocessable
 from app.core.exports import EXPORT_CONTENT, ExportQuery
 from app.core.pagination import CountedPage, Page, PageParams, page_params
@@ -30,7 +33,6 @@ from app.dossiers.schemas import (
     DossierEventOut,
     DossierOut,
     EventResult,
-    ItemResult,
     OverdueCountsOut,
     OverdueList,
 )
@@ -68,59 +70,92 @@ def _settings(request: Request) -> Settings:
 )
 async def post_event(
     request: Request,
-    session: DbSession,
     principal: Writer,
     event: DossierEventIn,
     response: Response,
     prefer: PreferHeader = None,
-) -> EventResult:
+) -> EventResult | Response:
     settings = _settings(request)
     derive_now = wants_representation(prefer)
     url = f"/v1/dossiers/{event.dossier_code}"
-
-    async def work() -> tuple[ItemResult, DossierOut | None]:
-        outcome = await service.ingest(
-            session, settings, principal, [event], pointer_prefix=None, derive_now=derive_now
-        )
-        result = outcome.results[0]
-        if result.result == "rejected":
-            errors = result.errors or []
-            if any(e["detail"] == service.OUTSIDE_SCOPE for e in errors):
-                # A valid key writing outside its unit is refused, as everywhere: 403, not 422.
-                raise Forbidden(
-                    "This key is limited to its own unit and its subunits.", errors=errors
-                )
-            raise Unprocessable(errors[0]["detail"] if errors else None, errors=errors)
-        if result.result == "conflict":
-            raise Conflict(
-                f"Event {event.event_id!r} of dossier {event.dossier_code!r} is already "
-                "stored with other content; nothing was changed. Send a new event_id for a "
-                "new event.",
-                errors=result.errors,
-                stored_at=_INSTANT.dump_python(result.stored_at, mode="json"),
-            )
-        dossier = None
-        if derive_now:
-            # Read the answer in the same transaction: one transaction per event.
-            dossier = await service.get_dossier(
-                session, settings, principal, event.dossier_code, clock.now(request)
-            )
-        return result, dossier
-
-    result, dossier = await committed(session, work, retries=settings.retry_conflicts)
+    dossier = None
     if derive_now:
+        async with _session(request) as session:
+            outcome, dossier = await _ingest_and_derive(
+                request, session, settings, principal, event
+            )
         response.headers.update(REPRESENTATION_APPLIED)
+    else:
+        # Checked, stored and queued by one statement in autocommit: committed on return.
+        outcome = await service.ingest_one(request.app.state.direct, settings, principal, event)
+    _, _, result, errors, stored_at = outcome
+    if result == "rejected":
+        errors = errors or []
+        if any(e["detail"] == service.OUTSIDE_SCOPE for e in errors):
+            # A valid key writing outside its unit is refused, as everywhere: 403, not 422.
+            raise Forbidden("This key is limited to its own unit and its subunits.", errors=errors)
+        raise Unprocessable(errors[0]["detail"] if errors else None, errors=errors)
+    if result == "conflict":
+        raise Conflict(
+            f"Event {event.event_id!r} of dossier {event.dossier_code!r} is already "
+            "stored with other content; nothing was changed. Send a new event_id for a "
+            "new event.",
+            errors=errors,
+            stored_at=_INSTANT.dump_python(stored_at, mode="json"),
+        )
+    said = "duplicate" if result == "duplicate" else "stored"
+    if not derive_now:
+        # EventResult without a dossier, encoded directly: nothing in it needs validating.
+        body = {"event_id": event.event_id, "result": said, "dossier_url": url, "dossier": None}
+        return Response(
+            orjson.dumps(body),
+            status_code=_QUEUED_STATUS[said],
+            media_type="application/json",
+            headers={"Location": url},
+        )
     response.headers["Location"] = url
-    if result.result == "duplicate":
-        response.status_code = status.HTTP_200_OK
-    elif derive_now:
-        response.status_code = status.HTTP_201_CREATED
-    return EventResult(
-        event_id=event.event_id,
-        result="duplicate" if result.result == "duplicate" else "stored",
-        dossier_url=url,
-        dossier=dossier,
-    )
+    response.status_code = _DERIVED_STATUS[said]
+    return EventResult(event_id=event.event_id, result=said, dossier_url=url, dossier=dossier)
+
+
+_QUEUED_STATUS = {"stored": status.HTTP_202_ACCEPTED, "duplicate": status.HTTP_200_OK}
+_DERIVED_STATUS = {"stored": status.HTTP_201_CREATED, "duplicate": status.HTTP_200_OK}
+
+
+@asynccontextmanager
+async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's session, opened only by the requests that need one (the gate's, when it
+    opened one: it closes it once the answer is sent)."""
+    opened: AsyncSession | None = request.scope.get("state", {}).get(SESSION_STATE)
+    if opened is not None:
+        yield opened
+        return
+    async with request.app.state.sessionmaker() as session:
+        yield session
+
+
+async def _ingest_and_derive(
+    request: Request,
+    session: AsyncSession,
+    settings: Settings,
+    principal: Principal,
+    event: DossierEventIn,
+) -> tuple[service.Outcome, DossierOut | None]:
+    """``Prefer: return=representation``: stored and derived in one transaction, the answer
+    read in it too."""
+
+    async def work() -> tuple[service.Outcome, DossierOut | None]:
+        outcome = await service.ingest(
+            session, settings, principal, [event], pointer_prefix=None, derive_now=True
+        )
+        if outcome.outcomes[0][2] in ("rejected", "conflict"):
+            return outcome.outcomes[0], None
+        dossier = await service.get_dossier(
+            session, settings, principal, event.dossier_code, clock.now(request)
+        )
+        return outcome.outcomes[0], dossier
+
+    return await committed(session, work, retries=settings.retry_conflicts)
 
 
 @router.post(

@@ -17,13 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.calendar.service import current_calendar
 from app.calendar.workdays import WorkingCalendar
 from app.core import events
+from app.core.direct import DirectPool
 from app.core.errors import Forbidden, NotFound
 from app.core.principal import Principal
 from app.core.settings import Settings
 from app.core.uow import Contention
 from app.dossiers import repository
 from app.dossiers.facts import DossierFacts
-from app.dossiers.facts_repository import upsert_facts
+from app.dossiers.facts_repository import facts_json, upsert_facts
 from app.dossiers.schemas import (
     Anomaly,
     Apology,
@@ -175,17 +176,9 @@ async def ingest_accepted(
     checks = await _store(session, settings, principal, batch, source)
     touched: set[str] = set()
     for index, event, check in zip(batch.indexes, batch.events, checks, strict=True):
-        if check.written:  # written: it passed every check
-            results[index] = (index, event.event_id, _WRITTEN[check.inserted], None, None)
+        results[index] = _outcome(pointer_prefix, index, event, check)
+        if check.written:
             touched.add(event.dossier_code)
-        elif errors := _refusals(pointer_prefix, index, event.dossier_code, check):
-            results[index] = (index, event.event_id, "rejected", errors, None)
-        elif check.same:
-            results[index] = (index, event.event_id, "duplicate", None, None)
-        else:
-            stored_at = check.stored_at
-            conflict = [_conflict(pointer_prefix, index, stored_at)]
-            results[index] = (index, event.event_id, "conflict", conflict, stored_at)
     outcomes = [r for r in results if r is not None]
     assert len(outcomes) == len(results), "one result per item"
 
@@ -209,6 +202,44 @@ async def ingest_accepted(
 
 _WRITTEN: dict[bool, Result] = {True: "stored", False: "updated"}
 _ACCEPTED = frozenset({"stored", "updated", "duplicate"})
+
+
+def _outcome(
+    pointer_prefix: str | None, index: int, event: StatedEvent, check: repository.Checked
+) -> Outcome:
+    """One event's result, as the store statement judged it."""
+    if check.written:  # written: it passed every check
+        return (index, event.event_id, _WRITTEN[check.inserted], None, None)
+    if errors := _refusals(pointer_prefix, index, event.dossier_code, check):
+        return (index, event.event_id, "rejected", errors, None)
+    if check.same:
+        return (index, event.event_id, "duplicate", None, None)
+    stored_at = check.stored_at
+    conflict = [_conflict(pointer_prefix, index, stored_at)]
+    return (index, event.event_id, "conflict", conflict, stored_at)
+
+
+async def ingest_one(
+    direct: DirectPool, settings: Settings, principal: Principal, event: DossierEventIn
+) -> Outcome:
+    """One event posted through the API, stored and its dossier queued as :func:`ingest`
+    would (with the facts it states), in one statement in autocommit: it is committed when
+    this returns. Its result's pointers name the body's fields (``#/unit_code``)."""
+    rules = _rules(settings, principal, "api")
+    row = repository.row_of(0, event if settings.store_notes else _without_note(event))
+    stated = event.facts
+    facts = facts_json([(event.dossier_code, _facts(stated))]) if stated else None
+
+    async def store(db: Any) -> repository.Checked:
+        # A statement that could not see what a concurrent one committed runs again.
+        for _ in range(3):
+            check = await repository.store_one(db, row, rules, facts)
+            if check.written or not _unsettled(check):
+                return check
+        raise Contention(event.dossier_code)
+
+    check = await direct.run(store, retries=settings.retry_conflicts)
+    return _outcome(None, 0, event, check)
 
 
 async def requeue_lagging(session: AsyncSession, margin_seconds: int = 300) -> int:
@@ -239,13 +270,7 @@ async def _store(
     """Store the events; those a concurrent writer got to first are stored again by a new
     statement (which sees that writer's commit), so a race costs a few items, not a retry
     of the whole batch."""
-    rules = repository.StoreRules(
-        source=source,
-        scope_root=principal.unit_code,
-        key_id=principal.key_id,
-        prefix_required=settings.dossier_code_prefix == "required",
-        replaceable=source != "api",
-    )
+    rules = _rules(settings, principal, source)
     rows = batch.rows
     staged = len(rows) >= STAGE_FROM
     if staged:
@@ -268,6 +293,16 @@ async def _store(
             return found if pending is None else [checks[o] for o in range(len(rows))]
         pending = again
     raise Contention(rows[pending[0]][2] if pending else "")
+
+
+def _rules(settings: Settings, principal: Principal, source: str) -> repository.StoreRules:
+    return repository.StoreRules(
+        source=source,
+        scope_root=principal.unit_code,
+        key_id=principal.key_id,
+        prefix_required=settings.dossier_code_prefix == "required",
+        replaceable=source != "api",
+    )
 
 
 def _facts(stated: dict[str, Any]) -> DossierFacts:

@@ -1,0 +1,124 @@
+"""A single event's POST: one statement in autocommit on the direct pool (app.core.direct).
+
+The answers themselves are tested with every other ingestion test; these hold what the direct
+path does on its own: the facts an event states kept in its statement, a race for a new
+dossier settled, a dropped connection replaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.core.database import create_sessionmaker
+from app.dossiers.facts_repository import facts_of
+from tests.helpers import ADMIN, create_key, event, province_with_communes, put_procedure
+
+
+@pytest.fixture
+async def setup(client: httpx.AsyncClient) -> None:
+    await province_with_communes(client)
+    await put_procedure(client, "P3", 3, "working_days")
+
+
+async def _facts(engine: AsyncEngine, code: str) -> tuple[object, ...] | None:
+    async with create_sessionmaker(engine)() as session:
+        facts = await facts_of(session, code)
+    if facts is None:
+        return None
+    return (facts.papers_total, facts.fees_total, facts.databases, facts.payment_code)
+
+
+async def test_the_facts_an_accepted_event_states_are_kept_by_its_statement(
+    client: httpx.AsyncClient, setup: None, engine: AsyncEngine
+) -> None:
+    code = "H01.01-261130-0001"
+    first = event("e1", code, 2, "2026-11-20 10:00", papers_total=3, fees_total=50000)
+    response = await client.post("/v1/dossier-events", json=first, headers=ADMIN)
+    assert response.status_code == 202, response.text
+    assert await _facts(engine, code) == (3, Decimal(50000), None, None)
+
+    # The same event again, stating more: a duplicate (200), its facts kept as a batch's are.
+    again = {**first, "databases": ["CSDLQG", "CSDLQG"], "payment_code": "PAY-1"}
+    response = await client.post("/v1/dossier-events", json=again, headers=ADMIN)
+    assert response.status_code == 200, response.text
+    assert await _facts(engine, code) == (3, Decimal(50000), ("CSDLQG",), "PAY-1")
+
+    # Other content under the same id: 409, nothing kept.
+    other = {**first, "status": 5, "papers_total": 9}
+    response = await client.post("/v1/dossier-events", json=other, headers=ADMIN)
+    assert response.status_code == 409, response.text
+    assert await _facts(engine, code) == (3, Decimal(50000), ("CSDLQG",), "PAY-1")
+
+    # Refused (unknown procedure): nothing stored, no facts.
+    refused = event("e1", "H01.01-261130-0002", 2, "2026-11-20 10:00", procedure="NOPE")
+    response = await client.post(
+        "/v1/dossier-events", json={**refused, "papers_total": 4}, headers=ADMIN
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"] == [
+        {"pointer": "#/procedure_code", "detail": "unknown procedure"}
+    ]
+    assert await _facts(engine, "H01.01-261130-0002") is None
+
+
+async def test_concurrent_first_events_of_a_dossier_settle_on_one_owner(
+    client: httpx.AsyncClient, setup: None, engine: AsyncEngine
+) -> None:
+    code = "H01-261130-0042"
+    _, commune_key = await create_key(client, ["dossiers:write"], "H01.01")
+    events = [
+        event(f"e{n}", code, 2 if n == 0 else 3, f"2026-11-20 1{n}:00", unit="H01.01")
+        for n in range(8)
+    ]
+    answers = await asyncio.gather(
+        *(client.post("/v1/dossier-events", json=e, headers=commune_key) for e in events)
+    )
+    assert [a.status_code for a in answers] == [202] * 8, [a.text for a in answers]
+    async with engine.connect() as conn:
+        owners = (
+            await conn.execute(
+                text("SELECT unit_code FROM dossier_owners WHERE code = :c"), {"c": code}
+            )
+        ).all()
+        stored = await conn.scalar(
+            text("SELECT count(*) FROM dossier_events WHERE dossier_code = :c"), {"c": code}
+        )
+        queued = await conn.scalar(
+            text("SELECT count(*) FROM dossier_backlog WHERE dossier_code = :c"), {"c": code}
+        )
+    assert [tuple(o) for o in owners] == [("H01.01",)]
+    assert stored == 8
+    assert queued == 1
+
+
+async def test_a_dropped_connection_is_replaced_and_the_event_stored(
+    client: httpx.AsyncClient, setup: None, app: FastAPI, engine: AsyncEngine
+) -> None:
+    first = event("e1", "H01.01-261130-0003", 2, "2026-11-20 10:00")
+    response = await client.post("/v1/dossier-events", json=first, headers=ADMIN)
+    assert response.status_code == 202, response.text
+
+    async def server_pid(db: object) -> int:
+        pid: int = db.get_server_pid()  # type: ignore[attr-defined]
+        return pid
+
+    pid = await app.state.direct.run(server_pid)
+    async with engine.connect() as conn:
+        assert await conn.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    await asyncio.sleep(0.2)
+
+    second = event("e2", "H01.01-261130-0003", 3, "2026-11-20 11:00")
+    response = await client.post("/v1/dossier-events", json=second, headers=ADMIN)
+    assert response.status_code == 202, response.text
+    async with engine.connect() as conn:
+        stored = await conn.scalar(
+            text("SELECT count(*) FROM dossier_events WHERE dossier_code = 'H01.01-261130-0003'")
+        )
+    assert stored == 2
