@@ -110,6 +110,26 @@ _PREPARE_STAGING = "; ".join(
         "SET LOCAL jit = off",
     )
 )
+# Per staged event, the memory the store statement may hash its checks in (``work_mem``, for
+# this transaction only), within PostgreSQL's own ceiling of just under 2 GB.
+_WORK_MEM_PER_EVENT_KB = 24
+_WORK_MEM_KB = (4096, 2_000_000)
+
+
+def _prepare_staging(events: int) -> str:
+    """The staging table emptied for ``events`` rows, and the transaction's settings for the
+    store statement.
+
+    ``work_mem`` grows with the batch so that the checks stay hashed. A code that starts with
+    a unit (``{identifier}-{yyMMdd}-{seq}``: every portal record's, and a batch client's
+    following the documented form) takes the prefix check, a look-up among the units placed
+    in the tree. The planner hashes it only when its estimate, which grows with the staged
+    batch (about 10 kB per event), fits ``work_mem``; at the default 4 MB it read the units
+    once per event instead (~250 of ~340 ms for 1,000 portal records). The memory used is
+    that of the rows the batch names, not this ceiling."""
+    low, high = _WORK_MEM_KB
+    kilobytes = min(max(low, events * _WORK_MEM_PER_EVENT_KB), high)
+    return f"{_PREPARE_STAGING}; SET LOCAL work_mem = '{kilobytes}kB'"
 
 
 def _content(alias: str, other: str | None = None) -> str:
@@ -451,7 +471,7 @@ async def stage_events(session: AsyncSession, rows: Sequence[EventRow]) -> None:
     """COPY ``rows`` (:func:`row_of`, numbered from 0) into this transaction's staging table:
     what :func:`store_staged` stores."""
     driver = await _driver(session)
-    await driver.execute(_PREPARE_STAGING)
+    await driver.execute(_prepare_staging(len(rows)))
     await driver.copy_records_to_table(STAGED, records=rows, columns=_STAGED_COLUMNS)
 
 

@@ -327,27 +327,3 @@ async def hold_unmapped(session: AsyncSession, kept: Sequence[KeptRecord], reaso
         ),
         [{**vars(k), "reason": reason} for k in kept],
     )
-
-
-# Per event a batch stores, the memory its store statement is allowed for hashing (see
-# :func:`hash_store_checks`); PostgreSQL's own ceiling for work_mem is just under 2 GB.
-_WORK_MEM_PER_EVENT_KB = 24
-_WORK_MEM_KB = (4096, 2_000_000)
-
-
-async def hash_store_checks(session: AsyncSession, events: int) -> None:
-    """Let the store statement hash its unit checks for a batch of ``events``, in this
-    transaction (``work_mem``, ``SET LOCAL``).
-
-    Portal records' dossier codes start with their unit (``{identifier}-{yyMMdd}-{seq}``), so
-    every event of a record batch takes the ingest statement's prefix check (its unit lies in
-    the subtree of the unit the code names). The planner hashes that look-up only when the
-    estimated unit lineage fits ``work_mem``; the estimate grows with the staged batch (about
-    10 kB per event), so at the default 4 MB it scanned the lineage once per event instead:
-    ~250 of ~340 ms for 1,000 records. The memory actually used is that of the rows in the
-    batch, not this ceiling."""
-    low, high = _WORK_MEM_KB
-    kilobytes = min(max(low, events * _WORK_MEM_PER_EVENT_KB), high)
-    await session.execute(
-        text("SELECT set_config('work_mem', :value, true)"), {"value": f"{kilobytes}kB"}
-    )

@@ -213,8 +213,6 @@ async def _ingest(
     derive_now: bool,
 ) -> dossiers.Ingested:
     """The batch through the one ingestion path (checks, ownership, idempotency, queue)."""
-    if len(batch.rows) >= dossiers.STAGE_FROM:
-        await repository.hash_store_checks(session, len(batch.rows))
     return await dossiers.ingest_accepted(
         session, settings, principal, batch, source=source, derive_now=derive_now
     )
