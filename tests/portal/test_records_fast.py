@@ -9,11 +9,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.dossiers.schemas import Channel, DossierEventIn, DossierStatus
-from app.portal import repository
 from app.portal.progress import progress_to_events
 from app.portal.records import PortalRecordError, records_to_events
 from app.portal.values import ValueReader
@@ -99,15 +96,3 @@ def test_flags_and_times_read_on_the_usual_path_as_on_the_other() -> None:
         assert reader.time("20261008083000", "A") == datetime(2026, 10, 8, 8, 30, tzinfo=VN)
         assert reader.time("20261308083000", "B") is None
     assert reader.problems["B"].startswith("'20261308083000' is not a real date and time")
-
-
-async def test_the_store_may_hash_its_checks_for_the_batch_only(engine: AsyncEngine) -> None:
-    async with engine.connect() as conn:
-        default = (await conn.execute(text("SHOW work_mem"))).scalar_one()
-    for events, expected in ((10, "4MB"), (1_000, "24000kB"), (1_000_000, "2000000kB")):
-        async with AsyncSession(engine) as session:
-            await repository.hash_store_checks(session, events)
-            assert (await session.execute(text("SHOW work_mem"))).scalar_one() == expected
-            await session.rollback()
-            # Local to the transaction: the connection goes back to the pool as it came.
-            assert (await session.execute(text("SHOW work_mem"))).scalar_one() == default
