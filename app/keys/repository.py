@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+import asyncpg
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -67,3 +68,25 @@ async def list_keys(
     if after is not None:
         query = query.where(ApiKey.prefix > after)
     return list((await session.scalars(query)).all())
+
+
+# PostgreSQL announces every change to a key on this channel (migration 0019: a trigger on
+# ``api_keys``), with the key's id, or ``*`` for every key.
+CHANGES_CHANNEL = "chiso_keys"
+
+
+async def listen_for_changes(
+    listener: asyncpg.Connection, on_change: Callable[[str], None]
+) -> None:
+    """``LISTEN`` on ``listener`` (a session connection of its own): ``on_change(key id)``."""
+
+    def received(_: object, __: int, ___: str, payload: object) -> None:
+        on_change(str(payload))
+
+    await listener.add_listener(CHANGES_CHANNEL, received)
+
+
+async def round_trip(listener: asyncpg.Connection, *, within: float) -> None:
+    """One query answered on ``listener`` within ``within`` seconds: every notice sent before
+    it has arrived."""
+    await listener.fetchval("SELECT 1", timeout=within)
