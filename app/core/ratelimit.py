@@ -256,53 +256,77 @@ class LocalBuckets:
             self.state.popitem(last=False)
 
 
+@dataclass(slots=True)
+class _Watched:
+    draw: Draw
+    spent: int  # tokens taken here and not reported yet
+    drawn_at: float
+
+
 class SharedBuckets:
     """Write buckets: drawn from in this process (:class:`LocalBuckets`, no round trip), and
     reconciled with their shared state in Redis by :meth:`sync`, which the limiter runs in the
     background every ``CHISO_RATE_SYNC_MS`` and once more when the process stops.
 
-    A sync sends, per bucket drawn from since the last one, the tokens this process spent; the
-    script adds them to the shared bucket and answers its level, which becomes this process's
-    level (less what was spent while the answer travelled). Redis unreachable: the spending is
-    dropped, counted in ``chiso_rate_limit_fail_open_total``, and buckets hold per process.
+    A sync sends, for each bucket drawn from in the last ``WATCH_SECONDS``, the tokens this
+    process took since the last sync; the script adds them to the shared bucket and answers its
+    level, which becomes this process's level (less what was taken while the answer travelled).
+    So a key in use here sees what the other processes took within one interval. Redis
+    unreachable: the spending is dropped, counted in ``chiso_rate_limit_fail_open_total``, and
+    buckets hold per process.
     """
+
+    WATCH_SECONDS = 10.0
 
     def __init__(self, local: LocalBuckets, redis_buckets: RedisBuckets) -> None:
         self.local = local
         self.redis_buckets = redis_buckets
-        self.spent: dict[str, tuple[Draw, int]] = {}  # key -> (its draw, tokens not reported)
+        self.watched: dict[str, _Watched] = {}
+        self.unreported = 0
         self._lock = asyncio.Lock()
 
     def draw(self, draw: Draw, now: float) -> Refusal | None:
         refusal = self.local.draw([draw], now)
-        if refusal is None and draw.cost:
-            _, spent = self.spent.get(draw.key, (draw, 0))
-            self.spent[draw.key] = (draw, spent + draw.cost)
+        watched = self.watched.get(draw.key)
+        if watched is None:
+            watched = self.watched[draw.key] = _Watched(draw, 0, now)
+        watched.drawn_at = now
+        if refusal is None:
+            watched.spent += draw.cost
+            self.unreported += draw.cost
         return refusal
 
     async def sync(self, redis: Redis) -> None:
         async with self._lock:
-            if not self.spent:
+            now = time.monotonic()
+            for key, watched in list(self.watched.items()):
+                if not watched.spent and now - watched.drawn_at > self.WATCH_SECONDS:
+                    del self.watched[key]
+            if not self.watched:
                 return
-            batch, self.spent = self.spent, {}
-            unreported = sum(spent for _, spent in batch.values())
-            if time.monotonic() < self.redis_buckets.skip_until:
+            keys: list[str] = []
+            arguments: list[str] = []
+            for key, watched in self.watched.items():
+                limit = watched.draw.limit
+                keys.append(key)
+                arguments += [str(limit.per_second), str(limit.burst), str(watched.spent)]
+                watched.spent = 0
+            unreported, self.unreported = self.unreported, 0
+            if now < self.redis_buckets.skip_until:
                 FAIL_OPEN.inc(unreported)
                 return
-            arguments: list[str] = []
-            for draw, spent in batch.values():
-                arguments += [str(draw.limit.per_second), str(draw.limit.burst), str(spent)]
             try:
                 levels = await redis.eval(  # type: ignore[misc]
-                    SYNC_SCRIPT, len(batch), *batch, *arguments
+                    SYNC_SCRIPT, len(keys), *keys, *arguments
                 )
             except (RedisError, OSError, TimeoutError) as exc:
                 self.redis_buckets.failed(exc)
                 FAIL_OPEN.inc(unreported)
                 return
             now = time.monotonic()
-            for key, level in zip(batch, levels, strict=True):
-                _, since = self.spent.get(key, (None, 0))
+            for key, level in zip(keys, levels, strict=True):
+                still = self.watched.get(key)
+                since = still.spent if still is not None else 0
                 self.local.set(key, float(level) - since, now)
 
 
@@ -385,7 +409,7 @@ class RateLimiter:
     async def settle(self) -> None:
         """Once a keyed request is answered: with ``CHISO_RATE_SYNC_MS=0``, reconcile now (the
         answer is sent; the next request of this connection waits, none of the others)."""
-        if self.sync_seconds == 0 and self.shared.spent:
+        if self.sync_seconds == 0 and self.shared.unreported:
             await self.flush()
 
     async def _sync_forever(self) -> None:
