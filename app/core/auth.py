@@ -98,9 +98,10 @@ class KeyCache:
 
     A change to a key (revocation; any update or deletion of its row) is announced by
     PostgreSQL on the ``chiso_keys`` channel; every process listens on one connection of its
-    own (``app.keys.listener``) and evicts the key (:meth:`evict`). That listener confirms it
-    is connected several times a second (:meth:`confirm`): a notification committed before a
-    confirmation's query was sent reaches this process before its answer. So an entry is
+    own (``app.keys.listener``) and evicts the key (:meth:`evict`). Four times a second that
+    listener sends itself a probe notice and, once it is back, confirms (:meth:`confirm`):
+    notices arrive in commit order, so every change committed before the probe was sent has
+    been heard by then. So an entry is
     served only while the last confirmation is younger than ``stale_after`` seconds; while the
     listener is down or silent, an entry is served only within ``stale_after`` of its lookup,
     so a revocation takes effect within ``stale_after`` everywhere even when a notification is

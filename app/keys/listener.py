@@ -2,10 +2,12 @@
 
 One asyncpg connection per API process, outside the pool, ``LISTEN``s on ``chiso_keys``: every
 change to a key is announced there when its transaction commits (migration 0019), and the key
-is evicted at once. Several times a second the listener sends a query and, once answered,
-confirms the cache that nothing announced before that query was missed; the cache serves an
-entry only while that confirmation is recent (see ``KeyCache``), so a dead or silent
-connection turns the cache into one of at most a second's memory, never a stale one. The
+is evicted at once. Four times a second the listener sends a probe notice on a channel of its
+own and waits for it to come back: notices arrive in commit order, so once it is back nothing
+announced before it was sent is missing, and the listener confirms the cache. The cache serves
+an entry only while that confirmation is recent (see ``KeyCache``), so a dead or silent
+connection — or one whose ``LISTEN`` went elsewhere, as through a transaction-mode PgBouncer —
+turns the cache into one of at most a second's memory, never a stale one. The
 connection is remade in the background, and the cache emptied once it listens again (notices
 sent meanwhile are lost).
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 
 import asyncpg
@@ -28,7 +31,7 @@ from app.keys import repository
 
 logger = logging.getLogger("chiso.keys")
 
-CONFIRM_EVERY_SECONDS = 0.25
+CONFIRM_EVERY_SECONDS = 0.25  # a probe notice sent and back, four times a second
 _RETRY_FIRST, _RETRY_MAX = 0.2, 5.0
 
 
@@ -50,6 +53,9 @@ class KeyChangeListener:
         self.connection: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self._connected = False
+        self.probe_channel = f"chiso_keys_probe_{secrets.token_hex(6)}"
+        self._expected = ""
+        self._returned = asyncio.Event()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="chiso-key-listener")
@@ -90,11 +96,19 @@ class KeyChangeListener:
         self.connection = connection
         try:
             await repository.listen_for_changes(connection, self.cache.evict)
+            await repository.listen_for_probes(connection, self.probe_channel, self._probed)
             # Notices sent while nobody listened are lost: forget what was cached before.
             self.cache.clear()
+            sequence = 0
             while True:
+                sequence += 1
+                self._expected = str(sequence)
+                self._returned.clear()
                 sent = time.monotonic()
-                await repository.round_trip(connection, within=timeout)
+                await repository.probe(
+                    connection, self.probe_channel, self._expected, within=timeout
+                )
+                await asyncio.wait_for(self._returned.wait(), timeout)
                 self.cache.confirm(sent)
                 if not self._connected:
                     logger.info("key change listener connected")
@@ -103,3 +117,7 @@ class KeyChangeListener:
         finally:
             self.connection = None
             connection.terminate()
+
+    def _probed(self, payload: str) -> None:
+        if payload == self._expected:
+            self._returned.set()

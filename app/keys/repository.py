@@ -86,7 +86,20 @@ async def listen_for_changes(
     await listener.add_listener(CHANGES_CHANNEL, received)
 
 
-async def round_trip(listener: asyncpg.Connection, *, within: float) -> None:
-    """One query answered on ``listener`` within ``within`` seconds: every notice sent before
-    it has arrived."""
-    await listener.fetchval("SELECT 1", timeout=within)
+async def listen_for_probes(
+    listener: asyncpg.Connection, channel: str, on_probe: Callable[[str], None]
+) -> None:
+    """``LISTEN`` on this process's own probe ``channel``: ``on_probe(payload)``."""
+
+    def received(_: object, __: int, ___: str, payload: object) -> None:
+        on_probe(str(payload))
+
+    await listener.add_listener(channel, received)
+
+
+async def probe(listener: asyncpg.Connection, channel: str, payload: str, *, within: float) -> None:
+    """Send ``payload`` to ``channel`` (which ``listener`` listens on), within ``within`` s.
+
+    PostgreSQL delivers notices to a listener in the order their transactions committed, so
+    once the probe comes back, every change committed before it was sent has arrived too."""
+    await listener.execute("SELECT pg_notify($1, $2)", channel, payload, timeout=within)
