@@ -1,8 +1,8 @@
 """Write limits per key without a Redis round trip per request: each process draws from its own
 bucket and reconciles it with the key's shared bucket in Redis in the background.
 
-Limits here: one write a minute, a burst of 2 — refill is negligible over a test, so every
-level below is exact up to a few thousandths of a token."""
+Limits here: one write a minute, a burst of 2 — a token refills in 60 s, so every level below
+is exact up to the refill of the test's few seconds (compared within 0.05 token: 3 s)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
@@ -46,6 +47,10 @@ async def tokens(redis: Redis, key_id: str) -> float:
     return float(await redis.hget(f"chiso:rate:write:{key_id}", "tokens") or "nan")
 
 
+def about(level: float) -> Any:
+    return pytest.approx(level, abs=0.05)
+
+
 async def test_two_processes_share_a_key_s_bucket_through_redis(
     settings: Settings, client: httpx.AsyncClient, redis: Redis
 ) -> None:
@@ -55,23 +60,24 @@ async def test_two_processes_share_a_key_s_bucket_through_redis(
     async with process(settings) as first, process(settings) as second:
         put = "/v1/units/H01"
         assert (await first.put(put, json=UNIT, headers=desk)).status_code == 200
-        assert round(await tokens(redis, key_id), 2) == 1.0  # 2 - 1
+        assert await tokens(redis, key_id) == about(1.0)  # 2 - 1
         # The second process had never seen the key: its bucket starts full (the overshoot
         # the limits allow, at most a burst per process), and its write is reported at once.
         assert (await second.put(put, json=UNIT, headers=desk)).status_code == 200
-        assert round(await tokens(redis, key_id), 2) == 0.0
+        assert await tokens(redis, key_id) == about(0.0)
         assert (await second.put(put, json=UNIT, headers=desk)).status_code == 429
         # The first process learnt the shared level with its own report: 1 left there, but
         # the second process spent it. Its next write is let through once more (owed), ...
         assert (await first.put(put, json=UNIT, headers=desk)).status_code == 200
-        assert round(await tokens(redis, key_id), 2) == -1.0
+        assert await tokens(redis, key_id) == about(-1.0)
         # ... and from then on both refuse, for the two minutes the debt takes to refill.
         for api in (first, second):
             refused = await api.put(put, json=UNIT, headers=desk)
             assert refused.status_code == 429
             assert refused.json()["type"] == "/problems/rate-limited"
-        # The second last learnt a level of 0: a whole token to wait for, at 1 a minute.
-        assert int(refused.headers["retry-after"]) == 60
+        # The second last learnt a level of 0: a whole token to wait for, at 1 a minute (less
+        # the refill since, a second at most here).
+        assert int(refused.headers["retry-after"]) in (59, 60)
 
 
 async def test_in_the_background_a_process_learns_what_another_spent(
@@ -99,7 +105,7 @@ async def test_in_the_background_a_process_learns_what_another_spent(
 
 async def until(read: Any, expected: float) -> None:
     deadline = time.monotonic() + 5
-    while round(await read(), 2) != expected:
+    while await read() != about(expected):
         assert time.monotonic() < deadline, f"never reached {expected}"
         await asyncio.sleep(0.02)
 
@@ -127,7 +133,7 @@ async def test_shutdown_reports_what_was_spent_since_the_last_reconciliation(
     async with process(settings, rate_sync_ms=60_000) as api:  # no reconciliation meanwhile
         assert (await api.put("/v1/units/H01", json=UNIT, headers=desk)).status_code == 200
         assert await redis.exists(f"chiso:rate:write:{key_id}") == 0
-    assert round(await tokens(redis, key_id), 2) == 1.0
+    assert await tokens(redis, key_id) == about(1.0)
 
 
 async def test_a_sync_adds_the_spending_and_keeps_what_was_spent_meanwhile(
@@ -142,9 +148,9 @@ async def test_a_sync_adds_the_spending_and_keeps_what_was_spent_meanwhile(
     await redis.hset("chiso:rate:write:k", mapping={"tokens": "4", "ts": "0"})  # others spent 1
     await shared.sync(redis)  # 4 (refilled up to 5: the ts is long past) - 3 = 2
     assert shared.unreported == 0
-    assert round(float(await redis.hget("chiso:rate:write:k", "tokens") or 0), 2) == 2.0
+    assert float(await redis.hget("chiso:rate:write:k", "tokens") or 0) == about(2.0)
     level, _ = local.state["chiso:rate:write:k"]
-    assert round(level, 2) == 2.0
+    assert level == about(2.0)
     # A key idle here for longer than WATCH_SECONDS is no longer reconciled.
     shared.watched["chiso:rate:write:k"].drawn_at -= SharedBuckets.WATCH_SECONDS + 1
     await shared.sync(redis)
