@@ -394,11 +394,13 @@ class RateLimiter:
 
     async def stop(self) -> None:
         """Stop reconciling, after reporting what was spent since the last reconciliation."""
-        if self._syncing is not None:
-            self._syncing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._syncing
-            self._syncing = None
+        task, self._syncing = self._syncing, None
+        if task is not None:
+            while not task.done():  # cancelled again until it ends (see KeyChangeListener)
+                task.cancel()
+                await asyncio.wait({task}, timeout=0.1)
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                task.result()
         await self.flush()
 
     async def flush(self) -> None:

@@ -61,11 +61,18 @@ class KeyChangeListener:
         self._task = asyncio.create_task(self._run(), name="chiso-key-listener")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        if task is None:
+            return
+        # Cancelled again until it ends: a cancellation that lands as an await completes can
+        # be absorbed, and the loop would run on.
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.1)
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            task.result()
+        if self.connection is not None:
+            self.connection.terminate()
 
     async def _run(self) -> None:
         retry_in = _RETRY_FIRST
@@ -105,10 +112,11 @@ class KeyChangeListener:
                 self._expected = str(sequence)
                 self._returned.clear()
                 sent = time.monotonic()
-                await repository.probe(
-                    connection, self.probe_channel, self._expected, within=timeout
-                )
-                await asyncio.wait_for(self._returned.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await repository.probe(
+                        connection, self.probe_channel, self._expected, within=timeout
+                    )
+                    await self._returned.wait()
                 self.cache.confirm(sent)
                 if not self._connected:
                     logger.info("key change listener connected")
