@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute
 
 from app.audit.router import router as audit_router
 from app.calendar.router import router as calendar_router
+from app.core.auth import KeyCache
 from app.core.clock import system_clock
 from app.core.database import create_engine, create_sessionmaker
 from app.core.direct import DirectPool
@@ -31,6 +32,7 @@ from app.dashboard.router import router as dashboard_router
 from app.dossiers.router import router as dossiers_router
 from app.indicators.router import router as indicators_router
 from app.insights.router import router as insights_router
+from app.keys.listener import KeyChangeListener
 from app.keys.router import router as keys_router
 from app.portal.dvcqg import BULK_PATHS as DVCQG_BULK_PATHS
 from app.portal.dvcqg import router as dvcqg_router
@@ -80,12 +82,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.direct = DirectPool(settings, database_url)
         app.state.queue = create_queue(redis_url)
         app.state.migration_heads = head_revisions()
+        # Keys resolved once per process, forgotten when PostgreSQL announces a change.
+        listener: KeyChangeListener | None = None
+        if settings.key_cache_size > 0:
+            app.state.key_cache = KeyCache(settings.key_cache_size)
+            listener = KeyChangeListener(
+                app.state.key_cache, settings.listen_database_url or database_url
+            )
+            listener.start()
+        limiter: RateLimiter = app.state.rate_limiter
+        limiter.start(app.state.queue)
         # What start-up built lives as long as the process: kept out of the collector's sight,
         # a full collection walks only what requests left (a 10,000-event batch leaves many).
         gc.freeze()
         try:
             yield
         finally:
+            await limiter.stop()  # the writes let through since the last reconciliation
+            if listener is not None:
+                await listener.stop()
             await app.state.queue.aclose()
             await app.state.direct.close()
             await engine.dispose()

@@ -124,6 +124,9 @@ def settings(database_url: str, servers: Servers) -> Settings:
         # The suite sends bad keys on purpose, hundreds per run from one address; the limit on
         # failed authentications is tested on apps of its own (tests/security/test_rate_limit.py).
         rate_auth_failures_per_minute=0,
+        # Write buckets are reconciled with Redis as each write is answered, not in the
+        # background: no reconciliation lands in the next test's Redis state.
+        rate_sync_ms=0,
     )
 
 

@@ -3,12 +3,20 @@
 Keys are the keys domain's (``app.keys``), which sits above this floor: authentication reaches
 them through the resolver the composition root registers at startup
 (:func:`register_key_resolver`, called by ``app.wiring``), never by importing them.
+
+Each API process keeps the keys it resolved in a :class:`KeyCache` (``app.state.key_cache``),
+so a request with a known key costs no database round trip; see the class for how a revoked
+key leaves every process's cache within a second.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
@@ -76,6 +84,116 @@ async def _key_principal(session: AsyncSession, token: str) -> Principal | None:
     return await _key_resolver(session, token)
 
 
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    principal: Principal
+    loaded_at: float  # monotonic time at which the lookup that found it began
+
+
+class KeyCache:
+    """The API keys this process resolved, by SHA-256 of the token, least recently used first
+    dropped past ``max_keys``. Only keys found active are kept: an unknown or revoked token is
+    looked up every time (the failed-authentication bucket limits how often), so no client can
+    fill the cache with tokens of its own making.
+
+    A change to a key (revocation; any update or deletion of its row) is announced by
+    PostgreSQL on the ``chiso_keys`` channel; every process listens on one connection of its
+    own (``app.keys.listener``) and evicts the key (:meth:`evict`). Four times a second that
+    listener sends itself a probe notice and, once it is back, confirms (:meth:`confirm`):
+    notices arrive in commit order, so every change committed before the probe was sent has
+    been heard by then. So an entry is
+    served only while the last confirmation is younger than ``stale_after`` seconds; while the
+    listener is down or silent, an entry is served only within ``stale_after`` of its lookup,
+    so a revocation takes effect within ``stale_after`` everywhere even when a notification is
+    lost. No entry lives past ``max_age`` seconds, whatever the listener says.
+    """
+
+    def __init__(self, max_keys: int, *, stale_after: float = 1.0, max_age: float = 60.0) -> None:
+        self.max_keys = max_keys
+        self.stale_after = stale_after
+        self.max_age = max_age
+        self.entries: OrderedDict[bytes, _Cached] = OrderedDict()
+        self.by_key_id: dict[str, bytes] = {}
+        self.confirmed_at = float("-inf")  # when the last successful confirmation was sent
+        self.generation = 0  # bumped by every eviction: a lookup racing one is not stored
+
+    @staticmethod
+    def digest(token: str) -> bytes:
+        return hashlib.sha256(token.encode()).digest()
+
+    def get(self, digest: bytes, now: float) -> Principal | None:
+        entry = self.entries.get(digest)
+        if entry is None:
+            return None
+        age = now - entry.loaded_at
+        listening = now - self.confirmed_at < self.stale_after
+        if age >= self.max_age or not (listening or age < self.stale_after):
+            self._drop(digest)
+            return None
+        self.entries.move_to_end(digest)
+        return entry.principal
+
+    def put(self, digest: bytes, principal: Principal, loaded_at: float, generation: int) -> None:
+        """Keep ``principal``, looked up from ``loaded_at`` on, unless a key was evicted since
+        the lookup began (``generation`` differs): its answer may predate a revocation."""
+        if self.max_keys <= 0 or generation != self.generation or principal.key_id is None:
+            return
+        previous = self.by_key_id.get(principal.key_id)
+        if previous is not None and previous != digest:
+            self._drop(previous)
+        self.entries[digest] = _Cached(principal, loaded_at)
+        self.entries.move_to_end(digest)
+        self.by_key_id[principal.key_id] = digest
+        while len(self.entries) > self.max_keys:
+            self._drop(next(iter(self.entries)))
+
+    def evict(self, key_id: str) -> None:
+        """Forget the key ``key_id`` (``*``: every key), as announced by PostgreSQL."""
+        self.generation += 1
+        if key_id == "*":
+            self.entries.clear()
+            self.by_key_id.clear()
+            return
+        digest = self.by_key_id.get(key_id)
+        if digest is not None:
+            self._drop(digest)
+
+    def clear(self) -> None:
+        self.evict("*")
+
+    def confirm(self, sent_at: float) -> None:
+        """The listener is connected: a query it sent at ``sent_at`` was answered."""
+        self.confirmed_at = max(self.confirmed_at, sent_at)
+
+    def listener_down(self) -> None:
+        self.confirmed_at = float("-inf")
+
+    def _drop(self, digest: bytes) -> None:
+        entry = self.entries.pop(digest, None)
+        key_id = entry.principal.key_id if entry is not None else None
+        if key_id is not None and self.by_key_id.get(key_id) == digest:
+            del self.by_key_id[key_id]
+
+    async def resolve(self, session: AsyncSession, token: str) -> Principal | None:
+        digest = self.digest(token)
+        now = time.monotonic()
+        principal = self.get(digest, now)
+        if principal is not None:
+            return principal
+        generation = self.generation
+        principal = await _key_principal(session, token)
+        if principal is not None:
+            self.put(digest, principal, now, generation)
+        return principal
+
+
+def forget_key(request: Request, key_id: str) -> None:
+    """Evict ``key_id`` from this process's cache (its change is committed)."""
+    cache: KeyCache | None = getattr(request.app.state, "key_cache", None)
+    if cache is not None:
+        cache.evict(key_id)
+
+
 async def authenticate(request: Request, session: AsyncSession) -> Principal | None:
     state = request.scope.get("state")
     if state is not None and PRINCIPAL_STATE in state:
@@ -89,7 +207,11 @@ async def authenticate(request: Request, session: AsyncSession) -> Principal | N
         token.encode(), admin_token.get_secret_value().encode()
     ):
         return ADMIN
-    principal = await _key_principal(session, token)
+    cache: KeyCache | None = getattr(request.app.state, "key_cache", None)
+    if cache is not None:
+        principal = await cache.resolve(session, token)
+    else:
+        principal = await _key_principal(session, token)
     if principal is None:
         path = request.scope["path"]
         for prefix, resolve in BEARER_ALTERNATIVES.items():

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy import DateTime, MetaData, event, func
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -15,9 +17,12 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from app.core.settings import Settings
+
+logger = logging.getLogger("chiso.database")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -50,11 +55,15 @@ def async_url(url: str) -> str:
 
 
 def create_engine(settings: Settings, database_url: str) -> AsyncEngine:
-    return create_async_engine(
+    """The process's engine. Its pool does not ping a connection before lending it (a round
+    trip, three with the asyncpg dialect's BEGIN / ``;`` / ROLLBACK, on every checkout): a
+    connection whose socket this process already saw closed is replaced at checkout, free, and
+    a statement that opens a unit of work on a connection found dropped runs once more on a
+    fresh one (:class:`RetryingSession`)."""
+    engine = create_async_engine(
         async_url(database_url),
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        pool_pre_ping=True,
         # Errors and echo logs print statements without their values: parameters carry notes
         # and whatever a client sent.
         hide_parameters=True,
@@ -70,10 +79,52 @@ def create_engine(settings: Settings, database_url: str) -> AsyncEngine:
             "command_timeout": max(settings.db_statement_timeout_ms / 1000 + 5, 10),
         },
     )
+    event.listen(engine.sync_engine.pool, "checkout", _refuse_closed)
+    return engine
+
+
+def _refuse_closed(
+    dbapi_connection: Any, record: ConnectionPoolEntry, proxy: PoolProxiedConnection
+) -> None:
+    """A pooled connection whose socket was closed (the server restarted, or an operator
+    ended the backend) is replaced before it is lent: the pool reconnects on this error."""
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    is_closed = getattr(driver, "is_closed", None)
+    if is_closed is not None and is_closed():
+        raise sa_exc.DisconnectionError("connection closed while in the pool")
+
+
+def dropped(exc: BaseException) -> bool:
+    """The statement failed because its connection was gone (SQLAlchemy has invalidated it)."""
+    return isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
+
+
+class RetryingSyncSession(Session):
+    """A statement that opens the session's unit of work — nothing done in it yet, nothing
+    pending — and finds its connection dropped runs once more on a fresh connection.
+
+    Nothing was sent on the dead connection that could have taken effect, so running the
+    statement again is safe; once a unit of work has done anything, a dropped connection
+    fails it as before (503, the client retries). The failure invalidates the pool's older
+    connections as well, so the requests after this one start on fresh connections.
+    """
+
+    def _execute_internal(self, *args: Any, **kwargs: Any) -> Any:
+        fresh = not self.in_transaction() and not (self.new or self.dirty or self.deleted)
+        try:
+            return super()._execute_internal(*args, **kwargs)
+        except sa_exc.DBAPIError as exc:
+            if not (fresh and dropped(exc)):
+                raise
+            logger.warning("database connection dropped; running the statement again")
+            self.rollback()
+            return super()._execute_internal(*args, **kwargs)
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+    return async_sessionmaker(
+        engine, expire_on_commit=False, autoflush=False, sync_session_class=RetryingSyncSession
+    )
 
 
 # A session the gate (app/core/gate.py) opened to look the caller's key up: the request's unit

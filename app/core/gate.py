@@ -161,6 +161,7 @@ class GateMiddleware:
             state[PRINCIPAL_STATE] = principal
             state[SESSION_STATE] = session
             await self._admit(principal, scope, receive, send)
+        await self.limiter.settle()
 
     async def _admit(
         self, principal: Principal | None, scope: Scope, receive: Receive, send: Send

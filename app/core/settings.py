@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     # Unset URLs mean "start the embedded PostgreSQL / Redis in data_dir".
     database_url: str | None = None
     redis_url: str | None = None
+    listen_database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL for the key-change listener's own session connection (LISTEN); "
+        "default: database_url. Behind PgBouncer in transaction mode, PostgreSQL itself",
+    )
     data_dir: Path = PROJECT_ROOT / ".data"
     admin_token: SecretStr | None = None
     timezone: str = "Asia/Ho_Chi_Minh"
@@ -129,6 +134,11 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
     db_statement_timeout_ms: int = Field(default=30_000, ge=0)
+    key_cache_size: int = Field(
+        default=10_000,
+        ge=0,
+        description="API keys each API process keeps resolved in memory (0: look every key up)",
+    )
     log_level: str = "INFO"
     log_json: bool = True
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
@@ -150,6 +160,12 @@ class Settings(BaseSettings):
     )
     rate_write_burst: int | None = Field(
         default=None, ge=1, description="Bucket size of writes per key (default: a minute)"
+    )
+    rate_sync_ms: int = Field(
+        default=200,
+        ge=0,
+        description="How often each API process adds the writes it let through to the shared "
+        "per-key buckets in Redis and reads their level (0: after each write is answered)",
     )
     rate_refresh_per_minute: int = Field(
         default=6,

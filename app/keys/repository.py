@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+import asyncpg
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -67,3 +68,38 @@ async def list_keys(
     if after is not None:
         query = query.where(ApiKey.prefix > after)
     return list((await session.scalars(query)).all())
+
+
+# PostgreSQL announces every change to a key on this channel (migration 0019: a trigger on
+# ``api_keys``), with the key's id, or ``*`` for every key.
+CHANGES_CHANNEL = "chiso_keys"
+
+
+async def listen_for_changes(
+    listener: asyncpg.Connection, on_change: Callable[[str], None]
+) -> None:
+    """``LISTEN`` on ``listener`` (a session connection of its own): ``on_change(key id)``."""
+
+    def received(_: object, __: int, ___: str, payload: object) -> None:
+        on_change(str(payload))
+
+    await listener.add_listener(CHANGES_CHANNEL, received)
+
+
+async def listen_for_probes(
+    listener: asyncpg.Connection, channel: str, on_probe: Callable[[str], None]
+) -> None:
+    """``LISTEN`` on this process's own probe ``channel``: ``on_probe(payload)``."""
+
+    def received(_: object, __: int, ___: str, payload: object) -> None:
+        on_probe(str(payload))
+
+    await listener.add_listener(channel, received)
+
+
+async def probe(listener: asyncpg.Connection, channel: str, payload: str, *, within: float) -> None:
+    """Send ``payload`` to ``channel`` (which ``listener`` listens on), within ``within`` s.
+
+    PostgreSQL delivers notices to a listener in the order their transactions committed, so
+    once the probe comes back, every change committed before it was sent has arrived too."""
+    await listener.execute("SELECT pg_notify($1, $2)", channel, payload, timeout=within)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Request, status
 
+from app.core.auth import forget_key
 from app.core.database import DbSession
 from app.core.pagination import Page, PageParams, Text, page_params, paginate
 from app.keys import service
@@ -50,7 +51,12 @@ async def list_keys(
     response_model=ApiKeyOut,
     summary="Revoke a key, effective at once (a unit-bound admin: its subtree's keys)",
 )
-async def revoke_key(session: DbSession, admin: UnitAdmin, key_id: uuid.UUID) -> ApiKeyOut:
+async def revoke_key(
+    request: Request, session: DbSession, admin: UnitAdmin, key_id: uuid.UUID
+) -> ApiKeyOut:
     revoked = await service.revoke_key(session, key_id, by=admin)
     await session.commit()
+    # Other processes hear of it from PostgreSQL (chiso_keys); this one forgets it before
+    # answering, so the caller's next request is refused whichever way its notice travels.
+    forget_key(request, str(key_id))
     return revoked
