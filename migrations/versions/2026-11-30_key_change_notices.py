@@ -7,8 +7,8 @@ or ``chiso keys revoke``, an operator's own ``UPDATE`` or ``DELETE`` in psql, a 
 like any ``NOTIFY``, it is sent when the changing transaction commits, never before. The
 payload is the key's id; ``*`` (after a ``TRUNCATE``) means every key.
 
-Revision ID: 0019_key_change_notices
-Revises: 0018_indicator_admin_scope
+Revision ID: 0020_key_change_notices
+Revises: 0019_dossier_writes
 Create Date: 2026-11-30
 """
 
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0019_key_change_notices"
-down_revision: str | None = "0018_indicator_admin_scope"
+revision: str = "0020_key_change_notices"
+down_revision: str | None = "0019_dossier_writes"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
