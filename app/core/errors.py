@@ -265,6 +265,8 @@ _OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.InterfaceError,
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.QueryCanceledError,
+    # 53300: no connection slot left (the server's or the role's); come back, as for an outage.
+    asyncpg.exceptions.TooManyConnectionsError,
 )
 
 
