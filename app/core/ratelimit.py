@@ -64,19 +64,19 @@ EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _BACKOFF_SECONDS = 5.0
 
-# KEYS: the buckets; ARGV: rate (tokens a second), capacity and cost of each bucket in turn.
-# A cost of 0 only asks that the bucket not be empty. Tokens are taken only when every bucket
-# has enough, and only buckets that pay are written (a look creates no key). Returns
-# {index of the bucket that refused (0: none), seconds until it would accept}.
-BUCKETS_SCRIPT = """
-local t = redis.call('TIME')
+# Both scripts read Redis's clock once, then each bucket ``i`` of KEYS with its ARGV triple
+# (rate in tokens a second, capacity, and a third value the script names) and refill it to now.
+_NOW = """local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local levels = {}
-local refused, wait = 0, 0
-for i = 1, #KEYS do
-  local rate = tonumber(ARGV[3 * i - 2])
+"""
+
+
+def _refilled(third: str) -> str:
+    """Lua, inside ``for i = 1, #KEYS``: ``rate``, ``capacity``, ``{third}`` and ``tokens``
+    (the bucket refilled to ``now``; full when it does not exist)."""
+    return f"""  local rate = tonumber(ARGV[3 * i - 2])
   local capacity = tonumber(ARGV[3 * i - 1])
-  local cost = tonumber(ARGV[3 * i])
+  local {third} = tonumber(ARGV[3 * i])
   local state = redis.call('HMGET', KEYS[i], 'tokens', 'ts')
   local tokens = tonumber(state[1])
   local ts = tonumber(state[2])
@@ -85,7 +85,21 @@ for i = 1, #KEYS do
     ts = now
   end
   tokens = math.min(capacity, tokens + math.max(0, now - ts) * rate)
-  levels[i] = tokens
+"""
+
+
+# KEYS: the buckets; ARGV: rate (tokens a second), capacity and cost of each bucket in turn.
+# A cost of 0 only asks that the bucket not be empty. Tokens are taken only when every bucket
+# has enough, and only buckets that pay are written (a look creates no key). Returns
+# {index of the bucket that refused (0: none), seconds until it would accept}.
+BUCKETS_SCRIPT = (
+    _NOW
+    + """local levels = {}
+local refused, wait = 0, 0
+for i = 1, #KEYS do
+"""
+    + _refilled("cost")
+    + """  levels[i] = tokens
   local need = math.max(cost, 1)
   if tokens < need and (need - tokens) / rate > wait then
     refused = i
@@ -105,27 +119,19 @@ if refused == 0 then
 end
 return {refused, tostring(wait)}
 """
+)
 
 # The reconciliation of write buckets. KEYS: the buckets; ARGV: rate, capacity and the tokens
 # this process spent since its last report, for each bucket in turn. Adds the spending to each
 # shared bucket (which may go below zero: an overshoot across processes is owed, then refilled)
 # and returns each bucket's level.
-SYNC_SCRIPT = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local levels = {}
+SYNC_SCRIPT = (
+    _NOW
+    + """local levels = {}
 for i = 1, #KEYS do
-  local rate = tonumber(ARGV[3 * i - 2])
-  local capacity = tonumber(ARGV[3 * i - 1])
-  local spent = tonumber(ARGV[3 * i])
-  local state = redis.call('HMGET', KEYS[i], 'tokens', 'ts')
-  local tokens = tonumber(state[1])
-  local ts = tonumber(state[2])
-  if tokens == nil or ts == nil then
-    tokens = capacity
-    ts = now
-  end
-  tokens = math.min(capacity, tokens + math.max(0, now - ts) * rate) - spent
+"""
+    + _refilled("spent")
+    + """  tokens = tokens - spent
   if spent > 0 then
     redis.call('HSET', KEYS[i], 'tokens', tostring(tokens), 'ts', tostring(now))
     local refill = (capacity - math.min(tokens, 0)) / rate
@@ -135,6 +141,7 @@ for i = 1, #KEYS do
 end
 return levels
 """
+)
 
 BucketKind = Literal["public", "write", "auth_failure", "refresh"]
 

@@ -23,15 +23,14 @@ import hashlib
 import time
 from typing import Any
 
-import asyncpg
 import httpx
 import orjson
 
 from bench.context import Bench
 from bench.datagen import EVENT_COLUMNS
-from bench.infra import log, plain_url
-from bench.model import Figure, ScenarioResult, interleaved, median
-from bench.scenarios.batch import COPY_TABLE, _derive_all
+from bench.infra import log
+from bench.model import Figure, ScenarioResult, interleaved, median, percentile
+from bench.scenarios.batch import _copy_all, _derive_all
 from bench.targets import figure
 
 TITLE = "Portal records"
@@ -118,7 +117,7 @@ async def _push_all(bench: Bench, calls: list[bytes]) -> dict[str, Any]:
                 body = prefix + queue.pop()[1:]
                 started = time.perf_counter()
                 response = await client.post("/dvcqg/service", content=body)
-                latencies.append(time.perf_counter() - started)
+                latencies.append((time.perf_counter() - started) * 1000)
                 data = response.json()
                 if response.status_code != 200 or data.get("counts") is None:
                     raise RuntimeError(
@@ -131,39 +130,8 @@ async def _push_all(bench: Bench, calls: list[bytes]) -> dict[str, Any]:
     return {**totals, "latencies": latencies}
 
 
-async def _copy_all(bench: Bench, rows: list[list[tuple[Any, ...]]]) -> list[float]:
-    queue = list(reversed(rows))
-    columns = [*EVENT_COLUMNS, "source"]
-    latencies: list[float] = []
-    pool = await asyncpg.create_pool(
-        plain_url(bench.db_url), min_size=1, max_size=bench.scale.batch_concurrency
-    )
-    try:
-
-        async def worker() -> None:
-            while queue:
-                chunk = queue.pop()
-                started = time.perf_counter()
-                async with pool.acquire() as conn:
-                    await conn.copy_records_to_table(COPY_TABLE, records=chunk, columns=columns)
-                latencies.append(time.perf_counter() - started)
-
-        await asyncio.gather(*(worker() for _ in range(bench.scale.batch_concurrency)))
-    finally:
-        await pool.close()
-    return latencies
-
-
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
-
-
-def _timing(latencies: list[float]) -> dict[str, float]:
-    return {
-        "p50_ms": round(_percentile(latencies, 0.5) * 1000, 2),
-        "p99_ms": round(_percentile(latencies, 0.99) * 1000, 2),
-    }
+def _timing(latencies_ms: list[float]) -> dict[str, float | None]:
+    return {"p50_ms": percentile(latencies_ms, 0.5), "p99_ms": percentile(latencies_ms, 0.99)}
 
 
 def run(bench: Bench) -> ScenarioResult:
