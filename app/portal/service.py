@@ -98,7 +98,9 @@ async def ingest_records(
         assert record.procedure is not None
         record.first_event = len(batch.rows)
         _add_rows(batch, settings, parsed.events, parsed.inferred, record.unit, record.procedure)
-    outcome = await _ingest(session, settings, principal, batch, source, derive_now)
+    outcome = await dossiers.ingest_accepted(
+        session, settings, principal, batch, source=source, derive_now=derive_now
+    )
 
     items: list[PortalRecordResult] = []
     facts: list[tuple[str, DossierFacts]] = []
@@ -171,7 +173,9 @@ async def ingest_progress(
                 index=index, MaHoSo=code, result="stored", events_stored=0, events_duplicate=0
             )
         )
-    outcome = await _ingest(session, settings, principal, batch, source, derive_now)
+    outcome = await dossiers.ingest_accepted(
+        session, settings, principal, batch, source=source, derive_now=derive_now
+    )
     by_index = {item.index: n for n, item in enumerate(items)}
     for position, (index, start, notes) in enumerate(spans):
         end = spans[position + 1][1] if position + 1 < len(spans) else len(batch.rows)
@@ -202,20 +206,6 @@ def _add_rows(
              e.has_digitized_parts, bool(inferred[n]) if inferred else False)
         )  # fmt: skip
     batch.events.extend(events)
-
-
-async def _ingest(
-    session: AsyncSession,
-    settings: Settings,
-    principal: Principal,
-    batch: dossiers.Accepted,
-    source: str,
-    derive_now: bool,
-) -> dossiers.Ingested:
-    """The batch through the one ingestion path (checks, ownership, idempotency, queue)."""
-    return await dossiers.ingest_accepted(
-        session, settings, principal, batch, source=source, derive_now=derive_now
-    )
 
 
 async def _place_units(
