@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -25,9 +24,8 @@ import asyncpg
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
-from app.core.errors import ServiceUnavailable
 from app.core.settings import Settings
-from app.core.uow import is_contention
+from app.core.uow import give_way, is_contention
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -113,31 +111,18 @@ class DirectPool:
                     raise
                 dropped = True  # the pool replaces the dead connection on the next acquire
                 logger.info("dropped connection replaced")
-            except asyncpg.PostgresError as exc:
-                if not is_contention(exc):
-                    raise _as_engine_error(exc) from exc
-                attempt = _next_attempt(attempt, retries)
-                await asyncio.sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 - jitter
             except Exception as exc:
                 if not is_contention(exc):
+                    if isinstance(exc, asyncpg.PostgresError):
+                        raise _as_engine_error(exc) from exc
                     raise
-                attempt = _next_attempt(attempt, retries)
-                await asyncio.sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 - jitter
+                await give_way(attempt, retries, "statement")
+                attempt += 1
 
     async def close(self) -> None:
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
-
-
-def _next_attempt(attempt: int, retries: int) -> int:
-    logger.info("statement retried", extra={"attempt": attempt + 1})
-    if attempt >= retries:
-        raise ServiceUnavailable(
-            "Other writes to the same dossiers kept getting in the way; retry shortly.",
-            retry_after=1,
-        )
-    return attempt + 1
 
 
 def _as_engine_error(exc: asyncpg.PostgresError) -> sa_exc.DBAPIError:

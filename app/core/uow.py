@@ -36,6 +36,18 @@ def is_contention(exc: BaseException) -> bool:
     return isinstance(exc, Contention) or sqlstate(exc) in CONTENTION_SQLSTATES
 
 
+async def give_way(attempt: int, retries: int, what: str) -> None:
+    """After run ``attempt`` (0 for the first) of ``what`` lost a race: wait a moment, with
+    jitter, before the next run, or answer 503 with Retry-After when ``retries`` are used up."""
+    logger.info("%s retried", what, extra={"attempt": attempt + 1})
+    if attempt >= retries:
+        raise ServiceUnavailable(
+            "Other writes to the same dossiers kept getting in the way; retry shortly.",
+            retry_after=1,
+        )
+    await asyncio.sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 - jitter
+
+
 async def committed(
     session: AsyncSession, work: Callable[[], Awaitable[T]], *, retries: int = 3
 ) -> T:
@@ -43,7 +55,8 @@ async def committed(
 
     ``work`` must do all its writes through ``session`` and may run more than once.
     """
-    for attempt in range(retries + 1):
+    attempt = 0
+    while True:
         try:
             result = await work()
             await session.commit()
@@ -52,14 +65,8 @@ async def committed(
             if not is_contention(exc):
                 raise
             await session.rollback()
-            logger.info("unit of work retried", extra={"attempt": attempt + 1})
-            if attempt == retries:
-                break
-            await asyncio.sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 - jitter
-    raise ServiceUnavailable(
-        "Other writes to the same dossiers kept getting in the way; retry shortly.",
-        retry_after=1,
-    )
+            await give_way(attempt, retries, "unit of work")
+            attempt += 1
 
 
 async def unit_of_work(
