@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
+from app.core.errors import describe_error, is_outage
 from app.core.settings import Settings
 
 logger = logging.getLogger("chiso.database")
@@ -132,14 +134,45 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 SESSION_STATE = "session"
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request: the unit of work. Routers commit once, at the end."""
+@asynccontextmanager
+async def closing(session: AsyncSession) -> AsyncIterator[AsyncSession]:
+    """``session``, closed at the end whatever happened in it.
+
+    Closing rolls back what was left open. When the connection died meanwhile (the database
+    restarted after the request had its answer, or while an error was on its way out), that
+    rollback has nothing left to undo: the connection is discarded and the failure logged,
+    never raised over the request's answer or over the error that is already being handled.
+    """
+    try:
+        yield session
+    finally:
+        try:
+            await session.close()
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            logger.warning(
+                "database connection lost before the session closed; discarded",
+                extra={"error": describe_error(exc)},
+            )
+            await session.invalidate()
+
+
+@asynccontextmanager
+async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's session: the one the gate opened to look its key up (the gate closes it
+    once the answer is sent), else one opened here."""
     opened: AsyncSession | None = request.scope.get("state", {}).get(SESSION_STATE)
     if opened is not None:
-        yield opened  # the gate closes it once the response is sent
+        yield opened
         return
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with sessionmaker() as session:
+    async with closing(request.app.state.sessionmaker()) as session:
+        yield session
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request: the unit of work. Routers commit once, at the end."""
+    async with request_session(request) as session:
         yield session
 
 

@@ -265,6 +265,10 @@ _OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.InterfaceError,
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.QueryCanceledError,
+    # The driver found its connection in a state no statement can start from: the server
+    # ended the session between two statements (its FATAL read, the close not yet), e.g. a
+    # COPY on a raw connection the instant the server shuts down. Only a retry helps.
+    asyncpg.exceptions.InternalClientError,
     # 53300: no connection slot left (the server's or the role's); come back, as for an outage.
     asyncpg.exceptions.TooManyConnectionsError,
 )

@@ -8,8 +8,8 @@ pure-ASGI middleware, for every request:
 1. resolves the bearer key (the admin token or an API key) once, in the session the request
    then works in (``app.core.database.get_session`` hands it on: one connection checkout),
    and leaves the caller in the request's state, where ``app.core.auth.authenticate`` picks
-   it up (no second lookup). There is no cache: a revoked key is refused at its next request,
-   whichever process revoked it;
+   it up (no second lookup). Keys come from the process's cache (``app.core.auth.KeyCache``),
+   which a revocation in any process clears within a second;
 2. answers a bad key (unknown, revoked, malformed header) 401 on every route, public ones
    included, and charges it to the address's anonymous and failed-authentication buckets
    (429 once either is empty); a request without a key is charged to the anonymous bucket;
@@ -50,7 +50,7 @@ from app.core.auth import (
     authenticate,
     own_credentials,
 )
-from app.core.database import SESSION_STATE
+from app.core.database import SESSION_STATE, closing
 from app.core.errors import (
     PayloadTooLarge,
     Problem,
@@ -144,7 +144,7 @@ class GateMiddleware:
             await self._admit(None, scope, receive, send)
             return
         # The key is looked up in the session the request then works in: no second checkout.
-        async with scope["app"].state.sessionmaker() as session:
+        async with closing(scope["app"].state.sessionmaker()) as session:
             try:
                 principal = await self._resolve(scope, session)
             except Unauthenticated as failed:

@@ -21,6 +21,7 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.core.database import closing
 from app.core.errors import CONTENTION_SQLSTATES, ServiceUnavailable, sqlstate
 
 T = TypeVar("T")
@@ -77,7 +78,7 @@ async def unit_of_work(
 ) -> T:
     """A job's unit of work: open a session, run ``work`` in it and commit, as
     :func:`committed` (retried on contention); the session is closed whatever happens."""
-    async with sessionmaker() as session:
+    async with closing(sessionmaker()) as session:
         return await committed(session, lambda: work(session), retries=retries)
 
 

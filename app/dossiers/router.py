@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -15,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock
 from app.core.auth import Principal, Scope, require
-from app.core.database import SESSION_STATE, DbSession
+from app.core.database import DbSession, request_session
 from app.core.errors import Conflict, Forbidden, PayloadTooLarge, Unprocessable
 from app.core.exports import EXPORT_CONTENT, ExportQuery
 from app.core.pagination import CountedPage, Page, PageParams, page_params
@@ -80,7 +78,7 @@ async def post_event(
     url = f"/v1/dossiers/{event.dossier_code}"
     dossier = None
     if derive_now:
-        async with _session(request) as session:
+        async with request_session(request) as session:
             outcome, dossier = await _ingest_and_derive(
                 request, session, settings, principal, event
             )
@@ -120,18 +118,6 @@ async def post_event(
 
 _QUEUED_STATUS = {"stored": status.HTTP_202_ACCEPTED, "duplicate": status.HTTP_200_OK}
 _DERIVED_STATUS = {"stored": status.HTTP_201_CREATED, "duplicate": status.HTTP_200_OK}
-
-
-@asynccontextmanager
-async def _session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's session, opened only by the requests that need one (the gate's, when it
-    opened one: it closes it once the answer is sent)."""
-    opened: AsyncSession | None = request.scope.get("state", {}).get(SESSION_STATE)
-    if opened is not None:
-        yield opened
-        return
-    async with request.app.state.sessionmaker() as session:
-        yield session
 
 
 async def _ingest_and_derive(

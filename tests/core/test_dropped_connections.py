@@ -14,8 +14,10 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import event, text
+from sqlalchemy import exc as sa_exc
 
-from app.core.database import _refuse_closed
+from app.core.database import _refuse_closed, closing, create_engine, create_sessionmaker
+from app.core.errors import is_outage
 from app.core.settings import Settings
 from app.main import create_app
 from tests.conftest import plain_url
@@ -98,3 +100,79 @@ async def test_a_unit_of_work_with_work_done_is_not_run_again(
             with pytest.raises(Exception) as failed:
                 await session.execute(BACKEND_PID)
             assert getattr(failed.value, "connection_invalidated", False)
+
+
+async def end_backend(database_url: str, pid: int) -> None:
+    conn = await asyncpg.connect(plain_url(database_url))
+    try:
+        assert await conn.fetchval("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("raised", [None, LookupError], ids=["answered", "failing"])
+async def test_a_session_whose_connection_died_closes_without_raising_over_the_request(
+    settings: Settings,
+    clean: None,
+    database_url: str,
+    caplog: pytest.LogCaptureFixture,
+    raised: type[Exception] | None,
+) -> None:
+    """The database restarts after a request had its answer (or while its error was on the way
+    out), its transaction still open: closing the session cannot roll back. The request keeps
+    its answer, or its own error: never a 500 for the close."""
+    engine = create_engine(settings, database_url)
+    sessionmaker = create_sessionmaker(engine)
+    try:
+        # Without the guard, the close's failed rollback is what the request would raise.
+        with pytest.raises(sa_exc.DBAPIError):
+            async with sessionmaker() as bare:
+                await end_backend(database_url, (await bare.execute(BACKEND_PID)).scalar_one())
+
+        with caplog.at_level(logging.WARNING, logger="chiso.database"):
+            if raised is None:
+                async with closing(sessionmaker()) as session:
+                    await end_backend(
+                        database_url, (await session.execute(BACKEND_PID)).scalar_one()
+                    )
+            else:
+                with pytest.raises(raised, match="the request's own error"):
+                    async with closing(sessionmaker()) as session:
+                        await end_backend(
+                            database_url, (await session.execute(BACKEND_PID)).scalar_one()
+                        )
+                        raise raised("the request's own error")
+        assert any("discarded" in r.message for r in caplog.records)
+        async with closing(sessionmaker()) as session:  # the pool lends a live connection
+            assert (await session.execute(text("SELECT 1"))).scalar_one() == 1
+    finally:
+        await engine.dispose()
+
+
+async def test_a_copy_begun_as_the_server_ends_the_session_is_an_outage(
+    database_url: str,
+) -> None:
+    """The server ends a backend (it is shutting down) and the batch's COPY starts on that
+    connection before its close has been read: the driver refuses the COPY from the state the
+    server's last message left it in. That is the outage the client retries (503), as the
+    other errors such a COPY meets are, not a server error."""
+    plain = plain_url(database_url)
+    other = await asyncpg.connect(plain)
+    met: list[Exception] = []
+    try:
+        for _ in range(12):
+            staging = await asyncpg.connect(plain)
+            try:
+                await staging.execute("CREATE TEMP TABLE staged (x int)")
+                await other.fetchval("SELECT pg_terminate_backend($1)", staging.get_server_pid())
+                await staging.copy_records_to_table("staged", records=[(1,)])
+            except Exception as exc:
+                met.append(exc)
+            finally:
+                staging.terminate()
+    finally:
+        await other.close()
+    assert len(met) == 12
+    kinds = {type(exc).__name__ for exc in met}
+    assert kinds <= {"InternalClientError", "ConnectionDoesNotExistError", "InterfaceError"}
+    assert [exc for exc in met if not is_outage(exc)] == []
