@@ -8,9 +8,11 @@ dossier settled, a dropped connection replaced.
 from __future__ import annotations
 
 import asyncio
+import re
 from decimal import Decimal
 
 import httpx
+import orjson
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
@@ -122,3 +124,58 @@ async def test_a_dropped_connection_is_replaced_and_the_event_stored(
             text("SELECT count(*) FROM dossier_events WHERE dossier_code = 'H01.01-261130-0003'")
         )
     assert stored == 2
+
+
+STORED_AT = re.compile(r'"stored_at":"[^"]+"')
+
+
+async def test_the_common_case_is_answered_as_the_declared_route_answers_it(
+    client: httpx.AsyncClient, setup: None
+) -> None:
+    """A plain JSON event from a writing key is served below FastAPI's per-request machinery;
+    anything else takes the declared route. A client cannot tell them apart: the same requests
+    sent as ``application/json`` (served below) and as ``application/json; charset=utf-8``
+    (the declared route) get the same answers, status, body and headers, refusals included."""
+    _, desk = await create_key(client, ["dossiers:write"], "H01.01", name="desk")
+    _, reader = await create_key(client, ["dossiers:read"], "H01.01", name="reader")
+
+    async def answers(content_type: str, serial: str) -> list[tuple[int, str, str, str]]:
+        code = f"H01.01-261130-{serial}"
+        foreign = f"H01.02-261130-{serial}"
+        first = event("e1", code, 2, "2026-11-20 10:00")
+        sent = [
+            (first, desk),  # stored: 202
+            (first, desk),  # duplicate: 200
+            ({**first, "status": 5}, desk),  # other content, same id: 409
+            (event("e2", foreign, 2, "2026-11-20 10:00", unit="H01.02"), desk),  # 403
+            (event("e3", code, 2, "2026-11-20 10:00", procedure="NOPE"), desk),  # 422
+            ({**first, "status": 99}, desk),  # the model refuses it: 422
+            (event("e4", code, 4, "2026-11-20 11:00"), reader),  # no write scope: 403
+            ({**first, "event_id": "e5"}, {}),  # no key: 401
+        ]
+        seen = []
+        for body, key in sent:
+            response = await client.post(
+                "/v1/dossier-events",
+                content=orjson.dumps(body),
+                headers={**key, "content-type": content_type},
+            )
+            seen.append(
+                (
+                    response.status_code,
+                    STORED_AT.sub('"stored_at":"*"', response.text.replace(serial, "*")),
+                    response.headers.get("location", "").replace(serial, "*"),
+                    response.headers["content-type"],
+                )
+            )
+        return seen
+
+    below = await answers("application/json", "0101")
+    declared = await answers("application/json; charset=utf-8", "0102")
+    assert [s for s, *_ in below] == [202, 200, 409, 403, 422, 422, 403, 401]
+    assert below == declared
+    assert below[0][1:3] == (
+        '{"event_id":"e1","result":"stored","dossier_url":"/v1/dossiers/H01.01-261130-*",'
+        '"dossier":null}',
+        "/v1/dossiers/H01.01-261130-*",
+    )
