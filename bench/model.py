@@ -6,7 +6,7 @@ import math
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -146,3 +146,21 @@ def interleaved(
             subj_out.append(subject(r))
             base_out.append(baseline(r))
     return base_out, subj_out
+
+
+class RoundData(Generic[T]):
+    """What a round's baseline and subject both use, made once for that round and kept only
+    while it runs: a national round's rows are large, and the next round makes its own."""
+
+    def __init__(self, make: Callable[[int], T]) -> None:
+        self.make = make
+        self.kept: tuple[int, T] | None = None
+
+    def __call__(self, r: int) -> T:
+        if self.kept is None or self.kept[0] != r:
+            self.kept = None  # the last round's rows go before this round's are made
+            self.kept = (r, self.make(r))
+        return self.kept[1]
+
+    def clear(self) -> None:
+        self.kept = None

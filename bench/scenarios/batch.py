@@ -37,7 +37,7 @@ from bench.config import PROJECT_ROOT
 from bench.context import Bench
 from bench.datagen import EVENT_COLUMNS, copy_record, histories
 from bench.infra import log, plain_url, project_python
-from bench.model import Figure, ScenarioResult, interleaved, median, percentile
+from bench.model import Figure, RoundData, ScenarioResult, interleaved, median, percentile
 from bench.targets import figure
 
 TITLE = "Batch ingestion"
@@ -189,13 +189,7 @@ def _latencies(values: list[float]) -> dict[str, float | None]:
 def run(bench: Bench) -> ScenarioResult:
     bench.start_http()
     scale = bench.scale
-    prepared: dict[int, Prepared] = {}
-
-    def data(r: int) -> Prepared:
-        if r not in prepared:
-            prepared.clear()
-            prepared[r] = _prepare(bench, bench.tag(f"B{r}"))
-        return prepared[r]
+    data: RoundData[Prepared] = RoundData(lambda r: _prepare(bench, bench.tag(f"B{r}")))
 
     def subject(r: int) -> dict[str, Any]:
         bodies, _, count, codes = data(r)
@@ -242,7 +236,7 @@ def run(bench: Bench) -> ScenarioResult:
         }
 
     bases, subjects = interleaved(scale.rounds, baseline, subject)
-    prepared.clear()
+    data.clear()
 
     def med(runs: list[dict[str, Any]], field: str, q: str) -> float | None:
         return median([v for r in runs if (v := r[field][q]) is not None])

@@ -29,7 +29,7 @@ import orjson
 from bench.context import Bench
 from bench.datagen import EVENT_COLUMNS
 from bench.infra import log
-from bench.model import Figure, ScenarioResult, interleaved, median, percentile
+from bench.model import Figure, RoundData, ScenarioResult, interleaved, median, percentile
 from bench.scenarios.batch import _copy_all, _derive_all
 from bench.targets import figure
 
@@ -137,13 +137,7 @@ def _timing(latencies_ms: list[float]) -> dict[str, float | None]:
 def run(bench: Bench) -> ScenarioResult:
     bench.start_http()
     scale = bench.scale
-    prepared: dict[int, Prepared] = {}
-
-    def data(r: int) -> Prepared:
-        if r not in prepared:
-            prepared.clear()
-            prepared[r] = _prepare(bench, f"{bench.run_id}P{r}")
-        return prepared[r]
+    data: RoundData[Prepared] = RoundData(lambda r: _prepare(bench, f"{bench.run_id}P{r}"))
 
     def subject(r: int) -> dict[str, Any]:
         calls, _, records, events = data(r)

@@ -121,6 +121,14 @@ async def listening(client: httpx.AsyncClient) -> None:
         await asyncio.sleep(0.02)
 
 
+async def revoke_in_sql(engine: AsyncEngine, key_id: str) -> None:
+    """Revoke a key as an operator's own SQL would: no chiso code involved."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE api_keys SET revoked_at = now() WHERE id = :id"), {"id": key_id}
+        )
+
+
 async def refused_within(client: httpx.AsyncClient, headers: dict[str, str]) -> float:
     """How long after now ``client`` still accepted the key: the seconds from now to the
     sending of the last request it answered 200 (0 if none), polling every 20 ms until a 401."""
@@ -197,10 +205,7 @@ async def test_an_operator_s_own_update_reaches_every_process(
         await listening(second)
         for api in (first, second):
             assert (await api.get("/v1/dossiers", headers=desk)).status_code == 200
-        async with engine.begin() as conn:  # psql, say: no chiso code involved
-            await conn.execute(
-                text("UPDATE api_keys SET revoked_at = now() WHERE id = :id"), {"id": key_id}
-            )
+        await revoke_in_sql(engine, key_id)  # psql, say: no chiso code involved
         assert await refused_within(first, desk) < 1.0
         assert await refused_within(second, desk) < 1.0
 
@@ -224,10 +229,7 @@ async def test_without_its_listener_a_process_keeps_a_key_at_most_a_second(
             assert len(seen) == 2  # older than a second: looked up again
         finally:
             stop()
-        async with engine.begin() as conn:  # revoked; the notice reaches no one here
-            await conn.execute(
-                text("UPDATE api_keys SET revoked_at = now() WHERE id = :id"), {"id": key_id}
-            )
+        await revoke_in_sql(engine, key_id)  # the notice reaches no one here
         assert await refused_within(api, desk) < 1.0
 
 
