@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
 
+from app.core.settings import Settings
+from app.main import create_app
 from tests.conftest import ADMIN_TOKEN
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -129,3 +135,23 @@ async def get_dossier(
 
 def instant(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
+
+
+@asynccontextmanager
+async def instance(settings: Settings, **changes: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """An app of its own — its own engine, pools, caches and listener, as a second API process
+    has — with ``changes`` to its settings, and a client calling it."""
+    app = create_app(settings.model_copy(update=changes))
+    async with LifespanManager(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://chiso.test") as c:
+            yield c
+
+
+def app_of(client: httpx.AsyncClient) -> FastAPI:
+    """The app a client of :func:`instance` calls."""
+    transport = client._transport
+    assert isinstance(transport, httpx.ASGITransport)
+    app = transport.app
+    assert isinstance(app, FastAPI)
+    return app

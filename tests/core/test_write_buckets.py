@@ -8,39 +8,29 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from app.core.ratelimit import Draw, Limit, LocalBuckets, RedisBuckets, SharedBuckets
 from app.core.settings import Settings
-from app.main import create_app
-from tests.helpers import create_key, put_unit
+from tests.helpers import app_of, create_key, instance, put_unit
 
 SLOW = {"rate_write_per_minute": 1, "rate_write_burst": 2, "rate_public_per_minute": 0}
 UNIT = {"name": "Tỉnh thử", "level": "province"}
 
 
-@asynccontextmanager
-async def process(settings: Settings, **changes: Any) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings.model_copy(update={**SLOW, **changes}))
-    async with LifespanManager(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://chiso.test") as c:
-            yield c
+def process(settings: Settings, **changes: Any) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+    """An API process of its own, with write limits low enough to run out in a test."""
+    return instance(settings, **{**SLOW, **changes})
 
 
 def limiter_of(client: httpx.AsyncClient) -> Any:
-    transport = client._transport
-    assert isinstance(transport, httpx.ASGITransport) and isinstance(transport.app, FastAPI)
-    return transport.app.state.rate_limiter
+    return app_of(client).state.rate_limiter
 
 
 async def tokens(redis: Redis, key_id: str) -> float:

@@ -7,23 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.auth import KeyCache, Principal
 from app.core.settings import Settings
-from app.main import create_app
 from tests.conftest import plain_url
-from tests.helpers import ADMIN, create_key, put_unit
+from tests.helpers import ADMIN, app_of, create_key, instance, put_unit
 
 DESK = Principal("desk", frozenset({"dossiers:read"}), "H01", key_id="k-1")
 OTHER = Principal("other", frozenset({"dossiers:read"}), None, key_id="k-2")
@@ -93,24 +90,6 @@ def lookups(app: FastAPI) -> tuple[list[str], Callable[[], None]]:
     engine = app.state.engine.sync_engine
     event.listen(engine, "before_cursor_execute", executed)
     return seen, lambda: event.remove(engine, "before_cursor_execute", executed)
-
-
-@asynccontextmanager
-async def instance(settings: Settings, **changes: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """An app of its own — its own engine, cache and listener — and a client calling it."""
-    app = create_app(settings.model_copy(update=changes))
-    async with LifespanManager(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://chiso.test") as c:
-            yield c
-
-
-def app_of(client: httpx.AsyncClient) -> FastAPI:
-    transport = client._transport
-    assert isinstance(transport, httpx.ASGITransport)
-    app = transport.app
-    assert isinstance(app, FastAPI)
-    return app
 
 
 async def listening(client: httpx.AsyncClient) -> None:
