@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     DateTime,
     ForeignKey,
@@ -57,7 +58,8 @@ class ScoreSnapshot(Base):
     grade: Mapped[str | None] = mapped_column(String(32))
     completeness: Mapped[Decimal] = mapped_column(Numeric(5, 4), nullable=False)
     groups: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
-    metrics: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, nullable=False)
+    # JSON text (not jsonb): written and read whole, never queried into (migration 0021).
+    metrics: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False)
     rank: Mapped[int | None] = mapped_column(Integer)
     ranked_of: Mapped[int | None] = mapped_column(Integer)
     computed_at: Mapped[datetime] = mapped_column(_TS, nullable=False, server_default=func.now())
