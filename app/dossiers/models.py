@@ -162,6 +162,10 @@ class Dossier(Base):
     # The newest event (dossier_events.id) this state was derived from.
     derived_through: Mapped[int | None] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(_TS, nullable=False, server_default=func.now())
+    # What the record-based counts read of the dossier's facts, as flags (NULL: no facts),
+    # derived with the rest from the facts kept (migration 0022; the bits are
+    # app.scores.repository.RECORD_FACTS).
+    record_facts: Mapped[int | None] = mapped_column(SmallInteger)
 
     __table_args__ = (
         Index("ix_dossiers_unit_code_code", "unit_code", "code"),

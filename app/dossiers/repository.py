@@ -731,11 +731,13 @@ def _save_states_statement() -> str:
     one is not written at all (no new row version, no index entry, no WAL).
 
     The states travel as one JSON array of objects (27 array parameters cost asyncpg a type
-    check per element), read by one ``json_to_recordset``.
+    check per element), read by one ``json_to_recordset``. The flags the record-based counts
+    read (``record_facts``) come from the facts kept, by the database's ``chiso_record_facts``
+    (migration 0022): a change of facts queues the dossier, so they follow it here.
     """
     names = list(_STATE_COLUMNS)
     record = ", ".join(f"{c} {t}" for c, t in _STATE_COLUMNS.items())
-    written = [c for c in names if c != "code"]
+    written = [c for c in names if c != "code"] + ["record_facts"]
     assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in written)
     # A moved deadline starts a new flag cycle: the sweep may flag (and notify) it again.
     resets = (
@@ -746,10 +748,12 @@ def _save_states_statement() -> str:
     )
     stored = ", ".join(f"d.{c}" for c in written)
     derived = ", ".join(f"EXCLUDED.{c}" for c in written)
+    flags = "CASE WHEN f.dossier_code IS NOT NULL THEN chiso_record_facts(f) END"
     return (
-        f"INSERT INTO dossiers AS d ({', '.join(names)}, updated_at) "  # noqa: S608
-        f"SELECT {', '.join(f'v.{c}' for c in names)}, now() "
-        f"FROM json_to_recordset($1::json) AS v({record}) ORDER BY v.code "
+        f"INSERT INTO dossiers AS d ({', '.join(names)}, record_facts, updated_at) "  # noqa: S608
+        f"SELECT {', '.join(f'v.{c}' for c in names)}, {flags}, now() "
+        f"FROM json_to_recordset($1::json) AS v({record}) "
+        "LEFT JOIN dossier_facts f ON f.dossier_code = v.code ORDER BY v.code "
         f"ON CONFLICT (code) DO UPDATE SET {resets}, {assignments}, updated_at = now() "
         f"WHERE ({stored}) IS DISTINCT FROM ({derived})"
     )

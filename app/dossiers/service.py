@@ -194,10 +194,17 @@ async def ingest_accepted(
             touched.update(stated)  # re-derived: their periods rescore
 
     codes = sorted(touched)
-    if codes and derive_now:
+    if derive_now:
+        await derive_inline(session, settings, codes)
+    return Ingested(outcomes=outcomes, touched=codes)
+
+
+async def derive_inline(session: AsyncSession, settings: Settings, codes: Sequence[str]) -> None:
+    """Derive ``codes`` in this transaction (``Prefer: return=representation``): their queue
+    rows are taken (waiting for a worker's claim on one to end), then their states derived."""
+    if codes:
         await repository.take_queued(session, codes)
         await derive_locked(session, settings, codes)
-    return Ingested(outcomes=outcomes, touched=codes)
 
 
 _WRITTEN: dict[bool, Result] = {True: "stored", False: "updated"}

@@ -98,9 +98,9 @@ async def ingest_records(
         assert record.procedure is not None
         record.first_event = len(batch.rows)
         _add_rows(batch, settings, parsed.events, parsed.inferred, record.unit, record.procedure)
-    outcome = await dossiers.ingest_accepted(
-        session, settings, principal, batch, source=source, derive_now=derive_now
-    )
+    # Derived (with ``derive_now``) once the records' facts are kept: a dossier's state holds
+    # the flags its facts give the record-based counts.
+    outcome = await dossiers.ingest_accepted(session, settings, principal, batch, source=source)
 
     items: list[PortalRecordResult] = []
     facts: list[tuple[str, DossierFacts]] = []
@@ -126,6 +126,10 @@ async def ingest_records(
             facts.append((record.parsed.dossier_code, record.parsed.facts))
     if facts:
         await upsert_facts(session, facts)
+    if derive_now:
+        await dossiers.derive_inline(
+            session, settings, sorted({*outcome.touched, *(code for code, _ in facts)})
+        )
     return _summary(items)
 
 
@@ -173,9 +177,9 @@ async def ingest_progress(
                 index=index, MaHoSo=code, result="stored", events_stored=0, events_duplicate=0
             )
         )
-    outcome = await dossiers.ingest_accepted(
-        session, settings, principal, batch, source=source, derive_now=derive_now
-    )
+    # Derived (with ``derive_now``) once the records' facts are kept: a dossier's state holds
+    # the flags its facts give the record-based counts.
+    outcome = await dossiers.ingest_accepted(session, settings, principal, batch, source=source)
     by_index = {item.index: n for n, item in enumerate(items)}
     for position, (index, start, notes) in enumerate(spans):
         end = spans[position + 1][1] if position + 1 < len(spans) else len(batch.rows)

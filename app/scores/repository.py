@@ -252,29 +252,50 @@ async def on_time_columns(
 
 
 # MaCSDL of the national population database in DSKetNoiCSDL: "CSDLQGDC" as real one-stop
-# systems send it, "1" as the portal's own numbering (and the simulator) has it.
+# systems send it, "1" as the portal's own numbering (and the simulator) has it. The database's
+# ``chiso_record_facts`` (migration 0022) names the same two.
 POPULATION_DATABASE_CODES = ("1", "CSDLQGDC")
 
+# What the record-based conditions read of a dossier's facts, kept on the dossier as flags
+# (``dossiers.record_facts``, set by the database from ``dossier_facts``: see migration 0022;
+# NULL: no facts were kept, as when no record said).
+RECORD_FACTS = {
+    "result_with_file": 1,  # results_with_file > 0
+    "fees_all_zero": 2,  # fees_all_zero
+    "payment_stated": 4,  # payment_code IS NOT NULL
+    "payment_online": 8,  # payment_code IN ('1', '2')
+    "digitised_parts_stated": 16,  # has_digitised_parts IS NOT NULL
+    "digitised_parts": 32,  # has_digitised_parts
+    "paper_digitised": 64,  # papers_digitised > 0
+    "paper_with_file": 128,  # papers_with_file > 0
+    "paper_from_store": 256,  # papers_from_national_store > 0
+    "population_data": 512,  # VNeID, a paper from the store, or POPULATION_DATABASE_CODES
+}
+
+
+def _fact(name: str) -> str:
+    return f"(coalesce(d.record_facts, 0) & {RECORD_FACTS[name]} <> 0)"
+
+
 # The conditions the record-based indicators count, over ``dossiers d`` joined to its procedure
-# ``p`` and its facts ``f`` (NULL facts: no record said; an event-fed dossier has only the
-# dossier's own columns). docs/INDEX.md, "Computed from the records", states each rule.
-_ELECTRONIC_RESULT = "coalesce(f.results_with_file, 0) > 0"
+# ``p``, its facts read from its flags (no facts: every flag off; an event-fed dossier has only
+# the dossier's own columns). docs/INDEX.md, "Computed from the records", states each rule.
+_ELECTRONIC_RESULT = _fact("result_with_file")
 _RESULT_AS_REQUIRED = f"(NOT p.paper_result OR {_ELECTRONIC_RESULT})"
-_CHARGED = "(p.has_fees AND f.fees_all_zero IS NOT TRUE)"
+_CHARGED = f"(p.has_fees AND NOT {_fact('fees_all_zero')})"
 # DuocThanhToanTrucTuyen 1 (national portal) or 2 (the province's gateway); any other code is
 # not paid online. Without the code, what the dossier's events said.
 _PAID_ONLINE = (
-    "CASE WHEN f.payment_code IS NOT NULL THEN f.payment_code IN ('1', '2') "
+    f"CASE WHEN {_fact('payment_stated')} THEN {_fact('payment_online')} "
     "ELSE coalesce(d.paid_online, false) END"
 )
+# HoSoCoThanhPhanSoHoa as the record states it, else as the events did, else a digitised paper.
 _DIGITISED_PARTS = (
-    "coalesce(f.has_digitised_parts, d.has_digitized_parts, coalesce(f.papers_digitised, 0) > 0)"
+    f"CASE WHEN {_fact('digitised_parts_stated')} THEN {_fact('digitised_parts')} "
+    f"ELSE coalesce(d.has_digitized_parts, {_fact('paper_digitised')}) END"
 )
-_FROM_STORE = "coalesce(f.papers_from_national_store, 0) > 0"
-_POPULATION_DATA = (
-    f"(f.vneid_verified IS TRUE OR {_FROM_STORE} "
-    "OR coalesce(f.databases && CAST(:population AS text[]), false))"
-)
+_FROM_STORE = _fact("paper_from_store")
+_POPULATION_DATA = _fact("population_data")
 RECORD_COUNTS = {
     "received": "true",
     "online": f"d.channel = 2 AND {_RESULT_AS_REQUIRED}",
@@ -282,7 +303,7 @@ RECORD_COUNTS = {
     "paid_online": f"{_CHARGED} AND {_PAID_ONLINE}",
     "paper_result": "p.paper_result",
     "electronic_result": f"p.paper_result AND {_ELECTRONIC_RESULT}",
-    "digitised": f"coalesce(f.papers_with_file, 0) > 0 AND {_RESULT_AS_REQUIRED}",
+    "digitised": f"{_fact('paper_with_file')} AND {_RESULT_AS_REQUIRED}",
     "reused": _DIGITISED_PARTS,
     "linked_to_store": f"({_FROM_STORE} OR {_ELECTRONIC_RESULT})",
     "population_data": _POPULATION_DATA,
@@ -297,7 +318,6 @@ _RECORD_COUNTS = text(
         SELECT d.unit_code, {_COUNTS_SQL}
         FROM dossiers d
         JOIN procedures p ON p.code = d.procedure_code
-        LEFT JOIN dossier_facts f ON f.dossier_code = d.code
         WHERE d.counted AND d.received_at >= :start AND d.received_at <= :end
         GROUP BY d.unit_code
     ),{UNIT_PAIRS_CTE}
@@ -319,12 +339,7 @@ async def record_columns(
     session: AsyncSession, start: datetime, end: datetime
 ) -> dict[str, list[Any]]:
     """:func:`record_counts` as one array per column (no row object per unit)."""
-    row = (
-        await session.execute(
-            _RECORD_COLUMNS,
-            {"start": start, "end": end, "population": list(POPULATION_DATABASE_CODES)},
-        )
-    ).one()
+    row = (await session.execute(_RECORD_COLUMNS, {"start": start, "end": end})).one()
     return dict(row._mapping)
 
 
@@ -333,10 +348,7 @@ async def record_counts(session: AsyncSession, start: datetime, end: datetime) -
     ``[start, end]``: one pass over the window's dossiers grouped by their own unit, then
     rolled up the unit tree (the tree, not the dossiers, is walked). Withdrawn before
     acceptance and without a receipt time: not counted (``d.counted``)."""
-    rows = await session.execute(
-        _RECORD_COUNTS,
-        {"start": start, "end": end, "population": list(POPULATION_DATABASE_CODES)},
-    )
+    rows = await session.execute(_RECORD_COUNTS, {"start": start, "end": end})
     return list(rows)
 
 
