@@ -117,7 +117,9 @@ async def _generate(bench: Bench, start: datetime, end: datetime) -> None:
         await conn.execute(FACT_FLAGS)
         await conn.execute(UNQUEUE)
         await conn.execute("ANALYZE dossier_facts")
-        await conn.execute("VACUUM ANALYZE dossiers")
+        # Rewritten without the row versions the flags' update left: the pass over the month
+        # reads as many pages as before (the baseline's too).
+        await conn.execute("VACUUM (FULL, ANALYZE) dossiers")
     finally:
         await conn.close()
 
