@@ -5,9 +5,11 @@ whichever way they arrive (before the dossier is derived, after it, re-sent alon
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import asyncpg
 import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -16,6 +18,7 @@ from app.core.database import create_sessionmaker
 from app.core.settings import Settings
 from app.dossiers.jobs import derive_dossiers
 from app.scores.repository import RECORD_FACTS
+from tests.conftest import plain_url
 from tests.helpers import ADMIN
 from tests.scores.test_records import card, lines, paper, record, refresh, result
 
@@ -152,3 +155,47 @@ async def test_a_sync_asking_for_derivation_now_finds_the_facts_on_the_state(
     )
     assert response.status_code == 200, response.text
     assert await _flags(engine, "H01.01-261201-0004") == RECORD_FACTS["paper_with_file"]
+
+
+async def test_facts_written_while_a_worker_derives_the_dossier_queue_it_again_after(
+    client: httpx.AsyncClient,
+    engine: AsyncEngine,
+    settings: Settings,
+    database_url: str,
+    refresh: Any,
+) -> None:
+    """A worker's claim on the dossier's queue row (its uncommitted delete: it derives from
+    what it could see) holds the facts' statement until it ends; then the dossier is queued
+    again, so the new facts are never left behind a derivation that did not see them."""
+    code = "H01.01-261201-0005"
+    await _queue(client, [record(5, "FREE")])
+    worker = await asyncpg.connect(plain_url(database_url))
+    desk = await asyncpg.connect(plain_url(database_url))
+    try:
+        claim = worker.transaction()
+        await claim.start()
+        assert await worker.fetchval(
+            "DELETE FROM dossier_backlog WHERE dossier_code = $1 RETURNING dossier_code", code
+        )
+        facts = asyncio.create_task(
+            desk.execute(
+                "INSERT INTO dossier_facts (dossier_code, results_with_file) VALUES ($1, 1) "
+                "ON CONFLICT (dossier_code) DO UPDATE SET results_with_file = 1",
+                code,
+            )
+        )
+        await asyncio.sleep(0.3)
+        assert not facts.done()  # waiting for the claim to end
+        await claim.commit()
+        assert await facts == "INSERT 0 1"
+        assert (
+            await worker.fetchval(
+                "SELECT count(*) FROM dossier_backlog WHERE dossier_code = $1", code
+            )
+            == 1
+        )
+    finally:
+        await worker.close()
+        await desk.close()
+    assert await derive_dossiers(_ctx(engine, settings)) == 1
+    assert await _flags(engine, code) == RECORD_FACTS["result_with_file"]
