@@ -154,13 +154,13 @@ def _columns_row(columns: Sequence[str], alias: str | None = None) -> str:
 def _store_statement(source: str) -> TextClause:
     """Check, take ownership, insert and queue a whole batch in one statement.
 
-    The events come from ``source``: ``single`` (one event, a parameter per column, with the
-    facts it states in ``:facts``, upserted in the same statement once it is accepted),
-    ``unnest`` (one array parameter per column) or ``staged`` (the rows :func:`stage_events`
-    copied, or those of them named by ``:only``). Each comes with its ``ord``, which the answer
-    carries back. Locks are taken in
-    one order by every writer (owners, events and queue rows sorted by dossier code), so
-    overlapping batches wait for each other instead of deadlocking.
+    The events come from ``source``: ``single`` (one event, a parameter per column;
+    ``single+facts`` with the facts it states in ``:facts``, upserted in the same statement
+    once it is accepted), ``unnest`` (one array parameter per column) or ``staged`` (the rows
+    :func:`stage_events` copied, or those of them named by ``:only``). Each comes with its
+    ``ord``, which the answer carries back. Locks are taken in one order by every writer
+    (owners, events and queue rows sorted by dossier code), so overlapping batches wait for
+    each other instead of deadlocking.
 
     Its plan does not hang on estimates: the CTEs' row counts are guesses (a batch of 10,000
     may be planned as 5 rows), so no CTE is joined to another, where a guess could pick a
@@ -174,7 +174,7 @@ def _store_statement(source: str) -> TextClause:
     step up the tree from each unit named; no table is scanned.
     """
     names = ", ".join(EVENT_COLUMNS)
-    if source == "single":
+    if source.startswith("single"):
         values = ", ".join(f"CAST(:{c} AS {_column_type(c)}) AS {c}" for c in EVENT_COLUMNS)
         raw = f"SELECT {values}, CAST(:time_inferred AS boolean) AS time_inferred, 0 AS ord"
     elif source == "unnest":
@@ -333,7 +333,7 @@ def _store_statement(source: str) -> TextClause:
                                AS inserted
             FROM (SELECT *, valid AND ord = first_ord AS first FROM judged) f
         )
-        {", result AS (" if source == "single" else ""}
+        {", result AS (" if source == "single+facts" else ""}
         SELECT a.ord, a.unit_known, a.procedure_known, a.in_scope, a.new_dossier, a.prefix_ok,
                a.owned, a.owner_in_scope, a.first, a.written, a.inserted,
                -- A later posting in the batch is the same event if it says the same as the
@@ -359,14 +359,18 @@ def _store_statement(source: str) -> TextClause:
               AND e.dossier_code = a.dossier_code AND e.event_id = a.event_id
             LIMIT 1
         ) e ON true
-        {_single_tail() if source == "single" else "ORDER BY a.ord"}
+        {_single_tail(source) if source.startswith("single") else "ORDER BY a.ord"}
         """  # noqa: S608 - column names are constants
     )
 
 
-def _single_tail() -> str:
-    """The end of the single event's statement: the facts it states are kept once it is
-    accepted (stored, updated, or a duplicate), as :func:`upsert_facts` keeps a batch's."""
+def _single_tail(source: str) -> str:
+    """The end of the single event's statement: with facts (``single+facts``), the facts it
+    states are kept once it is accepted (stored, updated, or a duplicate), as
+    :func:`upsert_facts` keeps a batch's. Without, no statement on ``dossier_facts`` at all:
+    its triggers (migration 0022) run once per statement, even one that writes no row."""
+    if source == "single":
+        return ""
     accepted = "EXISTS (SELECT 1 FROM result WHERE written OR same)"
     return f"""
         ),
@@ -395,9 +399,10 @@ _STORE_STAGED = _positional(_store_statement("staged").text, _STAGED_PARAMS)
 # once per connection, in autocommit: one round trip.
 _SINGLE_PARAMS = (
     *EVENT_COLUMNS, "time_inferred", "source", "scope_root", "key_id", "prefix_required",
-    "replaceable", "facts",
+    "replaceable",
 )  # fmt: skip
 _STORE_SINGLE = _positional(_store_statement("single").text, _SINGLE_PARAMS)
+_STORE_SINGLE_FACTS = _positional(_store_statement("single+facts").text, (*_SINGLE_PARAMS, "facts"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -453,17 +458,14 @@ async def store_one(
     values = list(row[1:])  # EVENT_COLUMNS, then time_inferred
     values[4] = int(values[4])  # status
     values[6] = int(values[6])  # channel
-    record = await db.fetchrow(
-        _STORE_SINGLE,
-        *values,
-        rules.source,
-        rules.scope_root,
-        rules.key_id,
-        rules.prefix_required,
+    params = [
+        *values, rules.source, rules.scope_root, rules.key_id, rules.prefix_required,
         rules.replaceable,
-        facts,
-        record_class=_CheckedRecord,
-    )
+    ]  # fmt: skip
+    if facts is None:
+        record = await db.fetchrow(_STORE_SINGLE, *params, record_class=_CheckedRecord)
+    else:
+        record = await db.fetchrow(_STORE_SINGLE_FACTS, *params, facts, record_class=_CheckedRecord)
     return cast(Checked, record)  # the same fields, read by name
 
 
