@@ -177,9 +177,9 @@ async def ingest_progress(
                 index=index, MaHoSo=code, result="stored", events_stored=0, events_duplicate=0
             )
         )
-    # Derived (with ``derive_now``) once the records' facts are kept: a dossier's state holds
-    # the flags its facts give the record-based counts.
-    outcome = await dossiers.ingest_accepted(session, settings, principal, batch, source=source)
+    outcome = await dossiers.ingest_accepted(
+        session, settings, principal, batch, source=source, derive_now=derive_now
+    )
     by_index = {item.index: n for n, item in enumerate(items)}
     for position, (index, start, notes) in enumerate(spans):
         end = spans[position + 1][1] if position + 1 < len(spans) else len(batch.rows)
