@@ -684,7 +684,7 @@ async def _update_snapshots(
 # Layer 4 (each code's points) is MATERIALIZED: the layers above name each code's points many
 # times (the metric's points, its rounding, its JSON, the near-tie tests), and PostgreSQL,
 # which inlines a CTE named once, would otherwise compute the whole expression at every
-# mention. Computed once per unit, the statement takes about 40 % less time.
+# mention. Computed once per unit: 0.99 → 0.62 s for 7,356 units (small scale).
 
 
 def _lit(value: Any) -> str:
