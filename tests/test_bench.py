@@ -68,6 +68,13 @@ def test_every_scenario_runs_at_smoke_scale(servers: Servers, tmp_path: Path) ->
         for r in batch["rounds"]:
             assert r["subject"]["duplicate"] == 0 and r["subject"]["rejected"] == 0, count
             assert r["subject"]["stored"] == r["subject"]["events"], count
+    # The recomputation says where its time goes: each kind of statement, then the rest.
+    spent = data["scenarios"]["recompute"]["details"]["time_by_statement"]
+    kinds = [row["what"] for row in spent]
+    assert {"scoring statement (every unit's score, rank and snapshot)", "record-based counts",
+            "2.1 counts"} <= set(kinds)  # fmt: skip
+    assert kinds[-1] == "outside the statements (Python, waiting)"
+    assert sum(row["share"] for row in spent) == pytest.approx(1, abs=0.01)
     for name, scenario in data["scenarios"].items():
         assert scenario["status"] == "ok", (name, scenario["message"])
         assert scenario["figures"], name

@@ -171,12 +171,20 @@ async def _record_counts(bench: Bench, start: datetime, end: datetime) -> tuple[
 
 
 async def _recompute(
-    bench: Bench, job: Callable[..., Awaitable[Any]], period: str, catalog: Any
+    bench: Bench,
+    job: Callable[..., Awaitable[Any]],
+    period: str,
+    catalog: Any,
+    spent: dict[str, list[float]] | None = None,
 ) -> tuple[float, Any]:
+    """One recomputation, timed; with ``spent``, each statement's time is added to it by
+    kind (:func:`_statement_kind`): [calls, seconds]."""
     from app.core.database import create_engine, create_sessionmaker
 
     settings = bench.settings()
     engine = create_engine(settings, bench.db_url)
+    if spent is not None:
+        _time_statements(engine, spent)
     try:
         ctx = {
             "sessionmaker": create_sessionmaker(engine),
@@ -189,6 +197,56 @@ async def _recompute(
         return time.perf_counter() - started, out
     finally:
         await engine.dispose()
+
+
+# What the statements of a refresh are, by what their text holds (the first that matches).
+STATEMENT_KINDS = (
+    ("scoring statement (every unit's score, rank and snapshot)", "WITH units AS"),
+    ("record-based counts", " AS received"),
+    ("2.1 counts", " AS numerator"),
+    ("rankings saved", "INSERT INTO ranking_snapshots"),
+    ("unit tree", "WITH RECURSIVE unit_pairs"),
+    ("previous snapshots deleted", "DELETE FROM score_snapshots"),
+)
+
+
+def _statement_kind(statement: str) -> str:
+    text = " ".join(statement.split())
+    for kind, marker in STATEMENT_KINDS:
+        if marker in text:  # in this order: the scoring statement names the others' columns
+            return kind
+    return "other statements"
+
+
+def _time_statements(engine: Any, spent: dict[str, list[float]]) -> None:
+    from sqlalchemy import event
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def before(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        conn.info["bench_started"] = time.perf_counter()
+
+    @event.listens_for(engine.sync_engine, "after_cursor_execute")
+    def after(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        took = time.perf_counter() - conn.info.pop("bench_started")
+        entry = spent.setdefault(_statement_kind(statement), [0, 0.0])
+        entry[0] += 1
+        entry[1] += took
+
+
+def time_by_statement(seconds: float, spent: dict[str, list[float]]) -> list[dict[str, Any]]:
+    """Where one recomputation's time went: each kind of statement (calls, seconds, share),
+    most first, then the rest (Python: the rankings rendered, the rows read, the loop)."""
+    rows = [
+        {"what": kind, "calls": int(calls), "seconds": round(took, 4),
+         "share": round(took / seconds, 3)}
+        for kind, (calls, took) in sorted(spent.items(), key=lambda item: -item[1][1])
+    ]  # fmt: skip
+    rest = seconds - sum(took for _, took in spent.values())
+    rows.append(
+        {"what": "outside the statements (Python, waiting)", "calls": None,
+         "seconds": round(rest, 4), "share": round(rest / seconds, 3)}
+    )  # fmt: skip
+    return rows
 
 
 def run(bench: Bench) -> ScenarioResult:
@@ -225,6 +283,13 @@ def run(bench: Bench) -> ScenarioResult:
         "subject": found[0] if found else None,
         "catalog_version": version,
     }
+    if found is not None:
+        # One more recomputation, each statement timed: where the time goes.
+        spent: dict[str, list[float]] = {}
+        seconds, _ = asyncio.run(_recompute(bench, found[1], period, catalog, spent))
+        result.details["time_by_statement"] = time_by_statement(seconds, spent)
+        for row in result.details["time_by_statement"]:
+            log(f"recompute: {row['seconds']:.3f} s ({row['share']:.0%}) {row['what']}")
     result.figures = [
         figure(
             "recompute",
