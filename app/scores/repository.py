@@ -251,11 +251,6 @@ async def on_time_columns(
     return {"unit_code": row[0], "numerator": row[1], "denominator": row[2]}
 
 
-# MaCSDL of the national population database in DSKetNoiCSDL: "CSDLQGDC" as real one-stop
-# systems send it, "1" as the portal's own numbering (and the simulator) has it. The database's
-# ``chiso_record_facts`` (migration 0022) names the same two.
-POPULATION_DATABASE_CODES = ("1", "CSDLQGDC")
-
 # What the record-based conditions read of a dossier's facts, kept on the dossier as flags
 # (``dossiers.record_facts``, set by the database from ``dossier_facts``: see migration 0022;
 # NULL: no facts were kept, as when no record said).
@@ -269,7 +264,9 @@ RECORD_FACTS = {
     "paper_digitised": 64,  # papers_digitised > 0
     "paper_with_file": 128,  # papers_with_file > 0
     "paper_from_store": 256,  # papers_from_national_store > 0
-    "population_data": 512,  # VNeID, a paper from the store, or POPULATION_DATABASE_CODES
+    # VNeID, a paper from the store, or the national population database among DSKetNoiCSDL's
+    # MaCSDL: "CSDLQGDC" as real one-stop systems send it, "1" as the portal numbers it.
+    "population_data": 512,
 }
 
 
@@ -295,7 +292,6 @@ _DIGITISED_PARTS = (
     f"ELSE coalesce(d.has_digitized_parts, {_fact('paper_digitised')}) END"
 )
 _FROM_STORE = _fact("paper_from_store")
-_POPULATION_DATA = _fact("population_data")
 RECORD_COUNTS = {
     "received": "true",
     "online": f"d.channel = 2 AND {_RESULT_AS_REQUIRED}",
@@ -306,7 +302,7 @@ RECORD_COUNTS = {
     "digitised": f"{_fact('paper_with_file')} AND {_RESULT_AS_REQUIRED}",
     "reused": _DIGITISED_PARTS,
     "linked_to_store": f"({_FROM_STORE} OR {_ELECTRONIC_RESULT})",
-    "population_data": _POPULATION_DATA,
+    "population_data": _fact("population_data"),
 }
 _COUNTS_SQL = ",\n".join(
     f"count(*) FILTER (WHERE {rule}) AS {name}" for name, rule in RECORD_COUNTS.items()
