@@ -19,7 +19,7 @@ from app.core.settings import Settings
 from app.dossiers.jobs import derive_dossiers
 from app.scores.repository import RECORD_FACTS
 from tests.conftest import plain_url
-from tests.helpers import ADMIN
+from tests.helpers import ADMIN, create_key
 from tests.scores.test_records import card, lines, paper, record, refresh, result
 
 __all__ = ["refresh"]  # the fixture, shared with the records' tests
@@ -199,3 +199,24 @@ async def test_facts_written_while_a_worker_derives_the_dossier_queue_it_again_a
         await desk.close()
     assert await derive_dossiers(_ctx(engine, settings)) == 1
     assert await _flags(engine, code) == RECORD_FACTS["result_with_file"]
+
+
+async def test_another_units_key_cannot_change_a_dossiers_facts_or_requeue_it(
+    client: httpx.AsyncClient, engine: AsyncEngine, settings: Settings, refresh: Any
+) -> None:
+    """A commune re-sending another commune's record with a result file: the record is
+    refused, the facts stay as they were, and nothing is queued or derived again."""
+    code = "H01.01-261201-0006"
+    first = record(6, "FEE", DanhSachGiayToKetQua=[result(file=False)])
+    await _queue(client, [first])
+    assert await derive_dossiers(_ctx(engine, settings)) == 1
+    _, other = await create_key(client, ["dossiers:write"], "H01.02")
+    response = await client.post(
+        "/v1/portal/dossiers?madonvi=H01.02",
+        json=[{**first, "DanhSachGiayToKetQua": [result()]}],
+        headers=other,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["result"]["items"][0]["result"] == "rejected"
+    assert await derive_dossiers(_ctx(engine, settings)) == 0
+    assert await _flags(engine, code) == 0
