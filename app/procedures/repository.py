@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import case, func, select, text
 from sqlalchemy.dialects.postgresql import insert
@@ -67,15 +67,24 @@ async def list_procedures(
     return list((await session.scalars(query)).all())
 
 
-async def limits_of(
-    session: AsyncSession, codes: Sequence[str]
-) -> dict[str, tuple[Decimal | None, str | None]]:
+class StoredRules(NamedTuple):
+    """What the derivation and the index read of a stored procedure."""
+
+    limit: tuple[Decimal | None, str | None]  # its limit and unit: every deadline
+    counted: tuple[bool, bool]  # paper_result, has_fees: the record-based counts
+
+
+async def rules_of(session: AsyncSession, codes: Sequence[str]) -> dict[str, StoredRules]:
     rows = await session.execute(
-        select(Procedure.code, Procedure.limit_value, Procedure.limit_unit).where(
-            Procedure.code.in_(list(codes))
-        )
-    )
-    return {code: (value, unit) for code, value, unit in rows}
+        select(
+            Procedure.code, Procedure.limit_value, Procedure.limit_unit, Procedure.paper_result,
+            Procedure.has_fees,
+        ).where(Procedure.code.in_(list(codes)))
+    )  # fmt: skip
+    return {
+        code: StoredRules((value, unit), (paper_result, has_fees))
+        for code, value, unit, paper_result, has_fees in rows
+    }
 
 
 async def upsert(session: AsyncSession, records: Sequence[ProcedureRecord]) -> dict[str, bool]:
@@ -159,25 +168,30 @@ async def resolve_or_learn(
     return [(raw, code, bool(learned)) for raw, code, learned in rows]
 
 
-async def queue_open_dossiers(session: AsyncSession, procedure_codes: Sequence[str]) -> int:
-    """Queue the open dossiers of these procedures for derivation (their limit changed).
+async def queue_dossiers(
+    session: AsyncSession, procedure_codes: Sequence[str], *, open_only: bool
+) -> int:
+    """Queue the dossiers of these procedures for derivation: the open ones when a limit
+    changed (their deadlines follow it), every one when what the record-based counts read of
+    the procedure changed (each is derived again, and every period it counts in is rescored).
 
     The worker's derivation loop drains the queue; the upsert mirrors ingestion's (waits for a
     worker's claim on a row to end, then queues the dossier again), so a derivation that read
-    the old limit is followed by one that reads the new.
+    the old procedure is followed by one that reads the new.
     """
     if not procedure_codes:
         return 0
+    which = "AND end_at IS NULL" if open_only else ""
     rows = await session.execute(
         text(
-            """
+            f"""
             INSERT INTO dossier_backlog (dossier_code)
             SELECT code FROM dossiers
-            WHERE procedure_code = ANY(CAST(:codes AS text[])) AND end_at IS NULL
+            WHERE procedure_code = ANY(CAST(:codes AS text[])) {which}
             ORDER BY code
             ON CONFLICT (dossier_code) DO UPDATE SET queued_at = dossier_backlog.queued_at
             RETURNING dossier_code
-            """
+            """  # noqa: S608 - one of two constant conditions
         ),
         {"codes": sorted(procedure_codes)},
     )

@@ -13,7 +13,7 @@ import csv
 import io
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -153,28 +153,27 @@ async def portal_procedure(session: AsyncSession, ma_tthc: str) -> dict[str, Any
     }
 
 
-def _limit_changed(
-    before: dict[str, tuple[Decimal | None, str | None]], records: Iterable[ProcedureRecord]
-) -> list[str]:
-    """Codes of existing procedures whose limit the records change."""
-    return [
-        r.code
-        for r in records
-        if r.code in before and before[r.code] != (r.limit_value, str(r.limit_unit))
-    ]
-
-
 async def _store(session: AsyncSession, records: Sequence[ProcedureRecord]) -> dict[str, bool]:
-    """Upsert; open dossiers of a procedure whose limit changed are queued for derivation, so
-    their deadlines follow the new limit without waiting for their next event."""
-    before = await repository.limits_of(session, [r.code for r in records])
+    """Upsert, and queue for derivation the dossiers a change concerns, so that nothing derived
+    from the old procedure stays: the open dossiers of a procedure whose limit changed (their
+    deadlines follow it without waiting for their next event), and every dossier of one whose
+    paper result or fees changed (the record-based counts read both: each period they count in
+    is rescored, a closed one recording an amendment)."""
+    before = await repository.rules_of(session, [r.code for r in records])
     changed = await repository.upsert(session, records)
-    requeue = _limit_changed(before, (r for r in records if r.code in changed))
-    queued = await repository.queue_open_dossiers(session, requeue)
+    stored = [r for r in records if r.code in changed and r.code in before]
+    counted = [r.code for r in stored if before[r.code].counted != (r.paper_result, r.has_fees)]
+    limits = [
+        r.code
+        for r in stored
+        if r.code not in counted and before[r.code].limit != (r.limit_value, str(r.limit_unit))
+    ]
+    queued = await repository.queue_dossiers(session, limits, open_only=True)
+    queued += await repository.queue_dossiers(session, counted, open_only=False)
     if queued:
         logger.info(
-            "limits changed: open dossiers queued for derivation",
-            extra={"procedures": requeue, "dossiers": queued},
+            "procedures changed: their dossiers queued for derivation",
+            extra={"limits": limits, "counted": counted, "dossiers": queued},
         )
     return changed
 

@@ -19,7 +19,7 @@ from app.core.settings import Settings
 from app.dossiers.jobs import derive_dossiers
 from app.scores.repository import RECORD_FACTS
 from tests.conftest import plain_url
-from tests.helpers import ADMIN, create_key
+from tests.helpers import ADMIN, create_key, put_procedure
 from tests.scores.test_records import card, lines, paper, record, refresh, result
 
 __all__ = ["refresh"]  # the fixture, shared with the records' tests
@@ -220,3 +220,52 @@ async def test_another_units_key_cannot_change_a_dossiers_facts_or_requeue_it(
     assert response.json()["result"]["items"][0]["result"] == "rejected"
     assert await derive_dossiers(_ctx(engine, settings)) == 0
     assert await _flags(engine, code) == 0
+
+
+async def test_a_procedure_that_stops_asking_for_a_paper_result_rescores_its_months(
+    client: httpx.AsyncClient,
+    engine: AsyncEngine,
+    settings: Settings,
+    refresh: Callable[[], Any],
+) -> None:
+    """4.1 counts the dossiers of procedures that return a paper result. An operator says FEE
+    no longer does: its dossiers are derived again and their month rescored, without waiting
+    for another event — 0 of 1 becomes 0 of 0. Renaming it changes no count: nothing is
+    queued."""
+    await _queue(client, [record(1, "FEE", DanhSachGiayToKetQua=[result(file=False)])])
+    assert await derive_dossiers(_ctx(engine, settings)) == 1
+    await refresh()
+    assert _results(await card(client, "H01.01")) == (0, 1)
+
+    await put_procedure(client, "FEE", 3, has_fees=True, paper_result=False)
+    assert await derive_dossiers(_ctx(engine, settings)) == 1
+    await refresh()
+    assert _results(await card(client, "H01.01")) == (0, 0)
+
+    await put_procedure(client, "FEE", 3, has_fees=True, paper_result=False, name="Thủ tục mới")
+    assert await derive_dossiers(_ctx(engine, settings)) == 0
+
+
+async def test_a_procedure_that_starts_charging_fees_rescores_its_months(
+    client: httpx.AsyncClient,
+    engine: AsyncEngine,
+    settings: Settings,
+    refresh: Callable[[], Any],
+) -> None:
+    """3.6 (A) counts the dossiers of procedures with fees. FREE starts charging: its
+    dossier, paid through the national portal, is charged and paid online — 0 of 0 becomes
+    1 of 1 for the paid-online component."""
+    await _queue(client, [record(1, "FREE", DuocThanhToanTrucTuyen="1")])
+    assert await derive_dossiers(_ctx(engine, settings)) == 1
+    await refresh()
+    assert _paid(await card(client, "H01.01")) == (0, 0)
+
+    await put_procedure(client, "FREE", 3, has_fees=True, paper_result=False)
+    assert await derive_dossiers(_ctx(engine, settings)) == 1
+    await refresh()
+    assert _paid(await card(client, "H01.01")) == (1, 1)
+
+
+def _paid(scorecard: dict[str, Any]) -> tuple[int, int]:
+    line = lines(scorecard)["ONLINE_PAYMENT.A"]
+    return line["numerator"], line["denominator"]
