@@ -103,6 +103,13 @@ class Settings(BaseSettings):
 
     # Derivation of queued dossiers (the worker's background loop).
     derive_chunk: int = Field(default=2000, ge=1, le=10_000, description="Dossiers per transaction")
+    derive_in_flight: int = Field(
+        default=2,
+        ge=1,
+        le=8,
+        description="Chunks one worker derives at once, each on a connection of its own; "
+        "together they hold derive_chunk dossiers",
+    )
     derive_idle_seconds: float = Field(
         default=0.5, gt=0, le=60, description="Pause between looks at an empty backlog"
     )

@@ -32,24 +32,20 @@ LAGGING = Counter(
 _ERROR_BACKOFF_SECONDS = 5.0
 # Open dossiers re-derived per transaction after a calendar change.
 RECOMPUTE_CHUNK = 2000
-# Chunks of the backlog one worker derives at once (each in its own transaction; the job's
-# ``derive_in_flight`` overrides it). Two overlap PostgreSQL's work with Python's, but in the
-# portal sync the worker's RSS then peaked at 2.6-3.3 x its early RSS (1.1 x with one), and
-# the throughput gain could not be shown on a loaded 2-core machine: one, until it can.
-IN_FLIGHT = 1
 
 
 async def derive_dossiers(ctx: dict[str, Any]) -> int:
     """Drain the backlog: derive queued dossiers, a chunk per transaction, until none is left.
 
     Idempotent (a state is always re-derived from the whole history) and safe to run in several
-    workers at once (each claims its chunk with SKIP LOCKED). Within one worker, ``IN_FLIGHT``
-    chunks may run at once on their own connections, so one chunk's reading and writing in
-    PostgreSQL overlaps another's deriving in Python; together they hold ``derive_chunk``
-    dossiers at most.
+    workers at once (each claims its chunk with SKIP LOCKED). Within one worker,
+    ``derive_in_flight`` chunks run at once on their own connections, so one chunk's reading
+    and writing in PostgreSQL overlaps another's deriving in Python; together they hold
+    ``derive_chunk`` dossiers at most (docs/PERFORMANCE.md, "Derivation": 1.4 × the events
+    a second of one chunk at a time at national scale, at the same memory).
     """
     settings: Settings = ctx["settings"]
-    lanes: int = ctx.get("derive_in_flight", IN_FLIGHT)
+    lanes: int = ctx.get("derive_in_flight", settings.derive_in_flight)
     size = max(1, -(-settings.derive_chunk // lanes))
 
     async def chunk(session: AsyncSession, _: int | None) -> int:
