@@ -240,6 +240,15 @@ class WorkingCalendar:
         """The calendar date of ``instant`` in the calendar's time zone."""
         return self._local(instant, "instant").date()
 
+    def local_month(self, instant: datetime) -> date:
+        """The first day of ``instant``'s month in the calendar's time zone (what
+        ``local_date(instant).replace(day=1)`` gives, in half the time: the derivation asks it
+        twice per dossier)."""
+        if instant.tzinfo is None or instant.utcoffset() is None:
+            raise ValueError(f"instant must be timezone-aware, got naive {instant!r}")
+        local = instant.astimezone(self.tz)
+        return date(local.year, local.month, 1)
+
     def _aware(self, local: datetime) -> datetime:
         return local.replace(tzinfo=self.tz)
 

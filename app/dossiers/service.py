@@ -389,10 +389,10 @@ async def rederive(
     # The index of every period these dossiers count in must be recomputed (debounced), also
     # for a state that did not change: the dossier's facts may have. A span counts by its
     # months only, so a chunk's spans come down to a few distinct ones.
-    local = calendar.local_date
+    month = calendar.local_month
     spans = {
-        (local(s.received_at or s.first_event_at).replace(day=1),
-         local(max(s.end_at or s.last_event_at, s.last_event_at)).replace(day=1))
+        (month(s.received_at or s.first_event_at),
+         month(max(s.end_at or s.last_event_at, s.last_event_at)))
         for s in states
     }  # fmt: skip
     await _score_inputs_changed(session, periods_touched(spans), [s.unit_code for s in states])

@@ -252,3 +252,12 @@ def test_override_data_without_a_reference_is_refused() -> None:
     text = HEADER + "  - {date: 2026-01-02, kind: holiday, reason: r}\n"
     with pytest.raises(OverrideDataError, match="reference"):
         parse_overrides(text)
+
+
+def test_an_instants_month_is_the_month_of_its_local_date() -> None:
+    # 31 October 2026, 17:00 UTC is 1 November, 00:00 in Hanoi: November's.
+    assert CAL.local_month(datetime(2026, 10, 31, 16, 59, 59, tzinfo=UTC)) == date(2026, 10, 1)
+    assert CAL.local_month(datetime(2026, 10, 31, 17, 0, tzinfo=UTC)) == date(2026, 11, 1)
+    assert CAL.local_month(at(2026, 12, 31, 23, 59)) == date(2026, 12, 1)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        CAL.local_month(datetime(2026, 10, 31, 17, 0))
