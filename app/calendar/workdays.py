@@ -231,9 +231,13 @@ class WorkingCalendar:
 
     # ----- instants -------------------------------------------------------------------------
 
-    def _local(self, instant: datetime, name: str) -> datetime:
+    @staticmethod
+    def _require_aware(instant: datetime, name: str) -> None:
         if instant.tzinfo is None or instant.utcoffset() is None:
             raise ValueError(f"{name} must be timezone-aware, got naive {instant!r}")
+
+    def _local(self, instant: datetime, name: str) -> datetime:
+        self._require_aware(instant, name)
         return instant.astimezone(self.tz).replace(tzinfo=None)
 
     def local_date(self, instant: datetime) -> date:
@@ -244,8 +248,7 @@ class WorkingCalendar:
         """The first day of ``instant``'s month in the calendar's time zone (what
         ``local_date(instant).replace(day=1)`` gives, in half the time: the derivation asks it
         twice per dossier)."""
-        if instant.tzinfo is None or instant.utcoffset() is None:
-            raise ValueError(f"instant must be timezone-aware, got naive {instant!r}")
+        self._require_aware(instant, "instant")
         local = instant.astimezone(self.tz)
         return date(local.year, local.month, 1)
 
