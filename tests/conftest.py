@@ -157,6 +157,8 @@ async def clean(engine: AsyncEngine, redis: Redis) -> None:
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     async with engine.begin() as conn:
         await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        # As a migrated database has it: counts kept per month local to the default zone.
+        await conn.execute(text(f"SELECT chiso_rebuild_record_counts('{Settings().timezone}')"))
     await redis.flushdb()
 
 

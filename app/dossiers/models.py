@@ -166,6 +166,10 @@ class Dossier(Base):
     # derived with the rest from the facts kept (migration 0022; the bits are
     # app.scores.repository.RECORD_FACTS).
     record_facts: Mapped[int | None] = mapped_column(SmallInteger)
+    # Which record-based conditions the dossier meets (bit i: the i-th of
+    # app.scores.repository.RECORD_COUNTS; NULL: it does not count), by the database's
+    # chiso_record_mask, written with the rest of the state (migration 0023).
+    record_mask: Mapped[int | None] = mapped_column(SmallInteger)
 
     __table_args__ = (
         Index("ix_dossiers_unit_code_code", "unit_code", "code"),

@@ -735,11 +735,15 @@ def _save_states_statement() -> str:
     The states travel as one JSON array of objects (27 array parameters cost asyncpg a type
     check per element), read by one ``json_to_recordset``. The flags the record-based counts
     read (``record_facts``) come from the facts kept, by the database's ``chiso_record_facts``
-    (migration 0022): a change of facts queues the dossier, so they follow it here.
+    (migration 0022): a change of facts queues the dossier, so they follow it here. Which of
+    those counts the dossier falls in (``record_mask``) follows from them, its own columns and
+    its procedure's ``paper_result`` and ``has_fees`` (``chiso_record_mask``, migration 0023;
+    a change of either flag queues the procedure's dossiers); the database keeps the counts
+    per unit and month from the rows this statement writes (``record_counts``).
     """
     names = list(_STATE_COLUMNS)
     record = ", ".join(f"{c} {t}" for c, t in _STATE_COLUMNS.items())
-    written = [c for c in names if c != "code"] + ["record_facts"]
+    written = [c for c in names if c != "code"] + ["record_facts", "record_mask"]
     assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in written)
     # A moved deadline starts a new flag cycle: the sweep may flag (and notify) it again.
     resets = (
@@ -751,11 +755,16 @@ def _save_states_statement() -> str:
     stored = ", ".join(f"d.{c}" for c in written)
     derived = ", ".join(f"EXCLUDED.{c}" for c in written)
     flags = "CASE WHEN f.dossier_code IS NOT NULL THEN chiso_record_facts(f) END"
+    mask = (
+        "chiso_record_mask(v.counted, v.received_at, v.channel, v.paid_online, "
+        f"v.has_digitized_parts, {flags}, p.paper_result, p.has_fees)"
+    )
     return (
-        f"INSERT INTO dossiers AS d ({', '.join(names)}, record_facts, updated_at) "  # noqa: S608
-        f"SELECT {', '.join(f'v.{c}' for c in names)}, {flags}, now() "
+        f"INSERT INTO dossiers AS d ({', '.join(names)}, record_facts, record_mask, "  # noqa: S608
+        f"updated_at) SELECT {', '.join(f'v.{c}' for c in names)}, {flags}, {mask}, now() "
         f"FROM json_to_recordset($1::json) AS v({record}) "
-        "LEFT JOIN dossier_facts f ON f.dossier_code = v.code ORDER BY v.code "
+        "LEFT JOIN dossier_facts f ON f.dossier_code = v.code "
+        "LEFT JOIN procedures p ON p.code = v.procedure_code ORDER BY v.code "
         f"ON CONFLICT (code) DO UPDATE SET {resets}, {assignments}, updated_at = now() "
         f"WHERE ({stored}) IS DISTINCT FROM ({derived})"
     )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Date,
     DateTime,
     ForeignKey,
     Identity,
@@ -102,3 +103,37 @@ class PeriodAmendment(Base):
     recorded_at: Mapped[datetime] = mapped_column(_TS, nullable=False, server_default=func.now())
 
     __table_args__ = (Index("ix_period_amendments_period", "period"),)
+
+
+class RecordCount(Base):
+    """A change to the record-based counts of one unit's dossiers received in one local month
+    (migration 0023): appended by the database as dossiers are written, summed by a refresh
+    (which compacts its months to one row per unit). The columns are
+    :data:`app.scores.repository.RECORD_COUNTS`."""
+
+    __tablename__ = "record_counts"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    unit_code: Mapped[str] = mapped_column(String(64), nullable=False)
+    month: Mapped[date] = mapped_column(Date, nullable=False)
+    received: Mapped[int] = mapped_column(Integer, nullable=False)
+    online: Mapped[int] = mapped_column(Integer, nullable=False)
+    charged: Mapped[int] = mapped_column(Integer, nullable=False)
+    paid_online: Mapped[int] = mapped_column(Integer, nullable=False)
+    paper_result: Mapped[int] = mapped_column(Integer, nullable=False)
+    electronic_result: Mapped[int] = mapped_column(Integer, nullable=False)
+    digitised: Mapped[int] = mapped_column(Integer, nullable=False)
+    reused: Mapped[int] = mapped_column(Integer, nullable=False)
+    linked_to_store: Mapped[int] = mapped_column(Integer, nullable=False)
+    population_data: Mapped[int] = mapped_column(Integer, nullable=False)
+
+    __table_args__ = (Index("ix_record_counts_month", "month"),)
+
+
+class RecordCountZone(Base):
+    """The time zone whose local months ``record_counts`` uses (one row; none: no counts kept
+    until a refresh rebuilds them)."""
+
+    __tablename__ = "record_count_zone"
+
+    timezone: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -10,6 +10,7 @@ end of its unit of work.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -39,6 +40,8 @@ from app.units import repository as units_repository
 from app.units.service import ensure_in_scope
 
 ON_TIME_METRIC = ON_TIME  # TDGQ 2.1, computed from the dossiers' timelines
+
+logger = logging.getLogger("chiso.scores")
 
 REFRESHES = Counter(
     "chiso_score_refreshes_total",
@@ -78,10 +81,16 @@ async def on_time_counts(
 async def record_counts(
     session: AsyncSession, settings: Settings, period: Period
 ) -> dict[str, list[Any]]:
-    """The record-based metrics' counts per unit subtree for dossiers received in the period,
-    as columns: one statement for every unit (the period's window, in ``CHISO_TIMEZONE``)."""
-    start, end = periods.window(period, ZoneInfo(settings.timezone))
-    return await repository.record_columns(session, start, end)
+    """The record-based metrics' counts per unit subtree for dossiers received in the period
+    (its months, local to ``CHISO_TIMEZONE``), as columns: the counts the database keeps per
+    unit and month as dossiers are written, summed for every unit in one statement."""
+    if await repository.keep_record_counts(session, settings.timezone):
+        logger.warning(
+            "record-based counts rebuilt from the dossiers for the time zone %s",
+            settings.timezone,
+        )
+    months = period.months()
+    return await repository.record_columns(session, months[0].first_day, months[-1].first_day)
 
 
 # --- scoring every unit ----------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import orjson
@@ -269,61 +269,37 @@ RECORD_FACTS = {
     "population_data": 512,
 }
 
-
-def _fact(name: str) -> str:
-    return f"(coalesce(d.record_facts, 0) & {RECORD_FACTS[name]} <> 0)"
-
-
-# The conditions the record-based indicators count, over ``dossiers d`` joined to its procedure
-# ``p``, its facts read from its flags (no facts: every flag off; an event-fed dossier has only
-# the dossier's own columns). docs/INDEX.md, "Computed from the records", states each rule.
-_ELECTRONIC_RESULT = _fact("result_with_file")
-_RESULT_AS_REQUIRED = f"(NOT p.paper_result OR {_ELECTRONIC_RESULT})"
-_CHARGED = f"(p.has_fees AND NOT {_fact('fees_all_zero')})"
-# DuocThanhToanTrucTuyen 1 (national portal) or 2 (the province's gateway); any other code is
-# not paid online. Without the code, what the dossier's events said.
-_PAID_ONLINE = (
-    f"CASE WHEN {_fact('payment_stated')} THEN {_fact('payment_online')} "
-    "ELSE coalesce(d.paid_online, false) END"
-)
-# HoSoCoThanhPhanSoHoa as the record states it, else as the events did, else a digitised paper.
-_DIGITISED_PARTS = (
-    f"CASE WHEN {_fact('digitised_parts_stated')} THEN {_fact('digitised_parts')} "
-    f"ELSE coalesce(d.has_digitized_parts, {_fact('paper_digitised')}) END"
-)
-_FROM_STORE = _fact("paper_from_store")
-RECORD_COUNTS = {
-    "received": "true",
-    "online": f"d.channel = 2 AND {_RESULT_AS_REQUIRED}",
-    "charged": _CHARGED,
-    "paid_online": f"{_CHARGED} AND {_PAID_ONLINE}",
-    "paper_result": "p.paper_result",
-    "electronic_result": f"p.paper_result AND {_ELECTRONIC_RESULT}",
-    "digitised": f"{_fact('paper_with_file')} AND {_RESULT_AS_REQUIRED}",
-    "reused": _DIGITISED_PARTS,
-    "linked_to_store": f"({_FROM_STORE} OR {_ELECTRONIC_RESULT})",
-    "population_data": _fact("population_data"),
-}
-_COUNTS_SQL = ",\n".join(
-    f"count(*) FILTER (WHERE {rule}) AS {name}" for name, rule in RECORD_COUNTS.items()
+# The record-based counts, in the order of their bits in ``dossiers.record_mask`` (bit i: the
+# dossier meets the i-th condition) and of the columns of ``record_counts``. The conditions
+# are the database's ``chiso_record_mask`` (migration 0023), over the dossier, its facts'
+# flags and its procedure; docs/INDEX.md, "Computed from the records", states each rule.
+RECORD_COUNTS = (
+    "received",  # counted (not withdrawn before acceptance), with a receipt time
+    "online",  # KenhThucHien 2, with an electronic result where a paper one is due
+    "charged",  # of a procedure with fees, not every fee stated as 0
+    "paid_online",  # … paid online (DuocThanhToanTrucTuyen 1 or 2; else as its events said)
+    "paper_result",  # of a procedure that must return a paper result
+    "electronic_result",  # … with a result file synced
+    "digitised",  # a paper with a file, and an electronic result where one is due
+    "reused",  # HoSoCoThanhPhanSoHoa as stated, else as its events said, else a digitised paper
+    "linked_to_store",  # a paper from the citizen's store, or a result synced to it
+    "population_data",  # VNeID, a paper from the store, or the population database
 )
 _SUMS_SQL = ", ".join(f"sum(p.{name})::bigint AS {name}" for name in RECORD_COUNTS)
 _RECORD_COUNTS = text(
     f"""
     WITH RECURSIVE per_unit AS (
-        SELECT d.unit_code, {_COUNTS_SQL}
-        FROM dossiers d
-        JOIN procedures p ON p.code = d.procedure_code
-        WHERE d.counted AND d.received_at >= :start AND d.received_at <= :end
-        GROUP BY d.unit_code
+        SELECT unit_code, {", ".join(f"sum({n}) AS {n}" for n in RECORD_COUNTS)}
+        FROM record_counts
+        WHERE month >= :first AND month <= :last
+        GROUP BY unit_code
+        HAVING sum(received) <> 0
     ),{UNIT_PAIRS_CTE}
     SELECT t.ancestor AS unit_code, {_SUMS_SQL}
     FROM unit_pairs t JOIN per_unit p ON p.unit_code = t.code
     GROUP BY t.ancestor
     """  # noqa: S608 - built from the constants above
 )
-
-
 _RECORD_COLUMNS = text(
     "SELECT coalesce(array_agg(unit_code), '{}') AS unit_code, "  # noqa: S608 - constants
     + ", ".join(f"coalesce(array_agg({name}), '{{}}') AS {name}" for name in RECORD_COUNTS)
@@ -331,21 +307,33 @@ _RECORD_COLUMNS = text(
 )
 
 
-async def record_columns(
-    session: AsyncSession, start: datetime, end: datetime
-) -> dict[str, list[Any]]:
-    """:func:`record_counts` as one array per column (no row object per unit)."""
-    row = (await session.execute(_RECORD_COLUMNS, {"start": start, "end": end})).one()
+async def keep_record_counts(session: AsyncSession, timezone: str) -> bool:
+    """Make sure ``record_counts`` holds months local to ``timezone``: rebuilt from the dossiers
+    when it holds another zone's (``CHISO_TIMEZONE`` changed) or none (the table emptied).
+    True when it was rebuilt. Writers of dossiers wait for a rebuild."""
+    kept = await session.scalar(text("SELECT timezone FROM record_count_zone"))
+    if kept == timezone:
+        return False
+    await session.execute(text("SELECT chiso_rebuild_record_counts(:zone)"), {"zone": timezone})
+    return True
+
+
+async def record_columns(session: AsyncSession, first: date, last: date) -> dict[str, list[Any]]:
+    """The record-based indicators' counts per unit *subtree* for dossiers received in the
+    local months ``first`` to ``last`` (their first days), one array per column: the units'
+    kept counts summed (``record_counts``), then rolled up the unit tree.
+
+    The months' rows are compacted first (one per unit and month), unless another refresh is
+    compacting: the rows are changes appended by every statement that writes dossiers."""
+    await session.execute(
+        text(
+            "SELECT chiso_compact_record_counts(:first, :last) "
+            "WHERE pg_try_advisory_xact_lock(hashtext('chiso:record-counts'))"
+        ),
+        {"first": first, "last": last},
+    )
+    row = (await session.execute(_RECORD_COLUMNS, {"first": first, "last": last})).one()
     return dict(row._mapping)
-
-
-async def record_counts(session: AsyncSession, start: datetime, end: datetime) -> list[Row[Any]]:
-    """The record-based indicators' counts per unit *subtree* for dossiers received in
-    ``[start, end]``: one pass over the window's dossiers grouped by their own unit, then
-    rolled up the unit tree (the tree, not the dossiers, is walked). Withdrawn before
-    acceptance and without a receipt time: not counted (``d.counted``)."""
-    rows = await session.execute(_RECORD_COUNTS, {"start": start, "end": end})
-    return list(rows)
 
 
 async def snapshots(
