@@ -179,7 +179,8 @@ async def _rescore(
     store: dict[str, Any] | None,
 ) -> None:
     """The units ``codes`` scored the per-unit ``Decimal`` way (:func:`reference_unit`), their
-    stored snapshots (with ``store``) replaced and the period ranked anew."""
+    stored snapshots (with ``store``) replaced where they differ, and the period ranked anew
+    when a total moved (most often none does: the tie test is a conservative one)."""
     wanted = set(codes)
     submitted = await counts_for_period(session, codes, period)
     admin = await counts_for_period(session, codes, period, admin_scope_only=True)
@@ -197,6 +198,7 @@ async def _rescore(
                 found[code] = RecordCounts(**{n: int(records[n][i]) for n in names})
     by_code = {u.code: u for u in alive}
     values = []
+    moved = False
     for code in codes:
         on = timely.get(code)
         result, provenance = reference_unit(
@@ -210,11 +212,14 @@ async def _rescore(
             by_code[code], str(period), 0, version, result, datetime.min, provenance
         )
         values.append(snapshot)
+        moved = moved or results[code].total != result.total
         results[code] = UnitScore(
             result.total, _grade(result), result.completeness, snapshot["groups"]
         )
     if store is not None:
-        await repository.update_snapshots(session, store["period"], store["revision"], values)
+        await repository.update_snapshots(
+            session, store["period"], store["revision"], values, rerank=moved
+        )
 
 
 # --- the stored snapshot ---------------------------------------------------------------------

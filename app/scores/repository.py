@@ -332,7 +332,10 @@ async def record_columns(session: AsyncSession, first: date, last: date) -> dict
         ),
         {"first": first, "last": last},
     )
-    row = (await session.execute(_RECORD_COLUMNS, {"first": first, "last": last})).one()
+    # Planned without JIT: the tree's recursive CTE makes the estimates millions of rows for a
+    # few thousand, and compiling them cost 0.5 s at national scale, 50 × the statement itself.
+    async with _planned(session):
+        row = (await session.execute(_RECORD_COLUMNS, {"first": first, "last": last})).one()
     return dict(row._mapping)
 
 
@@ -594,41 +597,48 @@ async def delete_snapshots(session: AsyncSession, period: str, revision: int) ->
 
 
 async def update_snapshots(
-    session: AsyncSession, period: str, revision: int, values: Sequence[dict[str, Any]]
+    session: AsyncSession,
+    period: str,
+    revision: int,
+    values: Sequence[dict[str, Any]],
+    *,
+    rerank: bool,
 ) -> None:
-    """Replace the figures of some units' snapshots, then rank the period's units anew (only
-    the rows whose figures or ranks change are written)."""
+    """Replace the figures of some units' snapshots (only the rows whose figures change are
+    written: primary-key probes), then, with ``rerank`` (a total moved), rank the period's
+    units anew (only the rows whose ranks change are written)."""
     if not values:
         return
     names = ("unit_code", "total", "grade", "completeness", "groups", "metrics")
     params = columns_of(values, names)
     for name in ("groups", "metrics"):
         params[name] = [orjson.dumps(v).decode() for v in params[name]]
-    async with _planned(session, enable_nestloop="off"):
-        await _update_snapshots(session, period, revision, params)
+    async with _planned(session):
+        await session.execute(
+            text(
+                """
+                UPDATE score_snapshots s
+                SET total = v.total, grade = v.grade, completeness = v.completeness,
+                    groups = v.groups::jsonb, metrics = v.metrics::json
+                FROM unnest(CAST(:unit_code AS text[]), CAST(:total AS numeric[]),
+                            CAST(:grade AS text[]), CAST(:completeness AS numeric[]),
+                            CAST(:groups AS text[]), CAST(:metrics AS text[]))
+                    AS v(unit_code, total, grade, completeness, groups, metrics)
+                WHERE s.period = :period AND s.revision = :revision
+                  AND s.unit_code = v.unit_code
+                  AND (s.total, s.grade, s.completeness, s.groups, s.metrics::jsonb)
+                      IS DISTINCT FROM (v.total, v.grade, v.completeness, v.groups::jsonb,
+                                        v.metrics::jsonb)
+                """
+            ),
+            {**params, "period": period, "revision": revision},
+        )
+    if rerank:
+        async with _planned(session, enable_nestloop="off"):
+            await _rerank(session, period, revision)
 
 
-async def _update_snapshots(
-    session: AsyncSession, period: str, revision: int, params: dict[str, Any]
-) -> None:
-    await session.execute(
-        text(
-            """
-            UPDATE score_snapshots s
-            SET total = v.total, grade = v.grade, completeness = v.completeness,
-                groups = v.groups::jsonb, metrics = v.metrics::json
-            FROM unnest(CAST(:unit_code AS text[]), CAST(:total AS numeric[]),
-                        CAST(:grade AS text[]), CAST(:completeness AS numeric[]),
-                        CAST(:groups AS text[]), CAST(:metrics AS text[]))
-                AS v(unit_code, total, grade, completeness, groups, metrics)
-            WHERE s.period = :period AND s.revision = :revision AND s.unit_code = v.unit_code
-              AND (s.total, s.grade, s.completeness, s.groups, s.metrics::jsonb)
-                  IS DISTINCT FROM (v.total, v.grade, v.completeness, v.groups::jsonb,
-                                    v.metrics::jsonb)
-            """
-        ),
-        {**params, "period": period, "revision": revision},
-    )
+async def _rerank(session: AsyncSession, period: str, revision: int) -> None:
     await session.execute(
         text(
             """
