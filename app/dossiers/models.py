@@ -167,7 +167,7 @@ class Dossier(Base):
     # app.scores.repository.RECORD_FACTS).
     record_facts: Mapped[int | None] = mapped_column(SmallInteger)
     # Which record-based conditions the dossier meets (bit i: the i-th of
-    # app.scores.repository.RECORD_COUNTS; NULL: it does not count), by the database's
+    # app.scores.models.RECORD_COUNTS; NULL: it does not count), by the database's
     # chiso_record_mask, written with the rest of the state (migration 0023).
     record_mask: Mapped[int | None] = mapped_column(SmallInteger)
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Column,
     Date,
     DateTime,
     ForeignKey,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     LargeBinary,
     Numeric,
     String,
+    Table,
     Text,
     func,
 )
@@ -105,29 +107,35 @@ class PeriodAmendment(Base):
     __table_args__ = (Index("ix_period_amendments_period", "period"),)
 
 
-class RecordCount(Base):
-    """A change to the record-based counts of one unit's dossiers received in one local month
-    (migration 0023): appended by the database as dossiers are written, summed by a refresh
-    (which compacts its months to one row per unit). The columns are
-    :data:`app.scores.repository.RECORD_COUNTS`."""
-
-    __tablename__ = "record_counts"
-
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    unit_code: Mapped[str] = mapped_column(String(64), nullable=False)
-    month: Mapped[date] = mapped_column(Date, nullable=False)
-    received: Mapped[int] = mapped_column(Integer, nullable=False)
-    online: Mapped[int] = mapped_column(Integer, nullable=False)
-    charged: Mapped[int] = mapped_column(Integer, nullable=False)
-    paid_online: Mapped[int] = mapped_column(Integer, nullable=False)
-    paper_result: Mapped[int] = mapped_column(Integer, nullable=False)
-    electronic_result: Mapped[int] = mapped_column(Integer, nullable=False)
-    digitised: Mapped[int] = mapped_column(Integer, nullable=False)
-    reused: Mapped[int] = mapped_column(Integer, nullable=False)
-    linked_to_store: Mapped[int] = mapped_column(Integer, nullable=False)
-    population_data: Mapped[int] = mapped_column(Integer, nullable=False)
-
-    __table_args__ = (Index("ix_record_counts_month", "month"),)
+# The record-based counts, in the order of their bits in ``dossiers.record_mask`` (bit i: the
+# dossier meets the i-th condition) and of the columns of ``record_counts``. The conditions
+# are the database's ``chiso_record_mask`` (migration 0023), over the dossier, its facts'
+# flags and its procedure; docs/INDEX.md, "Computed from the records", states each rule.
+RECORD_COUNTS = (
+    "received",  # counted (not withdrawn before acceptance), with a receipt time
+    "online",  # KenhThucHien 2, with an electronic result where a paper one is due
+    "charged",  # of a procedure with fees, not every fee stated as 0
+    "paid_online",  # … paid online (DuocThanhToanTrucTuyen 1 or 2; else as its events said)
+    "paper_result",  # of a procedure that must return a paper result
+    "electronic_result",  # … with a result file synced
+    "digitised",  # a paper with a file, and an electronic result where one is due
+    "reused",  # HoSoCoThanhPhanSoHoa as stated, else as its events said, else a digitised paper
+    "linked_to_store",  # a paper from the citizen's store, or a result synced to it
+    "population_data",  # VNeID, a paper from the store, or the population database
+)
+# A change to the record-based counts of one unit's dossiers received in one local month
+# (migration 0023): appended by the database as dossiers are written, summed by a refresh
+# (which compacts its months to one row per unit). No primary key: rows are only ever
+# appended, read by month and compacted, and a key would be one more index write per row for
+# every writer.
+record_counts = Table(
+    "record_counts",
+    Base.metadata,
+    Column("unit_code", String(64), nullable=False),
+    Column("month", Date, nullable=False),
+    *(Column(name, Integer, nullable=False) for name in RECORD_COUNTS),
+    Index("ix_record_counts_month", "month"),
+)
 
 
 class RecordCountZone(Base):

@@ -32,9 +32,9 @@ from app.indicators.scoring import Counts, Score, points_of, round_points
 from app.indicators.service import counts_for_period, period_parts
 from app.scores import rankings, repository
 from app.scores.columns import Provenance, reference_unit
+from app.scores.models import RECORD_COUNTS
 from app.scores.rankings import Peer, UnitInfo, as_number
 from app.scores.records import ON_TIME, RecordCounts, record_fed_codes
-from app.scores.repository import RECORD_COUNTS
 from app.scores.schemas import PeriodStateOut, RefreshOut
 from app.units import repository as units_repository
 from app.units.service import ensure_in_scope

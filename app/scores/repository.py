@@ -23,7 +23,7 @@ from app.scores.columns import (
     SUBMITTED,
     version_columns,
 )
-from app.scores.models import PeriodState, RankingSnapshot, ScoreSnapshot
+from app.scores.models import RECORD_COUNTS, PeriodState, RankingSnapshot, ScoreSnapshot
 from app.units.repository import UNIT_PAIRS_CTE
 
 
@@ -269,22 +269,6 @@ RECORD_FACTS = {
     "population_data": 512,
 }
 
-# The record-based counts, in the order of their bits in ``dossiers.record_mask`` (bit i: the
-# dossier meets the i-th condition) and of the columns of ``record_counts``. The conditions
-# are the database's ``chiso_record_mask`` (migration 0023), over the dossier, its facts'
-# flags and its procedure; docs/INDEX.md, "Computed from the records", states each rule.
-RECORD_COUNTS = (
-    "received",  # counted (not withdrawn before acceptance), with a receipt time
-    "online",  # KenhThucHien 2, with an electronic result where a paper one is due
-    "charged",  # of a procedure with fees, not every fee stated as 0
-    "paid_online",  # … paid online (DuocThanhToanTrucTuyen 1 or 2; else as its events said)
-    "paper_result",  # of a procedure that must return a paper result
-    "electronic_result",  # … with a result file synced
-    "digitised",  # a paper with a file, and an electronic result where one is due
-    "reused",  # HoSoCoThanhPhanSoHoa as stated, else as its events said, else a digitised paper
-    "linked_to_store",  # a paper from the citizen's store, or a result synced to it
-    "population_data",  # VNeID, a paper from the store, or the population database
-)
 _SUMS_SQL = ", ".join(f"sum(p.{name})::bigint AS {name}" for name in RECORD_COUNTS)
 _RECORD_COUNTS = text(
     f"""

@@ -21,7 +21,8 @@ from app.core.database import create_sessionmaker
 from app.core.settings import Settings
 from app.indicators.periods import Period
 from app.scores import refresh
-from app.scores.repository import RECORD_COUNTS, record_columns
+from app.scores.models import RECORD_COUNTS
+from app.scores.repository import record_columns
 from tests.conftest import plain_url
 
 # Bits of record_mask: 1 received, 2 online, 4 charged, 8 paid online, 16 paper result due,
