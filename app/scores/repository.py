@@ -775,15 +775,18 @@ def _columnar_sql(version: CatalogVersion, store: bool, own_from_arrays: bool, d
             f"ELSE least({bounds}, {ratio}) END"
         )
 
-    def candidate(code: str, n: str, d: str) -> str:
+    def candidate(code: str, n: str, d: str, name: str) -> str:
+        """A candidate's JSON (layer 5), its rounded points computed once in layer 4."""
+        layer4.append(f"round({points(code, n, d)}, 2) AS {name}")
         return (
             f"""CASE WHEN {d} IS NULL THEN 'null' ELSE concat('{{"numerator":', {n}, """
-            f"""',"denominator":', {d}, ',"points":', """
-            f"{_json_cents(f'round({points(code, n, d)}, 2)')}, '}}') END"
+            f"""',"denominator":', {d}, ',"points":', {_json_cents(name)}, '}}') END"""
         )
 
-    # Layer 4: points, and the JSON of each code's own part.
+    # Layer 4: points, and each candidate's rounded points; layer 5 writes the JSON of each
+    # code's own part from them (each figure computed once, however often the JSON names it).
     layer4: list[str] = []
+    origins: list[str] = []
     for code, *_, k in codes:
         q = _q(code)
         layer4.append(f"{points(code, f'n_{q}', f'd_{q}')} AS p_{q}")
@@ -791,23 +794,24 @@ def _columnar_sql(version: CatalogVersion, store: bool, own_from_arrays: bool, d
             origin = (
                 f"""concat(',"scored_from":"', CASE WHEN adm_d_{q} IS NOT NULL THEN 'admin' """
                 f"""ELSE 'records' END, '","computed":', """
-                f"{candidate(code, f'com_n_{q}', f'com_d_{q}')}, "
-                f"""',"submitted":', {candidate(code, f"own_n_{q}", f"own_d_{q}")}, """
-                f"""',"admin":', {candidate(code, f"adm_n_{q}", f"adm_d_{q}")})"""
+                f"{candidate(code, f'com_n_{q}', f'com_d_{q}', f'cp_com_{q}')}, "
+                f"""',"submitted":', {candidate(code, f"own_n_{q}", f"own_d_{q}", f"cp_own_{q}")}"""
+                f""", ',"admin":', {candidate(code, f"adm_n_{q}", f"adm_d_{q}", f"cp_adm_{q}")})"""
             )
         elif k == RECORDS_SUBMITTED:
             shown_n = f"CASE WHEN adm_d_{q} IS NOT NULL THEN adm_n_{q} ELSE own_n_{q} END"
             shown_d = f"CASE WHEN adm_d_{q} IS NOT NULL THEN adm_d_{q} ELSE own_d_{q} END"
             origin = (
                 f"""concat(',"scored_from":"records","computed":', """
-                f"{candidate(code, f'com_n_{q}', f'com_d_{q}')}, "
-                f"""',"submitted":', {candidate(code, shown_n, shown_d)}, ',"admin":', 'null')"""
+                f"{candidate(code, f'com_n_{q}', f'com_d_{q}', f'cp_com_{q}')}, "
+                f"""',"submitted":', {candidate(code, shown_n, shown_d, f"cp_shown_{q}")}, """
+                """',"admin":', 'null')"""
             )
         elif k == ON_TIME_KIND:
             origin = """',"scored_from":"records"'"""
         else:
             origin = """',"scored_from":"submitted"'"""
-        layer4.append(f"{origin} AS o_{q}")
+        origins.append(f"{origin} AS o_{q}")
 
     # Layer 5: metrics (points, JSON), their long terms and near-ties.
     layer5: list[str] = []
@@ -920,7 +924,7 @@ def _columnar_sql(version: CatalogVersion, store: bool, own_from_arrays: bool, d
     l2b AS (SELECT l2.* {", " + rs if fed else ""} FROM l2),
     l3 AS (SELECT l2b.*, {", ".join(layer3)} FROM l2b),
     l4 AS MATERIALIZED (SELECT l3.*, {", ".join(layer4)} FROM l3),
-    l5 AS (SELECT l4.*, {", ".join(layer5)} FROM l4),
+    l5 AS (SELECT l4.*, {", ".join(origins + layer5)} FROM l4),
     l6 AS (SELECT l5.*, {", ".join(layer6)} FROM l5),
     l7 AS (
         SELECT l6.*, {exact_total} AS exact, {", ".join(f"round({e}, 2) AS r{e}" for e in exacts)},
