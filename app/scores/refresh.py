@@ -78,17 +78,27 @@ async def on_time_counts(
     return columns
 
 
-async def record_counts(
-    session: AsyncSession, settings: Settings, period: Period
-) -> dict[str, list[Any]]:
-    """The record-based metrics' counts per unit subtree for dossiers received in the period
-    (its months, local to ``CHISO_TIMEZONE``), as columns: the counts the database keeps per
-    unit and month as dossiers are written, summed for every unit in one statement."""
+async def keep_record_counts(session: AsyncSession, settings: Settings, period: Period) -> None:
+    """The counts the database keeps per unit and month for the record-based metrics, made
+    ready for the period: rebuilt when kept for another time zone than ``CHISO_TIMEZONE`` (or
+    not at all), and the period's months compacted (whatever its catalog version: every write
+    of dossiers appends to them)."""
     if await repository.keep_record_counts(session, settings.timezone):
         logger.warning(
             "record-based counts rebuilt from the dossiers for the time zone %s",
             settings.timezone,
         )
+    months = period.months()
+    await repository.compact_record_counts(session, months[0].first_day, months[-1].first_day)
+
+
+async def record_counts(
+    session: AsyncSession, settings: Settings, period: Period
+) -> dict[str, list[Any]]:
+    """The record-based metrics' counts per unit subtree for dossiers received in the period
+    (its months, local to ``CHISO_TIMEZONE``), as columns: the counts the database keeps per
+    unit and month as dossiers are written (made ready by :func:`keep_record_counts`, which
+    :func:`refresh_period` runs first), summed for every unit in one statement."""
     months = period.months()
     return await repository.record_columns(session, months[0].first_day, months[-1].first_day)
 
@@ -350,6 +360,7 @@ async def refresh_period(
     if state.status == "closed" or version is None:
         return False
     REFRESHES.labels(trigger).inc()
+    await keep_record_counts(session, settings, period)
     every_unit = await rankings.unit_tree(session)
     by_code = {u.code: u for u in every_unit}
     alive = [u for u in every_unit if u.valid_during(period)]

@@ -302,13 +302,10 @@ async def keep_record_counts(session: AsyncSession, timezone: str) -> bool:
     return True
 
 
-async def record_columns(session: AsyncSession, first: date, last: date) -> dict[str, list[Any]]:
-    """The record-based indicators' counts per unit *subtree* for dossiers received in the
-    local months ``first`` to ``last`` (their first days), one array per column: the units'
-    kept counts summed (``record_counts``), then rolled up the unit tree.
-
-    The months' rows are compacted first (one per unit and month), unless another refresh is
-    compacting: the rows are changes appended by every statement that writes dossiers."""
+async def compact_record_counts(session: AsyncSession, first: date, last: date) -> None:
+    """Compact the kept counts of the local months ``first`` to ``last`` (their first days) to
+    one row per unit and month — every statement that writes dossiers appends rows of changes
+    — unless another refresh is compacting them."""
     await session.execute(
         text(
             "SELECT chiso_compact_record_counts(:first, :last) "
@@ -316,6 +313,12 @@ async def record_columns(session: AsyncSession, first: date, last: date) -> dict
         ),
         {"first": first, "last": last},
     )
+
+
+async def record_columns(session: AsyncSession, first: date, last: date) -> dict[str, list[Any]]:
+    """The record-based indicators' counts per unit *subtree* for dossiers received in the
+    local months ``first`` to ``last`` (their first days), one array per column: the units'
+    kept counts summed (``record_counts``), then rolled up the unit tree."""
     # Planned without JIT: the tree's recursive CTE makes the estimates millions of rows for a
     # few thousand, and compiling them cost 0.5 s at national scale, 50 × the statement itself.
     async with _planned(session):

@@ -173,6 +173,7 @@ async def _record_counts(bench: Bench, month: date) -> tuple[float, int]:
     try:
         async with create_sessionmaker(engine)() as session:
             started = time.perf_counter()
+            await repository.compact_record_counts(session, month, month)
             columns = await repository.record_columns(session, month, month)
             took = time.perf_counter() - started
             await session.commit()

@@ -10,7 +10,7 @@ The dossiers are written as the derivation writes them (rows of ``dossiers`` wit
 from __future__ import annotations
 
 import asyncio
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import asyncpg
@@ -19,15 +19,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.database import create_sessionmaker
 from app.core.settings import Settings
+from app.indicators.catalog import shipped_catalog
 from app.indicators.periods import Period
 from app.scores import refresh
 from app.scores.models import RECORD_COUNTS
-from app.scores.repository import record_columns
+from app.scores.records import record_fed_codes
+from app.scores.repository import compact_record_counts, record_columns
 from tests.conftest import plain_url
 
 # Bits of record_mask: 1 received, 2 online, 4 charged, 8 paid online, 16 paper result due,
 # 32 electronic result, 64 digitised, 128 reused, 256 linked to the store, 512 population data.
 OCT, NOV = date(2026, 10, 1), date(2026, 11, 1)
+OCTOBER = Period.parse("2026-10")
 
 
 async def _write(engine: AsyncEngine, *statements: str) -> None:
@@ -133,6 +136,7 @@ async def test_a_refresh_compacts_its_months_to_one_row_per_unit_and_sums_them_u
     )
     assert await _rows(engine) == 6  # four inserts, an update, a delete: one row each
     async with create_sessionmaker(engine)() as session:
+        await compact_record_counts(session, OCT, OCT)
         found = await record_columns(session, OCT, OCT)
         await session.commit()
     by_unit = {
@@ -156,7 +160,8 @@ async def test_a_refresh_compacts_its_months_to_one_row_per_unit_and_sums_them_u
 
 async def _october(engine: AsyncEngine, settings: Settings) -> dict[str, Any]:
     async with create_sessionmaker(engine)() as session:
-        found = await refresh.record_counts(session, settings, Period.parse("2026-10"))
+        await refresh.keep_record_counts(session, settings, OCTOBER)
+        found = await refresh.record_counts(session, settings, OCTOBER)
         await session.commit()
     return dict(zip(found["unit_code"], found["received"], strict=True))
 
@@ -214,3 +219,29 @@ async def test_a_write_during_a_rebuild_waits_and_counts_in_the_new_zones_months
         await rebuild.close()
         await writer.close()
     assert await _kept(engine) == {("A", OCT): _counts(received=1)}
+
+
+async def test_a_refresh_compacts_its_months_whatever_its_catalog_version_counts(
+    clean: None, engine: AsyncEngine, settings: Settings
+) -> None:
+    """October 2026 is scored under a version without record-fed metrics: nothing reads its
+    kept counts, but the refresh still compacts them (else every write would add rows for
+    ever)."""
+    catalog = shipped_catalog()
+    version = catalog.for_period(OCTOBER)
+    assert version is not None and not record_fed_codes(version)
+    await _write(
+        engine,
+        UNIT_A,
+        _dossier("D1", "A", "2026-10-02T03:00:00Z", 1),
+        _dossier("D2", "A", "2026-10-03T03:00:00Z", 1),
+        "UPDATE dossiers SET record_mask = 1 | 2 WHERE code = 'D2'",
+    )
+    assert await _rows(engine) == 3
+    async with create_sessionmaker(engine)() as session:
+        assert await refresh.refresh_period(
+            session, settings, catalog, OCTOBER, datetime(2026, 11, 5, tzinfo=UTC)
+        )
+        await session.commit()
+    assert await _rows(engine) == 1
+    assert await _kept(engine) == {("A", OCT): _counts(received=2, online=1)}
