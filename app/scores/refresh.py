@@ -83,7 +83,7 @@ async def keep_record_counts(session: AsyncSession, settings: Settings, period: 
     ready for the period: rebuilt when kept for another time zone than ``CHISO_TIMEZONE`` (or
     not at all), and the period's months compacted (whatever its catalog version: every write
     of dossiers appends to them)."""
-    if await repository.keep_record_counts(session, settings.timezone):
+    if await repository.rebuild_record_counts_if_zone_differs(session, settings.timezone):
         logger.warning(
             "record-based counts rebuilt from the dossiers for the time zone %s",
             settings.timezone,

@@ -291,7 +291,7 @@ _RECORD_COLUMNS = text(
 )
 
 
-async def keep_record_counts(session: AsyncSession, timezone: str) -> bool:
+async def rebuild_record_counts_if_zone_differs(session: AsyncSession, timezone: str) -> bool:
     """Make sure ``record_counts`` holds months local to ``timezone``: rebuilt from the dossiers
     when it holds another zone's (``CHISO_TIMEZONE`` changed) or none (the table emptied).
     True when it was rebuilt. Writers of dossiers wait for a rebuild."""
