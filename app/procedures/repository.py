@@ -168,12 +168,11 @@ async def resolve_or_learn(
     return [(raw, code, bool(learned)) for raw, code, learned in rows]
 
 
-async def queue_dossiers(
-    session: AsyncSession, procedure_codes: Sequence[str], *, open_only: bool
-) -> int:
-    """Queue the dossiers of these procedures for derivation: the open ones when a limit
-    changed (their deadlines follow it), every one when what the record-based counts read of
-    the procedure changed (each is derived again, and every period it counts in is rescored).
+async def queue_open_dossiers(session: AsyncSession, procedure_codes: Sequence[str]) -> int:
+    """Queue the open dossiers of these procedures for derivation, their limit having changed
+    (their deadlines follow it). A change of what the record-based counts read of a procedure
+    (``paper_result``, ``has_fees``) queues every one of its dossiers too, by the database
+    itself, whoever writes it (migration 0023).
 
     The worker's derivation loop drains the queue; the upsert mirrors ingestion's (waits for a
     worker's claim on a row to end, then queues the dossier again), so a derivation that read
@@ -181,17 +180,16 @@ async def queue_dossiers(
     """
     if not procedure_codes:
         return 0
-    which = "AND end_at IS NULL" if open_only else ""
     rows = await session.execute(
         text(
-            f"""
+            """
             INSERT INTO dossier_backlog (dossier_code)
             SELECT code FROM dossiers
-            WHERE procedure_code = ANY(CAST(:codes AS text[])) {which}
+            WHERE procedure_code = ANY(CAST(:codes AS text[])) AND end_at IS NULL
             ORDER BY code
             ON CONFLICT (dossier_code) DO UPDATE SET queued_at = dossier_backlog.queued_at
             RETURNING dossier_code
-            """  # noqa: S608 - one of two constant conditions
+            """
         ),
         {"codes": sorted(procedure_codes)},
     )

@@ -156,9 +156,10 @@ async def portal_procedure(session: AsyncSession, ma_tthc: str) -> dict[str, Any
 async def _store(session: AsyncSession, records: Sequence[ProcedureRecord]) -> dict[str, bool]:
     """Upsert, and queue for derivation the dossiers a change concerns, so that nothing derived
     from the old procedure stays: the open dossiers of a procedure whose limit changed (their
-    deadlines follow it without waiting for their next event), and every dossier of one whose
-    paper result or fees changed (the record-based counts read both: each period they count in
-    is rescored, a closed one recording an amendment)."""
+    deadlines follow it without waiting for their next event). Every dossier of one whose
+    paper result or fees changed is queued by the database itself (migration 0023, whoever
+    writes the procedure): the record-based counts read both, so each period such a dossier
+    counts in is rescored, a closed one recording an amendment."""
     before = await repository.rules_of(session, [r.code for r in records])
     changed = await repository.upsert(session, records)
     stored = [r for r in records if r.code in changed and r.code in before]
@@ -168,12 +169,11 @@ async def _store(session: AsyncSession, records: Sequence[ProcedureRecord]) -> d
         for r in stored
         if r.code not in counted and before[r.code].limit != (r.limit_value, str(r.limit_unit))
     ]
-    queued = await repository.queue_dossiers(session, limits, open_only=True)
-    queued += await repository.queue_dossiers(session, counted, open_only=False)
-    if queued:
+    queued = await repository.queue_open_dossiers(session, limits)
+    if queued or counted:
         logger.info(
             "procedures changed: their dossiers queued for derivation",
-            extra={"limits": limits, "counted": counted, "dossiers": queued},
+            extra={"limits": limits, "counted": counted, "open_dossiers": queued},
         )
     return changed
 

@@ -10,7 +10,8 @@ refresh. The counts now follow the writes instead:
   acceptance, no receipt time, or a procedure chiso does not know). ``chiso_record_mask``
   states the rules once, from the dossier's own columns, its facts' flags (0022) and its
   procedure's ``paper_result`` and ``has_fees``; the derivation writes it with the rest of the
-  state (a change of facts or of those two procedure flags queues the dossier: 0022, 0.4.1).
+  state. A change of facts queues the dossier (0022); a change of either procedure flag queues
+  every dossier of the procedure, by a trigger on ``procedures`` (whoever writes it).
 - ``record_counts``: rows of signed changes per unit and local month of receipt, appended by a
   statement-level trigger on ``dossiers`` from its transition tables (a new dossier adds, a
   deleted one takes away, an update moves the difference; one row per unit and month a
@@ -158,6 +159,21 @@ _COMPACT = f"""
 """  # noqa: S608 - constants
 
 
+# A change of what the counts read of a procedure queues every one of its dossiers for
+# derivation (their masks follow), whoever makes it: the API, the CLI, an operator's UPDATE.
+_PROCEDURE = """
+    CREATE FUNCTION chiso_procedure_counting_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO dossier_backlog (dossier_code)
+        SELECT d.code FROM gone o JOIN added n ON n.code = o.code
+        JOIN dossiers d ON d.procedure_code = n.code
+        WHERE (o.paper_result, o.has_fees) IS DISTINCT FROM (n.paper_result, n.has_fees)
+        ORDER BY d.code
+        ON CONFLICT (dossier_code) DO UPDATE SET queued_at = dossier_backlog.queued_at;
+        RETURN NULL;
+    END
+    $$
+"""
 # Emptying the dossiers empties their counts (TRUNCATE fires no row or transition trigger).
 _EMPTIED = """
     CREATE FUNCTION chiso_record_counts_emptied() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -205,12 +221,20 @@ def upgrade() -> None:
         "CREATE TRIGGER dossiers_record_counts_truncate AFTER TRUNCATE ON dossiers "
         "FOR EACH STATEMENT EXECUTE FUNCTION chiso_record_counts_emptied()"
     )
+    op.execute(_PROCEDURE)
+    op.execute(
+        "CREATE TRIGGER procedures_counting_changed AFTER UPDATE ON procedures "
+        "REFERENCING OLD TABLE AS gone NEW TABLE AS added FOR EACH STATEMENT "
+        "EXECUTE FUNCTION chiso_procedure_counting_changed()"
+    )
     op.execute(f"SELECT chiso_rebuild_record_counts('{ZONE}')")
 
 
 def downgrade() -> None:
     for event in ("insert", "update", "delete", "truncate"):
         op.execute(f"DROP TRIGGER dossiers_record_counts_{event} ON dossiers")
+    op.execute("DROP TRIGGER procedures_counting_changed ON procedures")
+    op.execute("DROP FUNCTION chiso_procedure_counting_changed()")
     op.execute("DROP FUNCTION chiso_record_counts_emptied()")
     op.execute("DROP FUNCTION chiso_record_counts_changed()")
     op.execute("DROP FUNCTION chiso_compact_record_counts(date, date)")

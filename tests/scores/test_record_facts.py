@@ -269,3 +269,27 @@ async def test_a_procedure_that_starts_charging_fees_rescores_its_months(
 def _paid(scorecard: dict[str, Any]) -> tuple[int, int]:
     line = lines(scorecard)["ONLINE_PAYMENT.A"]
     return line["numerator"], line["denominator"]
+
+
+async def test_an_operators_update_of_a_procedures_fees_in_psql_rescores_its_months_too(
+    client: httpx.AsyncClient,
+    engine: AsyncEngine,
+    settings: Settings,
+    refresh: Callable[[], Any],
+) -> None:
+    """Not through the API: an operator's own ``UPDATE procedures`` queues the procedure's
+    dossiers as well (the database does it), so 3.6 (A) follows — 0 of 0 becomes 1 of 1; an
+    update of anything else queues nothing."""
+    await _queue(client, [record(1, "FREE", DuocThanhToanTrucTuyen="1")])
+    assert await derive_dossiers(_ctx(engine, settings)) == 1
+    await refresh()
+    assert _paid(await card(client, "H01.01")) == (0, 0)
+
+    async with engine.begin() as conn:  # as in psql
+        await conn.execute(text("UPDATE procedures SET name = 'Đổi tên' WHERE code = 'FREE'"))
+    assert await derive_dossiers(_ctx(engine, settings)) == 0
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE procedures SET has_fees = true WHERE code = 'FREE'"))
+    assert await derive_dossiers(_ctx(engine, settings)) == 1
+    await refresh()
+    assert _paid(await card(client, "H01.01")) == (1, 1)
