@@ -1,5 +1,5 @@
-"""The record-based metrics' counts from what the records show (pure: the SQL is in
-:func:`app.scores.repository.record_counts`).
+"""The record-based metrics' counts from what the records show (pure: the counts come from
+:func:`app.scores.repository.record_columns`, kept by the database as dossiers are written).
 
 For each metric whose source is ``records`` or ``records+submitted`` in the catalog version,
 the counts come from the unit subtree's dossiers received in the period; the submitted parts

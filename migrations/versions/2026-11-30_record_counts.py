@@ -37,7 +37,7 @@ down_revision: str | None = "0022_dossier_record_facts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# The counts, in bit order (app.scores.repository.RECORD_COUNTS names them alike).
+# The counts, in bit order (app.scores.models.RECORD_COUNTS names them alike).
 COUNTS = (
     "received", "online", "charged", "paid_online", "paper_result", "electronic_result",
     "digitised", "reused", "linked_to_store", "population_data",
