@@ -7,6 +7,7 @@ ministry), from computed scores and, when the portal published them, from offici
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
@@ -345,19 +346,6 @@ def _ranking_body(
     )  # fmt: skip
 
 
-def _published() -> Callable[[float | None], float | None]:
-    """:func:`number`, remembering each value's answer: a period's units share few distinct
-    group points (each a sum of a few metrics' points), asked tens of thousands of times."""
-    seen: dict[float | None, float | None] = {}
-
-    def published(value: float | None) -> float | None:
-        if value not in seen:
-            seen[value] = number(value)
-        return seen[value]
-
-    return published
-
-
 def render(
     *,
     source: str,
@@ -383,7 +371,9 @@ def render(
         earlier[(peer.unit.level, None)][code] = peer
         for ancestor in peer.unit.ancestors:
             earlier[(peer.unit.level, ancestor)][code] = peer
-    published = _published()
+    # Each distinct group value formatted once: a period's units share few of them, asked
+    # tens of thousands of times.
+    published = functools.cache(number)
     shown = {
         code: (
             number(p.total),

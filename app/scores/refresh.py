@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -78,6 +78,11 @@ async def on_time_counts(
     return columns
 
 
+def _month_span(period: Period) -> tuple[date, date]:
+    """The first days of the period's first and last months (the keys of ``record_counts``)."""
+    return period.first_day, period.last_day.replace(day=1)
+
+
 async def keep_record_counts(session: AsyncSession, settings: Settings, period: Period) -> None:
     """The counts the database keeps per unit and month for the record-based metrics, made
     ready for the period: rebuilt when kept for another time zone than ``CHISO_TIMEZONE`` (or
@@ -88,8 +93,7 @@ async def keep_record_counts(session: AsyncSession, settings: Settings, period: 
             "record-based counts rebuilt from the dossiers for the time zone %s",
             settings.timezone,
         )
-    months = period.months()
-    await repository.compact_record_counts(session, months[0].first_day, months[-1].first_day)
+    await repository.compact_record_counts(session, *_month_span(period))
 
 
 async def record_counts(
@@ -99,8 +103,7 @@ async def record_counts(
     (its months, local to ``CHISO_TIMEZONE``), as columns: the counts the database keeps per
     unit and month as dossiers are written (made ready by :func:`keep_record_counts`, which
     :func:`refresh_period` runs first), summed for every unit in one statement."""
-    months = period.months()
-    return await repository.record_columns(session, months[0].first_day, months[-1].first_day)
+    return await repository.record_columns(session, *_month_span(period))
 
 
 # --- scoring every unit ----------------------------------------------------------------------

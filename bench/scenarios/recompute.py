@@ -47,18 +47,21 @@ FACTS = """
     WHERE h % 10 < 7
 """
 # The generated dossiers are states as the derivation writes them: with the flags their facts
-# give (a facts write queues its dossiers for the derivation to set them; set here at once,
-# and the queue left as it was).
+# give and the record-based counts those flags and their procedure put them in (a facts write
+# queues its dossiers for the derivation to set both; set here at once, in one pass, and the
+# queue left as it was). The database keeps the counts per unit and month from this write.
 FACT_FLAGS = """
-    UPDATE dossiers d SET record_facts = chiso_record_facts(f)
-    FROM dossier_facts f WHERE f.dossier_code = d.code AND d.code LIKE 'M-%'
-"""
-# … and which record-based counts each falls in, from those flags and its procedure (the
-# database keeps the counts per unit and month from this write: ``record_counts``).
-COUNTED_IN = """
-    UPDATE dossiers d SET record_mask = chiso_record_mask(d.counted, d.received_at, d.channel,
-        d.paid_online, d.has_digitized_parts, d.record_facts, p.paper_result, p.has_fees)
-    FROM procedures p WHERE p.code = d.procedure_code AND d.code LIKE 'M-%'
+    UPDATE dossiers d SET record_facts = x.flags,
+        record_mask = chiso_record_mask(d.counted, d.received_at, d.channel, d.paid_online,
+            d.has_digitized_parts, x.flags, x.paper_result, x.has_fees)
+    FROM (
+        SELECT m.code, p.paper_result, p.has_fees,
+               CASE WHEN f.dossier_code IS NOT NULL THEN chiso_record_facts(f) END AS flags
+        FROM dossiers m JOIN procedures p ON p.code = m.procedure_code
+        LEFT JOIN dossier_facts f ON f.dossier_code = m.code
+        WHERE m.code LIKE 'M-%'
+    ) x
+    WHERE x.code = d.code
 """
 UNQUEUE = "DELETE FROM dossier_backlog WHERE dossier_code LIKE 'M-%'"
 # The bare floor: one pass over the month's dossiers, grouped by their own unit, counting what
@@ -122,7 +125,6 @@ async def _generate(bench: Bench, start: datetime, end: datetime) -> None:
         )
         await conn.execute(FACTS)
         await conn.execute(FACT_FLAGS)
-        await conn.execute(COUNTED_IN)
         await conn.execute(UNQUEUE)
         await conn.execute("ANALYZE dossier_facts")
         # Rewritten without the row versions the flags' update left: the pass over the month
