@@ -108,7 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="chiso",
-        version="0.4.2",
+        version="0.4.3",
         description=API_DESCRIPTION,
         lifespan=lifespan,
         docs_url=None,

@@ -157,8 +157,12 @@ async def clean(engine: AsyncEngine, redis: Redis) -> None:
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     async with engine.begin() as conn:
         await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        # As a migrated database has it: counts kept per month local to the default zone.
-        await conn.execute(text(f"SELECT chiso_rebuild_record_counts('{Settings().timezone}')"))
+        # As a migrated database has it: counts kept under the default zone and limit.
+        defaults = Settings()
+        await conn.execute(
+            text("SELECT chiso_rebuild_kept_counts(:zone, :max_supp)"),
+            {"zone": defaults.timezone, "max_supp": defaults.max_supplement_requests},
+        )
     await redis.flushdb()
 
 

@@ -138,10 +138,29 @@ record_counts = Table(
 )
 
 
-class RecordCountZone(Base):
-    """The time zone whose local months ``record_counts`` uses (one row; none: no counts kept
-    until a refresh rebuilds them)."""
+# Steps of indicator 2.1's counts per unit and local month (migration 0024): a unit's counts
+# for a month are the sums of its steps in that month and every month before. A dossier is in
+# the denominator from the month it was received in to the one it ended in, and in the
+# numerator while pending and within time at a month's end and in the month it ended in early
+# or on time: runs of months, each a step up in its first month and a step down after its
+# last. Appended by the database with ``record_counts``, compacted alike.
+on_time_steps = Table(
+    "on_time_steps",
+    Base.metadata,
+    Column("unit_code", String(64), nullable=False),
+    Column("month", Date, nullable=False),
+    Column("denominator", Integer, nullable=False),
+    Column("numerator", Integer, nullable=False),
+    Index("ix_on_time_steps_month", "month"),
+)
 
-    __tablename__ = "record_count_zone"
+
+class KeptCountBasis(Base):
+    """What ``record_counts`` and ``on_time_steps`` were kept under (one row; none: nothing
+    kept until a refresh rebuilds them): the time zone of their local months and the
+    supplement-request limit past which a pending dossier is overdue."""
+
+    __tablename__ = "kept_count_basis"
 
     timezone: Mapped[str] = mapped_column(String(64), primary_key=True)
+    max_supplement_requests: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -61,47 +61,41 @@ async def mark_changed(session: AsyncSession, periods: Sequence[str], kind: str)
 # --- counts from the dossiers ----------------------------------------------------------------
 
 
-async def on_time_counts(
-    session: AsyncSession, settings: Settings, period: Period
-) -> dict[str, list[Any]]:
+async def on_time_counts(session: AsyncSession, period: Period) -> dict[str, list[Any]]:
     """TDGQ 2.1 counts per unit subtree as columns (``unit_code``, ``numerator``,
-    ``denominator``); a quarter or year lists each month's, to be summed per unit."""
-    tz = ZoneInfo(settings.timezone)
-    columns: dict[str, list[Any]] = {"unit_code": [], "numerator": [], "denominator": []}
-    for month in period.months():
-        start, end = periods.window(month, tz)
-        found = await repository.on_time_columns(
-            session, start, end, settings.max_supplement_requests
-        )
-        for name, values in found.items():
-            columns[name].extend(values)
-    return columns
+    ``denominator``) for each month of the period (local to ``CHISO_TIMEZONE``): a quarter or
+    year lists each month's, to be summed per unit. Read from the steps the database keeps as
+    dossiers are written (made ready by :func:`keep_counts`, which :func:`refresh_period` runs
+    first)."""
+    return await repository.on_time_columns(session, [m.first_day for m in period.months()])
 
 
 def _month_span(period: Period) -> tuple[date, date]:
-    """The first days of the period's first and last months (the keys of ``record_counts``)."""
+    """The first days of the period's first and last months (the keys of the kept counts)."""
     return period.first_day, period.last_day.replace(day=1)
 
 
-async def keep_record_counts(session: AsyncSession, settings: Settings, period: Period) -> None:
-    """The counts the database keeps per unit and month for the record-based metrics, made
-    ready for the period: rebuilt when kept for another time zone than ``CHISO_TIMEZONE`` (or
-    not at all), and the period's months compacted (whatever its catalog version: every write
-    of dossiers appends to them)."""
-    if await repository.rebuild_record_counts_if_zone_differs(session, settings.timezone):
+async def keep_counts(session: AsyncSession, settings: Settings, period: Period) -> None:
+    """The counts the database keeps per unit and month (2.1's steps and the record-based
+    metrics' counts) made ready for the period: rebuilt when kept under another time zone
+    than ``CHISO_TIMEZONE`` or another ``CHISO_MAX_SUPPLEMENT_REQUESTS`` (or under none), and
+    the period's months compacted (every write of dossiers appends to them)."""
+    if await repository.rebuild_kept_counts_if_basis_differs(
+        session, settings.timezone, settings.max_supplement_requests
+    ):
         logger.warning(
-            "record-based counts rebuilt from the dossiers for the time zone %s",
+            "kept counts rebuilt from the dossiers for the time zone %s and at most %d "
+            "supplement requests",
             settings.timezone,
+            settings.max_supplement_requests,
         )
-    await repository.compact_record_counts(session, *_month_span(period))
+    await repository.compact_kept_counts(session, *_month_span(period))
 
 
-async def record_counts(
-    session: AsyncSession, settings: Settings, period: Period
-) -> dict[str, list[Any]]:
+async def record_counts(session: AsyncSession, period: Period) -> dict[str, list[Any]]:
     """The record-based metrics' counts per unit subtree for dossiers received in the period
     (its months, local to ``CHISO_TIMEZONE``), as columns: the counts the database keeps per
-    unit and month as dossiers are written (made ready by :func:`keep_record_counts`, which
+    unit and month as dossiers are written (made ready by :func:`keep_counts`, which
     :func:`refresh_period` runs first), summed for every unit in one statement."""
     return await repository.record_columns(session, *_month_span(period))
 
@@ -151,9 +145,9 @@ async def _score_units(
     For a record-fed metric the computed counts score unless an admin-scope submission
     overrides them; a unit's own submission is kept (and shown) but does not score. With
     ``store`` (period, revision, catalog version, instant) the snapshots are written."""
-    on_time = await on_time_counts(session, settings, period)
+    on_time = await on_time_counts(session, period)
     record_fed = record_fed_codes(version)
-    records = await record_counts(session, settings, period) if record_fed else {}
+    records = await record_counts(session, period) if record_fed else {}
     params: dict[str, Any] = {
         "units": [u.code for u in alive],
         "levels": [u.level for u in alive],
@@ -363,7 +357,7 @@ async def refresh_period(
     if state.status == "closed" or version is None:
         return False
     REFRESHES.labels(trigger).inc()
-    await keep_record_counts(session, settings, period)
+    await keep_counts(session, settings, period)
     every_unit = await rankings.unit_tree(session)
     by_code = {u.code: u for u in every_unit}
     alive = [u for u in every_unit if u.valid_during(period)]

@@ -13,7 +13,6 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.sql import columns_of
-from app.dossiers.repository import in_time_sql
 from app.indicators.catalog import CatalogVersion
 from app.indicators.repository import resolved_counts_ctes
 from app.scores.columns import (
@@ -208,23 +207,19 @@ async def units_with_ancestors(session: AsyncSession) -> list[Row[Any]]:
 
 _ON_TIME = text(
     f"""
-            WITH RECURSIVE per_unit AS (
-                SELECT d.unit_code,
-                       count(*) AS denominator,
-                       count(*) FILTER (WHERE
-                           (d.end_at <= :end AND d.outcome IN ('early', 'on_time'))
-                           OR {in_time_sql(at=":end", rewind=True)}
-                       ) AS numerator
-                FROM dossiers d
-                WHERE d.counted AND d.due_at IS NOT NULL
-                  AND d.received_at <= :end AND (d.end_at IS NULL OR d.end_at >= :start)
-                GROUP BY d.unit_code
-            ),{UNIT_PAIRS_CTE}
-            SELECT t.ancestor AS unit_code, sum(p.numerator)::bigint AS numerator,
-                   sum(p.denominator)::bigint AS denominator
-            FROM unit_pairs t JOIN per_unit p ON p.unit_code = t.code
-            GROUP BY t.ancestor
-            """  # noqa: S608 - built from the overdue rule's fragment
+    WITH RECURSIVE per_unit AS (
+        SELECT s.unit_code, m.month, sum(s.denominator) AS denominator,
+               sum(s.numerator) AS numerator
+        FROM unnest(CAST(:months AS date[])) AS m (month)
+        JOIN on_time_steps s ON s.month <= m.month
+        GROUP BY s.unit_code, m.month
+        HAVING sum(s.denominator) <> 0
+    ),{UNIT_PAIRS_CTE}
+    SELECT t.ancestor AS unit_code, sum(p.numerator)::bigint AS numerator,
+           sum(p.denominator)::bigint AS denominator
+    FROM unit_pairs t JOIN per_unit p ON p.unit_code = t.code
+    GROUP BY t.ancestor, p.month
+    """  # noqa: S608 - built from constants
 )
 _ON_TIME_COLUMNS = text(
     "SELECT coalesce(array_agg(unit_code), '{}') AS unit_code, "  # noqa: S608 - constants
@@ -234,20 +229,19 @@ _ON_TIME_COLUMNS = text(
 )
 
 
-async def on_time_columns(
-    session: AsyncSession, start: datetime, end: datetime, max_supp: int
-) -> dict[str, list[Any]]:
-    """Indicator 2.1 per unit *subtree* for one window, one array per column (unit_code,
-    numerator, denominator; no row object per unit).
+async def on_time_columns(session: AsyncSession, months: Sequence[date]) -> dict[str, list[Any]]:
+    """Indicator 2.1 per unit *subtree* for each local month of ``months`` (their first days),
+    one array per column (unit_code, numerator, denominator; a unit once per month it counts
+    in, no row object per unit).
 
-    Dossiers received or processed in the window count in the denominator; the numerator
-    holds those finished in it early or on time plus those still pending at its end and
-    within time. Dossiers are grouped by their own unit first (one pass over the window's
-    dossiers), then rolled up the unit tree — the tree, not the dossiers, is walked.
+    Dossiers received or processed in a month count in its denominator; the numerator holds
+    those finished in it early or on time plus those still pending at its end and within
+    time. The counts are the steps the database keeps per unit and month as dossiers are
+    written (``on_time_steps``, made ready by a refresh), summed up to each month per unit,
+    then rolled up the unit tree — neither the dossiers nor their events are read.
     """
-    row = (
-        await session.execute(_ON_TIME_COLUMNS, {"start": start, "end": end, "max_supp": max_supp})
-    ).one()
+    async with _planned(session):  # as record_columns: no JIT for the tree's estimates
+        row = (await session.execute(_ON_TIME_COLUMNS, {"months": list(months)})).one()
     return {"unit_code": row[0], "numerator": row[1], "denominator": row[2]}
 
 
@@ -291,25 +285,35 @@ _RECORD_COLUMNS = text(
 )
 
 
-async def rebuild_record_counts_if_zone_differs(session: AsyncSession, timezone: str) -> bool:
-    """Make sure ``record_counts`` holds months local to ``timezone``: rebuilt from the dossiers
-    when it holds another zone's (``CHISO_TIMEZONE`` changed) or none (the table emptied).
-    True when it was rebuilt. Writers of dossiers wait for a rebuild."""
-    kept = await session.scalar(text("SELECT timezone FROM record_count_zone"))
-    if kept == timezone:
+async def rebuild_kept_counts_if_basis_differs(
+    session: AsyncSession, timezone: str, max_supplement_requests: int
+) -> bool:
+    """Make sure ``record_counts`` and ``on_time_steps`` are kept under ``timezone`` and
+    ``max_supplement_requests``: both rebuilt from the dossiers when kept under another
+    (``CHISO_TIMEZONE`` or ``CHISO_MAX_SUPPLEMENT_REQUESTS`` changed) or under none (the basis
+    emptied). True when they were rebuilt. Writers of dossiers wait for a rebuild."""
+    basis = {"zone": timezone, "max_supp": max_supplement_requests}
+    kept = await session.execute(
+        text(
+            "SELECT 1 FROM kept_count_basis "
+            "WHERE timezone = :zone AND max_supplement_requests = :max_supp"
+        ),
+        basis,
+    )
+    if kept.first() is not None:
         return False
-    await session.execute(text("SELECT chiso_rebuild_record_counts(:zone)"), {"zone": timezone})
+    await session.execute(text("SELECT chiso_rebuild_kept_counts(:zone, :max_supp)"), basis)
     return True
 
 
-async def compact_record_counts(session: AsyncSession, first: date, last: date) -> None:
-    """Compact the kept counts of the local months ``first`` to ``last`` (their first days) to
-    one row per unit and month — every statement that writes dossiers appends rows of changes
-    — unless another refresh is compacting them."""
+async def compact_kept_counts(session: AsyncSession, first: date, last: date) -> None:
+    """Compact the kept counts (record-based and 2.1's) of the local months ``first`` to
+    ``last`` (their first days) to one row per unit and month — every statement that writes
+    dossiers appends rows of changes — unless another refresh is compacting them."""
     await session.execute(
         text(
-            "SELECT chiso_compact_record_counts(:first, :last) "
-            "WHERE pg_try_advisory_xact_lock(hashtext('chiso:record-counts'))"
+            "SELECT chiso_compact_kept_counts(:first, :last) "
+            "WHERE pg_try_advisory_xact_lock(hashtext('chiso:kept-counts'))"
         ),
         {"first": first, "last": last},
     )

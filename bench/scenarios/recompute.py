@@ -175,7 +175,7 @@ async def _record_counts(bench: Bench, month: date) -> tuple[float, int]:
     try:
         async with create_sessionmaker(engine)() as session:
             started = time.perf_counter()
-            await repository.compact_record_counts(session, month, month)
+            await repository.compact_kept_counts(session, month, month)
             columns = await repository.record_columns(session, month, month)
             took = time.perf_counter() - started
             await session.commit()
@@ -216,7 +216,7 @@ async def _recompute(
 # What the statements of a refresh are, by what their text holds (the first that matches).
 STATEMENT_KINDS = (
     ("scoring statement (every unit's score, rank and snapshot)", "WITH units AS"),
-    ("record-based counts compacted", "chiso_compact_record_counts"),
+    ("kept counts compacted", "chiso_compact_kept_counts"),
     ("record-based counts", " AS received"),
     ("2.1 counts", " AS numerator"),
     ("rankings saved", "INSERT INTO ranking_snapshots"),

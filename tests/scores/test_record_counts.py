@@ -24,7 +24,7 @@ from app.indicators.periods import Period
 from app.scores import refresh
 from app.scores.models import RECORD_COUNTS
 from app.scores.records import record_fed_codes
-from app.scores.repository import compact_record_counts, record_columns
+from app.scores.repository import compact_kept_counts, record_columns
 from tests.conftest import plain_url
 
 # Bits of record_mask: 1 received, 2 online, 4 charged, 8 paid online, 16 paper result due,
@@ -136,7 +136,7 @@ async def test_a_refresh_compacts_its_months_to_one_row_per_unit_and_sums_them_u
     )
     assert await _rows(engine) == 6  # four inserts, an update, a delete: one row each
     async with create_sessionmaker(engine)() as session:
-        await compact_record_counts(session, OCT, OCT)
+        await compact_kept_counts(session, OCT, OCT)
         found = await record_columns(session, OCT, OCT)
         await session.commit()
     by_unit = {
@@ -160,8 +160,8 @@ async def test_a_refresh_compacts_its_months_to_one_row_per_unit_and_sums_them_u
 
 async def _october(engine: AsyncEngine, settings: Settings) -> dict[str, Any]:
     async with create_sessionmaker(engine)() as session:
-        await refresh.keep_record_counts(session, settings, OCTOBER)
-        found = await refresh.record_counts(session, settings, OCTOBER)
+        await refresh.keep_counts(session, settings, OCTOBER)
+        found = await refresh.record_counts(session, OCTOBER)
         await session.commit()
     return dict(zip(found["unit_code"], found["received"], strict=True))
 
@@ -175,7 +175,7 @@ async def test_another_time_zone_rebuilds_the_counts_in_its_own_months(
     utc = settings.model_copy(update={"timezone": "UTC"})
     assert await _october(engine, utc) == {"A": 1}
     async with engine.connect() as conn:
-        assert await conn.scalar(text("SELECT timezone FROM record_count_zone")) == "UTC"
+        assert await conn.scalar(text("SELECT timezone FROM kept_count_basis")) == "UTC"
     # Written from then on: in UTC months too.
     await _write(engine, _dossier("D2", "A", "2026-10-31T18:00:00Z", 1))
     assert await _october(engine, utc) == {"A": 2}
@@ -188,7 +188,7 @@ async def test_counts_emptied_with_their_zone_are_rebuilt_by_the_next_refresh(
     await _write(
         engine,
         UNIT_A,
-        "TRUNCATE record_counts, record_count_zone",
+        "TRUNCATE record_counts, kept_count_basis",
         _dossier("D1", "A", "2026-10-10T03:00:00Z", 1),  # not kept: no zone
     )
     assert await _rows(engine) == 0
@@ -207,7 +207,7 @@ async def test_a_write_during_a_rebuild_waits_and_counts_in_the_new_zones_months
     try:
         transaction = rebuild.transaction()
         await transaction.start()
-        await rebuild.execute("SELECT chiso_rebuild_record_counts('UTC')")
+        await rebuild.execute("SELECT chiso_rebuild_kept_counts('UTC', 1)")
         written = asyncio.create_task(
             writer.execute(_dossier("D1", "A", "2026-10-31T17:30:00Z", 1))
         )
