@@ -82,3 +82,29 @@ async def test_the_migrated_schema_matches_the_models(engine: AsyncEngine) -> No
 
     async with engine.connect() as connection:
         assert await connection.run_sync(differences) == []
+
+
+async def test_dossiers_with_an_inferred_time_are_queued_to_be_derived_again(
+    servers: Servers,
+) -> None:
+    """0025: a dossier whose receipt chiso placed is no longer counted; the ones stored before
+    are derived again by the worker — those with an inferred time, and only those."""
+    name = f"{TEST_DATABASE}_inferred"
+    await recreate_database(servers.server_url, name)
+    url = with_database(servers.server_url, name)
+    await asyncio.to_thread(upgrade, url, "0024_on_time_steps")
+    conn = await asyncpg.connect(plain_url(url))
+    try:
+        await conn.execute(
+            "INSERT INTO dossier_events (dossier_code, event_id, status, occurred_at, channel, "
+            "unit_code, procedure_code, source, time_inferred) VALUES "
+            "('D1', 'portal:D1:2', 2, now(), 1, 'U', 'P', 'portal', true), "
+            "('D1', 'portal:D1:9', 9, now(), 1, 'U', 'P', 'portal', false), "
+            "('D2', 'portal:D2:2', 2, now(), 1, 'U', 'P', 'portal', false)"
+        )
+        await asyncio.to_thread(upgrade, url)
+        queued = await conn.fetch("SELECT dossier_code FROM dossier_backlog")
+        assert [r[0] for r in queued] == ["D1"]
+    finally:
+        await conn.close()
+    await drop_database(servers.server_url, name)

@@ -374,7 +374,11 @@ class DossierOut(BaseModel):
     received_at: datetime | None
     due_at: datetime | None
     finished_at: datetime | None
-    counted: bool = Field(description="Whether indicator 2.1 counts this dossier")
+    counted: bool = Field(
+        description="Whether the index counts this dossier (2.1 and the record-based "
+        "indicators): false when withdrawn before acceptance, or when no receipt time was "
+        "stated (a portal record without NgayTiepNhan, its receipt placed by chiso)"
+    )
     timeliness: Timeliness | None
     overdue_by: Decimal | None = Field(description="Working days past due (overdue or late)")
     supplement_requests: int

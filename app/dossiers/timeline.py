@@ -210,10 +210,15 @@ def derive(
     explicit_receipt = _first(e.received_at for e in history)
     acceptance = next((e for e in history if e.status == S.accepted), None)
     received_at = explicit_receipt or (acceptance.occurred_at if acceptance else None)
+    taken_in = acceptance
     if received_at is None:
         # No receipt stated: any later step means the desk did take the dossier in.
-        step = next((e for e in history if e.status in _WORK_STEPS | {S.not_accepted}), None)
-        received_at = step.occurred_at if step else None
+        taken_in = next((e for e in history if e.status in _WORK_STEPS | {S.not_accepted}), None)
+        received_at = taken_in.occurred_at if taken_in else None
+    # A receipt time chiso placed itself (a portal record without NgayTiepNhan, at its
+    # submission or its arrival): the dossier is not counted, as the portal counts no record
+    # without NgayTiepNhan.
+    receipt_inferred = explicit_receipt is None and taken_in is not None and taken_in.time_inferred
     accepted = explicit_receipt is not None or bool(statuses & _ACCEPTED)
 
     first_step = next((e for e in history if e.status in _WORK_STEPS), None)
@@ -284,7 +289,7 @@ def derive(
             continue
         due_at = pause.new_due_at or calendar.add_working_time(due_at, worked)
 
-    counted = received_at is not None and not withdrawn_unaccepted
+    counted = received_at is not None and not withdrawn_unaccepted and not receipt_inferred
     outcome: Timeliness | None = None
     if counted and end_at is not None and due_at is not None:
         if supplement_requests > rules.max_supplement_requests or end_at > due_at:

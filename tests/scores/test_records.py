@@ -243,9 +243,17 @@ async def test_records_without_receipt_and_withdrawn_before_acceptance_do_not_co
     ]  # fmt: skip
     await post_events(client, withdrawn)
     assert (await get_dossier(client, "H01.01-261201-0009"))["counted"] is False
+    # Its receipt placed by chiso (at the record's arrival, whatever the day): not counted
+    # either, in any month.
+    assert (await get_dossier(client, "H01.01-261201-0002"))["counted"] is False
     await refresh()
-    reused = lines(await card(client, "H01.01"))["REUSED_DIGITIZED_DATA"]
+    scored = lines(await card(client, "H01.01"))
+    reused = scored["REUSED_DIGITIZED_DATA"]
     assert (reused["numerator"], reused["denominator"]) == (1, 1)
+    # Nor in 2.1: records 1 and 3 only (3, received on 30 November, still pending in
+    # December), both past their due time (4 December) at December's end.
+    on_time = scored["ON_TIME_RATE"]
+    assert (on_time["numerator"], on_time["denominator"]) == (0, 2)
 
 
 async def test_a_submitted_reporting_total_widens_1_4_and_3_3(
