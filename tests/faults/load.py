@@ -99,16 +99,33 @@ async def post_until_acknowledged(
 
 
 async def run_clients(
-    base_url: str, tally: Tally, *, clients: int, batches: int, size: int, budget: float
+    base_url: str,
+    tally: Tally,
+    *,
+    clients: int,
+    batches: int,
+    size: int,
+    budget: float,
+    until: asyncio.Event | None = None,
 ) -> None:
+    """Each client posts ``batches`` batches one after the other — and, with ``until``, goes
+    on posting new ones until it is set (the fault is over), however fast the machine
+    acknowledges them: a fault that starts after the load has finished tests nothing."""
     deadline = time.monotonic() + budget
+
+    def more(batch: int) -> bool:
+        if batch < batches:
+            return True
+        return until is not None and not until.is_set() and time.monotonic() < deadline
 
     async def client(number: int) -> None:
         async with httpx.AsyncClient(base_url=base_url, timeout=20) as http:
-            for batch in range(batches):
+            batch = 0
+            while more(batch):
                 await post_until_acknowledged(
                     http, batch_events(number, batch, size), tally, deadline
                 )
+                batch += 1
 
     await asyncio.gather(*(client(n) for n in range(clients)))
 

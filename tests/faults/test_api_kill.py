@@ -20,6 +20,7 @@ async def test_killing_the_api_under_load_loses_no_acknowledged_event(
     port = api.port
     tally = Tally()
     kills = 0
+    over = asyncio.Event()  # the clients post until the API is back
 
     async def crash() -> None:
         nonlocal kills
@@ -30,11 +31,20 @@ async def test_killing_the_api_under_load_loses_no_acknowledged_event(
         kills += 1
         await asyncio.sleep(1.0)
         restarted = await stack.start_api(port=port)
+        over.set()
         assert restarted.alive()
         assert acknowledged_before > 0
 
     await asyncio.gather(
-        run_clients(f"http://127.0.0.1:{port}", tally, clients=6, batches=60, size=40, budget=120),
+        run_clients(
+            f"http://127.0.0.1:{port}",
+            tally,
+            clients=6,
+            batches=60,
+            size=40,
+            budget=120,
+            until=over,
+        ),
         crash(),
     )
     count, twice = await stored(engine, tally.acknowledged)

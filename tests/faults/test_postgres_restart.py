@@ -20,6 +20,7 @@ async def test_a_postgres_restart_loses_nothing_acknowledged_and_answers_503_mea
 ) -> None:
     api = await stack.start_api(db_pool_size="4", db_max_overflow="4")
     tally = Tally()
+    over = asyncio.Event()  # the clients post until PostgreSQL is back
 
     async def outage() -> None:
         await tally.first_ack.wait()
@@ -27,10 +28,12 @@ async def test_a_postgres_restart_loses_nothing_acknowledged_and_answers_503_mea
         await asyncio.to_thread(stack.pg.stop)
         await asyncio.sleep(OUTAGE_SECONDS)
         await asyncio.to_thread(stack.pg.start)
+        over.set()
 
     load = run_clients(
-        f"http://127.0.0.1:{api.port}", tally, clients=6, batches=25, size=40, budget=120
-    )
+        f"http://127.0.0.1:{api.port}", tally, clients=6, batches=25, size=40, budget=120,
+        until=over,
+    )  # fmt: skip
     await asyncio.gather(load, outage())
 
     count, twice = await stored(engine, tally.acknowledged)
