@@ -22,7 +22,10 @@ from app.dossiers.schemas import Timeliness
 _TERMINAL = {S.not_accepted, S.withdrawn, S.stopped, S.finished, S.returned}
 _ACCEPTED = {S.accepted, S.processing, S.supplement_requested, S.financial_obligation,
              S.finished, S.returned}  # fmt: skip
-_PAUSING = {S.supplement_requested: "supplement", S.financial_obligation: "financial"}
+_PAUSING: dict[int, str] = {
+    S.supplement_requested: "supplement",
+    S.financial_obligation: "financial",
+}
 _WORK_STEPS = {S.processing, S.supplement_requested, S.financial_obligation, S.finished,
                S.returned, S.stopped}  # fmt: skip
 
@@ -133,14 +136,6 @@ def _span(delta: timedelta) -> str:
     return " ".join(parts)
 
 
-def _first(values: Iterable[datetime | None]) -> datetime | None:
-    return next((v for v in values if v is not None), None)
-
-
-def _last_known(events: Sequence[EventRecord], name: str) -> Any:
-    return next((getattr(e, name) for e in reversed(events) if getattr(e, name) is not None), None)
-
-
 def _end(history: Sequence[EventRecord], accepted: bool) -> EventRecord | None:
     """First terminal event by priority: finished > returned > stopped / not accepted.
 
@@ -167,8 +162,12 @@ def derive(
     calendar: WorkingCalendar,
     rules: DossierRules,
     owner: str | None = None,
+    *,
+    ordered: bool = False,
 ) -> DossierState:
-    history = order(events)
+    """The state of dossier ``code`` from its whole history (``ordered``: already in
+    :func:`order`'s order, as :func:`app.dossiers.service.derive_states` reads it)."""
+    history = events if ordered and isinstance(events, list) else order(events)
     if not history:
         raise ValueError(f"dossier {code} has no events")
     last = history[-1]
@@ -207,13 +206,29 @@ def derive(
         flag("procedure_changed", f"procedure_code differs: {sorted(procedures)}")
 
     statuses = {e.status for e in history}
-    explicit_receipt = _first(e.received_at for e in history)
-    acceptance = next((e for e in history if e.status == S.accepted), None)
+    # The firsts the rules read, in one pass: the stated receipt and appointment, the
+    # acceptance, the first work step, and the first step or refusal.
+    explicit_receipt: datetime | None = None
+    base_due_at: datetime | None = None
+    acceptance = first_step = step_or_refusal = None
+    for event in history:
+        if explicit_receipt is None:
+            explicit_receipt = event.received_at
+        if base_due_at is None:
+            base_due_at = event.due_at
+        status = event.status
+        if acceptance is None and status == S.accepted:
+            acceptance = event
+        if status in _WORK_STEPS:
+            first_step = first_step or event
+            step_or_refusal = step_or_refusal or event
+        elif status == S.not_accepted:
+            step_or_refusal = step_or_refusal or event
     received_at = explicit_receipt or (acceptance.occurred_at if acceptance else None)
     taken_in = acceptance
     if received_at is None:
         # No receipt stated: any later step means the desk did take the dossier in.
-        taken_in = next((e for e in history if e.status in _WORK_STEPS | {S.not_accepted}), None)
+        taken_in = step_or_refusal
         received_at = taken_in.occurred_at if taken_in else None
     # A receipt time chiso placed itself (a portal record without NgayTiepNhan, at its
     # submission or its arrival): the dossier is not counted, as the portal counts no record
@@ -221,7 +236,6 @@ def derive(
     receipt_inferred = explicit_receipt is None and taken_in is not None and taken_in.time_inferred
     accepted = explicit_receipt is not None or bool(statuses & _ACCEPTED)
 
-    first_step = next((e for e in history if e.status in _WORK_STEPS), None)
     if explicit_receipt and first_step and explicit_receipt > first_step.occurred_at:
         flag("receipt_after_later_steps",
              "received_at is later than a processing step", first_step)  # fmt: skip
@@ -242,7 +256,7 @@ def derive(
                 flag("status_after_end",
                      f"status {event.status} after the dossier ended", event)  # fmt: skip
             continue
-        kind = _PAUSING.get(S(event.status))
+        kind = _PAUSING.get(event.status)
         if event.status == S.supplement_requested:
             supplement_requests += 1
             if supplement_requests == rules.max_supplement_requests + 1:
@@ -270,7 +284,6 @@ def derive(
             open_pause.new_due_at = open_pause.new_due_at or event.supplement_new_due_at
             open_pause = None
 
-    base_due_at = _first(e.due_at for e in history)
     if base_due_at is None and received_at is not None and limit is not None:
         base_due_at = calendar.due_at(received_at, limit.value, limit.unit)
     if base_due_at is not None and received_at is not None and base_due_at < received_at:
@@ -309,7 +322,18 @@ def derive(
             candidates.append(due_at)
         overdue_at = min((c for c in candidates if c is not None), default=None)
 
-    apology_event = next((e for e in reversed(history) if e.apology_issued_at), None)
+    # The lasts, in one pass back: each fact as last stated, and the last apology.
+    applicant_kind = paid_online = has_digitized_parts = None
+    apology_event = None
+    for event in reversed(history):
+        if applicant_kind is None:
+            applicant_kind = event.applicant_kind
+        if paid_online is None:
+            paid_online = event.paid_online
+        if has_digitized_parts is None:
+            has_digitized_parts = event.has_digitized_parts
+        if apology_event is None and event.apology_issued_at is not None:
+            apology_event = event
     return DossierState(
         code=code,
         unit_code=unit_code,
@@ -331,9 +355,9 @@ def derive(
         apology_issued_at=apology_event.apology_issued_at if apology_event else None,
         apology_new_due_at=apology_event.apology_new_due_at if apology_event else None,
         anomalies=anomalies,
-        applicant_kind=_last_known(history, "applicant_kind"),
-        paid_online=_last_known(history, "paid_online"),
-        has_digitized_parts=_last_known(history, "has_digitized_parts"),
+        applicant_kind=applicant_kind,
+        paid_online=paid_online,
+        has_digitized_parts=has_digitized_parts,
         first_event_at=history[0].occurred_at,
         last_event_at=last.occurred_at,
         event_count=len(history),
