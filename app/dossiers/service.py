@@ -422,9 +422,7 @@ async def derive_states(
     for code, stored in histories.items():
         history = order(stored)
         limit = limits.get(history[-1].procedure_code)
-        states.append(
-            derive(code, history, limit, calendar, rules, owners.get(code), ordered=True)
-        )
+        states.append(derive(code, history, limit, calendar, rules, owners.get(code), ordered=True))
     return states
 
 
