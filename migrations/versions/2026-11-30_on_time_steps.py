@@ -149,23 +149,41 @@ _REBUILD = f"""
     END
     $$
 """  # noqa: S608 - constants
-# One row per unit and month, in both tables, for the months [from_month, to_month]: their
-# rows' sums (none where they sum to nothing). Rows appended meanwhile are not in the
-# statement's snapshot: kept.
+
+
+def _compacted(table: str, columns: Sequence[str]) -> str:
+    """SQL: ``table``'s units and months in [from_month, to_month] that have more than one row,
+    each made one row of their sums (none where they sum to nothing). A unit and month with
+    one row already is left alone — most of a year's, when a year is refreshed — so a
+    compaction writes only what writers appended since the last. Rows appended meanwhile are
+    not in the statement's snapshot: kept."""
+    names = ", ".join(columns)
+    sums = [f"sum({c})" for c in columns]
+    return f"""
+        WITH split AS (
+            SELECT unit_code, month FROM {table}
+            WHERE month >= from_month AND month <= to_month
+            GROUP BY unit_code, month HAVING count(*) > 1
+        ),
+        gone AS (
+            DELETE FROM {table} t USING split s
+            WHERE t.month >= from_month AND t.month <= to_month
+              AND t.unit_code = s.unit_code AND t.month = s.month
+            RETURNING t.unit_code, t.month, {", ".join(f"t.{c}" for c in columns)}
+        )
+        INSERT INTO {table} (unit_code, month, {names})
+        SELECT unit_code, month, {", ".join(sums)} FROM gone GROUP BY unit_code, month
+        HAVING {" OR ".join(f"{x} <> 0" for x in sums)}
+    """  # noqa: S608 - constants
+
+
 _COMPACT = f"""
     CREATE FUNCTION chiso_compact_kept_counts(from_month date, to_month date) RETURNS void
     LANGUAGE sql AS $$
-        SELECT chiso_compact_record_counts(from_month, to_month);
-        WITH gone AS (
-            DELETE FROM on_time_steps WHERE month >= from_month AND month <= to_month
-            RETURNING unit_code, month, denominator, numerator
-        )
-        INSERT INTO on_time_steps (unit_code, month, denominator, numerator)
-        SELECT unit_code, month, sum(denominator), sum(numerator)
-        FROM gone GROUP BY unit_code, month
-        HAVING {_NONZERO};
+        {_compacted("record_counts", _0023.COUNTS)};
+        {_compacted("on_time_steps", ("denominator", "numerator"))};
     $$
-"""  # noqa: S608 - constants
+"""
 # Emptying the dossiers empties what is kept of them (TRUNCATE fires no transition trigger).
 _EMPTIED = """
     CREATE FUNCTION chiso_kept_counts_emptied() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -216,6 +234,7 @@ def upgrade() -> None:
     op.execute("DROP FUNCTION chiso_record_counts_changed()")
     op.execute("DROP FUNCTION chiso_record_counts_emptied()")
     op.execute("DROP FUNCTION chiso_rebuild_record_counts(text)")
+    op.execute("DROP FUNCTION chiso_compact_record_counts(date, date)")
     op.execute(_REBUILD)
     op.execute(_COMPACT)
     op.execute(_CHANGED)
@@ -238,6 +257,7 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION chiso_compact_kept_counts(date, date)")
     op.execute("DROP FUNCTION chiso_rebuild_kept_counts(text, integer)")
     op.execute(_0023._REBUILD)
+    op.execute(_0023._COMPACT)
     op.execute(_0023._CHANGED)
     op.execute(_0023._EMPTIED)
     _triggers(

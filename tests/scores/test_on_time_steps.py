@@ -189,6 +189,7 @@ async def test_a_refresh_reads_every_month_of_a_quarter_summed_up_the_unit_tree(
     )
     # Sep: D1 up; Oct: D2 up, D4 up; Nov: D1's numerator down, D2 down, D4 down; Dec: D3 up.
     assert await _rows(engine) == 7
+    before = await _versions(engine)
     async with create_sessionmaker(engine)() as session:
         await compact_kept_counts(session, OCT, DEC)
         found = await refresh.on_time_counts(session, Q4)
@@ -209,6 +210,23 @@ async def test_a_refresh_reads_every_month_of_a_quarter_summed_up_the_unit_tree(
         ).all()
     # One row per unit and month from October: C2's in October, C1's and C2's in November.
     assert [tuple(m) for m in months] == [(SEP, 1), (OCT, 1), (NOV, 2), (DEC, 1)]
+    # Only the units and months with more than one row were written again.
+    after = await _versions(engine)
+    assert {k for k in after if after[k] == before.get(k)} == {
+        ("C1", SEP), ("C1", NOV), ("C2", DEC),
+    }  # fmt: skip
+
+
+async def _versions(engine: AsyncEngine) -> dict[tuple[str, date], str]:
+    """Each unit and month's row version (``xmin``), where it has one row."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT unit_code, month, min(CAST(xmin AS text)) FROM on_time_steps "
+                "GROUP BY unit_code, month HAVING count(*) = 1"
+            )
+        )
+        return {(r[0], r[1]): r[2] for r in rows}
 
 
 async def test_another_supplement_limit_rebuilds_the_counts_under_it(
