@@ -81,12 +81,14 @@ _STEP_ROWS = f"""
                     THEN 1 ELSE 0 END AS pending,
                CASE WHEN x.outcome IN ('early', 'on_time') THEN 1 ELSE 0 END AS finished
         FROM (
-            SELECT d.unit_code, d.supplement_requests, d.outcome,
-                   {_month("d.received_at")} AS r, {_month("d.end_at")} AS e,
-                   least({_month("d.end_at")},
-                         CASE WHEN d.clock_stopped_at <= d.due_at THEN NULL
-                              ELSE {_month("d.due_at + interval '1 microsecond'")} END) AS stop
+            SELECT d.unit_code, d.supplement_requests, d.outcome, m.r, m.e,
+                   least(m.e, CASE WHEN d.clock_stopped_at <= d.due_at THEN NULL
+                                   ELSE {_month("d.due_at + interval '1 microsecond'")}
+                              END) AS stop
             FROM {{table}} d
+            CROSS JOIN LATERAL (
+                SELECT {_month("d.received_at")} AS r, {_month("d.end_at")} AS e
+            ) m
             WHERE d.counted AND d.due_at IS NOT NULL AND d.received_at IS NOT NULL
         ) x
         WHERE x.e IS NULL OR x.e >= x.r
