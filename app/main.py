@@ -29,6 +29,7 @@ from app.core.ratelimit import RateLimiter
 from app.core.response_cache import ResponseCache, ResponseCacheMiddleware
 from app.core.settings import Settings, get_settings
 from app.dashboard.router import router as dashboard_router
+from app.dossiers.router import event_lane
 from app.dossiers.router import router as dossiers_router
 from app.indicators.router import router as indicators_router
 from app.insights.router import router as insights_router
@@ -113,6 +114,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        # chiso reports through its own metrics (/metrics) and logs. FastAPI's OpenTelemetry
+        # hooks would ask the global providers whether to trace on every request (~4 % of a
+        # single event's Python, profiled) and find none: they are off.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     # Swagger UI (/docs) and ReDoc (/redoc) with the assets fastapi-offline ships: the docs
     # render on a network that reaches nothing but this service.
@@ -131,8 +136,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(ResponseCacheMiddleware, cache=app.state.response_cache)
     # Keys, rate limits and body caps are settled from the headers, before any body is read.
     app.state.rate_limiter = RateLimiter(settings)
+    # A single event's common case is answered by its lane, from the gate (see the gate).
     app.add_middleware(
-        GateMiddleware, settings=settings, limiter=app.state.rate_limiter, bulk_routes=BULK_ROUTES
+        GateMiddleware,
+        settings=settings,
+        limiter=app.state.rate_limiter,
+        bulk_routes=BULK_ROUTES,
+        lanes={("POST", "/v1/dossier-events"): event_lane},
     )
     app.add_middleware(ObservabilityMiddleware)
     # Routes are matched in order, one by one: the hot ones (event ingestion, rankings) first.

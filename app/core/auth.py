@@ -194,6 +194,22 @@ def forget_key(request: Request, key_id: str) -> None:
         cache.evict(key_id)
 
 
+def caller_in_memory(request: Request) -> Principal | None:
+    """The caller when this process knows it without the database: the admin token, or a key
+    its cache holds (see :class:`KeyCache` for how long). None when no key was sent or the key
+    must be looked up (:func:`authenticate`); Unauthenticated for a malformed header."""
+    token = bearer_token(request)
+    if token is None:
+        return None
+    admin_token = request.app.state.settings.admin_token
+    if admin_token is not None and hmac.compare_digest(
+        token.encode(), admin_token.get_secret_value().encode()
+    ):
+        return ADMIN
+    cache: KeyCache | None = getattr(request.app.state, "key_cache", None)
+    return None if cache is None else cache.get(cache.digest(token), time.monotonic())
+
+
 async def authenticate(request: Request, session: AsyncSession) -> Principal | None:
     state = request.scope.get("state")
     if state is not None and PRINCIPAL_STATE in state:

@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.database import create_sessionmaker
+from app.core.direct import DirectPool
 from app.dossiers.facts_repository import facts_of
 from tests.helpers import ADMIN, create_key, event, province_with_communes, put_procedure
 
@@ -132,7 +133,7 @@ STORED_AT = re.compile(r'"stored_at":"[^"]+"')
 async def test_the_common_case_is_answered_as_the_declared_route_answers_it(
     client: httpx.AsyncClient, setup: None
 ) -> None:
-    """A plain JSON event from a writing key is served below FastAPI's per-request machinery;
+    """A plain JSON event from a writing key is answered by its lane, from the gate;
     anything else takes the declared route. A client cannot tell them apart: the same requests
     sent as ``application/json`` (served below) and as ``application/json; charset=utf-8``
     (the declared route) get the same answers, status, body and headers, refusals included."""
@@ -179,3 +180,66 @@ async def test_the_common_case_is_answered_as_the_declared_route_answers_it(
         '"dossier":null}',
         "/v1/dossiers/H01.01-261130-*",
     )
+
+
+async def test_a_failure_in_the_lane_is_answered_by_the_app_s_handlers(
+    client: httpx.AsyncClient, setup: None, app: FastAPI, engine: AsyncEngine
+) -> None:
+    """What the store raises on the lane is answered as the declared route answers it: a
+    database that cannot be reached is a 503 problem (never a 500), nothing stored."""
+    unreachable = DirectPool(app.state.settings, "postgresql://postgres@127.0.0.1:1/chiso")
+    original, app.state.direct = app.state.direct, unreachable
+    answers = []
+    try:
+        for n, content_type in enumerate(("application/json", "application/json; charset=utf-8")):
+            body = event(f"e{n}", "H01.01-261130-0201", 2, "2026-11-20 10:00")
+            response = await client.post(
+                "/v1/dossier-events",
+                content=orjson.dumps(body),
+                headers={**ADMIN, "content-type": content_type},
+            )
+            said = (response.status_code, response.headers["content-type"], response.json())
+            answers.append(said)
+    finally:
+        app.state.direct = original
+        await unreachable.close()
+    lane, declared = answers
+    assert lane == declared
+    assert lane[0] == 503
+    assert lane[1] == "application/problem+json"
+    assert lane[2]["detail"] == "The database is unreachable; retry shortly."
+    async with engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM dossier_events")) == 0
+
+
+async def test_a_query_string_takes_the_declared_route_which_refuses_it(
+    client: httpx.AsyncClient, setup: None, engine: AsyncEngine
+) -> None:
+    body = event("e1", "H01.01-261130-0202", 2, "2026-11-20 10:00")
+    response = await client.post("/v1/dossier-events?dry_run=1", json=body, headers=ADMIN)
+    assert response.status_code == 400, response.text
+    assert "dry_run" in response.json()["detail"]
+    async with engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM dossier_events")) == 0
+
+
+async def test_the_lane_s_answers_are_counted_under_their_route(
+    client: httpx.AsyncClient, setup: None
+) -> None:
+    async def counted() -> dict[str, float]:
+        metrics = (await client.get("/metrics")).text
+        prefix = 'chiso_http_requests_total{method="POST",route="/v1/dossier-events",status="'
+        return {
+            line[len(prefix) : len(prefix) + 3]: float(line.rsplit(" ", 1)[1])
+            for line in metrics.splitlines()
+            if line.startswith(prefix)
+        }
+
+    before = await counted()
+    body = event("e1", "H01.01-261130-0203", 2, "2026-11-20 10:00")
+    for expected in (202, 200, 200):
+        response = await client.post("/v1/dossier-events", json=body, headers=ADMIN)
+        assert response.status_code == expected, response.text
+    after = await counted()
+    assert after.get("202", 0) - before.get("202", 0) == 1
+    assert after.get("200", 0) - before.get("200", 0) == 2
