@@ -191,10 +191,49 @@ def _store_statement(source: str) -> TextClause:
     # The content without the time, for two postings whose time chiso inferred (see _content).
     rest = [c for c in _CONTENT_COLUMNS if c != "occurred_at"]
     eligible = "owner IS NULL AND unit_known AND procedure_known AND in_scope AND prefix_ok"
+    # One event is its dossier's only event and its own first posting: the single statement
+    # spells out none of what sorts, groups or compares a batch's postings. Each of those is
+    # a node PostgreSQL builds and tears down at every execution, and for one event the
+    # executor's setup of the batch's plan cost more than running it (perf, 2026-11-30).
+    single = source.startswith("single")
+    distinct = "" if single else "DISTINCT "
+
+    def among(value: str | tuple[str, str], columns: str | tuple[str, str], rest: str) -> str:
+        """``value IN (SELECT columns rest)``. For one event, ``= ANY`` of an array of the few
+        rows: PostgreSQL hashes an ``IN`` list at every execution, which costs one event more
+        than looking through two or three values. (Pairs of codes compare as text.)"""
+        if isinstance(value, tuple) and isinstance(columns, tuple):
+            if not single:
+                return f"({', '.join(value)}) IN (SELECT {', '.join(columns)} {rest})"
+            pair = ", ".join(f"CAST({v} AS text)" for v in value)
+            listed = ", ".join(f"CAST({c} AS text)" for c in columns)
+            return f"ROW({pair}) = ANY(ARRAY(SELECT ROW({listed}) {rest}))"
+        if not single:
+            return f"{value} IN (SELECT {columns} {rest})"
+        return f"{value} = ANY(ARRAY(SELECT {columns} {rest}))"
 
     def said(columns: Sequence[str], alias: str | None = None) -> str:
         """What an event says, as the text of a record (hashable, unlike a record)."""
         return f"CAST({_columns_row(columns, alias)} AS text)"
+
+    unit_known = among("r.unit_code", "unit", "FROM lineage")
+    procedure_known = among("r.procedure_code", "code", "FROM named_procedures")
+    unit_in_scope = among("r.unit_code", "unit", "FROM scoped")
+    prefix = "split_part(r.dossier_code, '-', 1)"
+    prefix_names_a_unit = among(prefix, "prefix", "FROM prefixes WHERE unit IS NOT NULL")
+    unit_under_prefix = among(("r.unit_code", prefix), ("unit", "prefix"), "FROM under_prefix")
+    claimed = among("p.dossier_code", "code", "FROM claims")
+    owner_in_scope = among("p.owner", "unit", "FROM scoped")
+    event = ("f.dossier_code", "f.event_id")
+    written = among(event, ("dossier_code", "event_id"), "FROM stored")
+    inserted = among(event, ("dossier_code", "event_id"), "FROM stored WHERE inserted")
+    later_posting = f"""WHEN a.valid AND NOT a.first
+                    THEN CASE WHEN a.time_inferred AND a.first_inferred
+                              THEN (a.first_ord, {said(rest, "a")})
+                                   IN (SELECT ord, {said(rest)} FROM judged WHERE valid)
+                              ELSE (a.first_ord, {said(_CONTENT_COLUMNS, "a")})
+                                   IN (SELECT ord, {said(_CONTENT_COLUMNS)} FROM judged WHERE valid)
+                         END"""  # noqa: S608 - column names are constants
 
     return text(
         f"""
@@ -205,7 +244,7 @@ def _store_statement(source: str) -> TextClause:
             SELECT c.dossier_code,
                    (SELECT o.unit_code FROM dossier_owners o WHERE o.code = c.dossier_code)
                    AS owner
-            FROM (SELECT DISTINCT dossier_code FROM raw) c
+            FROM (SELECT {distinct}dossier_code FROM raw) c
         ),
         -- The unit each prefix of a code names (by electronic identifier first, else by code):
         -- two index probes per distinct prefix, never a scan of the units.
@@ -213,7 +252,7 @@ def _store_statement(source: str) -> TextClause:
             SELECT p.prefix,
                    coalesce((SELECT u.code FROM units u WHERE u.identifier = p.prefix),
                             (SELECT u.code FROM units u WHERE u.code = p.prefix)) AS unit
-            FROM (SELECT DISTINCT split_part(dossier_code, '-', 1) AS prefix FROM raw) p
+            FROM (SELECT {distinct}split_part(dossier_code, '-', 1) AS prefix FROM raw) p
         ),
         -- Each unit the checks must place in the tree (named by an event, or owning one's
         -- dossier), with all its ancestors (itself included): an index probe per step.
@@ -234,7 +273,7 @@ def _store_statement(source: str) -> TextClause:
         -- The procedures named that exist: probes by primary key.
         named_procedures AS (
             SELECT p.code FROM procedures p
-            WHERE p.code = ANY(ARRAY(SELECT DISTINCT procedure_code FROM raw))
+            WHERE p.code = ANY(ARRAY(SELECT {distinct}procedure_code FROM raw))
         ),
         -- (unit, prefix) for each unit placed in the tree under the unit a prefix names.
         under_prefix AS (
@@ -243,15 +282,13 @@ def _store_statement(source: str) -> TextClause:
         prechecked AS (
             SELECT r.*, c.owner,
                    -- Every existing unit named by an event heads its own lineage.
-                   r.unit_code IN (SELECT unit FROM lineage) AS unit_known,
-                   r.procedure_code IN (SELECT code FROM named_procedures) AS procedure_known,
-                   ({scope} IS NULL OR r.unit_code IN (SELECT unit FROM scoped)) AS in_scope,
+                   {unit_known} AS unit_known,
+                   {procedure_known} AS procedure_known,
+                   ({scope} IS NULL OR {unit_in_scope}) AS in_scope,
                    -- A code that starts with a unit's code belongs to that unit's subtree.
                    CASE WHEN CAST(:prefix_required AS boolean)
-                             OR split_part(r.dossier_code, '-', 1)
-                                IN (SELECT prefix FROM prefixes WHERE unit IS NOT NULL)
-                        THEN coalesce((r.unit_code, split_part(r.dossier_code, '-', 1))
-                                      IN (SELECT unit, prefix FROM under_prefix), false)
+                             OR {prefix_names_a_unit}
+                        THEN coalesce({unit_under_prefix}, false)
                         ELSE true
                    END AS prefix_ok
             FROM raw r JOIN codes c ON c.dossier_code = r.dossier_code
@@ -259,34 +296,32 @@ def _store_statement(source: str) -> TextClause:
         claims AS (
             INSERT INTO dossier_owners (code, unit_code, key_id)
             SELECT code, unit_code, CAST(:key_id AS uuid) FROM (
-                SELECT DISTINCT ON (dossier_code) dossier_code AS code, unit_code
+                SELECT {"" if single else "DISTINCT ON (dossier_code) "}dossier_code AS code,
+                       unit_code
                 FROM prechecked WHERE {eligible}
-                ORDER BY dossier_code, ord
-            ) first_of_each ORDER BY code
+                {"" if single else "ORDER BY dossier_code, ord"}
+            ) first_of_each {"" if single else "ORDER BY code"}
             ON CONFLICT (code) DO NOTHING
             RETURNING code
         ),
         judged AS (
-            SELECT c.*, first_value(ord) OVER w AS first_ord,
-                   first_value(time_inferred) OVER w AS first_inferred
+            SELECT c.*, {_FIRST_OF_ONE if single else _FIRST_OF_BATCH}
             FROM (
                 SELECT *, unit_known AND procedure_known AND in_scope AND owned
                           AND owner_in_scope AND (NOT new_dossier OR prefix_ok) AS valid
                 FROM (
                     SELECT p.*, p.owner IS NULL AS new_dossier,
-                           p.owner IS NOT NULL OR p.dossier_code IN (SELECT code FROM claims)
-                           AS owned,
+                           p.owner IS NOT NULL OR {claimed} AS owned,
                            CASE WHEN p.owner IS NOT NULL
-                                THEN {scope} IS NULL OR p.owner IN (SELECT unit FROM scoped)
+                                THEN {scope} IS NULL OR {owner_in_scope}
                                 -- Claimed now for an eligible event's unit: in the subtree.
-                                WHEN p.dossier_code IN (SELECT code FROM claims) THEN true
+                                WHEN {claimed} THEN true
                                 ELSE {scope} IS NULL
                            END AS owner_in_scope
                     FROM prechecked p
                 ) o
             ) c
-            -- A valid event's first valid posting in the batch is the one stored.
-            WINDOW w AS (PARTITION BY dossier_code, event_id, valid ORDER BY ord)
+            {"" if single else _FIRST_POSTING}
         ),
         -- The events of dossiers this statement claimed: none can be stored yet (every stored
         -- event's dossier has an owner, claimed by the statement that stored the first one,
@@ -295,14 +330,14 @@ def _store_statement(source: str) -> TextClause:
             INSERT INTO dossier_events ({names}, source, key_id, time_inferred)
             SELECT {names}, CAST(:source AS text), CAST(:key_id AS uuid), j.time_inferred
             FROM judged j WHERE j.valid AND j.ord = j.first_ord AND j.new_dossier
-            ORDER BY j.dossier_code, j.event_id
+            {"" if single else "ORDER BY j.dossier_code, j.event_id"}
             RETURNING dossier_code, event_id, true AS inserted
         ),
         stored_old AS (
             INSERT INTO dossier_events ({names}, source, key_id, time_inferred)
             SELECT {names}, CAST(:source AS text), CAST(:key_id AS uuid), j.time_inferred
             FROM judged j WHERE j.valid AND j.ord = j.first_ord AND NOT j.new_dossier
-            ORDER BY j.dossier_code, j.event_id
+            {"" if single else "ORDER BY j.dossier_code, j.event_id"}
             ON CONFLICT (dossier_code, event_id) DO UPDATE SET {updates},
                 -- A time inferred again is kept as first inferred: re-sending moves nothing.
                 occurred_at = CASE WHEN dossier_events.time_inferred AND EXCLUDED.time_inferred
@@ -322,15 +357,13 @@ def _store_statement(source: str) -> TextClause:
             -- queues the dossier again, so an event never lands behind a derivation that
             -- could not see it.
             INSERT INTO dossier_backlog (dossier_code)
-            SELECT DISTINCT dossier_code FROM stored ORDER BY dossier_code
+            SELECT {distinct}dossier_code FROM stored {"" if single else "ORDER BY dossier_code"}
             ON CONFLICT (dossier_code) DO UPDATE SET queued_at = dossier_backlog.queued_at
         ),
         answered AS (
-            SELECT f.*, f.first AND (f.dossier_code, f.event_id)
-                                    IN (SELECT dossier_code, event_id FROM stored) AS written,
-                   f.first AND (f.dossier_code, f.event_id)
-                               IN (SELECT dossier_code, event_id FROM stored WHERE inserted)
-                               AS inserted
+            SELECT f.*,
+                   f.first AND {written} AS written,
+                   f.first AND {inserted} AS inserted
             FROM (SELECT *, valid AND ord = first_ord AS first FROM judged) f
         )
         {", result AS (" if source == "single+facts" else ""}
@@ -338,13 +371,7 @@ def _store_statement(source: str) -> TextClause:
                a.owned, a.owner_in_scope, a.first, a.written, a.inserted,
                -- A later posting in the batch is the same event if it says the same as the
                -- first (a record's text stands for it: hashed, looked up only for these).
-               CASE WHEN a.valid AND NOT a.first
-                    THEN CASE WHEN a.time_inferred AND a.first_inferred
-                              THEN (a.first_ord, {said(rest, "a")})
-                                   IN (SELECT ord, {said(rest)} FROM judged WHERE valid)
-                              ELSE (a.first_ord, {said(_CONTENT_COLUMNS, "a")})
-                                   IN (SELECT ord, {said(_CONTENT_COLUMNS)} FROM judged WHERE valid)
-                         END
+               CASE {"" if single else later_posting}
                     WHEN e.id IS NOT NULL
                     THEN {_content("a", "e")} IS NOT DISTINCT FROM {_content("e", "a")}
                END AS same,
@@ -362,6 +389,14 @@ def _store_statement(source: str) -> TextClause:
         {_single_tail(source) if source.startswith("single") else "ORDER BY a.ord"}
         """  # noqa: S608 - column names are constants
     )
+
+
+# A valid event's first valid posting in the batch is the one stored; one event is its own.
+_FIRST_OF_BATCH = (
+    "first_value(ord) OVER w AS first_ord, first_value(time_inferred) OVER w AS first_inferred"
+)
+_FIRST_POSTING = "WINDOW w AS (PARTITION BY dossier_code, event_id, valid ORDER BY ord)"
+_FIRST_OF_ONE = "ord AS first_ord, time_inferred AS first_inferred"
 
 
 def _single_tail(source: str) -> str:
