@@ -157,7 +157,8 @@ def _store_statement(source: str) -> TextClause:
     The events come from ``source``: ``single`` (one event, a parameter per column;
     ``single+facts`` with the facts it states in ``:facts``, upserted in the same statement
     once it is accepted), ``unnest`` (one array parameter per column) or ``staged`` (the rows
-    :func:`stage_events` copied, or those of them named by ``:only``). Each comes with its
+    :func:`stage_events` copied, or those of them named by ``:only``; ``staged+once`` when
+    no event is posted twice in them). Each comes with its
     ``ord``, which the answer carries back. Locks are taken in one order by every writer
     (owners, events and queue rows sorted by dossier code), so overlapping batches wait for
     each other instead of deadlocking.
@@ -197,6 +198,9 @@ def _store_statement(source: str) -> TextClause:
     # executor's setup of the batch's plan cost more than running it (perf, 2026-11-30).
     single = source.startswith("single")
     distinct = "" if single else "DISTINCT "
+    # Nor, when no event is posted twice (``+once``, which the caller knows), what finds and
+    # compares an event's earlier postings: each posting is its own first.
+    once = single or source.endswith("+once")
 
     def among(value: str | tuple[str, str], columns: str | tuple[str, str], rest: str) -> str:
         """``value IN (SELECT columns rest)``. For one event, ``= ANY`` of an array of the few
@@ -305,7 +309,7 @@ def _store_statement(source: str) -> TextClause:
             RETURNING code
         ),
         judged AS (
-            SELECT c.*, {_FIRST_OF_ONE if single else _FIRST_OF_BATCH}
+            SELECT c.*, {_FIRST_OF_ONE if once else _FIRST_OF_BATCH}
             FROM (
                 SELECT *, unit_known AND procedure_known AND in_scope AND owned
                           AND owner_in_scope AND (NOT new_dossier OR prefix_ok) AS valid
@@ -321,7 +325,7 @@ def _store_statement(source: str) -> TextClause:
                     FROM prechecked p
                 ) o
             ) c
-            {"" if single else _FIRST_POSTING}
+            {"" if once else _FIRST_POSTING}
         ),
         -- The events of dossiers this statement claimed: none can be stored yet (every stored
         -- event's dossier has an owner, claimed by the statement that stored the first one,
@@ -371,7 +375,7 @@ def _store_statement(source: str) -> TextClause:
                a.owned, a.owner_in_scope, a.first, a.written, a.inserted,
                -- A later posting in the batch is the same event if it says the same as the
                -- first (a record's text stands for it: hashed, looked up only for these).
-               CASE {"" if single else later_posting}
+               CASE {"" if once else later_posting}
                     WHEN e.id IS NOT NULL
                     THEN {_content("a", "e")} IS NOT DISTINCT FROM {_content("e", "a")}
                END AS same,
@@ -430,6 +434,7 @@ def _positional(sql: str, names: Sequence[str]) -> str:
 
 
 _STORE_STAGED = _positional(_store_statement("staged").text, _STAGED_PARAMS)
+_STORE_STAGED_ONCE = _positional(_store_statement("staged+once").text, _STAGED_PARAMS)
 # A single event's statement runs on a connection of its own (``app.core.direct``), prepared
 # once per connection, in autocommit: one round trip.
 _SINGLE_PARAMS = (
@@ -513,13 +518,16 @@ async def stage_events(session: AsyncSession, rows: Sequence[EventRow]) -> None:
 
 
 async def store_staged(
-    session: AsyncSession, only: Sequence[int] | None, rules: StoreRules
+    session: AsyncSession, only: Sequence[int] | None, rules: StoreRules, *, once: bool = False
 ) -> list[Checked]:
-    """:func:`store_events` for the staged rows (``only``: those of these ords)."""
+    """:func:`store_events` for the staged rows (``only``: those of these ords); ``once``
+    when no two of them are the same event (dossier code and event id)."""
     driver = await _driver(session)
     params = {**rules.params(), "only": list(only) if only is not None else None}
     records = await driver.fetch(
-        _STORE_STAGED, *(params[name] for name in _STAGED_PARAMS), record_class=_CheckedRecord
+        _STORE_STAGED_ONCE if once else _STORE_STAGED,
+        *(params[name] for name in _STAGED_PARAMS),
+        record_class=_CheckedRecord,
     )
     return cast(list[Checked], records)  # the same fields, read by name
 

@@ -280,13 +280,16 @@ async def _store(
     rules = _rules(settings, principal, source)
     rows = batch.rows
     staged = len(rows) >= STAGE_FROM
+    # No event posted twice in the batch (the usual case): the statement then has no earlier
+    # postings to look for (rows: ord, event_id, dossier_code, ...).
+    once = staged and len({(row[2], row[1]) for row in rows}) == len(rows)
     if staged:
         await repository.stage_events(session, rows)
     checks: dict[int, repository.Checked] = {}
     pending: list[int] | None = None  # None: all of them
     for _ in range(passes):
         if staged:
-            found = await repository.store_staged(session, pending, rules)
+            found = await repository.store_staged(session, pending, rules, once=once)
         else:
             some = rows if pending is None else [rows[o] for o in pending]
             found = await repository.store_events(session, some, rules)

@@ -1,4 +1,5 @@
-"""A single event's statement decides as a batch's does.
+"""A single event's statement, and a batch's without repeated events, decide as the general
+batch statement does.
 
 A single ``POST`` is stored by a statement of its own (``store_one``: one row, written without
 what sorts, groups or compares a batch's postings), a batch by the staged statement. Both
@@ -17,7 +18,10 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from app.dossiers import repository
+from app.dossiers.schemas import DossierEventIn
 from app.dossiers.service import OUTSIDE_SCOPE
 from tests.helpers import ADMIN, create_key, event, province_with_communes, put_procedure
 
@@ -73,10 +77,10 @@ def sequence(seed: int, length: int = 40) -> list[tuple[str, dict[str, Any]]]:
     return sent
 
 
-def renumbered(body: dict[str, Any]) -> dict[str, Any]:
-    """The same event of the twin dossier (serial + 5000)."""
+def renumbered(body: dict[str, Any], by: int = 5000) -> dict[str, Any]:
+    """The same event of the twin dossier (serial + ``by``)."""
     prefix, day, serial = body["dossier_code"].rsplit("-", 2)
-    return {**body, "dossier_code": f"{prefix}-{day}-{int(serial) + 5000:04d}"}
+    return {**body, "dossier_code": f"{prefix}-{day}-{int(serial) + by:04d}"}
 
 
 @pytest.mark.parametrize("prefix_rule", ["known", "required"])
@@ -129,3 +133,45 @@ async def test_the_rules_of_a_single_event_worked_by_hand(
         assert kind == expected, (name, body, answer)
     rival_into_own = await single(client, sent[1][1], keys["rival"])
     assert rival_into_own == ("rejected", [OUTSIDE_SCOPE])
+
+
+JUDGED = (
+    "unit_known", "procedure_known", "in_scope", "new_dossier", "prefix_ok", "owned",
+    "owner_in_scope", "first", "written", "inserted", "same",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("scope_root", [None, "H01"])
+async def test_a_batch_without_repeats_is_judged_as_by_the_general_statement(
+    client: httpx.AsyncClient,
+    keys: dict[str, dict[str, str]],
+    engine: AsyncEngine,
+    scope_root: str | None,
+) -> None:
+    """A staged batch in which no event is posted twice goes through the statement without
+    the earlier-postings window (``once``); the general one must judge it the same, sent
+    twice (new, then duplicates and conflicts against what the first sending stored)."""
+    rules = repository.StoreRules("api", scope_root, None, False, False)
+    seen = {}
+    for twin, once in ((0, True), (5000, False)):
+        bodies = {}
+        for _, body in sequence(7, length=60):
+            body = renumbered(body, twin)
+            bodies[(body["dossier_code"], body["event_id"])] = body  # each event once
+        events = [DossierEventIn.model_validate(b) for b in bodies.values()]
+        rows = [repository.row_of(n, e) for n, e in enumerate(events)]
+        changed = [repository.row_of(n, e.model_copy(update={"channel": 3 - e.channel % 3}))
+                   for n, e in enumerate(events)]  # fmt: skip
+        judged = []
+        for sent in (rows, rows, changed):
+            async with AsyncSession(engine) as session:
+                await repository.stage_events(session, sent)
+                found = await repository.store_staged(session, None, rules, once=once)
+                await session.commit()
+            judged.append([tuple(getattr(c, f) for f in JUDGED) for c in found])
+        seen[once] = judged
+    assert seen[True] == seen[False]
+    first, again, other = seen[True]
+    assert {j[JUDGED.index("written")] for j in first} == {True, False}  # stored and refused
+    assert any(j[JUDGED.index("same")] for j in again)  # duplicates
+    assert any(j[JUDGED.index("same")] is False for j in other)  # conflicts
