@@ -75,6 +75,7 @@ class DirectPool:
         self._opened = 0  # open, or being opened
         self._waiting: deque[asyncio.Future[asyncpg.Connection | None]] = deque()
         self._closed = False
+        self._closing: set[asyncio.Task[None]] = set()  # idle connections being closed
 
     async def run(
         self, work: Callable[[asyncpg.Connection], Awaitable[T]], *, retries: int = 3
@@ -163,7 +164,9 @@ class DirectPool:
         while self._idle and now - self._idle[0][1] > IDLE_SECONDS:
             stale, _ = self._idle.popleft()
             self._opened -= 1
-            asyncio.get_running_loop().create_task(stale.close(timeout=5))
+            closing = asyncio.get_running_loop().create_task(_close_quietly(stale))
+            self._closing.add(closing)  # held until done: the loop keeps only weak references
+            closing.add_done_callback(self._closing.discard)
 
     def _hand_on(self, connection: asyncpg.Connection | None) -> bool:
         """Give ``connection`` (None: a free place) to the first caller still waiting."""
@@ -208,6 +211,14 @@ class DirectPool:
         await asyncio.gather(
             *(connection.close(timeout=5) for connection, _ in idle), return_exceptions=True
         )
+
+
+async def _close_quietly(connection: asyncpg.Connection) -> None:
+    """Close an idle connection; one the server already dropped is simply gone."""
+    try:
+        await connection.close(timeout=5)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):  # TimeoutError: an OSError
+        connection.terminate()
 
 
 def _as_engine_error(exc: asyncpg.PostgresError) -> sa_exc.DBAPIError:
