@@ -227,19 +227,13 @@ class GateMiddleware:
         except _BodyTooLarge:
             await _refuse(_too_large(cap), scope, send)
             return
-        started = False
-
-        async def watched_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        watched = _Watched(send)
         body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
         try:
-            if await lane(principal, scope, body, watched_send):
+            if await lane(principal, scope, body, watched):
                 return
         except Exception as exc:
-            if started:
+            if watched.started:
                 raise
             await _handled(exc, scope, send)
             return
@@ -275,27 +269,33 @@ class GateMiddleware:
         if declared is not None and declared > cap:
             await _refuse(_too_large(cap), scope, send)
             return
-        started = False
-
-        async def watched_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        watched = _Watched(send)
         try:
             if declared is None:
                 # A body of unknown length is read, up to the cap, before the app sees it: an
                 # overflow found while the framework parses it would be answered 400.
                 receive = await _buffered(receive, cap)
-            await self.app(scope, _counted(receive, cap), watched_send)
+            await self.app(scope, _counted(receive, cap), watched)
         except _BodyTooLarge:
-            if started:
+            if watched.started:
                 raise
             await _refuse(_too_large(cap), scope, send)
 
 
 class _BodyTooLarge(Exception):
     pass
+
+
+class _Watched:
+    """``send``, noting whether the answer has begun (after which no other can be sent)."""
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        self.started = self.started or message["type"] == "http.response.start"
+        await self.send(message)
 
 
 def _limited(refusal: Refusal) -> Problem:
