@@ -208,9 +208,7 @@ class DirectPool:
                 waiter.set_exception(asyncpg.exceptions.InterfaceError("the pool is closed"))
         idle, self._idle = self._idle, deque()
         self._opened -= len(idle)
-        await asyncio.gather(
-            *(connection.close(timeout=5) for connection, _ in idle), return_exceptions=True
-        )
+        await asyncio.gather(*(_close_quietly(connection) for connection, _ in idle))
 
 
 async def _close_quietly(connection: asyncpg.Connection) -> None:
