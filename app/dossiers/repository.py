@@ -229,8 +229,10 @@ def _store_statement(source: str) -> TextClause:
     claimed = among("p.dossier_code", "code", "FROM claims")
     owner_in_scope = among("p.owner", "unit", "FROM scoped")
     event = ("f.dossier_code", "f.event_id")
-    written = among(event, ("dossier_code", "event_id"), "FROM stored")
-    inserted = among(event, ("dossier_code", "event_id"), "FROM stored WHERE inserted")
+    # An event of a dossier claimed now was inserted (a plain insert: see stored_new); one of
+    # a dossier owned before was written if the upsert returned it.
+    written = among(event, ("dossier_code", "event_id"), "FROM stored_old")
+    inserted = among(event, ("dossier_code", "event_id"), "FROM stored_old WHERE inserted")
     later_posting = f"""WHEN a.valid AND NOT a.first
                     THEN CASE WHEN a.time_inferred AND a.first_inferred
                               THEN (a.first_ord, {said(rest, "a")})
@@ -314,15 +316,18 @@ def _store_statement(source: str) -> TextClause:
                 SELECT *, unit_known AND procedure_known AND in_scope AND owned
                           AND owner_in_scope AND (NOT new_dossier OR prefix_ok) AS valid
                 FROM (
-                    SELECT p.*, p.owner IS NULL AS new_dossier,
-                           p.owner IS NOT NULL OR {claimed} AS owned,
+                    SELECT p.*, p.owner IS NOT NULL OR p.claimed AS owned,
                            CASE WHEN p.owner IS NOT NULL
                                 THEN {scope} IS NULL OR {owner_in_scope}
                                 -- Claimed now for an eligible event's unit: in the subtree.
-                                WHEN {claimed} THEN true
-                                ELSE {scope} IS NULL
+                                ELSE p.claimed OR {scope} IS NULL
                            END AS owner_in_scope
-                    FROM prechecked p
+                    FROM (
+                        -- Looked up once per event, whatever reads it.
+                        SELECT p.*, p.owner IS NULL AS new_dossier,
+                               p.owner IS NULL AND {claimed} AS claimed
+                        FROM prechecked p
+                    ) p
                 ) o
             ) c
             {"" if once else _FIRST_POSTING}
@@ -366,8 +371,8 @@ def _store_statement(source: str) -> TextClause:
         ),
         answered AS (
             SELECT f.*,
-                   f.first AND {written} AS written,
-                   f.first AND {inserted} AS inserted
+                   f.first AND (f.new_dossier OR {written}) AS written,
+                   f.first AND (f.new_dossier OR {inserted}) AS inserted
             FROM (SELECT *, valid AND ord = first_ord AS first FROM judged) f
         )
         {", result AS (" if source == "single+facts" else ""}
@@ -390,7 +395,7 @@ def _store_statement(source: str) -> TextClause:
               AND e.dossier_code = a.dossier_code AND e.event_id = a.event_id
             LIMIT 1
         ) e ON true
-        {_single_tail(source) if source.startswith("single") else "ORDER BY a.ord"}
+        {_single_tail(source) if single else "ORDER BY a.ord"}
         """  # noqa: S608 - column names are constants
     )
 
