@@ -101,6 +101,27 @@ async def upsert_facts(session: AsyncSession, facts: Sequence[tuple[str, Dossier
     await session.execute(_UPSERT, {"rows": facts_json(facts)})
 
 
+async def upsert_stated(session: AsyncSession, stated: dict[str, dict[str, Any]]) -> None:
+    """:func:`upsert_facts` for the facts events posted through the API state
+    (``DossierEventIn.facts``), already merged per dossier (``{dossier_code: facts}``, a later
+    event's facts updating an earlier one's)."""
+    await session.execute(_UPSERT, {"rows": stated_json(stated)})
+
+
+def stated_json(stated: dict[str, dict[str, Any]]) -> str:
+    """:func:`facts_json` for facts as events state them (``DossierEventIn.facts``, merged per
+    dossier): the same rows, without a :class:`DossierFacts` per dossier (a batch holds
+    thousands). Each database code is kept once, in the order first sent. ``stated`` is not
+    changed."""
+    rows = []
+    for code, facts in stated.items():
+        row = {**facts, "dossier_code": code}
+        if (databases := row.get("databases")) is not None:
+            row["databases"] = list(dict.fromkeys(databases))
+        rows.append(row)
+    return _ENCODER.encode(rows).decode()
+
+
 def facts_json(facts: Sequence[tuple[str, DossierFacts]]) -> str:
     """``facts`` (``(dossier_code, facts)`` in arrival order) as the JSON rows of
     :func:`upsert_sql`, one per dossier."""

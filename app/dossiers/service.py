@@ -23,8 +23,7 @@ from app.core.principal import Principal
 from app.core.settings import Settings
 from app.core.uow import Contention
 from app.dossiers import repository
-from app.dossiers.facts import DossierFacts
-from app.dossiers.facts_repository import facts_json, upsert_facts
+from app.dossiers.facts_repository import stated_json, upsert_stated
 from app.dossiers.schemas import (
     Anomaly,
     Apology,
@@ -190,7 +189,7 @@ async def ingest_accepted(
             if outcomes[index][2] in _ACCEPTED and (facts := event.facts):
                 stated.setdefault(event.dossier_code, {}).update(facts)
         if stated:
-            await upsert_facts(session, [(code, _facts(facts)) for code, facts in stated.items()])
+            await upsert_stated(session, stated)
             touched.update(stated)  # re-derived: their periods rescore
 
     codes = sorted(touched)
@@ -235,7 +234,7 @@ async def ingest_one(
     rules = _rules(settings, principal, "api")
     row = repository.row_of(0, event if settings.store_notes else _without_note(event))
     stated = event.facts
-    facts = facts_json([(event.dossier_code, _facts(stated))]) if stated else None
+    facts = stated_json({event.dossier_code: stated}) if stated else None
 
     async def store(db: Any) -> repository.Checked:
         # A statement that could not see what a concurrent one committed runs again.
@@ -313,14 +312,6 @@ def _rules(settings: Settings, principal: Principal, source: str) -> repository.
         prefix_required=settings.dossier_code_prefix == "required",
         replaceable=source != "api",
     )
-
-
-def _facts(stated: dict[str, Any]) -> DossierFacts:
-    if "databases" in stated:
-        stated["databases"] = tuple(dict.fromkeys(stated["databases"]))
-    if "fees_total" in stated:
-        stated["fees_total"] = Decimal(stated["fees_total"])
-    return DossierFacts(**stated)
 
 
 def _without_note(event: DossierEventIn) -> DossierEventIn:
