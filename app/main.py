@@ -109,7 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="chiso",
-        version="0.4.4",
+        version="0.4.5",
         description=API_DESCRIPTION,
         lifespan=lifespan,
         docs_url=None,
