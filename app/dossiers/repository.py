@@ -335,12 +335,13 @@ def _store_statement(source: str) -> TextClause:
         -- The events of dossiers this statement claimed: none can be stored yet (every stored
         -- event's dossier has an owner, claimed by the statement that stored the first one,
         -- and a concurrent claim of the same dossier waits for this one), so a plain insert.
+        -- Every claimed dossier gets one (its first eligible event is valid), and each of
+        -- them is inserted: nothing to return.
         stored_new AS (
             INSERT INTO dossier_events ({names}, source, key_id, time_inferred)
             SELECT {names}, CAST(:source AS text), CAST(:key_id AS uuid), j.time_inferred
             FROM judged j WHERE j.valid AND j.ord = j.first_ord AND j.new_dossier
             {"" if single else "ORDER BY j.dossier_code, j.event_id"}
-            RETURNING dossier_code, event_id, true AS inserted
         ),
         stored_old AS (
             INSERT INTO dossier_events ({names}, source, key_id, time_inferred)
@@ -360,13 +361,16 @@ def _store_statement(source: str) -> TextClause:
                   IS DISTINCT FROM {_content("EXCLUDED", "dossier_events")}
             RETURNING dossier_code, event_id, (xmax = 0) AS inserted
         ),
-        stored AS (SELECT * FROM stored_new UNION ALL SELECT * FROM stored_old),
         queued AS (
+            -- The dossiers an event was written for: those claimed now, and those owned before
+            -- that the upsert wrote to (for one event, one or the other).
             -- DO UPDATE, not DO NOTHING: it waits for a worker's claim on the row to end, then
             -- queues the dossier again, so an event never lands behind a derivation that
             -- could not see it.
             INSERT INTO dossier_backlog (dossier_code)
-            SELECT {distinct}dossier_code FROM stored {"" if single else "ORDER BY dossier_code"}
+            SELECT code FROM claims
+            UNION {"ALL " if single else ""}SELECT dossier_code FROM stored_old
+            {"" if single else "ORDER BY 1"}
             ON CONFLICT (dossier_code) DO UPDATE SET queued_at = dossier_backlog.queued_at
         ),
         answered AS (
