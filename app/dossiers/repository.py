@@ -231,8 +231,8 @@ def _store_statement(source: str) -> TextClause:
     event = ("f.dossier_code", "f.event_id")
     # An event of a dossier claimed now was inserted (a plain insert: see stored_new); one of
     # a dossier owned before was written if the upsert returned it.
-    written = among(event, ("dossier_code", "event_id"), "FROM stored_old")
-    inserted = among(event, ("dossier_code", "event_id"), "FROM stored_old WHERE inserted")
+    upsert_wrote = among(event, ("dossier_code", "event_id"), "FROM stored_old")
+    upsert_inserted = among(event, ("dossier_code", "event_id"), "FROM stored_old WHERE inserted")
     later_posting = f"""WHEN a.valid AND NOT a.first
                     THEN CASE WHEN a.time_inferred AND a.first_inferred
                               THEN (a.first_ord, {said(rest, "a")})
@@ -375,8 +375,8 @@ def _store_statement(source: str) -> TextClause:
         ),
         answered AS (
             SELECT f.*,
-                   f.first AND (f.new_dossier OR {written}) AS written,
-                   f.first AND (f.new_dossier OR {inserted}) AS inserted
+                   f.first AND (f.new_dossier OR {upsert_wrote}) AS written,
+                   f.first AND (f.new_dossier OR {upsert_inserted}) AS inserted
             FROM (SELECT *, valid AND ord = first_ord AS first FROM judged) f
         )
         {", result AS (" if source == "single+facts" else ""}
