@@ -45,6 +45,9 @@ def _papers(
     entries = reader.entries(raw.get(PAPERS), PAPERS)
     if entries is None:
         return None, None, None, None, None
+    plain = _plain_papers(entries)
+    if plain is not None:
+        return plain
     flag = reader.flag
 
     def is_set(value: Any, j: int, name: str) -> bool:
@@ -77,6 +80,39 @@ def _papers(
         has("DuocTaiSuDung"),
         has("DuocLayTuKhoDMQG"),
     )
+
+
+# A flag as producers nearly always send it ("1", "0", or nothing): read without a note.
+_PLAIN_FLAG: dict[str | None, bool] = {"1": True, "0": False, None: False, "": False}
+
+
+def _plain_papers(
+    entries: list[tuple[int, Mapping[str, Any]]],
+) -> tuple[int, int, int, int, int] | None:
+    """:func:`_papers` in one pass, for entries whose flags are ``"1"``, ``"0"`` or blank and
+    whose file fields are text or absent (nothing to note); ``None`` for any other value, which
+    is then read column by column so that its notes come in their order."""
+    total = with_file = digitised = reused = national = 0
+    flags = _PLAIN_FLAG
+    try:
+        for _, entry in entries:
+            get = entry.get
+            if flags[get("IsDeleted")]:
+                continue
+            total += 1
+            digitised += flags[get("DuocSoHoa")]
+            reused += flags[get("DuocTaiSuDung")]
+            national += flags[get("DuocLayTuKhoDMQG")]
+            path, attachment = get("DuongDanTaiTepTin"), get("TepDinhKemId")
+            if not (path is None or type(path) is str) or not (
+                attachment is None or type(attachment) is str
+            ):
+                return None
+            if (path and path.strip()) or (attachment and attachment.strip()):
+                with_file += 1
+    except (KeyError, TypeError):  # a value not in the table (TypeError: not hashable)
+        return None
+    return total, with_file, digitised, reused, national
 
 
 def _fees(

@@ -138,7 +138,7 @@ class ParsedRecord:
     unit_declared: str | None = None  # the record's MaDonVi, when it is a code
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built thousands of times a batch: not frozen
 class _Implied:
     """One event the snapshot implies; ``key`` makes its id (see :func:`event_id`)."""
 
@@ -168,7 +168,7 @@ def _pointer(index: int, path: str = "") -> str:
 # --- what makes a record a dossier -------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built thousands of times a batch: not frozen
 class _Identity:
     code: str
     procedure: ProcedureSeen
@@ -459,7 +459,7 @@ _EVENT_FIELD_SOURCES = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built thousands of times a batch: not frozen
 class _Common:
     """The values every event of a record shares."""
 
@@ -507,17 +507,31 @@ def checks_pass(fields: dict[str, Any], now: datetime) -> bool:
     """Whether ``DossierEventIn`` takes these values as they are: the rules it states that the
     readers do not already keep (the patterns, the id's length, the times' range). The other
     fields are read into their types (statuses, channels, flags, applicant kinds 1 to 4)."""
+    return codes_pass(fields["dossier_code"], fields["unit_code"], fields["procedure_code"]) and (
+        _own_checks_pass(fields, _latest(now))
+    )
+
+
+def codes_pass(dossier_code: str, unit_code: str, procedure_code: str) -> bool:
+    """The part of :func:`checks_pass` that every event of a record shares: its codes."""
+    return bool(
+        _WHOLE_DOSSIER_CODE.fullmatch(dossier_code)
+        and _WHOLE_CODE.fullmatch(unit_code)
+        and _WHOLE_CODE.fullmatch(procedure_code)
+    )
+
+
+def _latest(now: datetime) -> datetime:
+    """The first instant an event may not be at, in the portal's zone as the record's times
+    are: compared without converting each."""
+    return (now + AHEAD).astimezone(PORTAL_TZ)
+
+
+def _own_checks_pass(fields: dict[str, Any], latest: datetime) -> bool:
+    """The rest of :func:`checks_pass`: the event's id and times (``latest``: :func:`_latest`)."""
     eid = fields["event_id"]
-    if not (
-        len(eid) <= _MAX_EVENT_ID
-        and _WHOLE_EVENT_ID.fullmatch(eid)
-        and _WHOLE_DOSSIER_CODE.fullmatch(fields["dossier_code"])
-        and _WHOLE_CODE.fullmatch(fields["unit_code"])
-        and _WHOLE_CODE.fullmatch(fields["procedure_code"])
-    ):
+    if len(eid) > _MAX_EVENT_ID or not _WHOLE_EVENT_ID.fullmatch(eid):
         return False
-    # In the portal's zone, as the record's times are: compared without converting each.
-    latest = (now + AHEAD).astimezone(PORTAL_TZ)
     for name in _EVENT_TIMES:
         at = fields.get(name)
         if at is not None and not (at.year >= EARLIEST.year and at < latest):
@@ -550,8 +564,10 @@ def constructed_event(fields: dict[str, Any]) -> DossierEventIn:
 
 
 def _build_event(
-    who: _Identity, common: _Common, implied: _Implied, index: int, now: datetime
+    who: _Identity, common: _Common, implied: _Implied, index: int, latest: datetime | None
 ) -> DossierEventIn | list[dict[str, str]]:
+    """The event ``implied`` states; ``latest`` (:func:`_latest`) is ``None`` when the record's
+    codes do not pass (:func:`codes_pass`): validation then words why."""
     fields: dict[str, Any] = {
         "event_id": event_id(who.code, implied.key),
         "dossier_code": who.code,
@@ -568,7 +584,7 @@ def _build_event(
         "paid_online": common.paid_online,
         "has_digitized_parts": common.has_digitized_parts,
     }
-    if checks_pass(fields, now):
+    if latest is not None and _own_checks_pass(fields, latest):
         return constructed_event(fields)
     try:
         return DossierEventIn(**fields)
@@ -624,9 +640,10 @@ def records_to_events(
 
     events: list[DossierEventIn] = []
     errors: list[dict[str, str]] = []
-    now = datetime.now(UTC)
+    codes = codes_pass(who.code, who.unit_code, who.procedure.code)
+    latest = _latest(datetime.now(UTC)) if codes else None
     for item in implied:
-        built = _build_event(who, common, item, index, now)
+        built = _build_event(who, common, item, index, latest)
         if isinstance(built, list):
             errors.extend(built)
         else:
