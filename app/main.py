@@ -96,9 +96,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # What start-up built lives as long as the process: kept out of the collector's sight,
         # a full collection walks only what requests left (a 10,000-event batch leaves many).
         gc.freeze()
+        thresholds = gc.get_threshold()
+        if settings.api_gc_threshold:
+            # A portal call of 1,000 records allocates a few hundred thousand objects, alive
+            # until it is answered: at Python's 700 the collector walks them again and again.
+            gc.set_threshold(settings.api_gc_threshold, *thresholds[1:])
         try:
             yield
         finally:
+            gc.set_threshold(*thresholds)
             await limiter.stop()  # the writes let through since the last reconciliation
             if listener is not None:
                 await listener.stop()

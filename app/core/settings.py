@@ -146,6 +146,12 @@ class Settings(BaseSettings):
         ge=0,
         description="API keys each API process keeps resolved in memory (0: look every key up)",
     )
+    api_gc_threshold: int = Field(
+        default=100_000,
+        ge=0,
+        description="Objects an API process allocates (net) before its cycle collector runs "
+        "(0: Python's default, 700)",
+    )
     log_level: str = "INFO"
     log_json: bool = True
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
