@@ -14,8 +14,9 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypedDict, TypeVar, cast
 
+import msgspec
 from pydantic import ValidationError
 
 from app.dossiers.facts import DossierFacts
@@ -55,6 +56,7 @@ __all__ = [
     "PortalFormatError",
     "PortalRecordError",
     "ProcedureSeen",
+    "decode_records",
     "event_id",
     "minimised",
     "parse_compact_time",
@@ -693,21 +695,100 @@ def parse_portal_batch(
 # --- what may be kept of a raw record ----------------------------------------------------------
 
 # The record fields chiso reads, and within each list the fields it reads: everything else
-# (owner, phones, e-mails, identity numbers, free text, who handled it) is dropped.
-_KEPT_FIELDS = frozenset({
-    "MaHoSo", "MaTTHC", "TenTTHC", "MaLinhVuc", "TenLinhVuc", "MaDonVi", "KenhThucHien",
-    "HinhThuc", "NoiNopHoSo", "NgayNopHoSo", "LoaiDoiTuong", "NgayTiepNhan", "NgayHenTra",
-    "TrangThaiHoSo", "NgayKetThucXuLy", "NgayTra", "NgayTuChoi", "DuocThanhToanTrucTuyen",
-    "HoSoCoThanhPhanSoHoa", "TaiKhoanDuocXacThucVoiVNeID",
-})  # fmt: skip
+# (owner, phones, e-mails, identity numbers, free text, who handled it) is dropped, and never
+# read into memory when the call is read by :func:`decode_records`. A field's value is read as
+# producers send one: text, a number within 64 bits, a boolean or null.
+_Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+_Value = str | _Int64 | float | bool | None
+
+
+class _SupplementFields(TypedDict, total=False):
+    HoSoBoSungId: _Value
+    NgayBoSung: _Value
+    NgayTiepNhanBoSung: _Value
+    NgayHenTraMoi: _Value
+
+
+class _PaperFields(TypedDict, total=False):
+    TepDinhKemId: _Value
+    IsDeleted: _Value
+    MaThanhPhanHoSo: _Value
+    DuongDanTaiTepTin: _Value
+    DuocSoHoa: _Value
+    DuocTaiSuDung: _Value
+    DuocLayTuKhoDMQG: _Value
+    MaKetQuaThayThe: _Value
+
+
+class _FeeFields(TypedDict, total=False):
+    MaPhiLePhi: _Value
+    HinhThucThu: _Value
+    Gia: _Value
+    LoaiPhiLePhi: _Value
+
+
+class _ResultFields(TypedDict, total=False):
+    MaThanhPhanHoSo: _Value
+    GiayToId: _Value
+    DuongDanTepTinKetQua: _Value
+
+
+class _DatabaseFields(TypedDict, total=False):
+    MaCSDL: _Value
+
+
+class _RecordFields(TypedDict, total=False):
+    MaHoSo: _Value
+    MaTTHC: _Value
+    TenTTHC: _Value
+    MaLinhVuc: _Value
+    TenLinhVuc: _Value
+    MaDonVi: _Value
+    KenhThucHien: _Value
+    HinhThuc: _Value
+    NoiNopHoSo: _Value
+    NgayNopHoSo: _Value
+    LoaiDoiTuong: _Value
+    NgayTiepNhan: _Value
+    NgayHenTra: _Value
+    TrangThaiHoSo: _Value
+    NgayKetThucXuLy: _Value
+    NgayTra: _Value
+    NgayTuChoi: _Value
+    DuocThanhToanTrucTuyen: _Value
+    HoSoCoThanhPhanSoHoa: _Value
+    TaiKhoanDuocXacThucVoiVNeID: _Value
+    DanhSachHoSoBoSung: list[_SupplementFields] | None
+    TaiLieuNop: list[_PaperFields] | None
+    DanhSachLePhi: list[_FeeFields] | None
+    DanhSachGiayToKetQua: list[_ResultFields] | None
+    DSKetNoiCSDL: list[_DatabaseFields | str] | None  # a bare list of codes means the same
+
+
 _KEPT_IN_LISTS: dict[str, frozenset[str]] = {
-    SUPPLEMENTS: frozenset({"HoSoBoSungId", "NgayBoSung", "NgayTiepNhanBoSung", "NgayHenTraMoi"}),
-    PAPERS: frozenset({"TepDinhKemId", "IsDeleted", "MaThanhPhanHoSo", "DuongDanTaiTepTin",
-                       "DuocSoHoa", "DuocTaiSuDung", "DuocLayTuKhoDMQG", "MaKetQuaThayThe"}),
-    FEES: frozenset({"MaPhiLePhi", "HinhThucThu", "Gia", "LoaiPhiLePhi"}),
-    RESULTS: frozenset({"MaThanhPhanHoSo", "GiayToId", "DuongDanTepTinKetQua"}),
-    DATABASES: frozenset({"MaCSDL"}),
-}  # fmt: skip
+    SUPPLEMENTS: frozenset(_SupplementFields.__annotations__),
+    PAPERS: frozenset(_PaperFields.__annotations__),
+    FEES: frozenset(_FeeFields.__annotations__),
+    RESULTS: frozenset(_ResultFields.__annotations__),
+    DATABASES: frozenset(_DatabaseFields.__annotations__),
+}
+_KEPT_FIELDS = frozenset(_RecordFields.__annotations__) - _KEPT_IN_LISTS.keys()
+_RECORDS = msgspec.json.Decoder(list[_RecordFields])
+
+
+def decode_records(data: bytes | msgspec.Raw) -> list[dict[str, Any]] | None:
+    """A JSON array of records, each with only the fields chiso reads (``_RecordFields``); the
+    rest (names, identity numbers, phones, file names) is skipped, not read into memory.
+    ``None`` when a value is not of those shapes (an array where text belongs, an entry that is
+    not an object, an integer beyond 64 bits) or the data is not a JSON array: the caller then
+    reads the data whole, and the record reader notes each odd value as it always does. Either
+    way a record reads to the same events, facts and notes."""
+    try:
+        return cast(list[dict[str, Any]], _RECORDS.decode(data))
+    except msgspec.MsgspecError:
+        return None
+
+
 # A file's address is never kept; that there is one is (it is an index fact).
 _FILE_ADDRESSES = frozenset({"DuongDanTaiTepTin", "DuongDanTepTinKetQua"})
 FILE_PLACEHOLDER = "[file]"

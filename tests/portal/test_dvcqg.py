@@ -426,6 +426,33 @@ async def test_lgsp_flow_with_a_bearer_key_a_bearer_session_or_a_session_header(
     assert (dossier["unit_code"], dossier["status"], dossier["channel"]) == ("H01.01", 4, 2)
 
 
+async def test_a_call_with_an_odd_shape_is_read_whole_and_answered_the_same(
+    client: httpx.AsyncClient, world: None
+) -> None:
+    """Records are read with only the fields chiso reads unless one value is of another
+    shape: the call is then read whole, and every record is answered as it would be."""
+    _, key = await key_for(client)
+    token = await login(client, key)
+    odd = record("H01.01-261123-0102", TaiLieuNop="không có")  # text where a list belongs
+    answer = await call(client, token, "DongBoHoSoMC", data=[record("H01.01-261123-0101"), odd])
+    assert answer["error_code"] == 0
+    assert [r["result"] for r in answer["result"]] == ["stored", "stored"]
+    assert answer["result"][0]["reason"] is None
+    assert answer["result"][1]["reason"] == "TaiLieuNop: expected an array, got a string; ignored"
+    # The same two shapes through the LGSP route, sent again: duplicates, the same note.
+    response = await client.post(
+        "/dvcqg/DongBoHoSoMC",
+        params={"MaDinhDanhDV": "H01.01"},
+        json=[record("H01.01-261123-0101"), odd],
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    again = response.json()
+    assert [r["result"] for r in again["result"]] == ["duplicate", "duplicate"]
+    assert again["result"][1]["reason"] == answer["result"][1]["reason"]
+    facts = (await client.get("/v1/dossiers/H01.01-261123-0101", headers=ADMIN)).json()
+    assert facts["status"] == 4
+
+
 async def test_lgsp_with_a_key_without_dossiers_write_is_code_4(
     client: httpx.AsyncClient, world: None
 ) -> None:
