@@ -95,10 +95,12 @@ def parse_portal_time(value: str, field: str) -> datetime | None:
     is written; the fraction dropped) → an aware datetime; blank or .NET's
     ``0001-01-01T00:00:00`` → None."""
     text = value.strip()
+    if len(text) == 14 and text.isascii() and text.isdigit():  # yyyyMMddHHmmss: nearly always
+        t = text
+        parts = [int(t[:4]), int(t[4:6]), int(t[6:8]), int(t[8:10]), int(t[10:12]), int(t[12:])]
+        return _checked(field, text, parts, PORTAL_TZ)
     if not text or _DOTNET_NO_DATE.fullmatch(text):
         return None
-    if _COMPACT_TIME.fullmatch(text):
-        return parse_compact_time(text, field)
     iso = _ISO_TIME.fullmatch(text)
     if iso is None:
         raise PortalFormatError(
@@ -187,8 +189,8 @@ class ValueReader:
         return text or None
 
     def time(self, value: Any, path: str) -> datetime | None:
-        text = self.text(value, path)
-        if text is None:
+        text = value.strip() if type(value) is str else self.text(value, path)
+        if not text:
             return None
         parsed, problem = _read_time(text)
         if problem is not None:
@@ -225,6 +227,8 @@ class ValueReader:
     def amount(self, value: Any, path: str) -> Decimal | None:
         """A price in dong: ``50000``, ``"50000"``, ``"50.000"``/``"50,000"`` (thousands),
         ``"50000.00"``. Blank → ``None`` without a note (no price stated)."""
+        if type(value) is str and value.isascii() and value.isdigit() and len(value) < 16:
+            return Decimal(value)  # "50000": what producers nearly always send
         if isinstance(value, float) and not isinstance(value, bool):
             text: str | None = repr(value)
         else:
