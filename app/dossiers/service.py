@@ -93,6 +93,8 @@ class Accepted:
     """A batch's valid items on their way to the store, with the others' results."""
 
     indexes: list[int]  # each event's position in the batch
+    # The events as posted to the API, for the facts they state (``StatedEvent.facts``): one
+    # per row. Empty for portal records, whose facts travel apart (``app.portal.service``).
     events: list[StatedEvent]
     rows: list[repository.EventRow]  # ``repository.row_of`` each event, notes settled
     rejected: dict[int, Outcome]
@@ -174,10 +176,10 @@ async def ingest_accepted(
         results[index] = rejected
     checks = await _store(session, settings, principal, batch, source)
     touched: set[str] = set()
-    for index, event, check in zip(batch.indexes, batch.events, checks, strict=True):
-        results[index] = _outcome(pointer_prefix, index, event, check)
+    for index, row, check in zip(batch.indexes, batch.rows, checks, strict=True):
+        results[index] = _outcome(pointer_prefix, index, row[1], row[2], check)
         if check.written:
-            touched.add(event.dossier_code)
+            touched.add(row[2])
     outcomes = [r for r in results if r is not None]
     assert len(outcomes) == len(results), "one result per item"
 
@@ -211,18 +213,22 @@ _ACCEPTED = frozenset({"stored", "updated", "duplicate"})
 
 
 def _outcome(
-    pointer_prefix: str | None, index: int, event: StatedEvent, check: repository.Checked
+    pointer_prefix: str | None,
+    index: int,
+    event_id: str,
+    dossier_code: str,
+    check: repository.Checked,
 ) -> Outcome:
     """One event's result, as the store statement judged it."""
     if check.written:  # written: it passed every check
-        return (index, event.event_id, _WRITTEN[check.inserted], None, None)
-    if errors := _refusals(pointer_prefix, index, event.dossier_code, check):
-        return (index, event.event_id, "rejected", errors, None)
+        return (index, event_id, _WRITTEN[check.inserted], None, None)
+    if errors := _refusals(pointer_prefix, index, dossier_code, check):
+        return (index, event_id, "rejected", errors, None)
     if check.same:
-        return (index, event.event_id, "duplicate", None, None)
+        return (index, event_id, "duplicate", None, None)
     stored_at = check.stored_at
     conflict = [_conflict(pointer_prefix, index, stored_at)]
-    return (index, event.event_id, "conflict", conflict, stored_at)
+    return (index, event_id, "conflict", conflict, stored_at)
 
 
 async def ingest_one(
@@ -245,7 +251,7 @@ async def ingest_one(
         raise Contention(event.dossier_code)
 
     check = await direct.run(store, retries=settings.retry_conflicts)
-    return _outcome(None, 0, event, check)
+    return _outcome(None, 0, event.event_id, event.dossier_code, check)
 
 
 async def requeue_lagging(session: AsyncSession, margin_seconds: int = 300) -> int:

@@ -18,7 +18,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from app.dossiers.schemas import DOSSIER_CODE_PATTERN, Channel, DossierEventIn, DossierStatus
-from app.portal.records import PortalRecordError, checks_pass, constructed_event
+from app.portal.records import (
+    EventFields,
+    PortalRecordError,
+    checks_pass,
+    constructed_event,
+    validated_fields,
+)
 from app.portal.values import ValueReader, as_text, compact, json_type, shown
 
 _DOSSIER_CODE = re.compile(DOSSIER_CODE_PATTERN)
@@ -31,10 +37,15 @@ class ParsedProgress:
     stored — no event field holds a step's deadline)."""
 
     dossier_code: str
-    events: list[DossierEventIn]
+    fields: list[EventFields]  # the event's values, as its DossierEventIn holds them
     notes: list[str]
     step_started_at: datetime | None = None
     step_due_at: datetime | None = None
+
+    @property
+    def events(self) -> list[DossierEventIn]:
+        """The event, built from ``fields`` as validation builds it."""
+        return [constructed_event(values) for values in self.fields]
 
 
 def _pointer(index: int, path: str = "") -> str:
@@ -99,9 +110,9 @@ def progress_to_events(
         "channel": channel,
     }
     if checks_pass(fields, datetime.now(UTC)):
-        return ParsedProgress(code, [constructed_event(fields)], reader.notes, started, step_due)
+        return ParsedProgress(code, [fields], reader.notes, started, step_due)
     try:
-        event = DossierEventIn(**fields)
+        fields = validated_fields(fields)
     except ValidationError as exc:
         errors = [
             {
@@ -112,4 +123,4 @@ def progress_to_events(
             for error in exc.errors(include_url=False)
         ]  # fmt: skip
         raise PortalRecordError(errors) from None
-    return ParsedProgress(code, [event], reader.notes, started, step_due)
+    return ParsedProgress(code, [fields], reader.notes, started, step_due)

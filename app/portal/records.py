@@ -120,8 +120,9 @@ class ProcedureSeen:
 
 @dataclass(frozen=True, slots=True)
 class ParsedRecord:
-    """What one record says: its events (sorted by time, then status), whether chiso had to
-    infer each event's time (``inferred[i]`` for ``events[i]``), notes on what was odd, the
+    """What one record says: its events (sorted by time, then status; ``fields``, or built as
+    ``events``), whether chiso had to infer each event's time (``inferred[i]`` for
+    ``fields[i]``), notes on what was odd, the
     index facts, the unit token and the procedure.
 
     ``unit_token`` is the ``MaHoSo`` prefix (text before the first ``-``), ``None`` when there
@@ -131,13 +132,20 @@ class ParsedRecord:
     """
 
     dossier_code: str
-    events: list[DossierEventIn]
+    fields: list[EventFields]  # each event's values, as its DossierEventIn holds them
     inferred: list[bool]
     notes: list[str]
     facts: DossierFacts
     unit_token: str | None
     procedure: ProcedureSeen
     unit_declared: str | None = None  # the record's MaDonVi, when it is a code
+
+    @property
+    def events(self) -> list[DossierEventIn]:
+        """The events, built from ``fields`` as validation builds them. Ingestion stores the
+        values themselves (``app.portal.service``): a call's thousands of events are never
+        built as models there."""
+        return [constructed_event(values) for values in self.fields]
 
 
 @dataclass(slots=True)  # built thousands of times a batch: not frozen
@@ -553,7 +561,18 @@ assert all(
 _new = object.__setattr__
 
 
-def constructed_event(fields: dict[str, Any]) -> DossierEventIn:
+# An event's values as ``DossierEventIn`` holds them, by field name: those a reader states.
+EventFields = dict[str, Any]
+
+
+def validated_fields(fields: EventFields) -> EventFields:
+    """``fields`` as validation makes them (raises ``ValidationError``): the values a
+    ``DossierEventIn`` built from them holds, for the same names."""
+    event = DossierEventIn(**fields)
+    return {name: getattr(event, name) for name in fields}
+
+
+def constructed_event(fields: EventFields) -> DossierEventIn:
     """``DossierEventIn.model_construct(**fields)`` for values :func:`checks_pass` accepted: the
     instance validation would build (the same values, fields set and order), without
     validating again nor walking every field's default (model_construct's own cost)."""
@@ -567,9 +586,10 @@ def constructed_event(fields: dict[str, Any]) -> DossierEventIn:
 
 def _build_event(
     who: _Identity, common: _Common, implied: _Implied, index: int, latest: datetime | None
-) -> DossierEventIn | list[dict[str, str]]:
-    """The event ``implied`` states; ``latest`` (:func:`_latest`) is ``None`` when the record's
-    codes do not pass (:func:`codes_pass`): validation then words why."""
+) -> EventFields | list[dict[str, str]]:
+    """The values of the event ``implied`` states, or why validation refuses them; ``latest``
+    (:func:`_latest`) is ``None`` when the record's codes do not pass (:func:`codes_pass`):
+    validation then words why."""
     fields: dict[str, Any] = {
         "event_id": event_id(who.code, implied.key),
         "dossier_code": who.code,
@@ -587,9 +607,9 @@ def _build_event(
         "has_digitized_parts": common.has_digitized_parts,
     }
     if latest is not None and _own_checks_pass(fields, latest):
-        return constructed_event(fields)
+        return fields
     try:
-        return DossierEventIn(**fields)
+        return validated_fields(fields)
     except ValidationError as exc:  # a value the readers let through but events refuse
         sources = {**_EVENT_FIELD_SOURCES, "unit_code": "MaHoSo", **implied.sources}
         errors = []
@@ -640,7 +660,7 @@ def records_to_events(
     facts = read_facts(raw, reader)
     common = _common(raw, facts, reader)
 
-    events: list[DossierEventIn] = []
+    events: list[EventFields] = []
     errors: list[dict[str, str]] = []
     codes = codes_pass(who.code, who.unit_code, who.procedure.code)
     latest = _latest(datetime.now(UTC)) if codes else None
@@ -654,7 +674,7 @@ def records_to_events(
         raise PortalRecordError(unique_errors(errors))
     return ParsedRecord(
         dossier_code=who.code,
-        events=events,
+        fields=events,
         inferred=[item.inferred for item in implied],
         notes=reader.notes,
         facts=facts,

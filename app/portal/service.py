@@ -23,10 +23,16 @@ from app.dossiers import repository as dossiers_repository
 from app.dossiers import service as dossiers
 from app.dossiers.facts import DossierFacts
 from app.dossiers.facts_repository import upsert_facts
-from app.dossiers.schemas import Channel, DossierEventIn
+from app.dossiers.schemas import Channel
 from app.portal import repository
 from app.portal.progress import progress_dossier_code, progress_to_events
-from app.portal.records import ParsedRecord, PortalRecordError, parse_records, unique_errors
+from app.portal.records import (
+    EventFields,
+    ParsedRecord,
+    PortalRecordError,
+    parse_records,
+    unique_errors,
+)
 from app.portal.repository import PUSHED, UnmappedRecord
 from app.portal.schemas import PortalRecordResult, PortalSyncResult
 from app.procedures.service import ProcedureSeen, resolve_or_learn
@@ -97,7 +103,7 @@ async def ingest_records(
             continue
         assert record.procedure is not None
         record.first_event = len(batch.rows)
-        _add_rows(batch, settings, parsed.events, parsed.inferred, record.unit, record.procedure)
+        _add_rows(batch, settings, parsed.fields, parsed.inferred, record.unit, record.procedure)
     # Derived (with ``derive_now``) once the records' facts are kept: a dossier's state holds
     # the flags its facts give the record-based counts.
     outcome = await dossiers.ingest_accepted(session, settings, principal, batch, source=source)
@@ -119,7 +125,7 @@ async def ingest_records(
             )  # fmt: skip
             continue
         results = outcome.outcomes[
-            record.first_event : record.first_event + len(record.parsed.events)
+            record.first_event : record.first_event + len(record.parsed.fields)
         ]
         items.append(_stored(record, results))
         if items[-1].result != "rejected":
@@ -171,7 +177,7 @@ async def ingest_progress(
             items.append(_rejected(_Record(index, code), exc.errors))
             continue
         spans.append((index, len(batch.rows), parsed.notes))
-        _add_rows(batch, settings, parsed.events, None, unit, procedure)
+        _add_rows(batch, settings, parsed.fields, None, unit, procedure)
         items.append(
             PortalRecordResult.model_construct(  # a place, replaced by the result below
                 index=index, MaHoSo=code, result="stored", events_stored=0, events_duplicate=0
@@ -192,24 +198,26 @@ async def ingest_progress(
 def _add_rows(
     batch: dossiers.Accepted,
     settings: Settings,
-    events: Sequence[DossierEventIn],
+    events: Sequence[EventFields],
     inferred: Sequence[bool] | None,
     unit: str,
     procedure: str,
 ) -> None:
-    """Add ``events`` to ``batch`` as the rows ingestion stores (``repository.row_of``), with
-    their unit and procedure as resolved; ``inferred``: whose time chiso inferred."""
+    """Add ``events`` (each one's values, as the readers state them) to ``batch`` as the rows
+    ingestion stores (``repository.row_of``), with their unit and procedure as resolved;
+    ``inferred``: whose time chiso inferred. A value a reader does not state is NULL."""
     rows, store_notes = batch.rows, settings.store_notes
     for n, e in enumerate(events):
         batch.indexes.append(len(rows))
+        get = e.get
         rows.append(
-            (len(rows), e.event_id, e.dossier_code, unit, procedure, e.status, e.occurred_at,
-             e.channel, e.due_at, e.received_at, e.note if store_notes else None,
-             e.supplement_supplied_at, e.supplement_new_due_at, e.fee_paid_at,
-             e.apology_issued_at, e.apology_new_due_at, e.applicant_kind, e.paid_online,
-             e.has_digitized_parts, bool(inferred[n]) if inferred else False)
+            (len(rows), e["event_id"], e["dossier_code"], unit, procedure, e["status"],
+             e["occurred_at"], e["channel"], get("due_at"), get("received_at"),
+             get("note") if store_notes else None, get("supplement_supplied_at"),
+             get("supplement_new_due_at"), get("fee_paid_at"), get("apology_issued_at"),
+             get("apology_new_due_at"), get("applicant_kind"), get("paid_online"),
+             get("has_digitized_parts"), bool(inferred[n]) if inferred else False)
         )  # fmt: skip
-    batch.events.extend(events)
 
 
 async def _place_units(
