@@ -60,7 +60,7 @@ from app.portal.envelope import (
     render_problem,
     unknown_service,
 )
-from app.portal.records import decode_records
+from app.portal.records import WireValue, decode_records
 from app.portal.schemas import PortalSyncResult
 from app.procedures import service as procedures
 
@@ -114,16 +114,14 @@ _PROGRESS_EXAMPLE = {
 
 # --- plumbing ----------------------------------------------------------------------------------
 
-_Scalar = str | Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)] | float | bool | None
-
 
 class _RecordsCall(TypedDict, total=False):
     """What a ``DongBoHoSoMC`` call's envelope holds, its records left as sent."""
 
-    session: _Scalar
-    service: _Scalar
-    madonvi: _Scalar
-    isUpdating: _Scalar
+    session: WireValue
+    service: WireValue
+    madonvi: WireValue
+    isUpdating: WireValue
     data: msgspec.Raw
 
 

@@ -56,6 +56,7 @@ __all__ = [
     "PortalFormatError",
     "PortalRecordError",
     "ProcedureSeen",
+    "WireValue",
     "decode_records",
     "event_id",
     "minimised",
@@ -719,65 +720,65 @@ def parse_portal_batch(
 # read into memory when the call is read by :func:`decode_records`. A field's value is read as
 # producers send one: text, a number within 64 bits, a boolean or null.
 _Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
-_Value = str | _Int64 | float | bool | None
+WireValue = str | _Int64 | float | bool | None
 
 
 class _SupplementFields(TypedDict, total=False):
-    HoSoBoSungId: _Value
-    NgayBoSung: _Value
-    NgayTiepNhanBoSung: _Value
-    NgayHenTraMoi: _Value
+    HoSoBoSungId: WireValue
+    NgayBoSung: WireValue
+    NgayTiepNhanBoSung: WireValue
+    NgayHenTraMoi: WireValue
 
 
 class _PaperFields(TypedDict, total=False):
-    TepDinhKemId: _Value
-    IsDeleted: _Value
-    MaThanhPhanHoSo: _Value
-    DuongDanTaiTepTin: _Value
-    DuocSoHoa: _Value
-    DuocTaiSuDung: _Value
-    DuocLayTuKhoDMQG: _Value
-    MaKetQuaThayThe: _Value
+    TepDinhKemId: WireValue
+    IsDeleted: WireValue
+    MaThanhPhanHoSo: WireValue
+    DuongDanTaiTepTin: WireValue
+    DuocSoHoa: WireValue
+    DuocTaiSuDung: WireValue
+    DuocLayTuKhoDMQG: WireValue
+    MaKetQuaThayThe: WireValue
 
 
 class _FeeFields(TypedDict, total=False):
-    MaPhiLePhi: _Value
-    HinhThucThu: _Value
-    Gia: _Value
-    LoaiPhiLePhi: _Value
+    MaPhiLePhi: WireValue
+    HinhThucThu: WireValue
+    Gia: WireValue
+    LoaiPhiLePhi: WireValue
 
 
 class _ResultFields(TypedDict, total=False):
-    MaThanhPhanHoSo: _Value
-    GiayToId: _Value
-    DuongDanTepTinKetQua: _Value
+    MaThanhPhanHoSo: WireValue
+    GiayToId: WireValue
+    DuongDanTepTinKetQua: WireValue
 
 
 class _DatabaseFields(TypedDict, total=False):
-    MaCSDL: _Value
+    MaCSDL: WireValue
 
 
 class _RecordFields(TypedDict, total=False):
-    MaHoSo: _Value
-    MaTTHC: _Value
-    TenTTHC: _Value
-    MaLinhVuc: _Value
-    TenLinhVuc: _Value
-    MaDonVi: _Value
-    KenhThucHien: _Value
-    HinhThuc: _Value
-    NoiNopHoSo: _Value
-    NgayNopHoSo: _Value
-    LoaiDoiTuong: _Value
-    NgayTiepNhan: _Value
-    NgayHenTra: _Value
-    TrangThaiHoSo: _Value
-    NgayKetThucXuLy: _Value
-    NgayTra: _Value
-    NgayTuChoi: _Value
-    DuocThanhToanTrucTuyen: _Value
-    HoSoCoThanhPhanSoHoa: _Value
-    TaiKhoanDuocXacThucVoiVNeID: _Value
+    MaHoSo: WireValue
+    MaTTHC: WireValue
+    TenTTHC: WireValue
+    MaLinhVuc: WireValue
+    TenLinhVuc: WireValue
+    MaDonVi: WireValue
+    KenhThucHien: WireValue
+    HinhThuc: WireValue
+    NoiNopHoSo: WireValue
+    NgayNopHoSo: WireValue
+    LoaiDoiTuong: WireValue
+    NgayTiepNhan: WireValue
+    NgayHenTra: WireValue
+    TrangThaiHoSo: WireValue
+    NgayKetThucXuLy: WireValue
+    NgayTra: WireValue
+    NgayTuChoi: WireValue
+    DuocThanhToanTrucTuyen: WireValue
+    HoSoCoThanhPhanSoHoa: WireValue
+    TaiKhoanDuocXacThucVoiVNeID: WireValue
     DanhSachHoSoBoSung: list[_SupplementFields] | None
     TaiLieuNop: list[_PaperFields] | None
     DanhSachLePhi: list[_FeeFields] | None
