@@ -135,7 +135,7 @@ def _service_call(raw: bytes) -> Any:
     same, for less work, and the applicant's data is never read into memory."""
     try:
         call = _RECORDS_CALL.decode(raw)
-    except msgspec.MsgspecError:
+    except (msgspec.MsgspecError, RecursionError):  # RecursionError: nested past its depth
         call = None
     if call is not None and call.get("service") == "DongBoHoSoMC" and "data" in call:
         records = decode_records(call["data"])

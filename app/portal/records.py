@@ -801,12 +801,12 @@ def decode_records(data: bytes | msgspec.Raw) -> list[dict[str, Any]] | None:
     """A JSON array of records, each with only the fields chiso reads (``_RecordFields``); the
     rest (names, identity numbers, phones, file names) is skipped, not read into memory.
     ``None`` when a value is not of those shapes (an array where text belongs, an entry that is
-    not an object, an integer beyond 64 bits) or the data is not a JSON array: the caller then
-    reads the data whole, and the record reader notes each odd value as it always does. Either
-    way a record reads to the same events, facts and notes."""
+    not an object, an integer beyond 64 bits, arrays nested thousands deep) or the data is not
+    a JSON array: the caller then reads the data whole, and the record reader notes each odd
+    value as it always does. Either way a record reads to the same events, facts and notes."""
     try:
         return cast(list[dict[str, Any]], _RECORDS.decode(data))
-    except msgspec.MsgspecError:
+    except (msgspec.MsgspecError, RecursionError):  # nested past msgspec's depth: not a record
         return None
 
 

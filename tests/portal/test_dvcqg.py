@@ -580,6 +580,26 @@ async def test_malformed_calls_are_code_6(client: httpx.AsyncClient, world: None
     assert (response.status_code, response.json()["error_code"]) == (200, 6)
 
 
+async def test_a_body_nested_past_any_decoders_depth_is_code_6_never_a_500(
+    client: httpx.AsyncClient, world: None
+) -> None:
+    """Arrays nested 100,000 deep, where the records' decoder skips a field or where it reads
+    one, through both routes: the general decoder refuses them as malformed, as before."""
+    _, key = await key_for(client)
+    token = await login(client, key)
+    deep = b"[" * 100_000 + b"]" * 100_000
+    record = b'{"MaHoSo": "H01.01-261123-0201", "ChuHoSo": ' + deep + b"}"
+    envelope = b'{"session": "' + token.encode() + b'", "service": "DongBoHoSoMC", "data": ['
+    for body in (envelope + record + b"]}", envelope + deep + b"]}"):
+        response = await client.post("/dvcqg/service", content=body)
+        assert (response.status_code, response.json()["error_code"]) == (200, 6)
+    response = await client.post(
+        "/dvcqg/DongBoHoSoMC", content=b"[" + record + b"]", headers={"session": token}
+    )
+    assert (response.status_code, response.json()["error_code"]) == (200, 6)
+    assert response.json()["message_en"] == "Malformed call: not JSON"
+
+
 async def test_more_than_10000_records_is_code_7(client: httpx.AsyncClient, world: None) -> None:
     _, key = await key_for(client)
     token = await login(client, key)
