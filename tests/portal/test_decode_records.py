@@ -100,3 +100,13 @@ def test_a_bare_list_of_database_codes_is_read() -> None:
     assert decoded[0]["DSKetNoiCSDL"] == ["CSDLQGDC", {"MaCSDL": "DKKD"}]
     ((_, parsed, _),) = parse_records(decoded, None, ARRIVED)
     assert parsed is not None and parsed.facts.databases == ("CSDLQGDC", "DKKD")
+
+
+def test_a_fault_in_a_field_not_read_does_not_refuse_the_record() -> None:
+    """Bytes that are not UTF-8, or a number no double holds, in a field chiso never reads:
+    skipped unread. In a field it reads, the record is not read here (the caller's general
+    decoder then refuses the call as before)."""
+    skipped = decode_records(b'[{"MaHoSo": "A-1", "ChuHoSo": "\xff\xfe", "SoLuong": 1e999}]')
+    assert skipped == [{"MaHoSo": "A-1"}]
+    assert decode_records(b'[{"MaHoSo": "\xff\xfe"}]') is None
+    assert decode_records(b'[{"MaHoSo": "A-1", "LoaiDoiTuong": 1e999}]') is None
