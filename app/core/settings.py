@@ -149,6 +149,7 @@ class Settings(BaseSettings):
     api_gc_threshold: int = Field(
         default=100_000,
         ge=0,
+        le=10_000_000,
         description="Objects an API process allocates (net) before its cycle collector runs "
         "(0: Python's default, 700)",
     )
