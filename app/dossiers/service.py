@@ -177,9 +177,10 @@ async def ingest_accepted(
     checks = await _store(session, settings, principal, batch, source)
     touched: set[str] = set()
     for index, row, check in zip(batch.indexes, batch.rows, checks, strict=True):
-        results[index] = _outcome(pointer_prefix, index, row[1], row[2], check)
+        event_id, dossier_code = row[1], row[2]  # rows: ord, event_id, dossier_code, ...
+        results[index] = _outcome(pointer_prefix, index, event_id, dossier_code, check)
         if check.written:
-            touched.add(row[2])
+            touched.add(dossier_code)
     outcomes = [r for r in results if r is not None]
     assert len(outcomes) == len(results), "one result per item"
 
