@@ -84,10 +84,14 @@ def parse_compact_time(value: str, field: str) -> datetime | None:
         return None
     if not _COMPACT_TIME.fullmatch(text):
         raise PortalFormatError(field, f"expected yyyyMMddHHmmss, got {shown(value)}")
-    # Sliced, not strptime: strptime accepts 1-digit months and days and could misread the run.
-    t = text
+    return _compact_time(text, field)
+
+
+def _compact_time(t: str, field: str) -> datetime:
+    """Fourteen ASCII digits, ``yyyyMMddHHmmss`` in Vietnam time, as an instant. Sliced, not
+    strptime: strptime accepts 1-digit months and days and could misread the run."""
     parts = [int(t[:4]), int(t[4:6]), int(t[6:8]), int(t[8:10]), int(t[10:12]), int(t[12:14])]
-    return _checked(field, text, parts, PORTAL_TZ)
+    return _checked(field, t, parts, PORTAL_TZ)
 
 
 def parse_portal_time(value: str, field: str) -> datetime | None:
@@ -96,9 +100,7 @@ def parse_portal_time(value: str, field: str) -> datetime | None:
     ``0001-01-01T00:00:00`` → None."""
     text = value.strip()
     if len(text) == 14 and text.isascii() and text.isdigit():  # yyyyMMddHHmmss: nearly always
-        t = text
-        parts = [int(t[:4]), int(t[4:6]), int(t[6:8]), int(t[8:10]), int(t[10:12]), int(t[12:])]
-        return _checked(field, text, parts, PORTAL_TZ)
+        return _compact_time(text, field)
     if not text or _DOTNET_NO_DATE.fullmatch(text):
         return None
     iso = _ISO_TIME.fullmatch(text)
