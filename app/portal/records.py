@@ -123,8 +123,7 @@ class ProcedureSeen:
 class ParsedRecord:
     """What one record says: its events (sorted by time, then status; ``fields``, or built as
     ``events``), whether chiso had to infer each event's time (``inferred[i]`` for
-    ``fields[i]``), notes on what was odd, the
-    index facts, the unit token and the procedure.
+    ``fields[i]``), notes on what was odd, the index facts, the unit token and the procedure.
 
     ``unit_token`` is the ``MaHoSo`` prefix (text before the first ``-``), ``None`` when there
     is none. The events carry a provisional ``unit_code``: ``?madonvi=`` when given, else the
@@ -661,7 +660,7 @@ def records_to_events(
     facts = read_facts(raw, reader)
     common = _common(raw, facts, reader)
 
-    events: list[EventFields] = []
+    fields: list[EventFields] = []
     errors: list[dict[str, str]] = []
     codes = codes_pass(who.code, who.unit_code, who.procedure.code)
     latest = _latest(datetime.now(UTC)) if codes else None
@@ -670,12 +669,12 @@ def records_to_events(
         if isinstance(built, list):
             errors.extend(built)
         else:
-            events.append(built)
+            fields.append(built)
     if errors:
         raise PortalRecordError(unique_errors(errors))
     return ParsedRecord(
         dossier_code=who.code,
-        fields=events,
+        fields=fields,
         inferred=[item.inferred for item in implied],
         notes=reader.notes,
         facts=facts,
