@@ -18,9 +18,10 @@ from decimal import Decimal
 from typing import Any
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one per record, thousands a call: a frozen __init__ costs 4 × as much
 class DossierFacts:
-    """One dossier's index facts as its latest record states them."""
+    """One dossier's index facts as its latest record states them. Not changed once read:
+    :meth:`merged_over` makes new facts."""
 
     papers_total: int | None = None  # TaiLieuNop entries, IsDeleted ones excluded
     papers_with_file: int | None = None  # … with a file (DuongDanTaiTepTin or TepDinhKemId)

@@ -14,11 +14,13 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Annotated, Any, TypedDict, TypeVar, cast
 
 import msgspec
 from pydantic import ValidationError
 
+from app.core.construct import constructed
 from app.dossiers.facts import DossierFacts
 from app.dossiers.privacy import scrub, scrub_value
 from app.dossiers.schemas import (
@@ -119,7 +121,7 @@ class ProcedureSeen:
     field_name: str | None = None  # TenLinhVuc
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one per record, thousands a call: not frozen (see DossierFacts)
 class ParsedRecord:
     """What one record says: its events (sorted by time, then status; ``fields``, or built as
     ``events``), whether chiso had to infer each event's time (``inferred[i]`` for
@@ -204,9 +206,10 @@ def _status(raw: Mapping[str, Any]) -> DossierStatus | str | None:
 
 
 def _identity(
-    raw: Mapping[str, Any], index: int, default_unit: str | None, reader: ValueReader
+    raw: Mapping[str, Any], index: int, given: str | None, reader: ValueReader
 ) -> _Identity:
-    """The fields without which a record is not a dossier; raises with every one missing."""
+    """The fields without which a record is not a dossier; raises with every one missing.
+    ``given``: the call's unit (:attr:`_Call.given`)."""
     errors: list[dict[str, str]] = []
 
     def refuse(path: str, detail: str) -> None:
@@ -246,7 +249,6 @@ def _identity(
     if declared and not _CODE.match(declared):
         reader.note(f"MaDonVi: {shown(declared)} is not a unit code; ignored")
         declared = None
-    given = default_unit.strip() if default_unit and _CODE.match(default_unit.strip()) else None
     unit_code = given or declared or unit_token
     if code and _DOSSIER_CODE.match(code) and unit_code is None:
         refuse(
@@ -257,24 +259,44 @@ def _identity(
     if errors or not code or isinstance(status, str) or unit_code is None:
         raise PortalRecordError(errors)
 
-    def name(field_name: str) -> str | None:
-        text = reader.text(raw.get(field_name), field_name)
-        return scrubbed(text)[:_NAME_CHARS] if text else None
+    names = raw.get("TenTTHC"), raw.get("MaLinhVuc"), raw.get("TenLinhVuc")
+    if all(value is None or type(value) is str for value in names):
+        seen = _procedure_seen(procedure, *names)  # what producers send: text or nothing
+    else:
 
+        def name(field_name: str) -> str | None:
+            text = reader.text(raw.get(field_name), field_name)
+            return _name(text) if text else None
+
+        seen = ProcedureSeen(procedure, name("TenTTHC"), name("MaLinhVuc"), name("TenLinhVuc"))
     return _Identity(
         code=code,
-        procedure=ProcedureSeen(
-            code=procedure,
-            name=name("TenTTHC"),
-            field_code=name("MaLinhVuc"),
-            field_name=name("TenLinhVuc"),
-        ),
+        procedure=seen,
         status=status,
         received_at=received,
         unit_code=unit_code,
         unit_token=unit_token,
         unit_declared=declared,
     )
+
+
+def _name(text: str) -> str:
+    return scrubbed(text)[:_NAME_CHARS]
+
+
+@lru_cache(maxsize=4096)
+def _procedure_seen(
+    code: str, name: str | None, field_code: str | None, field_name: str | None
+) -> ProcedureSeen:
+    """The procedure a record names, from its ``TenTTHC``, ``MaLinhVuc`` and ``TenLinhVuc`` as
+    sent (text or ``None``; read as :meth:`ValueReader.text` reads text, which has no note for
+    either). Remembered: a call's records name a few procedures, each many times."""
+
+    def named(value: str | None) -> str | None:
+        text = value.strip() if value else None
+        return _name(text) if text else None
+
+    return ProcedureSeen(code, named(name), named(field_code), named(field_name))
 
 
 # --- the events a snapshot implies -------------------------------------------------------------
@@ -552,15 +574,6 @@ def _own_checks_pass(fields: dict[str, Any], latest: datetime) -> bool:
 _EVENT_TIMES = (
     "occurred_at", "due_at", "received_at", "supplement_supplied_at", "supplement_new_due_at",
 )  # fmt: skip
-# Every field of an event, in the model's order, with its default (None for all of them).
-_BLANK_EVENT: dict[str, Any] = dict.fromkeys(DossierEventIn.model_fields)
-assert all(
-    field.is_required() or field.get_default(call_default_factory=True) is None
-    for field in DossierEventIn.model_fields.values()
-), "an event's optional fields default to None"
-_new = object.__setattr__
-
-
 # An event's values as ``DossierEventIn`` holds them, by field name: those a reader states.
 EventFields = dict[str, Any]
 
@@ -576,12 +589,7 @@ def constructed_event(fields: EventFields) -> DossierEventIn:
     """``DossierEventIn.model_construct(**fields)`` for values :func:`checks_pass` accepted: the
     instance validation would build (the same values, fields set and order), without
     validating again nor walking every field's default (model_construct's own cost)."""
-    event = DossierEventIn.__new__(DossierEventIn)
-    _new(event, "__dict__", {**_BLANK_EVENT, **fields})
-    _new(event, "__pydantic_fields_set__", set(fields))
-    _new(event, "__pydantic_extra__", None)
-    _new(event, "__pydantic_private__", None)
-    return event
+    return constructed(DossierEventIn, fields)
 
 
 def _build_event(
@@ -638,6 +646,29 @@ def unique_errors(errors: list[_E]) -> list[_E]:
     return unique
 
 
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """What every record of one call reads the same: worked out once per call."""
+
+    given: str | None  # the call's madonvi, when it is a code
+    arrived: datetime  # in the portal's zone
+    horizon: datetime  # the latest believable date (:func:`horizon_after`)
+    latest: datetime  # the first instant an event may not be at (:func:`_latest`)
+
+
+def _call(default_unit: str | None, arrived_at: datetime | None) -> _Call:
+    arrived = (arrived_at if arrived_at is not None else datetime.now(UTC)).astimezone(PORTAL_TZ)
+    unit = default_unit.strip() if default_unit else None
+    return _Call(
+        given=unit if unit and _CODE.match(unit) else None,
+        arrived=arrived,
+        horizon=horizon_after(arrived),
+        # Checked a little before validation would check it: an event this rounds out is
+        # validated, which tells the same (see _build_event).
+        latest=_latest(datetime.now(UTC)),
+    )
+
+
 def records_to_events(
     raw: Any, index: int, default_unit: str | None, arrived_at: datetime | None = None
 ) -> ParsedRecord:
@@ -650,20 +681,23 @@ def records_to_events(
     be a dossier: no ``MaHoSo``, a status outside 1–10, neither a status nor a receipt, or no
     unit at all.
     """
+    return _record(raw, index, _call(default_unit, arrived_at))
+
+
+def _record(raw: Any, index: int, call: _Call) -> ParsedRecord:
+    """:func:`records_to_events` for a record of ``call``."""
     if not isinstance(raw, Mapping):
         detail = f"expected an object (one dossier record), got {json_type(raw)}"
         raise PortalRecordError([{"pointer": _pointer(index), "detail": detail}])
-    arrived = (arrived_at if arrived_at is not None else datetime.now(UTC)).astimezone(PORTAL_TZ)
-    reader = ValueReader(horizon_after(arrived))
-    who = _identity(raw, index, default_unit, reader)
-    implied = _Snapshot(raw, who, reader, arrived).read()
+    reader = ValueReader(call.horizon)
+    who = _identity(raw, index, call.given, reader)
+    implied = _Snapshot(raw, who, reader, call.arrived).read()
     facts = read_facts(raw, reader)
     common = _common(raw, facts, reader)
 
     fields: list[EventFields] = []
     errors: list[dict[str, str]] = []
-    codes = codes_pass(who.code, who.unit_code, who.procedure.code)
-    latest = _latest(datetime.now(UTC)) if codes else None
+    latest = call.latest if codes_pass(who.code, who.unit_code, who.procedure.code) else None
     for item in implied:
         built = _build_event(who, common, item, index, latest)
         if isinstance(built, list):
@@ -691,12 +725,11 @@ def parse_records(
     raw_records: Sequence[Any], default_unit: str | None, arrived_at: datetime | None = None
 ) -> ParsedBatch:
     """Per record, in order: ``(index, parsed, None)`` or ``(index, None, errors)``."""
-    # In the portal's zone once (each record reads it there).
-    arrived = (arrived_at if arrived_at is not None else datetime.now(UTC)).astimezone(PORTAL_TZ)
+    call = _call(default_unit, arrived_at)
     results: ParsedBatch = []
     for index, raw in enumerate(raw_records):
         try:
-            results.append((index, records_to_events(raw, index, default_unit, arrived), None))
+            results.append((index, _record(raw, index, call), None))
         except PortalRecordError as exc:
             results.append((index, None, exc.errors))
     return results

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.construct import constructed
 from app.core.principal import Principal
 from app.core.settings import Settings
 from app.dossiers import repository as dossiers_repository
@@ -116,12 +117,12 @@ async def ingest_records(
             continue
         if record.unknown_unit is not None:
             items.append(
-                PortalRecordResult.model_construct(
-                    index=record.index, MaHoSo=record.code, result="quarantined",
-                    reason=f"đơn vị {record.unknown_unit!r} chưa được khai báo — kept until "
+                constructed(PortalRecordResult, {
+                    "index": record.index, "MaHoSo": record.code, "result": "quarantined",
+                    "reason": f"đơn vị {record.unknown_unit!r} chưa được khai báo — kept until "
                     f"the identifier {record.unknown_unit!r} is mapped to a unit",
-                    events_stored=0, events_duplicate=0,
-                )
+                    "events_stored": 0, "events_duplicate": 0,
+                })
             )  # fmt: skip
             continue
         results = outcome.outcomes[
@@ -178,11 +179,9 @@ async def ingest_progress(
             continue
         spans.append((index, len(batch.rows), parsed.notes))
         _add_rows(batch, settings, parsed.fields, None, unit, procedure)
-        items.append(
-            PortalRecordResult.model_construct(  # a place, replaced by the result below
-                index=index, MaHoSo=code, result="stored", events_stored=0, events_duplicate=0
-            )
-        )
+        place = {"index": index, "MaHoSo": code, "result": "stored", "events_stored": 0,
+                 "events_duplicate": 0}  # fmt: skip
+        items.append(constructed(PortalRecordResult, place))  # replaced by the result below
     outcome = await dossiers.ingest_accepted(
         session, settings, principal, batch, source=source, derive_now=derive_now
     )
@@ -295,11 +294,11 @@ def _stored(
     result: Outcome = "stored" if stored else "updated" if updated else "duplicate"
     notes = list(notes if notes is not None else record.parsed.notes if record.parsed else [])
     # Built from counted values: no validation needed (10,000 of them in a full call).
-    return PortalRecordResult.model_construct(
-        index=record.index, MaHoSo=record.code, result=result,
-        reason="; ".join(notes) or None, events_stored=stored, events_updated=updated,
-        events_duplicate=len(results) - stored - updated,
-    )  # fmt: skip
+    return constructed(PortalRecordResult, {
+        "index": record.index, "MaHoSo": record.code, "result": result,
+        "reason": "; ".join(notes) or None, "events_stored": stored, "events_updated": updated,
+        "events_duplicate": len(results) - stored - updated,
+    })  # fmt: skip
 
 
 def _rejected(record: _Record, errors: Sequence[dict[str, Any]]) -> PortalRecordResult:
