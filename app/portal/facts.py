@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from app.dossiers.facts import DossierFacts
-from app.portal.values import ValueReader, scrubbed, shown
+from app.portal.values import FLAG_TEXTS, ValueReader, scrubbed, shown
 
 PAPERS = "TaiLieuNop"
 FEES = "DanhSachLePhi"
@@ -45,7 +45,7 @@ def _papers(
     entries = reader.entries(raw.get(PAPERS), PAPERS)
     if entries is None:
         return None, None, None, None, None
-    plain = _plain_papers(entries)
+    plain = _plain_papers(entries, reader)
     if plain is not None:
         return plain
     flag = reader.flag
@@ -84,25 +84,48 @@ def _papers(
 
 # A flag as producers nearly always send it ("1", "0", or nothing): read without a note.
 _PLAIN_FLAG: dict[str | None, bool] = {"1": True, "0": False, None: False, "": False}
+# The flags of a paper, in the order the column-by-column reading notes their values.
+_FLAG_COLUMNS = ("IsDeleted", "DuocSoHoa", "DuocTaiSuDung", "DuocLayTuKhoDMQG")
+
+
+class _NotPlain(Exception):
+    """A value the one pass leaves to the column-by-column reading."""
+
+
+def _text_flag(value: Any, column: int, j: int, odd: list[tuple[int, int, str]]) -> bool:
+    """A flag sent as other text (``" 1"``, ``"true"``, ``"2"``): set as :meth:`ValueReader.flag`
+    reads it; one it cannot read is kept in ``odd`` to be noted in the columns' order."""
+    if type(value) is not str:
+        raise _NotPlain
+    text = value.strip()
+    flag = FLAG_TEXTS.get(text.lower()) if text else None
+    if text and flag is None:
+        odd.append((column, j, value))
+    return flag is True
 
 
 def _plain_papers(
-    entries: list[tuple[int, Mapping[str, Any]]],
+    entries: list[tuple[int, Mapping[str, Any]]], reader: ValueReader
 ) -> tuple[int, int, int, int, int] | None:
-    """:func:`_papers` in one pass, for entries whose flags are ``"1"``, ``"0"`` or blank and
-    whose file fields are text or absent (nothing to note); ``None`` for any other value, which
-    is then read column by column so that its notes come in their order."""
+    """:func:`_papers` in one pass, for entries whose flags are text or absent and whose file
+    fields are text or absent; ``None`` for any other value, which is then read column by
+    column. A flag that is not one is noted as that reading notes it, column by column."""
     total = with_file = digitised = reused = national = 0
     flags = _PLAIN_FLAG
+    odd: list[tuple[int, int, str]] = []
     try:
-        for _, entry in entries:
+        for j, entry in entries:
             get = entry.get
-            if flags[get("IsDeleted")]:
+            flag = flags.get(value := get("IsDeleted"))
+            if flag if flag is not None else _text_flag(value, 0, j, odd):
                 continue
             total += 1
-            digitised += flags[get("DuocSoHoa")]
-            reused += flags[get("DuocTaiSuDung")]
-            national += flags[get("DuocLayTuKhoDMQG")]
+            flag = flags.get(value := get("DuocSoHoa"))
+            digitised += flag if flag is not None else _text_flag(value, 1, j, odd)
+            flag = flags.get(value := get("DuocTaiSuDung"))
+            reused += flag if flag is not None else _text_flag(value, 2, j, odd)
+            flag = flags.get(value := get("DuocLayTuKhoDMQG"))
+            national += flag if flag is not None else _text_flag(value, 3, j, odd)
             path, attachment = get("DuongDanTaiTepTin"), get("TepDinhKemId")
             if not (path is None or type(path) is str) or not (
                 attachment is None or type(attachment) is str
@@ -110,8 +133,10 @@ def _plain_papers(
                 return None
             if (path and path.strip()) or (attachment and attachment.strip()):
                 with_file += 1
-    except (KeyError, TypeError):  # a value not in the table (TypeError: not hashable)
+    except (_NotPlain, TypeError):  # TypeError: a value that is not hashable
         return None
+    for column, j, value in sorted(odd):
+        reader.flag(value, f"{PAPERS}/{j}/{_FLAG_COLUMNS[column]}")  # its note
     return total, with_file, digitised, reused, national
 
 

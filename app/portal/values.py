@@ -37,7 +37,8 @@ _SHOWN_CHARS = 40
 _GROUPED_AMOUNT = re.compile(r"[0-9]{1,3}(?:(?P<sep>[.,])[0-9]{3})(?:(?P=sep)[0-9]{3})*")
 _PLAIN_AMOUNT = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _MAX_AMOUNT = Decimal(10) ** 15  # fees_total is numeric(18, 2)
-_FLAGS: dict[str, bool] = {"1": True, "0": False, "true": True, "false": False}
+# A flag's texts (stripped, lower case) and what each says.
+FLAG_TEXTS: dict[str, bool] = {"1": True, "0": False, "true": True, "false": False}
 
 
 @lru_cache(maxsize=4096)
@@ -212,7 +213,7 @@ class ValueReader:
         text = self.text(value, path)
         if text is None:
             return None
-        flag = _FLAGS.get(text.lower())
+        flag = FLAG_TEXTS.get(text.lower())
         if flag is None:
             self._ignored(path, f"expected '1', '0' or '', got {shown(text)}")
         return flag
