@@ -180,8 +180,9 @@ def _databases(reader: ValueReader, raw: Mapping[str, Any]) -> tuple[str, ...] |
     codes: list[str] = []
     for j, entry in enumerate(value):
         # Producers send [{"MaCSDL": "..."}]; a bare list of codes means the same.
-        path = f"{DATABASES}/{j}/MaCSDL" if isinstance(entry, Mapping) else f"{DATABASES}/{j}"
-        code = reader.text(entry.get("MaCSDL") if isinstance(entry, Mapping) else entry, path)
+        listed = type(entry) is dict or isinstance(entry, Mapping)
+        path = f"{DATABASES}/{j}/MaCSDL" if listed else f"{DATABASES}/{j}"
+        code = reader.text(entry.get("MaCSDL") if listed else entry, path)
         if code is None:
             continue
         if not _DATABASE_CODE.fullmatch(code):

@@ -250,7 +250,7 @@ def _identity(
         reader.note(f"MaDonVi: {shown(declared)} is not a unit code; ignored")
         declared = None
     unit_code = given or declared or unit_token
-    if code and _DOSSIER_CODE.match(code) and unit_code is None:
+    if unit_code is None and code and _DOSSIER_CODE.match(code):
         refuse(
             "MaHoSo",
             "no unit: MaHoSo has no identifier prefix ({identifier}-{yyMMdd}-{sequence}) and "
@@ -686,7 +686,7 @@ def records_to_events(
 
 def _record(raw: Any, index: int, call: _Call) -> ParsedRecord:
     """:func:`records_to_events` for a record of ``call``."""
-    if not isinstance(raw, Mapping):
+    if type(raw) is not dict and not isinstance(raw, Mapping):  # a dict: no ABC check
         detail = f"expected an object (one dossier record), got {json_type(raw)}"
         raise PortalRecordError([{"pointer": _pointer(index), "detail": detail}])
     reader = ValueReader(call.horizon)

@@ -89,10 +89,23 @@ def parse_compact_time(value: str, field: str) -> datetime | None:
 
 
 def _compact_time(t: str, field: str) -> datetime:
-    """Fourteen ASCII digits, ``yyyyMMddHHmmss`` in Vietnam time, as an instant. Sliced, not
-    strptime: strptime accepts 1-digit months and days and could misread the run."""
+    """Fourteen ASCII digits, ``yyyyMMddHHmmss`` in Vietnam time, as an instant. Not strptime,
+    which accepts 1-digit months and days and could misread the run: read as the ISO 8601
+    basic form (``yyyyMMddTHHmmss``, C code, a quarter faster), else sliced, which words what
+    is wrong. Hour 24 is always sliced (and refused): a newer Python may read it as midnight."""
+    if t[8:10] != "24":
+        try:
+            at = _from_iso(f"{t[:8]}T{t[8:]}")
+        except ValueError:
+            pass
+        else:
+            if 2000 <= at.year < 2100:
+                return at.replace(tzinfo=PORTAL_TZ)
     parts = [int(t[:4]), int(t[4:6]), int(t[6:8]), int(t[8:10]), int(t[10:12]), int(t[12:14])]
     return _checked(field, t, parts, PORTAL_TZ)
+
+
+_from_iso = datetime.fromisoformat
 
 
 def parse_portal_time(value: str, field: str) -> datetime | None:
@@ -263,7 +276,7 @@ class ValueReader:
             return None
         kept = []
         for j, entry in enumerate(value):
-            if isinstance(entry, Mapping):
+            if type(entry) is dict or isinstance(entry, Mapping):  # a dict: no ABC check
                 kept.append((j, entry))
             else:
                 self._ignored(f"{path}/{j}", f"expected an object, got {json_type(entry)}")

@@ -16,6 +16,7 @@ import pytest
 
 from app.dossiers.schemas import Channel, DossierEventIn, DossierStatus
 from app.portal.records import (
+    PORTAL_TZ,
     PortalFormatError,
     PortalRecordError,
     minimised,
@@ -511,6 +512,21 @@ def test_portal_times_are_vietnam_time() -> None:
     assert parsed == datetime(2026, 10, 8, 7, 30, tzinfo=UTC)
     assert parsed is not None and parsed.utcoffset() is not None
     assert parsed.isoformat() == "2026-10-08T14:30:00+07:00"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("20000101000000", datetime(2000, 1, 1, 0, 0, 0)),  # the first instant read
+        ("20991231235959", datetime(2099, 12, 31, 23, 59, 59)),  # the last
+        ("20280229120000", datetime(2028, 2, 29, 12, 0, 0)),  # a leap day
+        ("20261008000000", datetime(2026, 10, 8, 0, 0, 0)),  # midnight is hour 00, not 24
+    ],
+)
+def test_times_at_the_edges(value: str, expected: datetime) -> None:
+    parsed = parse_compact_time(value, "NgayHenTra")
+    assert parsed == expected.replace(tzinfo=PORTAL_TZ)
+    assert parsed is not None and parsed.tzinfo is PORTAL_TZ  # the zone, not a fixed offset
 
 
 @pytest.mark.parametrize("blank", ["", "   "])
