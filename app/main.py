@@ -115,7 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="chiso",
-        version="0.4.6",
+        version="0.4.7",
         description=API_DESCRIPTION,
         lifespan=lifespan,
         docs_url=None,
