@@ -37,6 +37,7 @@ from app.portal.facts import DATABASES, FEES, PAPERS, RESULTS, read_facts
 from app.portal.values import (
     COMPACT_TIME_FORMAT,
     PORTAL_TZ,
+    REMEMBERED_CHARS,
     PortalFormatError,
     ValueReader,
     as_text,
@@ -260,7 +261,8 @@ def _identity(
         raise PortalRecordError(errors)
 
     names = raw.get("TenTTHC"), raw.get("MaLinhVuc"), raw.get("TenLinhVuc")
-    if all(value is None or type(value) is str for value in names):
+    if all(value is None or (type(value) is str and len(value) <= REMEMBERED_CHARS)
+           for value in names):  # fmt: skip
         seen = _procedure_seen(procedure, *names)  # what producers send: text or nothing
     else:
 
@@ -290,7 +292,8 @@ def _procedure_seen(
 ) -> ProcedureSeen:
     """The procedure a record names, from its ``TenTTHC``, ``MaLinhVuc`` and ``TenLinhVuc`` as
     sent (text or ``None``; read as :meth:`ValueReader.text` reads text, which has no note for
-    either). Remembered: a call's records name a few procedures, each many times."""
+    either). Remembered (names up to :data:`REMEMBERED_CHARS`): a call's records name a few
+    procedures, each many times."""
 
     def named(value: str | None) -> str | None:
         text = value.strip() if value else None

@@ -41,9 +41,21 @@ _MAX_AMOUNT = Decimal(10) ** 15  # fees_total is numeric(18, 2)
 FLAG_TEXTS: dict[str, bool] = {"1": True, "0": False, "true": True, "false": False}
 
 
-@lru_cache(maxsize=4096)
+# The longest text the readers' caches remember. A sender's value can be megabytes long (a
+# call's body may be 32 MB), and thousands of them remembered would hold gigabytes in every
+# API process: longer texts are worked out each time. Bound: 4,096 scrubbed texts, 8,192
+# times and 4,096 procedures of three names, at most this many characters each.
+REMEMBERED_CHARS = 1_000
+
+
 def scrubbed(text: str) -> str:
-    """:func:`scrub`, remembered: procedure names, codes and notes repeat across a batch."""
+    """:func:`scrub`, remembered (up to :data:`REMEMBERED_CHARS`): procedure names, codes and
+    notes repeat across a batch."""
+    return _scrubbed(text) if len(text) <= REMEMBERED_CHARS else scrub(text)
+
+
+@lru_cache(maxsize=4096)
+def _scrubbed(text: str) -> str:
     return scrub(text)
 
 
@@ -132,15 +144,22 @@ def parse_portal_time(value: str, field: str) -> datetime | None:
     return _checked(field, text, parts, zone)
 
 
-@lru_cache(maxsize=8192)
 def _read_time(text: str) -> tuple[datetime | None, str | None]:
     """:func:`parse_portal_time` of a stripped text: ``(instant, None)`` or ``(None, what is
-    wrong)``. Remembered: a record reads its dates more than once (the field name is not part
-    of the answer: a problem's wording does not depend on it)."""
+    wrong)``. Remembered (up to :data:`REMEMBERED_CHARS`): a record reads its dates more than
+    once (the field name is not part of the answer: a problem's wording does not depend on
+    it)."""
+    return _remembered_time(text) if len(text) <= REMEMBERED_CHARS else _time_of(text)
+
+
+def _time_of(text: str) -> tuple[datetime | None, str | None]:
     try:
         return parse_portal_time(text, ""), None
     except PortalFormatError as exc:
         return None, exc.message
+
+
+_remembered_time = lru_cache(maxsize=8192)(_time_of)
 
 
 def as_text(value: Any) -> str | None:
