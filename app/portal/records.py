@@ -260,17 +260,13 @@ def _identity(
     if errors or not code or isinstance(status, str) or unit_code is None:
         raise PortalRecordError(errors)
 
-    names = raw.get("TenTTHC"), raw.get("MaLinhVuc"), raw.get("TenLinhVuc")
-    if all(value is None or (type(value) is str and len(value) <= REMEMBERED_CHARS)
-           for value in names):  # fmt: skip
-        seen = _procedure_seen(procedure, *names)  # what producers send: text or nothing
+    names = [raw.get(name) for name in _PROCEDURE_NAMES]
+    if not all(value is None or type(value) is str for value in names):
+        names = [reader.text(raw.get(name), name) for name in _PROCEDURE_NAMES]  # notes odd ones
+    if all(value is None or len(value) <= REMEMBERED_CHARS for value in names):
+        seen = _procedure_seen(procedure, *names)
     else:
-
-        def name(field_name: str) -> str | None:
-            text = reader.text(raw.get(field_name), field_name)
-            return _name(text) if text else None
-
-        seen = ProcedureSeen(procedure, name("TenTTHC"), name("MaLinhVuc"), name("TenLinhVuc"))
+        seen = _procedure(procedure, *names)
     return _Identity(
         code=code,
         procedure=seen,
@@ -282,24 +278,25 @@ def _identity(
     )
 
 
-def _name(text: str) -> str:
-    return scrubbed(text)[:_NAME_CHARS]
+_PROCEDURE_NAMES = ("TenTTHC", "MaLinhVuc", "TenLinhVuc")
 
 
-@lru_cache(maxsize=4096)
-def _procedure_seen(
+def _procedure(
     code: str, name: str | None, field_code: str | None, field_name: str | None
 ) -> ProcedureSeen:
     """The procedure a record names, from its ``TenTTHC``, ``MaLinhVuc`` and ``TenLinhVuc`` as
-    sent (text or ``None``; read as :meth:`ValueReader.text` reads text, which has no note for
-    either). Remembered (names up to :data:`REMEMBERED_CHARS`): a call's records name a few
-    procedures, each many times."""
+    text (stripped here, scrubbed and cut) or ``None``."""
 
     def named(value: str | None) -> str | None:
         text = value.strip() if value else None
-        return _name(text) if text else None
+        return scrubbed(text)[:_NAME_CHARS] if text else None
 
     return ProcedureSeen(code, named(name), named(field_code), named(field_name))
+
+
+# Remembered for names up to REMEMBERED_CHARS: a call's records name a few procedures, each
+# many times.
+_procedure_seen = lru_cache(maxsize=4096)(_procedure)
 
 
 # --- the events a snapshot implies -------------------------------------------------------------
