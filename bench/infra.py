@@ -158,6 +158,9 @@ async def postgres_info(url: str) -> dict[str, Any]:
             "fsync",
             "wal_level",
             "max_wal_size",
+            "checkpoint_timeout",
+            "wal_compression",
+            "full_page_writes",
         ]
         rows = await conn.fetch(
             "SELECT name, current_setting(name) AS value FROM unnest($1::text[]) AS name", names

@@ -230,6 +230,20 @@ def _load_note(data: dict[str, Any]) -> str:
     )
 
 
+# The server's settings a reader needs to weigh the ingestion figures: its cache, its commit,
+# and how often it checkpoints (each checkpoint makes the next change to every page write the
+# whole page to the log). Settings older results did not record are left out.
+_SHOWN_SETTINGS = (
+    "shared_buffers", "synchronous_commit", "max_wal_size", "checkpoint_timeout",
+    "wal_compression",
+)  # fmt: skip
+
+
+def _settings_note(settings: dict[str, str]) -> str:
+    shown = [f"{name} {settings[name]}" for name in _SHOWN_SETTINGS if name in settings]
+    return ", ".join(shown) or "settings not recorded"
+
+
 def _processes_note(data: dict[str, Any]) -> str:
     counts = sorted({s["api_processes"] for s in data["scenarios"].values() if s["api_processes"]})
     if not counts:
@@ -264,8 +278,7 @@ def section(data: dict[str, Any], json_path: Path, sources: list[Path] | None = 
             "",
             f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB RAM, Linux "
             f"{m['kernel']}, Python {m['python']}; PostgreSQL {pg['version']} "
-            f"(shared_buffers {pg['settings'].get('shared_buffers', '?')}, synchronous_commit "
-            f"{pg['settings'].get('synchronous_commit', '?')}). {_processes_note(data)}; "
+            f"({_settings_note(pg['settings'])}). {_processes_note(data)}; "
             f"load generator: {cfg['loadgen']}; {cfg['rounds']} interleaved rounds, median. "
             f"{took} {raw} {_load_note(data)}",
             "",

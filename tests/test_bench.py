@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import report
+from bench import report, writes
 from bench.config import HTTP_SCENARIOS, SCENARIOS, available
 from bench.model import percentile
 from bench.run import parse_args
@@ -68,6 +68,15 @@ def test_every_scenario_runs_at_smoke_scale(servers: Servers, tmp_path: Path) ->
         for r in batch["rounds"]:
             assert r["subject"]["duplicate"] == 0 and r["subject"]["rejected"] == 0, count
             assert r["subject"]["stored"] == r["subject"]["events"], count
+    # Both ingestion paths say how much log they write per event, and so does their COPY.
+    for name in ("batch@1", "portal_push@1"):
+        (wal,) = [f for f in data["scenarios"][name]["figures"]
+                  if f["name"] == "write-ahead log per event vs COPY"]  # fmt: skip
+        assert wal["value"] > 0 and wal["baseline"] > 0, name
+        for r in wal["rounds"] or data["scenarios"][name]["figures"][0]["rounds"]:
+            for side in ("subject", "baseline"):
+                assert r[side]["writes"]["wal_bytes"] > 0, (name, side)
+                assert r[side]["writes"]["checkpoints"] >= 0, (name, side)
     # The recomputation says where its time goes: each kind of statement, then the rest.
     spent = data["scenarios"]["recompute"]["details"]["time_by_statement"]
     kinds = [row["what"] for row in spent]
@@ -254,3 +263,35 @@ def test_percentile_is_nearest_rank() -> None:
     assert percentile(values, 0.99) == 99.0
     assert percentile([7.0], 0.99) == 7.0
     assert percentile([], 0.5) is None
+
+
+def test_writes_are_the_log_between_two_readings_per_event() -> None:
+    before, after = writes.Reading(wal=1_000, checkpoints=3), writes.Reading(9_192, 4)
+    assert writes.written(before, after, 4) == {
+        "wal_bytes": 8_192, "wal_bytes_per_event": 2_048.0, "checkpoints": 1,
+    }  # fmt: skip
+    assert writes.written(before, before, 0)["wal_bytes_per_event"] is None
+
+
+def test_the_log_figure_sets_chiso_s_median_against_the_copy_s() -> None:
+    def rounds(*per_event: float) -> list[dict]:
+        return [{"writes": {"wal_bytes_per_event": v}} for v in per_event]
+
+    wal = writes.wal_figure(rounds(3_000, 5_000, 4_000), rounds(1_000, 2_000, 1_500))
+    assert (wal.value, wal.baseline) == (4_000, 1_500)
+    assert wal.ratio == pytest.approx(8 / 3)
+    assert wal.higher_is_better is False and wal.target_ratio is None
+
+
+def test_the_report_names_the_servers_checkpoint_settings() -> None:
+    data = _run({})
+    data["postgres"]["settings"] = {
+        "shared_buffers": "128MB", "synchronous_commit": "on", "max_wal_size": "1GB",
+        "checkpoint_timeout": "5min", "wal_compression": "off", "work_mem": "4MB",
+    }  # fmt: skip
+    header = report.section(data, PROJECT_ROOT / "bench" / "results" / "x.json").splitlines()[2]
+    assert ("(shared_buffers 128MB, synchronous_commit on, max_wal_size 1GB, "
+            "checkpoint_timeout 5min, wal_compression off)") in header  # fmt: skip
+    data["postgres"]["settings"] = {"shared_buffers": "128MB"}  # an older result's
+    header = report.section(data, PROJECT_ROOT / "bench" / "results" / "x.json").splitlines()[2]
+    assert "(shared_buffers 128MB)" in header

@@ -33,6 +33,7 @@ import asyncpg
 import httpx
 import orjson
 
+from bench import writes
 from bench.config import PROJECT_ROOT
 from bench.context import Bench
 from bench.datagen import EVENT_COLUMNS, copy_record, histories
@@ -194,9 +195,11 @@ def run(bench: Bench) -> ScenarioResult:
     def subject(r: int) -> dict[str, Any]:
         bodies, _, count, codes = data(r)
         leftover = asyncio.run(_derive_all(bench))  # queued before the burst: not its work
+        before = writes.reading(bench.db_url)
         started = time.perf_counter()
         totals = asyncio.run(_post_all(bench, bodies))
         seconds = time.perf_counter() - started
+        wrote = writes.written(before, writes.reading(bench.db_url), count)
         started = time.perf_counter()
         dossiers = asyncio.run(_derive_all(bench))
         derive_seconds = time.perf_counter() - started
@@ -221,10 +224,12 @@ def run(bench: Bench) -> ScenarioResult:
             "sustained_events_per_s": count / (seconds + derive_seconds),
             "stored_to_derived_ms": {"p50": p50, "p99": p99},
             **totals,
+            "writes": wrote,
         }
 
     def baseline(r: int) -> dict[str, Any]:
         _, rows, count, _ = data(r)
+        before = writes.reading(bench.db_url)
         started = time.perf_counter()
         latencies = asyncio.run(_copy_all(bench, rows))
         seconds = time.perf_counter() - started
@@ -233,6 +238,7 @@ def run(bench: Bench) -> ScenarioResult:
             "seconds": round(seconds, 3),
             "events_per_s": count / seconds,
             "chunk_ms": _latencies(latencies),
+            "writes": writes.written(before, writes.reading(bench.db_url), count),
         }
 
     bases, subjects = interleaved(scale.rounds, baseline, subject)
@@ -300,6 +306,7 @@ def run(bench: Bench) -> ScenarioResult:
             "by one derive_dossiers: events / (posting time + derivation time); latency: "
             "a dossier's last event stored → derived",
         ),
+        writes.wal_figure(subjects, bases),
     ]
 
     if bench.last_pass:

@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import orjson
 
+from bench import writes
 from bench.context import Bench
 from bench.datagen import EVENT_COLUMNS
 from bench.infra import log
@@ -141,9 +142,11 @@ def run(bench: Bench) -> ScenarioResult:
 
     def subject(r: int) -> dict[str, Any]:
         calls, _, records, events = data(r)
+        before = writes.reading(bench.db_url)
         started = time.perf_counter()
         pushed = asyncio.run(_push_all(bench, calls))
         seconds = time.perf_counter() - started
+        wrote = writes.written(before, writes.reading(bench.db_url), events)
         latencies = pushed.pop("latencies")
         derived = asyncio.run(_derive_all(bench))  # off the clock: leave an empty queue
         log(
@@ -160,10 +163,12 @@ def run(bench: Bench) -> ScenarioResult:
             "requests": len(calls),
             **_timing(latencies),
             **pushed,
+            "writes": wrote,
         }
 
     def baseline(r: int) -> dict[str, Any]:
         _, rows, records, events = data(r)
+        before = writes.reading(bench.db_url)
         started = time.perf_counter()
         latencies = asyncio.run(_copy_all(bench, rows))
         seconds = time.perf_counter() - started
@@ -173,6 +178,7 @@ def run(bench: Bench) -> ScenarioResult:
             "seconds": round(seconds, 3),
             "events_per_s": events / seconds,
             **_timing(latencies),
+            "writes": writes.written(before, writes.reading(bench.db_url), events),
         }
 
     bases, subjects = interleaved(scale.rounds, baseline, subject)
@@ -209,6 +215,7 @@ def run(bench: Bench) -> ScenarioResult:
             baseline_p99_ms=median([b["p99_ms"] for b in bases]),
         ),
         Figure("records/s", "records/s", median([s["records_per_s"] for s in subjects])),
+        writes.wal_figure(subjects, bases),
     ]
     refused = sum(s["rejected"] + s["quarantined"] for s in subjects)
     if refused:
