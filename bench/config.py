@@ -113,6 +113,8 @@ class Options:
     rankings_query: str = ""
     results_dir: Path = RESULTS_DIR
     extra: dict[str, str] = field(default_factory=dict)
+    # Each ingestion round, chiso's and its COPY's, begins with a checkpoint (bench/writes.py).
+    checkpoint_rounds: bool = False
 
     @property
     def workers(self) -> int:

@@ -244,6 +244,12 @@ def _settings_note(settings: dict[str, str]) -> str:
     return ", ".join(shown) or "settings not recorded"
 
 
+def _checkpoint_note(config: dict[str, Any]) -> str:
+    if not config.get("checkpoint_rounds"):
+        return ""
+    return "; each ingestion round, chiso's and its COPY's, began with a checkpoint"
+
+
 def _processes_note(data: dict[str, Any]) -> str:
     counts = sorted({s["api_processes"] for s in data["scenarios"].values() if s["api_processes"]})
     if not counts:
@@ -278,7 +284,8 @@ def section(data: dict[str, Any], json_path: Path, sources: list[Path] | None = 
             "",
             f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB RAM, Linux "
             f"{m['kernel']}, Python {m['python']}; PostgreSQL {pg['version']} "
-            f"({_settings_note(pg['settings'])}). {_processes_note(data)}; "
+            f"({_settings_note(pg['settings'])}{_checkpoint_note(cfg)}). "
+            f"{_processes_note(data)}; "
             f"load generator: {cfg['loadgen']}; {cfg['rounds']} interleaved rounds, median. "
             f"{took} {raw} {_load_note(data)}",
             "",

@@ -84,6 +84,13 @@ def parse_args(argv: list[str] | None) -> Options:
         help="profile this scenario's subject with py-spy (one extra run)",
     )
     parser.add_argument("--keep-database", action="store_true")
+    parser.add_argument(
+        "--checkpoint-rounds",
+        action="store_true",
+        help="begin each ingestion round (batch, portal records; chiso's and the COPY's) with "
+        "a CHECKPOINT, off the clock, so that both sides start from the same server state "
+        "(needs a superuser or pg_checkpoint)",
+    )
     parser.add_argument("--no-docs", action="store_true", help="do not touch docs/PERFORMANCE.md")
     parser.add_argument("--rankings-query", default="")
     parser.add_argument(
@@ -111,6 +118,7 @@ def parse_args(argv: list[str] | None) -> Options:
         loadgen=args.loadgen,
         profile=args.profile,
         keep_database=args.keep_database,
+        checkpoint_rounds=args.checkpoint_rounds,
         write_docs=not args.no_docs,
         rankings_query=args.rankings_query,
         results_dir=args.results_dir,
@@ -294,6 +302,7 @@ def run(options: Options) -> dict[str, Any]:
             "loadgen": wrk_version(wrk) if wrk else "python (bench.pyload) — lower bound",
             "loadgen_why": why,
             "api_env": options.extra,
+            "checkpoint_rounds": options.checkpoint_rounds,
             "scale": vars(options.scale),
             "servers": {"notes": servers.notes, "redis": servers.redis_url.split("@")[-1]},
         },

@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 
+from bench.context import Bench
 from bench.infra import plain_url
 from bench.model import Figure, median
 
@@ -48,6 +49,23 @@ async def _read(url: str) -> Reading:
 
 def reading(url: str) -> Reading:
     return asyncio.run(_read(url))
+
+
+async def _checkpoint(url: str) -> None:
+    conn = await asyncpg.connect(plain_url(url))
+    try:
+        await conn.execute("CHECKPOINT")
+    finally:
+        await conn.close()
+
+
+def start(bench: Bench) -> Reading:
+    """The reading a round starts from; with ``--checkpoint-rounds``, taken after a checkpoint,
+    so that every round, chiso's or its baseline's, first changes each page it touches right
+    after one (and writes that whole page to the log), whichever ran before it."""
+    if bench.options.checkpoint_rounds:
+        asyncio.run(_checkpoint(bench.db_url))
+    return reading(bench.db_url)
 
 
 def written(before: Reading, after: Reading, events: int) -> dict[str, Any]:

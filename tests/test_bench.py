@@ -9,12 +9,16 @@ hand-made results.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
+import asyncpg
 import pytest
 
 from bench import report, writes
@@ -257,6 +261,35 @@ def test_api_process_counts_option() -> None:
             parse_args(["--workers", bad])
 
 
+def test_checkpoint_rounds_option() -> None:
+    assert parse_args([]).checkpoint_rounds is False
+    assert parse_args(["--checkpoint-rounds"]).checkpoint_rounds is True
+
+
+def test_a_round_started_with_checkpoint_rounds_starts_after_a_checkpoint(
+    servers: Servers,
+) -> None:
+    url = plain_url(servers.server_url)
+    last = "SELECT checkpoint_lsn FROM pg_control_checkpoint()"
+    bench = SimpleNamespace(db_url=url, options=SimpleNamespace(checkpoint_rounds=True))
+    before = _fetch(url, last)
+    start = writes.start(cast(Any, bench))
+    after = _fetch(url, last)
+    assert int(after) > int(before)  # a checkpoint since (asyncpg reads an LSN as bytes)
+    assert start.wal >= int(after)  # and the round's reading was taken after it
+
+
+def _fetch(url: str, sql: str) -> str:
+    async def fetch() -> str:
+        conn = await asyncpg.connect(url)
+        try:
+            return str(await conn.fetchval(sql))
+        finally:
+            await conn.close()
+
+    return asyncio.run(fetch())
+
+
 def test_percentile_is_nearest_rank() -> None:
     values = [float(v) for v in range(1, 101)]  # 1 … 100
     assert percentile(values, 0.5) == 50.0
@@ -295,3 +328,7 @@ def test_the_report_names_the_servers_checkpoint_settings() -> None:
     data["postgres"]["settings"] = {"shared_buffers": "128MB"}  # an older result's
     header = report.section(data, PROJECT_ROOT / "bench" / "results" / "x.json").splitlines()[2]
     assert "(shared_buffers 128MB)" in header
+    data["config"]["checkpoint_rounds"] = True  # --checkpoint-rounds
+    header = report.section(data, PROJECT_ROOT / "bench" / "results" / "x.json").splitlines()[2]
+    assert ("(shared_buffers 128MB; each ingestion round, chiso's and its COPY's, began with a "
+            "checkpoint)") in header  # fmt: skip

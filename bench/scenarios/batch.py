@@ -195,7 +195,7 @@ def run(bench: Bench) -> ScenarioResult:
     def subject(r: int) -> dict[str, Any]:
         bodies, _, count, codes = data(r)
         leftover = asyncio.run(_derive_all(bench))  # queued before the burst: not its work
-        before = writes.reading(bench.db_url)
+        before = writes.start(bench)
         started = time.perf_counter()
         totals = asyncio.run(_post_all(bench, bodies))
         seconds = time.perf_counter() - started
@@ -229,7 +229,7 @@ def run(bench: Bench) -> ScenarioResult:
 
     def baseline(r: int) -> dict[str, Any]:
         _, rows, count, _ = data(r)
-        before = writes.reading(bench.db_url)
+        before = writes.start(bench)
         started = time.perf_counter()
         latencies = asyncio.run(_copy_all(bench, rows))
         seconds = time.perf_counter() - started

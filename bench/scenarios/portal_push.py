@@ -142,7 +142,7 @@ def run(bench: Bench) -> ScenarioResult:
 
     def subject(r: int) -> dict[str, Any]:
         calls, _, records, events = data(r)
-        before = writes.reading(bench.db_url)
+        before = writes.start(bench)
         started = time.perf_counter()
         pushed = asyncio.run(_push_all(bench, calls))
         seconds = time.perf_counter() - started
@@ -168,7 +168,7 @@ def run(bench: Bench) -> ScenarioResult:
 
     def baseline(r: int) -> dict[str, Any]:
         _, rows, records, events = data(r)
-        before = writes.reading(bench.db_url)
+        before = writes.start(bench)
         started = time.perf_counter()
         latencies = asyncio.run(_copy_all(bench, rows))
         seconds = time.perf_counter() - started
