@@ -36,9 +36,11 @@ class Reading:
     checkpoints: int
 
 
-async def _read(url: str) -> Reading:
+async def _read(url: str, checkpoint: bool = False) -> Reading:
     conn = await asyncpg.connect(plain_url(url))
     try:
+        if checkpoint:
+            await conn.execute("CHECKPOINT")
         version = int(await conn.fetchval("SHOW server_version_num"))
         wal = await conn.fetchval(_WAL)
         checkpoints = await conn.fetchval(_CHECKPOINTS[version >= 170000])
@@ -51,21 +53,11 @@ def reading(url: str) -> Reading:
     return asyncio.run(_read(url))
 
 
-async def _checkpoint(url: str) -> None:
-    conn = await asyncpg.connect(plain_url(url))
-    try:
-        await conn.execute("CHECKPOINT")
-    finally:
-        await conn.close()
-
-
 def start(bench: Bench) -> Reading:
     """The reading a round starts from; with ``--checkpoint-rounds``, taken after a checkpoint,
     so that every round, chiso's or its baseline's, first changes each page it touches right
     after one (and writes that whole page to the log), whichever ran before it."""
-    if bench.options.checkpoint_rounds:
-        asyncio.run(_checkpoint(bench.db_url))
-    return reading(bench.db_url)
+    return asyncio.run(_read(bench.db_url, checkpoint=bench.options.checkpoint_rounds))
 
 
 def written(before: Reading, after: Reading, events: int) -> dict[str, Any]:
