@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
 
+from bench import cpu
 from bench.config import PROFILES_DIR, Options
 from bench.datagen import Procedure, Unit
 from bench.infra import (
@@ -191,6 +193,15 @@ class Bench:
     def api_worker_pids(self) -> list[int]:
         assert self.api is not None
         return children_of(self.api.pid) or [self.api.pid]
+
+    @cached_property
+    def postmaster_pid(self) -> int | None:
+        """The database server's postmaster when it runs on this machine (else None)."""
+        return cpu.postmaster(self.db_url)
+
+    def cpu_usage(self) -> cpu.Usage:
+        """CPU spent so far by the API (if it runs), the database server and this process."""
+        return cpu.usage(self.api.pid if self.api is not None else None, self.postmaster_pid)
 
     def profiler(self, scenario: str, pids: list[int], seconds: int) -> Profiler | None:
         if self.options.profile != scenario or not self.last_pass:

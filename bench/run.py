@@ -80,7 +80,7 @@ def parse_args(argv: list[str] | None) -> Options:
     parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument(
         "--profile",
-        choices=["single_post", "batch", "rankings", "portal_sync"],
+        choices=["single_post", "batch", "portal_push", "rankings", "portal_sync"],
         help="profile this scenario's subject with py-spy (one extra run)",
     )
     parser.add_argument("--keep-database", action="store_true")

@@ -21,7 +21,7 @@ from typing import Any, cast
 import asyncpg
 import pytest
 
-from bench import report, writes
+from bench import cpu, report, writes
 from bench.config import HTTP_SCENARIOS, SCENARIOS, available
 from bench.model import percentile
 from bench.run import parse_args
@@ -81,6 +81,13 @@ def test_every_scenario_runs_at_smoke_scale(servers: Servers, tmp_path: Path) ->
             for side in ("subject", "baseline"):
                 assert r[side]["writes"]["wal_bytes"] > 0, (name, side)
                 assert r[side]["writes"]["checkpoints"] >= 0, (name, side)
+    # …and where their CPU goes, theirs and their COPY's: the server runs on this machine.
+    for name in ("batch@1", "portal_push@1"):
+        for r in data["scenarios"][name]["figures"][0]["rounds"]:
+            for side in ("subject", "baseline"):
+                spent = r[side]["cpu"]
+                assert spent["postgres_s"] is not None and spent["client_s"] >= 0, (name, side)
+            assert r["subject"]["cpu"]["api_s"] is not None, name
     # The recomputation says where its time goes: each kind of statement, then the rest.
     spent = data["scenarios"]["recompute"]["details"]["time_by_statement"]
     kinds = [row["what"] for row in spent]
@@ -332,3 +339,64 @@ def test_the_report_names_the_servers_checkpoint_settings() -> None:
     header = report.section(data, PROJECT_ROOT / "bench" / "results" / "x.json").splitlines()[2]
     assert ("(shared_buffers 128MB; each ingestion round, chiso's and its COPY's, began with a "
             "checkpoint)") in header  # fmt: skip
+
+
+def test_cpu_spent_is_each_side_s_time_between_two_readings_per_1000_events() -> None:
+    before = cpu.Usage(api=10.0, postgres=20.0, client=1.0, busy=100.0)
+    after = cpu.Usage(api=12.5, postgres=21.0, client=1.5, busy=104.0)
+    assert cpu.spent(before, after, 2.0, 50_000) == {
+        "api_s": 2.5, "postgres_s": 1.0, "client_s": 0.5,
+        "api_ms_per_1000": 50.0, "postgres_ms_per_1000": 20.0, "client_ms_per_1000": 10.0,
+        "busy_cores": 2.0,
+    }  # fmt: skip
+    # A server elsewhere has no reading; a side that spent less than a tick is not measured.
+    elsewhere = cpu.spent(
+        cpu.Usage(None, None, 1.0, 100.0), cpu.Usage(None, None, 1.0, 101.0), 0.5, 1_000
+    )
+    assert (elsewhere["postgres_s"], elsewhere["postgres_ms_per_1000"]) == (None, None)
+    assert (elsewhere["client_s"], elsewhere["client_ms_per_1000"]) == (0.0, None)
+    assert elsewhere["busy_cores"] == 2.0
+
+
+def test_the_cpu_figures_set_chiso_s_medians_against_the_copy_s() -> None:
+    def rounds(*sides: tuple[float, float, float]) -> list[dict]:
+        names = ("api_ms_per_1000", "postgres_ms_per_1000", "client_ms_per_1000")
+        return [{"cpu": {**dict(zip(names, side, strict=True)), "busy_cores": 1.5}}
+                for side in sides]  # fmt: skip
+
+    subjects = rounds((40, 30, 3), (36, 34, 3), (38, 31, 2))
+    bases = rounds((0, 6, 3), (0, 8, 4), (0, 7, 3))
+    database, api = cpu.cpu_figures(subjects, bases)
+    assert (database.value, database.baseline) == (31, 7)
+    assert (api.value, api.baseline) == (38, 3)
+    assert database.higher_is_better is False and database.target_ratio is None
+    assert "busy cores: 1.50 of" in (database.note or "")
+
+
+def test_cpu_of_a_process_tree_counts_its_children_live_and_ended() -> None:
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass\n"
+    me = os.getpid()
+    before = cpu.tree_seconds(me)
+    subprocess.run([sys.executable, "-c", burn], check=True)  # ended, waited for: cutime
+    ended = cpu.tree_seconds(me)
+    assert before is not None and ended is not None and ended - before >= 0.35
+    child = subprocess.Popen([sys.executable, "-c", burn + "print(1, flush=True)\ntime.sleep(60)"],
+                             stdout=subprocess.PIPE)  # fmt: skip
+    try:
+        assert child.stdout is not None and child.stdout.readline() == b"1\n"  # burnt, alive
+        live = cpu.tree_seconds(me)
+        assert live is not None and live - ended >= 0.35
+    finally:
+        child.kill()
+        child.wait()
+    assert cpu.tree_seconds(2**22 + 1) is None  # no such process (above pid_max's default)
+
+
+def test_the_database_server_s_cpu_is_read_when_it_runs_here(servers: Servers) -> None:
+    url = plain_url(servers.server_url)
+    postmaster = cpu.postmaster(url)
+    assert postmaster is not None  # the tests' server runs on this machine
+    before = cpu.tree_seconds(postmaster)
+    _fetch(url, "SELECT count(*) FROM generate_series(1, 3000000)")
+    after = cpu.tree_seconds(postmaster)
+    assert before is not None and after is not None and after - before >= 0.1

@@ -33,7 +33,7 @@ import asyncpg
 import httpx
 import orjson
 
-from bench import writes
+from bench import cpu, writes
 from bench.config import PROJECT_ROOT
 from bench.context import Bench
 from bench.datagen import EVENT_COLUMNS, copy_record, histories
@@ -196,9 +196,11 @@ def run(bench: Bench) -> ScenarioResult:
         bodies, _, count, codes = data(r)
         leftover = asyncio.run(_derive_all(bench))  # queued before the burst: not its work
         before = writes.start(bench)
+        used = bench.cpu_usage()
         started = time.perf_counter()
         totals = asyncio.run(_post_all(bench, bodies))
         seconds = time.perf_counter() - started
+        spent = cpu.spent(used, bench.cpu_usage(), seconds, count)
         wrote = writes.written(before, writes.reading(bench.db_url), count)
         started = time.perf_counter()
         dossiers = asyncio.run(_derive_all(bench))
@@ -225,20 +227,24 @@ def run(bench: Bench) -> ScenarioResult:
             "stored_to_derived_ms": {"p50": p50, "p99": p99},
             **totals,
             "writes": wrote,
+            "cpu": spent,
         }
 
     def baseline(r: int) -> dict[str, Any]:
         _, rows, count, _ = data(r)
         before = writes.start(bench)
+        used = bench.cpu_usage()
         started = time.perf_counter()
         latencies = asyncio.run(_copy_all(bench, rows))
         seconds = time.perf_counter() - started
+        spent = cpu.spent(used, bench.cpu_usage(), seconds, count)
         return {
             "events": count,
             "seconds": round(seconds, 3),
             "events_per_s": count / seconds,
             "chunk_ms": _latencies(latencies),
             "writes": writes.written(before, writes.reading(bench.db_url), count),
+            "cpu": spent,
         }
 
     bases, subjects = interleaved(scale.rounds, baseline, subject)
@@ -307,6 +313,7 @@ def run(bench: Bench) -> ScenarioResult:
             "a dossier's last event stored → derived",
         ),
         writes.wal_figure(subjects, bases),
+        *cpu.cpu_figures(subjects, bases),
     ]
 
     if bench.last_pass:

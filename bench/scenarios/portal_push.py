@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import orjson
 
-from bench import writes
+from bench import cpu, writes
 from bench.context import Bench
 from bench.datagen import EVENT_COLUMNS
 from bench.infra import log
@@ -143,9 +143,11 @@ def run(bench: Bench) -> ScenarioResult:
     def subject(r: int) -> dict[str, Any]:
         calls, _, records, events = data(r)
         before = writes.start(bench)
+        used = bench.cpu_usage()
         started = time.perf_counter()
         pushed = asyncio.run(_push_all(bench, calls))
         seconds = time.perf_counter() - started
+        spent = cpu.spent(used, bench.cpu_usage(), seconds, events)
         wrote = writes.written(before, writes.reading(bench.db_url), events)
         latencies = pushed.pop("latencies")
         derived = asyncio.run(_derive_all(bench))  # off the clock: leave an empty queue
@@ -164,14 +166,17 @@ def run(bench: Bench) -> ScenarioResult:
             **_timing(latencies),
             **pushed,
             "writes": wrote,
+            "cpu": spent,
         }
 
     def baseline(r: int) -> dict[str, Any]:
         _, rows, records, events = data(r)
         before = writes.start(bench)
+        used = bench.cpu_usage()
         started = time.perf_counter()
         latencies = asyncio.run(_copy_all(bench, rows))
         seconds = time.perf_counter() - started
+        spent = cpu.spent(used, bench.cpu_usage(), seconds, events)
         return {
             "records": records,
             "events": events,
@@ -179,6 +184,7 @@ def run(bench: Bench) -> ScenarioResult:
             "events_per_s": events / seconds,
             **_timing(latencies),
             "writes": writes.written(before, writes.reading(bench.db_url), events),
+            "cpu": spent,
         }
 
     bases, subjects = interleaved(scale.rounds, baseline, subject)
@@ -216,6 +222,7 @@ def run(bench: Bench) -> ScenarioResult:
         ),
         Figure("records/s", "records/s", median([s["records_per_s"] for s in subjects])),
         writes.wal_figure(subjects, bases),
+        *cpu.cpu_figures(subjects, bases),
     ]
     refused = sum(s["rejected"] + s["quarantined"] for s in subjects)
     if refused:
