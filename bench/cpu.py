@@ -60,33 +60,46 @@ def _stat(pid: int) -> tuple[str, int, float] | None:
 def tree_seconds(root: int, patience: float = 2.0) -> float | None:
     """CPU seconds of ``root`` and of every process below it (``None``: no such process).
 
-    A child that has ended but not yet been waited for (a zombie) shows no time at all, and
-    its parent counts it only once it waits: the reading is taken again until none is left
-    (for at most ``patience`` seconds), so that a connection closed just before, whose
-    backend is ending, is not lost."""
+    A process that ends while the tree is read may be missed: gone when its turn comes, but
+    not yet in its parent's count when the parent was read; and a child that has ended but
+    not yet been waited for (a zombie) shows no time at all. So the tree is read again until
+    two readings in a row agree, with no zombie in it (for at most ``patience`` seconds): a
+    connection closed just before, whose backend is ending, is not lost."""
     deadline = time.monotonic() + patience
+    last: tuple[float, frozenset[int]] | None = None
     while True:
-        parents: dict[int, list[int]] = {}
-        seconds: dict[int, float] = {}
-        zombies: set[int] = set()
-        for entry in os.scandir("/proc"):
-            if entry.name.isdigit() and (read := _stat(int(entry.name))) is not None:
-                pid = int(entry.name)
-                parents.setdefault(read[1], []).append(pid)
-                seconds[pid] = read[2]
-                if read[0] == "Z":
-                    zombies.add(pid)
-        if root not in seconds:
+        read = _tree(root)
+        if read is None:
             return None
-        total, todo, waiting = 0.0, [root], False
-        while todo:
-            pid = todo.pop()
-            total += seconds.get(pid, 0.0)
-            waiting = waiting or pid in zombies
-            todo.extend(parents.get(pid, ()))
-        if not waiting or time.monotonic() > deadline:
+        total, pids, waiting = read
+        if (not waiting and last == (total, pids)) or time.monotonic() > deadline:
             return total
+        last = (total, pids)
         time.sleep(0.01)
+
+
+def _tree(root: int) -> tuple[float, frozenset[int], bool] | None:
+    """One reading of ``root``'s tree: its CPU seconds, its processes, and whether one of them
+    is a zombie (``None``: no such process)."""
+    parents: dict[int, list[int]] = {}
+    seconds: dict[int, float] = {}
+    zombies: set[int] = set()
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit() and (read := _stat(int(entry.name))) is not None:
+            pid = int(entry.name)
+            parents.setdefault(read[1], []).append(pid)
+            seconds[pid] = read[2]
+            if read[0] == "Z":
+                zombies.add(pid)
+    if root not in seconds:
+        return None
+    total, todo, pids = 0.0, [root], set()
+    while todo:
+        pid = todo.pop()
+        pids.add(pid)
+        total += seconds.get(pid, 0.0)
+        todo.extend(parents.get(pid, ()))
+    return total, frozenset(pids), bool(pids & zombies)
 
 
 def busy_seconds() -> float:
