@@ -172,25 +172,18 @@ def cpu_figures(subjects: list[dict[str, Any]], bases: list[dict[str, Any]]) -> 
     note = "CPU ms per 1,000 events while the clock ran (rounds[].cpu); busy cores: {}"
     busy = median([c for r in subjects if (c := r["cpu"]["busy_cores"]) is not None])
     shown = "–" if busy is None else f"{busy:.2f} of {os.cpu_count()}"
+    # (name, chiso's side, the baseline's side, the baseline's name, note)
+    pairs = (
+        ("PostgreSQL CPU per 1,000 events vs COPY", "postgres", "postgres", "the COPY's",
+         note.format(shown)),
+        ("API CPU per 1,000 events vs the COPY's client", "api", "client",
+         "the bench encoding the COPY", None),
+    )  # fmt: skip
     figures = [
-        Figure(
-            "PostgreSQL CPU per 1,000 events vs COPY",
-            "ms",
-            _median(subjects, "postgres"),
-            baseline=_median(bases, "postgres"),
-            baseline_name="the COPY's",
-            higher_is_better=False,
-            note=note.format(shown),
-        ),
-        Figure(
-            "API CPU per 1,000 events vs the COPY's client",
-            "ms",
-            _median(subjects, "api"),
-            baseline=_median(bases, "client"),
-            baseline_name="the bench encoding the COPY",
-            higher_is_better=False,
-        ),
-    ]
+        Figure(name, "ms", _median(subjects, side), baseline=_median(bases, base),
+               baseline_name=base_name, higher_is_better=False, note=text)
+        for name, side, base, base_name, text in pairs
+    ]  # fmt: skip
     return [f for f in figures if f.value is not None]
 
 
