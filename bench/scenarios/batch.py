@@ -33,11 +33,12 @@ import asyncpg
 import httpx
 import orjson
 
-from bench import cpu, writes
+from bench import metering
 from bench.config import PROJECT_ROOT
 from bench.context import Bench
 from bench.datagen import EVENT_COLUMNS, copy_record, histories
 from bench.infra import log, plain_url, project_python
+from bench.metering import metered
 from bench.model import Figure, RoundData, ScenarioResult, interleaved, median, percentile
 from bench.targets import figure
 
@@ -195,13 +196,9 @@ def run(bench: Bench) -> ScenarioResult:
     def subject(r: int) -> dict[str, Any]:
         bodies, _, count, codes = data(r)
         leftover = asyncio.run(_derive_all(bench))  # queued before the burst: not its work
-        before = writes.start(bench)
-        used = bench.cpu_usage()
-        started = time.perf_counter()
-        totals = asyncio.run(_post_all(bench, bodies))
-        seconds = time.perf_counter() - started
-        spent = cpu.spent(used, bench.cpu_usage(), seconds, count)
-        wrote = writes.written(before, writes.reading(bench.db_url), count)
+        totals, seconds, readings = metered(
+            bench, count, lambda: asyncio.run(_post_all(bench, bodies))
+        )
         started = time.perf_counter()
         dossiers = asyncio.run(_derive_all(bench))
         derive_seconds = time.perf_counter() - started
@@ -226,25 +223,20 @@ def run(bench: Bench) -> ScenarioResult:
             "sustained_events_per_s": count / (seconds + derive_seconds),
             "stored_to_derived_ms": {"p50": p50, "p99": p99},
             **totals,
-            "writes": wrote,
-            "cpu": spent,
+            **readings,
         }
 
     def baseline(r: int) -> dict[str, Any]:
         _, rows, count, _ = data(r)
-        before = writes.start(bench)
-        used = bench.cpu_usage()
-        started = time.perf_counter()
-        latencies = asyncio.run(_copy_all(bench, rows))
-        seconds = time.perf_counter() - started
-        spent = cpu.spent(used, bench.cpu_usage(), seconds, count)
+        latencies, seconds, readings = metered(
+            bench, count, lambda: asyncio.run(_copy_all(bench, rows))
+        )
         return {
             "events": count,
             "seconds": round(seconds, 3),
             "events_per_s": count / seconds,
             "chunk_ms": _latencies(latencies),
-            "writes": writes.written(before, writes.reading(bench.db_url), count),
-            "cpu": spent,
+            **readings,
         }
 
     bases, subjects = interleaved(scale.rounds, baseline, subject)
@@ -312,8 +304,7 @@ def run(bench: Bench) -> ScenarioResult:
             "by one derive_dossiers: events / (posting time + derivation time); latency: "
             "a dossier's last event stored → derived",
         ),
-        writes.wal_figure(subjects, bases),
-        *cpu.cpu_figures(subjects, bases),
+        *metering.figures(subjects, bases),
     ]
 
     if bench.last_pass:

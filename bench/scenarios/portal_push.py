@@ -26,10 +26,11 @@ from typing import Any
 import httpx
 import orjson
 
-from bench import cpu, writes
+from bench import metering
 from bench.context import Bench
 from bench.datagen import EVENT_COLUMNS
 from bench.infra import log
+from bench.metering import metered
 from bench.model import Figure, RoundData, ScenarioResult, interleaved, median, percentile
 from bench.scenarios.batch import _copy_all, _derive_all
 from bench.targets import figure
@@ -142,13 +143,9 @@ def run(bench: Bench) -> ScenarioResult:
 
     def subject(r: int) -> dict[str, Any]:
         calls, _, records, events = data(r)
-        before = writes.start(bench)
-        used = bench.cpu_usage()
-        started = time.perf_counter()
-        pushed = asyncio.run(_push_all(bench, calls))
-        seconds = time.perf_counter() - started
-        spent = cpu.spent(used, bench.cpu_usage(), seconds, events)
-        wrote = writes.written(before, writes.reading(bench.db_url), events)
+        pushed, seconds, readings = metered(
+            bench, events, lambda: asyncio.run(_push_all(bench, calls))
+        )
         latencies = pushed.pop("latencies")
         derived = asyncio.run(_derive_all(bench))  # off the clock: leave an empty queue
         log(
@@ -165,26 +162,21 @@ def run(bench: Bench) -> ScenarioResult:
             "requests": len(calls),
             **_timing(latencies),
             **pushed,
-            "writes": wrote,
-            "cpu": spent,
+            **readings,
         }
 
     def baseline(r: int) -> dict[str, Any]:
         _, rows, records, events = data(r)
-        before = writes.start(bench)
-        used = bench.cpu_usage()
-        started = time.perf_counter()
-        latencies = asyncio.run(_copy_all(bench, rows))
-        seconds = time.perf_counter() - started
-        spent = cpu.spent(used, bench.cpu_usage(), seconds, events)
+        latencies, seconds, readings = metered(
+            bench, events, lambda: asyncio.run(_copy_all(bench, rows))
+        )
         return {
             "records": records,
             "events": events,
             "seconds": round(seconds, 3),
             "events_per_s": events / seconds,
             **_timing(latencies),
-            "writes": writes.written(before, writes.reading(bench.db_url), events),
-            "cpu": spent,
+            **readings,
         }
 
     bases, subjects = interleaved(scale.rounds, baseline, subject)
@@ -221,8 +213,7 @@ def run(bench: Bench) -> ScenarioResult:
             baseline_p99_ms=median([b["p99_ms"] for b in bases]),
         ),
         Figure("records/s", "records/s", median([s["records_per_s"] for s in subjects])),
-        writes.wal_figure(subjects, bases),
-        *cpu.cpu_figures(subjects, bases),
+        *metering.figures(subjects, bases),
     ]
     refused = sum(s["rejected"] + s["quarantined"] for s in subjects)
     if refused:
